@@ -1,0 +1,104 @@
+// Configuration: every option is an environment variable and a CLI flag,
+// with a default. The table below is the single source for both, and for the
+// README's configuration table (a test checks they agree). Invalid values
+// stop start-up with one line naming the variable and what is allowed.
+import { parseArgs } from 'node:util';
+import { validate as validateCron } from 'node-cron';
+import { WalcastError } from './errors.ts';
+import { LOG_LEVELS, type LogLevel } from './log.ts';
+
+export interface Config {
+  databaseUrl: string | undefined;
+  host: string;
+  port: number;
+  slot: string;
+  publication: string;
+  logLevel: LogLevel;
+  dataDir: string;
+  embeddedPort: number;
+  example: boolean | undefined;
+  maxSubscriptions: number;
+  maxFrameBytes: number;
+  sendQueueBytes: number;
+  heartbeatMs: number;
+  ttlSchedule: string;
+}
+
+type Parser<T> = (raw: string) => T | undefined;
+
+interface OptionSpec<K extends keyof Config> {
+  key: K;
+  env: string;
+  flag: string;
+  default: Config[K];
+  allowed: string;
+  parse: Parser<Config[K]>;
+  help: string;
+}
+
+const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
+const ident: Parser<string> = (v) => (IDENTIFIER.test(v) ? v : undefined);
+const int = (min: number, max: number): Parser<number> => (v) => {
+  if (!/^\d+$/.test(v)) return undefined;
+  const n = Number(v);
+  return n >= min && n <= max ? n : undefined;
+};
+const bool: Parser<boolean> = (v) => ({ true: true, '1': true, false: false, '0': false })[v.toLowerCase()];
+
+function opt<K extends keyof Config>(spec: OptionSpec<K>): OptionSpec<K> {
+  return spec;
+}
+
+export const OPTIONS = [
+  opt({ key: 'databaseUrl', env: 'DATABASE_URL', flag: 'database-url', default: undefined, allowed: 'a postgres:// or postgresql:// URL', parse: (v) => (/^postgres(ql)?:\/\//.test(v) ? v : undefined), help: 'PostgreSQL to use; unset: an embedded PostgreSQL in WALCAST_DATA_DIR' }),
+  opt({ key: 'host', env: 'HOST', flag: 'host', default: '127.0.0.1', allowed: 'a host name or IP address', parse: (v) => (v.length > 0 ? v : undefined), help: 'address the HTTP and WebSocket server listens on' }),
+  opt({ key: 'port', env: 'PORT', flag: 'port', default: 8080, allowed: 'an integer from 0 to 65535', parse: int(0, 65535), help: 'port of the HTTP and WebSocket server (0: any free port)' }),
+  opt({ key: 'slot', env: 'WALCAST_SLOT', flag: 'slot', default: 'walcast', allowed: 'a lower-case identifier ([a-z_][a-z0-9_]*, at most 63 characters)', parse: ident, help: 'name of the logical replication slot' }),
+  opt({ key: 'publication', env: 'WALCAST_PUBLICATION', flag: 'publication', default: 'realtime_events', allowed: 'a lower-case identifier ([a-z_][a-z0-9_]*, at most 63 characters)', parse: ident, help: 'publication whose tables are streamed' }),
+  opt({ key: 'logLevel', env: 'WALCAST_LOG_LEVEL', flag: 'log-level', default: 'info', allowed: LOG_LEVELS.join(', '), parse: (v) => (LOG_LEVELS as readonly string[]).includes(v) ? (v as LogLevel) : undefined, help: 'log level (JSON lines on stdout)' }),
+  opt({ key: 'dataDir', env: 'WALCAST_DATA_DIR', flag: 'data-dir', default: '.walcast', allowed: 'a directory path', parse: (v) => (v.length > 0 ? v : undefined), help: 'embedded mode: where the embedded PostgreSQL keeps its data' }),
+  opt({ key: 'embeddedPort', env: 'WALCAST_EMBEDDED_PORT', flag: 'embedded-port', default: 54329, allowed: 'an integer from 1 to 65535', parse: int(1, 65535), help: 'embedded mode: the embedded PostgreSQL\'s port on 127.0.0.1' }),
+  opt({ key: 'example', env: 'WALCAST_EXAMPLE', flag: 'example', default: undefined, allowed: 'true or false', parse: bool, help: 'install the example tables (default: true in embedded mode, false with DATABASE_URL)' }),
+  opt({ key: 'maxSubscriptions', env: 'WALCAST_MAX_SUBSCRIPTIONS', flag: 'max-subscriptions', default: 100, allowed: 'an integer from 1 to 100000', parse: int(1, 100_000), help: 'subscriptions one connection may hold' }),
+  opt({ key: 'maxFrameBytes', env: 'WALCAST_MAX_FRAME_BYTES', flag: 'max-frame-bytes', default: 65_536, allowed: 'an integer from 1024 to 16777216', parse: int(1024, 16 * 1024 * 1024), help: 'largest frame a client may send; larger closes with 1009' }),
+  opt({ key: 'sendQueueBytes', env: 'WALCAST_SEND_QUEUE_BYTES', flag: 'send-queue-bytes', default: 1_048_576, allowed: 'an integer from 65536 to 1073741824', parse: int(65_536, 1024 ** 3), help: 'bytes queued for one slow client before it is closed with 4008' }),
+  opt({ key: 'heartbeatMs', env: 'WALCAST_HEARTBEAT_MS', flag: 'heartbeat-ms', default: 15_000, allowed: 'an integer from 100 to 3600000', parse: int(100, 3_600_000), help: 'ping interval; a client silent for two intervals is dropped' }),
+  opt({ key: 'ttlSchedule', env: 'WALCAST_TTL_SCHEDULE', flag: 'ttl-schedule', default: '*/10 * * * * *', allowed: 'a cron expression (node-cron, seconds field optional)', parse: (v) => (validateCron(v) ? v : undefined), help: 'when the TTL job prunes expired rows' }),
+] as const;
+
+/** Read the configuration from flags (first) and the environment. */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: Object.fromEntries(OPTIONS.map((o) => [o.flag, { type: 'string' as const }])),
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new WalcastError('config_invalid', { detail: `${(err as Error).message}; run with --help to list the options` });
+  }
+  const config = {} as Record<keyof Config, unknown>;
+  for (const o of OPTIONS) {
+    const fromFlag = values[o.flag];
+    const raw = typeof fromFlag === 'string' ? fromFlag : env[o.env];
+    if (raw === undefined || raw === '') {
+      config[o.key] = o.default;
+      continue;
+    }
+    const parsed = (o.parse as Parser<unknown>)(raw);
+    if (parsed === undefined) {
+      throw new WalcastError('config_invalid', {
+        detail: `${o.env} (--${o.flag}) must be ${o.allowed}; got ${JSON.stringify(raw)}`,
+      });
+    }
+    config[o.key] = parsed;
+  }
+  return config as Config;
+}
+
+export function helpText(): string {
+  const rows = OPTIONS.map((o) => `  --${o.flag.padEnd(18)} ${o.env.padEnd(26)} ${o.help} (default: ${o.default ?? 'unset'})`);
+  return ['Usage: walcast start [options]', '', 'Options (flag, environment variable):', ...rows].join('\n');
+}

@@ -1,0 +1,120 @@
+// The relay's error registry: every operational error has a stable code, a
+// message that says what went wrong, and the fix. docs/errors.md lists each
+// code (a test keeps the two in step). Errors sent to WebSocket clients are
+// the protocol's own and live in client/protocol.ts.
+
+type Params = Record<string, string | number | undefined>;
+
+interface ErrorSpec {
+  /** What went wrong and how to fix it; `{name}` is replaced from params. */
+  message: string;
+  /** True when retrying later may succeed without a change by the operator. */
+  retryable: boolean;
+}
+
+export const RELAY_ERRORS = {
+  config_invalid: {
+    message: '{detail}',
+    retryable: false,
+  },
+  embedded_postgres_failed: {
+    message:
+      'the embedded PostgreSQL in {dataDir} did not start: {detail}. Check that no other server uses that data directory, or set DATABASE_URL to use your own PostgreSQL',
+    retryable: false,
+  },
+  database_unreachable: {
+    message: 'cannot connect to PostgreSQL at {target}: {detail}. Check DATABASE_URL and that the server is running',
+    retryable: true,
+  },
+  wal_level_not_logical: {
+    message:
+      "wal_level is '{walLevel}'; run ALTER SYSTEM SET wal_level = logical and restart PostgreSQL",
+    retryable: false,
+  },
+  replication_not_permitted: {
+    message:
+      'role {role} may not use replication; run ALTER ROLE {role} WITH REPLICATION (or connect as a role that has it)',
+    retryable: false,
+  },
+  no_free_replication_slot: {
+    message:
+      'all {max} replication slots are in use and slot {slot} does not exist yet; drop an unused slot (SELECT pg_drop_replication_slot(name) FROM pg_replication_slots WHERE NOT active) or raise max_replication_slots and restart PostgreSQL',
+    retryable: false,
+  },
+  no_free_wal_sender: {
+    message:
+      'all {max} WAL senders are busy; raise max_wal_senders and restart PostgreSQL, or stop an idle replication client',
+    retryable: true,
+  },
+  slot_in_use: {
+    message:
+      'replication slot {slot} is in use by another process (pid {pid}); stop the other relay, or set WALCAST_SLOT to another name',
+    retryable: true,
+  },
+  slot_wrong_plugin: {
+    message:
+      "replication slot {slot} uses the output plugin '{plugin}', not pgoutput; drop it (SELECT pg_drop_replication_slot('{slot}')) or set WALCAST_SLOT to another name",
+    retryable: false,
+  },
+  slot_wrong_database: {
+    message:
+      "replication slot {slot} belongs to database {database}; set WALCAST_SLOT to another name, or drop that slot there",
+    retryable: false,
+  },
+  migration_failed: {
+    message: 'installing the walcast schema failed at {file}: {detail}',
+    retryable: false,
+  },
+  replication_failed: {
+    message: 'the replication stream failed: {detail}; reconnecting',
+    retryable: true,
+  },
+  listen_failed: {
+    message: 'cannot listen on {host}:{port}: {detail}. Set PORT (or --port) to a free port',
+    retryable: false,
+  },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type RelayErrorCode = keyof typeof RELAY_ERRORS;
+
+export class WalcastError extends Error {
+  readonly code: RelayErrorCode;
+  readonly retryable: boolean;
+  readonly params: Params;
+
+  constructor(code: RelayErrorCode, params: Params = {}, cause?: unknown) {
+    super(format(RELAY_ERRORS[code].message, params), cause === undefined ? undefined : { cause });
+    this.name = 'WalcastError';
+    this.code = code;
+    this.params = params;
+    this.retryable = RELAY_ERRORS[code].retryable;
+  }
+}
+
+function format(template: string, params: Params): string {
+  return template.replace(/\{(\w+)\}/g, (_, key: string) => String(params[key] ?? `<${key}>`));
+}
+
+/** The SQLSTATE of a PostgreSQL error, if it is one. */
+export function sqlState(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/** SQLSTATEs the relay reacts to (PostgreSQL docs, Appendix A). */
+export const SQLSTATE = {
+  duplicateObject: '42710',
+  undefinedObject: '42704',
+  objectInUse: '55006',
+  insufficientPrivilege: '42501',
+  tooManyConnections: '53300',
+  configurationLimitExceeded: '53400',
+  adminShutdown: '57P01',
+  crashShutdown: '57P02',
+  cannotConnectNow: '57P03',
+  invalidPassword: '28P01',
+  invalidAuthorization: '28000',
+  undefinedTable: '42P01',
+  undefinedColumn: '42703',
+  invalidParameterValue: '22023',
+} as const;

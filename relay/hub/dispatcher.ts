@@ -1,0 +1,223 @@
+// Turns decoded pgoutput messages into events and hands them to the router.
+//
+// pgoutput (protocol 1) sends a transaction only after it committed, whole
+// and in commit order, so rows are dispatched as they arrive: a rolled-back
+// transaction never reaches walcast, and a transaction of a million rows is
+// streamed, not held in memory. The commit's end LSN is reported as delivered
+// once the Commit message is handled, after every row of it went to the
+// sockets: that is the LSN the stream may confirm.
+//
+// Positions are (commit LSN, index of the change in its transaction). After a
+// reconnect PostgreSQL may resend a transaction that was partly dispatched;
+// every change at or before the last dispatched position is skipped, so no
+// client sees an event twice.
+import type { Logger } from '../log.ts';
+import type { PgoutputMessage, Relation, Tuple } from '../replication/decoder.ts';
+import { pgTimeToIso } from '../replication/decoder.ts';
+import { formatPosition, streamPoint } from '../replication/position.ts';
+import type { Lsn } from '../replication/lsn.ts';
+import { registrationFromRow, type Registration } from '../db/registry.ts';
+import { PRUNE_MESSAGE_PREFIX } from '../jobs/ttl.ts';
+import type { Router } from './router.ts';
+import type { EventMessage, Op } from '../../client/protocol.ts';
+import { MAX_CHANNEL_LENGTH } from '../../client/protocol.ts';
+
+interface Transaction {
+  finalLsn: Lsn;
+  commitTime: bigint;
+  commitTimeIso: string | undefined;
+  index: number;
+  /** Carries the TTL job's message: its deletes are not events. */
+  prune: boolean;
+}
+
+type Route = { kind: 'table'; channelColumn: string } | { kind: 'registry' } | { kind: 'none' };
+
+export interface DispatcherCounters {
+  rows: number;
+  events: number;
+  deliveries: number;
+  unrouted: number;
+  transactions: number;
+}
+
+export interface DispatcherOptions {
+  router: Router;
+  logger: Logger;
+  /** Every event at or before this LSN has been handed to the sockets. */
+  onDelivered: (lsn: Lsn) => void;
+  /** Where the stream starts: no event at or before it will be dispatched. */
+  startLsn: Lsn;
+}
+
+export class Dispatcher {
+  readonly counters: DispatcherCounters = { rows: 0, events: 0, deliveries: 0, unrouted: 0, transactions: 0 };
+  private tx: Transaction | undefined;
+  private lastLsn: Lsn;
+  private lastIndex = 0;
+  private readonly registrations = new Map<string, Registration>();
+  private readonly routes = new Map<number, Route>();
+  private readonly warned = new Set<string>();
+
+  constructor(private readonly opts: DispatcherOptions) {
+    this.lastLsn = opts.startLsn;
+  }
+
+  setRegistrations(regs: Registration[]): void {
+    this.registrations.clear();
+    for (const r of regs) this.registrations.set(`${r.schema}.${r.table}`, r);
+    this.routes.clear();
+  }
+
+  /** Is `name` ("chat_messages" or "schema.table") a registered table? */
+  hasTable(name: string): boolean {
+    return this.registrations.has(name.includes('.') ? name : `public.${name}`);
+  }
+
+  /** The position of the last dispatched change: later events all have greater positions. */
+  position(): string {
+    return this.lastIndex === 0 ? streamPoint(this.lastLsn) : formatPosition(this.lastLsn, this.lastIndex);
+  }
+
+  handle(msg: PgoutputMessage): void {
+    switch (msg.tag) {
+      case 'begin':
+        this.tx = { finalLsn: msg.finalLsn, commitTime: msg.commitTime, commitTimeIso: undefined, index: 0, prune: false };
+        return;
+      case 'commit':
+        this.tx = undefined;
+        this.counters.transactions++;
+        this.opts.onDelivered(msg.endLsn);
+        return;
+      case 'relation':
+        this.routes.delete(msg.relation.oid);
+        return;
+      case 'message':
+        if (msg.transactional && msg.prefix === PRUNE_MESSAGE_PREFIX && this.tx) this.tx.prune = true;
+        return;
+      case 'insert':
+      case 'update':
+      case 'delete':
+        this.change(msg);
+        return;
+      default:
+        // type, origin, truncate: nothing to route (TRUNCATE has no rows).
+        return;
+    }
+  }
+
+  private change(msg: Extract<PgoutputMessage, { tag: 'insert' | 'update' | 'delete' }>): void {
+    const tx = this.tx;
+    if (!tx) return;
+    const index = ++tx.index;
+    if (tx.finalLsn < this.lastLsn || (tx.finalLsn === this.lastLsn && index <= this.lastIndex)) return;
+    this.lastLsn = tx.finalLsn;
+    this.lastIndex = index;
+    this.counters.rows++;
+    const route = this.route(msg.relation);
+    if (route.kind === 'registry') return this.registryChange(msg);
+    if (route.kind === 'none') {
+      this.counters.unrouted++;
+      return;
+    }
+    if (msg.tag === 'delete' && tx.prune) return;
+    this.emit(msg, tx, index, route.channelColumn);
+  }
+
+  private emit(msg: Extract<PgoutputMessage, { tag: 'insert' | 'update' | 'delete' }>, tx: Transaction, index: number, column: string): void {
+    const event: EventMessage = {
+      type: 'event',
+      channel: '',
+      table: msg.relation.qualifiedName,
+      op: msg.tag as Op,
+      position: formatPosition(tx.finalLsn, index),
+      commit_time: (tx.commitTimeIso ??= pgTimeToIso(tx.commitTime)),
+      row: {},
+    };
+    let channels: (string | undefined)[];
+    if (msg.tag === 'insert') {
+      event.row = msg.new.values;
+      if (msg.new.unchanged) event.unchanged = msg.new.unchanged;
+      channels = [channelOf(msg.new.values, column)];
+    } else if (msg.tag === 'update') {
+      const prior = msg.old ?? msg.key;
+      fillUnchanged(event, msg.new, msg.old);
+      if (prior) event.old = prior.values;
+      const to = channelOf(msg.new.values, column);
+      const from = prior ? channelOf(prior.values, column) : undefined;
+      channels = from !== undefined && from !== to ? [to, from] : [to];
+    } else {
+      const prior = msg.old ?? msg.key;
+      event.row = prior?.values ?? {};
+      channels = [prior ? channelOf(prior.values, column) : undefined];
+    }
+    for (const channel of channels) {
+      if (channel === undefined) {
+        this.warnOnce(`nochan:${event.table}`, { table: event.table, column }, 'row without a usable channel value was not routed');
+        continue;
+      }
+      if (!this.opts.router.hasSubscribers(channel)) continue;
+      event.channel = channel;
+      this.counters.events++;
+      this.counters.deliveries += this.opts.router.dispatch(channel, event.table, JSON.stringify(event));
+    }
+  }
+
+  private route(relation: Relation): Route {
+    let route = this.routes.get(relation.oid);
+    if (route) return route;
+    if (relation.schema === 'walcast' && relation.name === 'tables') route = { kind: 'registry' };
+    else {
+      const reg = this.registrations.get(`${relation.schema}.${relation.name}`);
+      if (reg && relation.columns.some((c) => c.name === reg.channelColumn)) {
+        route = { kind: 'table', channelColumn: reg.channelColumn };
+      } else {
+        route = { kind: 'none' };
+        this.warnOnce(`unreg:${relation.qualifiedName}`, { table: relation.qualifiedName },
+          reg
+            ? `table ${relation.qualifiedName} has no column ${reg.channelColumn}; its rows are not routed. Run select walcast.register_table('${relation.qualifiedName}', channel_column => '<column>')`
+            : `table ${relation.qualifiedName} is in the publication but not registered; its rows are not routed. Run select walcast.register_table('${relation.qualifiedName}', channel_column => '<column>')`);
+      }
+    }
+    this.routes.set(relation.oid, route);
+    return route;
+  }
+
+  /** walcast.tables changed: registrations take effect in stream order, without a restart. */
+  private registryChange(msg: Extract<PgoutputMessage, { tag: 'insert' | 'update' | 'delete' }>): void {
+    const prior = msg.tag === 'insert' ? undefined : (msg.old ?? msg.key);
+    if (prior) this.registrations.delete(`${prior.values.schema_name}.${prior.values.table_name}`);
+    if (msg.tag !== 'delete') {
+      const reg = registrationFromRow(msg.new.values);
+      if (reg) this.registrations.set(`${reg.schema}.${reg.table}`, reg);
+    }
+    this.routes.clear();
+    this.warned.clear();
+    this.opts.logger.info({ op: msg.tag }, 'table registrations changed');
+  }
+
+  private warnOnce(key: string, fields: object, message: string): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.opts.logger.warn(fields, message);
+  }
+}
+
+function channelOf(values: Record<string, unknown>, column: string): string | undefined {
+  const v = values[column];
+  if (typeof v === 'string') return v.length > 0 && v.length <= MAX_CHANNEL_LENGTH ? v : undefined;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return undefined;
+}
+
+/** Unchanged TOASTed columns are taken from the old row when REPLICA IDENTITY FULL sent it; the rest are listed. */
+function fillUnchanged(event: EventMessage, next: Tuple, old: Tuple | undefined): void {
+  event.row = next.values;
+  if (!next.unchanged) return;
+  const missing: string[] = [];
+  for (const name of next.unchanged) {
+    if (old && name in old.values) next.values[name] = old.values[name];
+    else missing.push(name);
+  }
+  if (missing.length) event.unchanged = missing;
+}

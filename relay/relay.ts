@@ -1,0 +1,141 @@
+// The relay, assembled: database checks and schema, the slot, the stream,
+// the dispatcher and router, the HTTP/WebSocket server and the TTL job.
+// Tests start it on port 0; main.ts starts it from the configuration.
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import pg from 'pg';
+import { drizzle } from 'drizzle-orm/node-postgres';
+import type { Config } from './config.ts';
+import { WalcastError, sqlState } from './errors.ts';
+import type { Logger } from './log.ts';
+import { ensurePublication, migrate } from './db/migrate.ts';
+import { loadRegistrations } from './db/registry.ts';
+import { checkServer, ensureSlot } from './replication/slot.ts';
+import { ReplicationStream } from './replication/stream.ts';
+import { formatLsn } from './replication/lsn.ts';
+import { Dispatcher } from './hub/dispatcher.ts';
+import { Router } from './hub/router.ts';
+import { WsServer } from './ws/server.ts';
+import { healthRoutes } from './http/health.ts';
+import { createPruner } from './jobs/ttl.ts';
+
+export type RelayConfig = Omit<Config, 'databaseUrl' | 'dataDir' | 'embeddedPort' | 'example'> & {
+  databaseUrl: string;
+  example: boolean;
+};
+
+export interface Relay {
+  /** http://host:port */
+  url: string;
+  /** ws://host:port/ws */
+  wsUrl: string;
+  port: number;
+  slot: string;
+  pool: pg.Pool;
+  stream: ReplicationStream;
+  dispatcher: Dispatcher;
+  router: Router;
+  ws: WsServer;
+  app: FastifyInstance;
+  stop(): Promise<void>;
+}
+
+export async function startRelay(config: RelayConfig, logger: Logger): Promise<Relay> {
+  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 4 });
+  pool.on('error', (err) => logger.warn({ err }, 'idle database connection failed'));
+  try {
+    return await assemble(config, logger, pool);
+  } catch (err) {
+    await pool.end().catch(() => {});
+    throw asStartupError(err, config.databaseUrl);
+  }
+}
+
+async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool): Promise<Relay> {
+  await checkServer(pool);
+  await migrate(pool, { example: config.example, logger });
+  await ensurePublication(pool, config.publication);
+  const slot = await ensureSlot(pool, config.slot, logger);
+  const router = new Router();
+  let stream: ReplicationStream | undefined;
+  const dispatcher = new Dispatcher({
+    router,
+    logger,
+    startLsn: slot.confirmedFlushLsn,
+    onDelivered: (lsn) => stream?.delivered(lsn),
+  });
+  dispatcher.setRegistrations(await loadRegistrations(drizzle(pool)));
+  stream = new ReplicationStream({
+    connectionString: config.databaseUrl,
+    slot: config.slot,
+    publication: config.publication,
+    logger,
+    onMessage: (msg) => dispatcher.handle(msg),
+  });
+  const liveStream = stream;
+
+  const app: FastifyInstance = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    // One line per lifecycle event, not per request (health checks poll).
+    logController: new LogController({ disableRequestLogging: true }),
+  });
+  await app.register(healthRoutes, {
+    source: { slot: config.slot, state: () => liveStream.state, lastError: () => liveStream.lastError?.message },
+  });
+  const ws = new WsServer({
+    router,
+    logger,
+    maxSubscriptions: config.maxSubscriptions,
+    maxFrameBytes: config.maxFrameBytes,
+    sendQueueBytes: config.sendQueueBytes,
+    heartbeatMs: config.heartbeatMs,
+    position: () => dispatcher.position(),
+    hasTable: (name) => dispatcher.hasTable(name),
+  });
+  ws.attach(app.server);
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    throw new WalcastError('listen_failed', { host: config.host, port: config.port, detail: (err as Error).message }, err);
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+
+  stream.start(slot.confirmedFlushLsn);
+  logger.info({ slot: config.slot, lsn: formatLsn(slot.confirmedFlushLsn), created: slot.created }, 'slot ready');
+  const pruner = createPruner({ pool, schedule: config.ttlSchedule, logger });
+  pruner.start();
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      await pruner.stop();
+      await ws.close();
+      await app.close();
+      await liveStream.stop();
+      await pool.end();
+    })());
+  return { url: `http://${host}:${port}`, wsUrl: `ws://${host}:${port}/ws`, port, slot: config.slot, pool, stream, dispatcher, router, ws, app, stop };
+}
+
+function asStartupError(err: unknown, url: string): unknown {
+  if (err instanceof WalcastError) return err;
+  const code = (err as { code?: string }).code;
+  const state = sqlState(err);
+  const network = code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT' || code === 'EHOSTUNREACH';
+  if (network || state === '28P01' || state === '28000' || state === '3D000') {
+    const target = safeTarget(url);
+    return new WalcastError('database_unreachable', { target, detail: (err as Error).message }, err);
+  }
+  return err;
+}
+
+/** host:port/database of a URL, without the password. */
+export function safeTarget(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || 5432}${u.pathname}`;
+  } catch {
+    return 'DATABASE_URL';
+  }
+}

@@ -1,0 +1,190 @@
+// The replication connection: streams the slot with pgoutput, hands each
+// decoded message to the relay synchronously and in order, confirms LSNs
+// only when told they are delivered, and reconnects with backoff.
+//
+//   idle ──start()──▶ connecting ──START_REPLICATION──▶ streaming
+//                        ▲                                  │ error / server gone
+//                        └──── reconnecting (backoff) ◀─────┘
+//   any ──stop()──▶ closed
+//
+// pg-logical-replication carries the connection and the CopyBoth protocol;
+// walcast supplies the decoder (decoder.ts) and does its own acknowledgement:
+// the library's auto-acknowledge would confirm what was *received*, not what
+// was delivered, and it does not answer keepalives by itself.
+import { EventEmitter } from 'node:events';
+import { LogicalReplicationService } from 'pg-logical-replication';
+import type { Client } from 'pg';
+import type { Logger } from '../log.ts';
+import { WalcastError } from '../errors.ts';
+import { PgoutputDecoder, type PgoutputMessage } from './decoder.ts';
+import { formatLsn, parseLsn, type Lsn } from './lsn.ts';
+
+export type StreamState = 'idle' | 'connecting' | 'streaming' | 'reconnecting' | 'closed';
+
+export interface StreamOptions {
+  connectionString: string;
+  slot: string;
+  publication: string;
+  logger: Logger;
+  /** Called for every message, in WAL order; it must not throw. */
+  onMessage: (msg: PgoutputMessage) => void;
+  /** How often confirmed progress is sent when nothing asks for it, ms. */
+  statusIntervalMs?: number;
+  /** Backoff bounds for reconnecting, ms. */
+  backoff?: { initialMs: number; maxMs: number };
+}
+
+// Session settings that fix the text form of values (see values.ts).
+const SESSION_OPTIONS =
+  '-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=iso_8601 -c extra_float_digits=3 -c bytea_output=hex';
+
+// The shape of the library's (unexported) AbstractPlugin.
+class WalcastPgoutputPlugin {
+  readonly decoder = new PgoutputDecoder();
+  constructor(readonly options: { publication: string }) {}
+  get name(): string {
+    return 'pgoutput';
+  }
+  parse(buffer: Buffer): PgoutputMessage {
+    return this.decoder.decode(buffer);
+  }
+  start(client: Client, slotName: string, lastLsn: string): Promise<unknown> {
+    // Names are validated identifiers (config.ts); quoting keeps them exact.
+    const sql =
+      `START_REPLICATION SLOT "${slotName}" LOGICAL ${lastLsn} ` +
+      `(proto_version '1', publication_names '"${this.options.publication}"', messages 'true')`;
+    return client.query(sql);
+  }
+}
+
+export class ReplicationStream extends EventEmitter {
+  state: StreamState = 'idle';
+  lastError: Error | undefined;
+  /** Highest LSN whose events have all been handed to the sockets. */
+  private deliveredLsn: Lsn = 0n;
+  /** Highest LSN sent to PostgreSQL as flushed. */
+  private confirmedLsn: Lsn = 0n;
+  /** Inside Begin…Commit: keepalive positions must not be confirmed. */
+  private inTransaction = false;
+  /** End LSN of the last Commit received; until it is delivered, keepalives confirm nothing. */
+  private receivedCommitLsn: Lsn = 0n;
+  private service: LogicalReplicationService | undefined;
+  private statusTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private attempt = 0;
+  private readonly plugin: WalcastPgoutputPlugin;
+
+  constructor(private readonly opts: StreamOptions) {
+    super();
+    this.plugin = new WalcastPgoutputPlugin({ publication: opts.publication });
+  }
+
+  /** Start streaming after `fromLsn` (the slot's confirmed position, or 0 for the slot's own). */
+  start(fromLsn: Lsn): void {
+    this.deliveredLsn = fromLsn;
+    this.confirmedLsn = fromLsn;
+    this.statusTimer = setInterval(() => this.sendStatus(false), this.opts.statusIntervalMs ?? 1000);
+    this.statusTimer.unref();
+    void this.connect();
+  }
+
+  /** Every event at or before `lsn` has been handed to the sockets. */
+  delivered(lsn: Lsn): void {
+    if (lsn > this.deliveredLsn) this.deliveredLsn = lsn;
+  }
+
+  get confirmed(): Lsn {
+    return this.confirmedLsn;
+  }
+
+  async stop(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.sendStatus(false);
+    this.setState('closed');
+    clearInterval(this.statusTimer);
+    clearTimeout(this.retryTimer);
+    const service = this.service;
+    this.service = undefined;
+    await service?.destroy().catch(() => {});
+  }
+
+  private async connect(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.setState(this.attempt === 0 ? 'connecting' : 'reconnecting');
+    const service = new LogicalReplicationService(
+      { connectionString: this.opts.connectionString, options: SESSION_OPTIONS },
+      { acknowledge: { auto: false, timeoutSeconds: 0 } },
+    );
+    this.service = service;
+    this.inTransaction = false;
+    service.on('data', (_lsn: string, msg: PgoutputMessage) => this.onData(msg));
+    service.on('heartbeat', (lsn: string, _ts: number, shouldRespond: boolean) => this.onKeepalive(lsn, shouldRespond));
+    service.on('start', () => {
+      this.attempt = 0;
+      this.lastError = undefined;
+      this.setState('streaming');
+      this.opts.logger.info({ slot: this.opts.slot, lsn: formatLsn(this.deliveredLsn) }, 'replication streaming');
+    });
+    service.on('error', (err: Error) => this.onFailure(service, err));
+    // Resume after what was delivered, not merely confirmed: PostgreSQL skips
+    // transactions that committed before the requested position.
+    service
+      .subscribe(this.plugin as unknown as Parameters<LogicalReplicationService['subscribe']>[0], this.opts.slot, formatLsn(this.deliveredLsn))
+      .then(() => this.onFailure(service, new Error('the server ended the replication stream')))
+      .catch((err: Error) => this.onFailure(service, err));
+  }
+
+  private onData(msg: PgoutputMessage): void {
+    if (msg.tag === 'begin') this.inTransaction = true;
+    else if (msg.tag === 'commit') {
+      this.inTransaction = false;
+      this.receivedCommitLsn = msg.endLsn;
+    }
+    this.opts.onMessage(msg);
+  }
+
+  private onKeepalive(lsnText: string, shouldRespond: boolean): void {
+    // Nothing pending: the server's position is delivered too, so an idle
+    // publication does not pin WAL.
+    const idle = !this.inTransaction && this.deliveredLsn >= this.receivedCommitLsn;
+    if (idle) this.delivered(parseLsn(lsnText));
+    if (shouldRespond) this.sendStatus(true);
+  }
+
+  private sendStatus(force: boolean): void {
+    const service = this.service;
+    if (!service || this.state !== 'streaming') return;
+    if (!force && this.deliveredLsn === this.confirmedLsn) return;
+    const lsn = this.deliveredLsn;
+    if (lsn === 0n) return;
+    // The library reports `lsn + 1` (it treats the argument as the last byte
+    // received). PostgreSQL takes the flush position as confirmed_flush_lsn
+    // and skips transactions whose commit record starts before it, so
+    // confirming end+1 could skip a transaction committed right at `end`.
+    void service.acknowledge(formatLsn(lsn - 1n)).catch(() => {});
+    this.confirmedLsn = lsn;
+    this.emit('confirmed', lsn);
+  }
+
+  private onFailure(service: LogicalReplicationService, err: Error): void {
+    if (service !== this.service || this.state === 'closed') return;
+    this.service = undefined;
+    void service.destroy().catch(() => {});
+    this.lastError = err;
+    this.emit('failure', err);
+    const initial = this.opts.backoff?.initialMs ?? 200;
+    const max = this.opts.backoff?.maxMs ?? 10_000;
+    const delay = Math.min(max, initial * 2 ** this.attempt) * (0.5 + Math.random() / 2);
+    this.attempt++;
+    const wrapped = new WalcastError('replication_failed', { detail: err.message }, err);
+    this.opts.logger.warn({ err: wrapped, attempt: this.attempt, delayMs: Math.round(delay) }, wrapped.message);
+    this.setState('reconnecting');
+    this.retryTimer = setTimeout(() => void this.connect(), delay);
+  }
+
+  private setState(state: StreamState): void {
+    if (this.state === state) return;
+    this.state = state;
+    this.emit('state', state);
+  }
+}

@@ -1,0 +1,177 @@
+// The WebSocket endpoint (GET /ws): protocol v1 of client/protocol.ts.
+// Each connection is a router sink. Bad input gets an error frame with a
+// stable code and the connection stays usable; a frame over the size limit
+// closes it with 1009 (ws enforces maxPayload); a client whose send queue
+// passes its bound is closed with 4008; one that stops answering pings is
+// dropped (heartbeat.ts).
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, WebSocket, type RawData } from 'ws';
+import {
+  CLOSE,
+  ERROR_CODES,
+  WS_PATH,
+  parseClientMessage,
+  type ClientMessage,
+  type ErrorCode,
+  type ServerMessage,
+  type SubscribeMessage,
+} from '../../client/protocol.ts';
+import type { Logger } from '../log.ts';
+import type { Router, Sink } from '../hub/router.ts';
+import { Heartbeat } from './heartbeat.ts';
+
+export interface WsServerOptions {
+  router: Router;
+  logger: Logger;
+  maxSubscriptions: number;
+  maxFrameBytes: number;
+  sendQueueBytes: number;
+  heartbeatMs: number;
+  /** The position from which a new subscription is sure to receive events. */
+  position: () => string;
+  /** Whether a table name in a subscribe's `tables` filter is registered. */
+  hasTable: (name: string) => boolean;
+}
+
+export class Connection implements Sink {
+  readonly subscriptions = new Set<string>();
+  isAlive = true;
+
+  constructor(
+    readonly ws: WebSocket,
+    private readonly server: WsServer,
+  ) {}
+
+  send(frame: string): void {
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    if (this.ws.bufferedAmount + frame.length > this.server.opts.sendQueueBytes) {
+      this.server.closeSlowConsumer(this);
+      return;
+    }
+    this.ws.send(frame);
+  }
+
+  reply(msg: ServerMessage): void {
+    this.send(JSON.stringify(msg));
+  }
+
+  error(code: ErrorCode, message: string = ERROR_CODES[code], id?: string): void {
+    this.reply(id === undefined ? { type: 'error', code, message } : { type: 'error', id, code, message });
+  }
+}
+
+export class WsServer {
+  readonly wss: WebSocketServer;
+  readonly connections = new Set<Connection>();
+  private readonly heartbeat: Heartbeat;
+  slowConsumerCloses = 0;
+
+  constructor(readonly opts: WsServerOptions) {
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxFrameBytes, perMessageDeflate: false });
+    this.wss.on('connection', (ws) => this.onConnection(ws));
+    this.heartbeat = new Heartbeat(opts.heartbeatMs, () => this.connections);
+  }
+
+  /** Take over HTTP upgrades on `server` for WS_PATH; other paths are refused. */
+  attach(server: Server): void {
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const path = (req.url ?? '').split('?')[0];
+      if (path !== WS_PATH) {
+        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+        return;
+      }
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.wss.emit('connection', ws, req));
+    });
+    this.heartbeat.start();
+  }
+
+  private onConnection(ws: WebSocket): void {
+    const conn = new Connection(ws, this);
+    this.connections.add(conn);
+    ws.on('pong', () => {
+      conn.isAlive = true;
+    });
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      conn.isAlive = true;
+      if (isBinary) return conn.error('binary_not_supported');
+      this.onText(conn, data.toString());
+    });
+    ws.on('error', (err) => this.opts.logger.debug({ err }, 'websocket error'));
+    ws.on('close', () => this.drop(conn));
+  }
+
+  private onText(conn: Connection, text: string): void {
+    const parsed = parseClientMessage(text);
+    if (!parsed.ok) return conn.error(parsed.code, parsed.message, parsed.id);
+    try {
+      this.handle(conn, parsed.message);
+    } catch (err) {
+      this.opts.logger.error({ err }, 'failed to handle a client message');
+      conn.error('internal_error', ERROR_CODES.internal_error, parsed.message.id);
+    }
+  }
+
+  private handle(conn: Connection, msg: ClientMessage): void {
+    switch (msg.type) {
+      case 'subscribe':
+        return this.subscribe(conn, msg);
+      case 'unsubscribe':
+        if (!conn.subscriptions.delete(msg.channel)) return conn.error('not_subscribed', `not subscribed to ${msg.channel}`, msg.id);
+        this.opts.router.unsubscribe(msg.channel, conn);
+        return conn.reply(withId({ type: 'unsubscribed', channel: msg.channel }, msg.id));
+      case 'ping':
+        return conn.reply(withId({ type: 'pong' }, msg.id));
+    }
+  }
+
+  private subscribe(conn: Connection, msg: SubscribeMessage): void {
+    if (conn.subscriptions.has(msg.channel)) return conn.error('already_subscribed', `already subscribed to ${msg.channel}`, msg.id);
+    if (conn.subscriptions.size >= this.opts.maxSubscriptions) {
+      return conn.error('too_many_subscriptions', `a connection may hold ${this.opts.maxSubscriptions} subscriptions`, msg.id);
+    }
+    let tables: Set<string> | null = null;
+    if (msg.tables) {
+      const names = msg.tables.map((t) => (t.startsWith('public.') ? t.slice(7) : t));
+      const unknown = names.find((t) => !this.opts.hasTable(t));
+      if (unknown !== undefined) return conn.error('unknown_table', `table ${unknown} is not registered with walcast`, msg.id);
+      tables = new Set(names);
+    }
+    // Registration and the reply happen in the same tick as dispatch, so every
+    // event after `position` reaches this subscription.
+    conn.subscriptions.add(msg.channel);
+    this.opts.router.subscribe(msg.channel, conn, tables);
+    conn.reply(withId({ type: 'subscribed', channel: msg.channel, position: this.opts.position() }, msg.id));
+  }
+
+  closeSlowConsumer(conn: Connection): void {
+    if (conn.ws.readyState !== WebSocket.OPEN) return;
+    this.slowConsumerCloses++;
+    this.drop(conn);
+    conn.ws.close(CLOSE.slowConsumer, 'slow consumer: send queue over its limit');
+    // Its queue is full, so the close frame may never be read: cut it loose.
+    setTimeout(() => conn.ws.terminate(), 1000).unref();
+    this.opts.logger.warn({ queued: conn.ws.bufferedAmount }, 'closed a slow consumer');
+  }
+
+  private drop(conn: Connection): void {
+    if (!this.connections.delete(conn)) return;
+    for (const channel of conn.subscriptions) this.opts.router.unsubscribe(channel, conn);
+    conn.subscriptions.clear();
+  }
+
+  /** Close every client with `code` (1001 when the relay stops) and stop the heartbeat. */
+  async close(code: number = CLOSE.goingAway, reason = 'relay shutting down'): Promise<void> {
+    this.heartbeat.stop();
+    for (const conn of [...this.connections]) {
+      conn.ws.close(code, reason);
+      this.drop(conn);
+    }
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+    for (const ws of this.wss.clients) ws.terminate();
+  }
+}
+
+function withId<T extends ServerMessage>(msg: T, id: string | undefined): T {
+  return id === undefined ? msg : { ...msg, id };
+}

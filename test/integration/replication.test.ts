@@ -1,0 +1,194 @@
+// The slot and the stream: what is confirmed to PostgreSQL and when, what a
+// restart or a lost connection does, and how registrations take effect.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createTestDatabase, uniqueName, type TestDatabase } from '../helpers/postgres.ts';
+import { TestClient, startTestRelay, waitFor } from '../helpers/relay.ts';
+import type { Relay } from '../../relay/relay.ts';
+import { ReplicationStream } from '../../relay/replication/stream.ts';
+import type { PgoutputMessage } from '../../relay/replication/decoder.ts';
+import { parseLsn } from '../../relay/replication/lsn.ts';
+import { silentLogger } from '../../relay/log.ts';
+import { migrate, ensurePublication } from '../../relay/db/migrate.ts';
+import { ensureSlot } from '../../relay/replication/slot.ts';
+import { createPruner } from '../../relay/jobs/ttl.ts';
+
+let db: TestDatabase;
+const relays: Relay[] = [];
+const clients: TestClient[] = [];
+
+before(async () => {
+  db = await createTestDatabase();
+});
+
+after(async () => {
+  for (const c of clients) c.close();
+  for (const r of relays) await r.stop();
+  await db?.drop();
+});
+
+async function relay(overrides: Parameters<typeof startTestRelay>[1] = {}, url = db.url): Promise<Relay> {
+  const r = await startTestRelay(url, overrides);
+  relays.push(r);
+  return r;
+}
+
+async function client(r: Relay): Promise<TestClient> {
+  const c = await TestClient.connect(r.wsUrl);
+  clients.push(c);
+  return c;
+}
+
+async function confirmedFlush(slot: string): Promise<bigint> {
+  const [row] = await db.query<{ lsn: string }>(
+    'select confirmed_flush_lsn::text as lsn from pg_replication_slots where slot_name = $1', [slot]);
+  return parseLsn(row!.lsn);
+}
+
+async function insertReturningLsn(channel: string, body: string): Promise<bigint> {
+  await db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 's', $2)`, [channel, body]);
+  const [row] = await db.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn');
+  return parseLsn(row!.lsn);
+}
+
+test('confirmed_flush_lsn advances only past what was reported delivered', async () => {
+  await migrate(db.pool, { example: true });
+  await ensurePublication(db.pool, 'realtime_events');
+  const slot = uniqueName('ack_slot');
+  const info = await ensureSlot(db.pool, slot, silentLogger);
+  const commits: bigint[] = [];
+  const stream = new ReplicationStream({
+    connectionString: db.url, slot, publication: 'realtime_events', logger: silentLogger, statusIntervalMs: 50,
+    // The test holds delivery back: commits are recorded, not reported.
+    onMessage: (msg: PgoutputMessage) => { if (msg.tag === 'commit') commits.push(msg.endLsn); },
+  });
+  stream.start(info.confirmedFlushLsn);
+  try {
+    await waitFor(() => stream.state === 'streaming');
+    await insertReturningLsn('ack', 'one');
+    await waitFor(() => commits.length === 1);
+    await new Promise((r) => setTimeout(r, 500)); // several status intervals and keepalives
+    const held = await confirmedFlush(slot);
+    assert.ok(held < commits[0]!, `confirmed ${held} stays below the undelivered commit's end ${commits[0]}`);
+    stream.delivered(commits[0]!);
+    await waitFor(async () => (await confirmedFlush(slot)) === commits[0], 5000, 'confirmation of the delivered commit');
+  } finally {
+    await stream.stop();
+  }
+});
+
+test('an idle publication does not pin WAL: keepalive positions are confirmed', async () => {
+  const r = await relay();
+  const before = await confirmedFlush(r.slot);
+  // WAL written outside the publication: only keepalives carry it.
+  await db.query('create table not_published (x int)');
+  await db.query('insert into not_published select generate_series(1, 1000)');
+  const [row] = await db.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn');
+  const target = parseLsn(row!.lsn);
+  await db.query('select pg_switch_wal()').catch(() => {}); // nudges a keepalive on idle servers
+  await waitFor(async () => (await confirmedFlush(r.slot)) >= target, 30_000, 'keepalive confirmation');
+  assert.ok((await confirmedFlush(r.slot)) > before);
+});
+
+test('rows committed while the relay is stopped are decoded after it restarts', async () => {
+  const slot = uniqueName('restart_slot');
+  const first = await relay({ slot });
+  const c1 = await client(first);
+  await c1.subscribe('restart');
+  await db.query(`insert into chat_messages (channel_id, sender, body) values ('restart', 's', 'before')`);
+  await c1.waitForEvents(1);
+  await waitFor(async () => (await confirmedFlush(slot)) > 0n);
+  await first.stop();
+  const downLsn = await insertReturningLsn('restart', 'while down');
+  const second = await relay({ slot });
+  await waitFor(() => second.dispatcher.counters.rows >= 1, 10_000, 'the backlog to be decoded');
+  await waitFor(async () => (await confirmedFlush(slot)) >= downLsn, 10_000, 'the backlog to be confirmed');
+  assert.equal(second.dispatcher.counters.rows, 1, 'exactly the row committed while down, not the one before');
+});
+
+test('a lost replication connection reconnects and loses nothing', async () => {
+  const r = await relay();
+  const c = await client(r);
+  await c.subscribe('flaky');
+  const total = 60;
+  for (let i = 0; i < total; i++) {
+    await db.query(`insert into chat_messages (channel_id, sender, body) values ('flaky', 's', $1)`, [`m${i}`]);
+    if (i % 20 === 10) {
+      await db.query(
+        `select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1 and active`,
+        [r.slot],
+      );
+    }
+  }
+  const events = await c.waitForEvents(total, 30_000);
+  await new Promise((res) => setTimeout(res, 300));
+  assert.deepEqual(c.events().map((e) => e.row.body), Array.from({ length: total }, (_, i) => `m${i}`));
+  assert.equal(events.length, total);
+});
+
+test('/healthz is 503 with the reason while the stream is down, 200 once it is back', async () => {
+  const role = uniqueName('walcast_role');
+  await db.query(`create role ${role} superuser login password 'pw'`);
+  const url = new URL(db.url);
+  url.username = role;
+  url.password = 'pw';
+  const r = await relay({}, url.toString());
+  try {
+    await db.query(`alter role ${role} nologin`);
+    await db.query(`select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1 and active`, [r.slot]);
+    await waitFor(async () => (await fetch(`${r.url}/healthz`)).status === 503, 10_000, 'healthz to turn 503');
+    const body = (await (await fetch(`${r.url}/healthz`)).json()) as { status: string; replication: string; reason: string };
+    assert.equal(body.status, 'unavailable');
+    assert.equal(body.replication, 'reconnecting');
+    assert.match(body.reason, /not permitted to log in|terminat/);
+    await db.query(`alter role ${role} login`);
+    await waitFor(async () => (await fetch(`${r.url}/healthz`)).status === 200, 20_000, 'healthz to recover');
+  } finally {
+    await r.stop();
+    relays.splice(relays.indexOf(r), 1);
+    await db.query(`alter role ${role} login`);
+  }
+});
+
+test('tables registered and unregistered at run time take effect without a restart', async () => {
+  const r = await relay();
+  const c = await client(r);
+  await c.subscribe('live');
+  await db.query(`create table orders (id serial primary key, shop text not null, total int)`);
+  await db.query(`insert into orders (shop, total) values ('live', 1)`); // not published yet
+  await db.query(`select walcast.register_table('orders', channel_column => 'shop')`);
+  await db.query(`insert into orders (shop, total) values ('live', 2)`);
+  const [e] = await c.waitForEvents(1);
+  assert.equal(e?.table, 'orders');
+  assert.equal(e?.row.total, 2);
+  const filtered = await client(r);
+  await filtered.subscribe('live', { tables: ['orders'] }); // known to the relay now
+  await db.query(`select walcast.unregister_table('orders')`);
+  await db.query(`insert into orders (shop, total) values ('live', 3)`);
+  await db.query(`insert into chat_messages (channel_id, sender, body) values ('live', 's', 'marker')`);
+  await c.waitForEvents(2);
+  assert.deepEqual(c.events().map((x) => x.table), ['orders', 'chat_messages']);
+});
+
+test('TTL pruning removes old rows and sends no delete event; application deletes still do', async () => {
+  const r = await relay();
+  const c = await client(r);
+  await c.subscribe('ttl');
+  await db.query(`insert into chat_messages (channel_id, sender, body, created_at)
+                  select 'ttl', 's', 'old ' || g, now() - interval '8 days' from generate_series(1, 5) g`);
+  const [{ id }] = (await db.query<{ id: string }>(
+    `insert into chat_messages (channel_id, sender, body) values ('ttl', 's', 'fresh') returning id`)) as [{ id: string }];
+  await c.waitForEvents(6);
+  const pruner = createPruner({ pool: db.pool, logger: silentLogger, batchSize: 2 });
+  const result = await pruner.runOnce();
+  await pruner.stop();
+  assert.equal(result.find((x) => x.table.endsWith('chat_messages'))?.deleted, 5);
+  const [{ n }] = (await db.query<{ n: number }>(`select count(*)::int as n from chat_messages where channel_id = 'ttl'`)) as [{ n: number }];
+  assert.equal(n, 1);
+  await db.query(`delete from chat_messages where id = $1`, [id]);
+  await c.waitForEvents(7);
+  await new Promise((res) => setTimeout(res, 200));
+  const ops = c.events().map((e) => `${e.op}:${e.row.id}`);
+  assert.deepEqual(ops.slice(6), [`delete:${id}`]);
+  assert.equal(ops.length, 7);
+});

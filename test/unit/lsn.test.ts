@@ -1,0 +1,39 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatLsn, lsnToHex16, parseLsn } from '../../relay/replication/lsn.ts';
+import { formatPosition, parsePosition, streamPoint } from '../../relay/replication/position.ts';
+
+test('LSNs parse from and format to PostgreSQL text form', () => {
+  assert.equal(parseLsn('16/B374D848'), 0x16b374d848n);
+  assert.equal(formatLsn(0x16b374d848n), '16/B374D848');
+  assert.equal(formatLsn(0n), '0/0');
+  assert.equal(parseLsn('FFFFFFFF/FFFFFFFF'), 2n ** 64n - 1n);
+  assert.throws(() => parseLsn('16-B3'), TypeError);
+});
+
+test('positions sort by string comparison in commit order, then by index', () => {
+  const ps = [
+    formatPosition(0x1_0000_0000n, 1),
+    formatPosition(0x9n, 2),
+    formatPosition(0xan, 1),
+    formatPosition(0x9n, 10),
+    formatPosition(0x9n, 1),
+    streamPoint(0x9n),
+  ];
+  const sorted = [...ps].sort();
+  assert.deepEqual(sorted, [
+    streamPoint(0x9n),
+    formatPosition(0x9n, 1),
+    formatPosition(0x9n, 2),
+    formatPosition(0x9n, 10),
+    formatPosition(0xan, 1),
+    formatPosition(0x1_0000_0000n, 1),
+  ]);
+  assert.equal(lsnToHex16(0xabn), '00000000000000AB');
+});
+
+test('positions round-trip and reject garbage', () => {
+  assert.deepEqual(parsePosition(formatPosition(0x16b374d848n, 300)), { commitLsn: 0x16b374d848n, index: 300 });
+  assert.equal(parsePosition('nope'), undefined);
+  assert.equal(parsePosition('0000000000000001-0000000G'), undefined);
+});
