@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import { helpText, loadConfig, type Config } from './config.ts';
 import { WalcastError } from './errors.ts';
 import { createLogger, type Logger } from './log.ts';
-import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './db/embedded.ts';
+import type { EmbeddedPostgresHandle } from './db/embedded.ts';
 import { startRelay, type Relay } from './relay.ts';
 
 const USAGE = 'Usage: walcast start [options]   (walcast start --help lists the options)';
@@ -21,6 +21,8 @@ async function start(argv: string[]): Promise<void> {
   let databaseUrl = config.databaseUrl;
   if (!databaseUrl) {
     logger.info({ dataDir: resolve(config.dataDir), port: config.embeddedPort }, 'starting embedded PostgreSQL');
+    // Loaded only here: Docker images and DATABASE_URL users need not ship its binaries.
+    const { startEmbeddedPostgres } = await import('./db/embedded.ts');
     embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPort, persistent: true });
     databaseUrl = embedded.url;
   }

@@ -28,7 +28,7 @@ async function main(): Promise<number> {
   let url = process.env.TEST_DATABASE_URL;
   if (!url) {
     const dataDir = await mkdtemp(join(tmpdir(), 'walcast-test-pg-'));
-    pg = await startEmbeddedPostgres({ dataDir, port: 0, persistent: false, settings: { fsync: 'off', synchronous_commit: 'off' } });
+    pg = await startEmbeddedPostgres({ dataDir, port: 0, persistent: false, settings: { fsync: 'off' } });
     url = pg.url;
     console.log(`# test PostgreSQL (embedded): ${pg.psql}`);
   } else {

@@ -1,0 +1,13 @@
+# The relay image. It always uses DATABASE_URL (the embedded PostgreSQL is
+# for local development), so embedded-postgres's binaries are not needed.
+FROM node:20-bookworm-slim
+WORKDIR /app
+ENV NODE_ENV=production
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --omit=optional
+COPY client ./client
+COPY relay ./relay
+COPY sql ./sql
+USER node
+EXPOSE 8080
+CMD ["node_modules/.bin/tsx", "relay/main.ts", "start"]

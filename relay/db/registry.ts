@@ -1,0 +1,53 @@
+// Registered tables (walcast.tables), read once at start with Drizzle and
+// then kept current from the replication stream: walcast.tables is in the
+// publication with REPLICA IDENTITY FULL, so every change carries whole rows.
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { walcastTables } from './schema.ts';
+
+export interface Registration {
+  schema: string;
+  table: string;
+  channelColumn: string;
+  /** Interval as PostgreSQL prints it (`7 days`, `00:02:00`); null: kept forever. */
+  ttl: string | null;
+  timeColumn: string | null;
+}
+
+/** Any Drizzle PostgreSQL database; its schema type does not matter here. */
+export type AnyPgDatabase = PgDatabase<PgQueryResultHKT, any>;
+
+export async function loadRegistrations(db: AnyPgDatabase): Promise<Registration[]> {
+  const rows = await db
+    .select({
+      schema: walcastTables.schemaName,
+      table: walcastTables.tableName,
+      channelColumn: walcastTables.channelColumn,
+      ttl: walcastTables.ttl,
+      timeColumn: walcastTables.timeColumn,
+    })
+    .from(walcastTables)
+    .orderBy(walcastTables.schemaName, walcastTables.tableName);
+  return rows;
+}
+
+/**
+ * The registration in a decoded walcast.tables row (keys are the SQL column
+ * names, values text or null), or null when the row lacks a name or the
+ * channel column, e.g. an old row that carries only the key.
+ */
+export function registrationFromRow(row: Record<string, unknown>): Registration | null {
+  const schema = nonEmpty(row.schema_name);
+  const table = nonEmpty(row.table_name);
+  const channelColumn = nonEmpty(row.channel_column);
+  if (schema === null || table === null || channelColumn === null) return null;
+  return { schema, table, channelColumn, ttl: nonEmpty(row.ttl), timeColumn: nonEmpty(row.time_column) };
+}
+
+function nonEmpty(value: unknown): string | null {
+  return typeof value === 'string' && value !== '' ? value : null;
+}
+
+/** `schema.table`, unquoted: a label for logs and metrics, not SQL. */
+export function qualifiedName(r: Pick<Registration, 'schema' | 'table'>): string {
+  return `${r.schema}.${r.table}`;
+}
