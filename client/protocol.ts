@@ -10,7 +10,11 @@ export const MAX_CHANNEL_LENGTH = 200;
 /** Request ids are echoed back; they are strings of up to 64 characters. */
 export const MAX_ID_LENGTH = 64;
 
-export type Op = 'insert' | 'update' | 'delete';
+/** `snapshot`: a current row sent on subscribe with `snapshot: true`, before the live stream. */
+export type Op = 'insert' | 'update' | 'delete' | 'snapshot';
+
+/** Most rows one snapshot of an event table sends (`limit` on subscribe). */
+export const MAX_SNAPSHOT_LIMIT = 1000;
 
 // ---- client → relay ----
 
@@ -20,6 +24,12 @@ export interface SubscribeMessage {
   channel: string;
   /** Only rows of these tables (names as registered, e.g. "chat_messages"). */
   tables?: string[];
+  /** Resume: send every event after this position first (see `recovered`). */
+  since?: string;
+  /** Send the channel's current rows first, as `op: "snapshot"` events. */
+  snapshot?: boolean;
+  /** With `snapshot`: the newest N rows of event tables (state tables send every row). */
+  limit?: number;
 }
 
 export interface UnsubscribeMessage {
@@ -43,6 +53,12 @@ export interface SubscribedMessage {
   channel: string;
   /** Every event with a greater position reaches this subscription. */
   position: string;
+  /**
+   * Present when the subscribe had `since`: true when every event after it
+   * was still available and has been (or is being) sent, in order, before the
+   * live stream; false when it was not (nothing was replayed: resync).
+   */
+  recovered?: boolean;
 }
 
 export interface UnsubscribedMessage {
@@ -170,6 +186,23 @@ function parseSubscribe(obj: Record<string, unknown>, id: string | undefined): P
       return fail('bad_request', '"tables" must be a non-empty array of up to 100 table names', id);
     }
     msg.tables = t as string[];
+  }
+  if (obj.since !== undefined) {
+    if (typeof obj.since !== 'string' || obj.since.length === 0 || obj.since.length > 64) {
+      return fail('bad_request', '"since" must be a position string from an event or a subscribed reply', id);
+    }
+    msg.since = obj.since;
+  }
+  if (obj.snapshot !== undefined) {
+    if (typeof obj.snapshot !== 'boolean') return fail('bad_request', '"snapshot" must be true or false', id);
+    msg.snapshot = obj.snapshot;
+  }
+  if (obj.limit !== undefined) {
+    const l = obj.limit;
+    if (typeof l !== 'number' || !Number.isInteger(l) || l < 1 || l > MAX_SNAPSHOT_LIMIT) {
+      return fail('bad_request', `"limit" must be an integer from 1 to ${MAX_SNAPSHOT_LIMIT}`, id);
+    }
+    msg.limit = l;
   }
   return { ok: true, message: msg };
 }

@@ -32,6 +32,10 @@ test('bad frames get a stable code, and the id when the frame had one', () => {
     ['{"type":"subscribe","channel":"c","tables":[1]}', 'bad_request'],
     ['{"type":"ping","id":5}', 'bad_request'],
     ['{"type":"unsubscribe"}', 'bad_request'],
+    ['{"type":"subscribe","channel":"c","since":5}', 'bad_request'],
+    ['{"type":"subscribe","channel":"c","snapshot":"yes"}', 'bad_request'],
+    ['{"type":"subscribe","channel":"c","snapshot":true,"limit":0}', 'bad_request'],
+    ['{"type":"subscribe","channel":"c","snapshot":true,"limit":1.5}', 'bad_request'],
   ];
   for (const [frame, code, id] of cases) {
     const r = parseClientMessage(frame);
@@ -41,6 +45,12 @@ test('bad frames get a stable code, and the id when the frame had one', () => {
     assert.equal(r.id, id, frame);
     assert.ok(r.message.length > 0);
   }
+});
+
+test('subscribe takes since, snapshot and limit', () => {
+  assert.deepEqual(parseClientMessage('{"type":"subscribe","channel":"c","since":"0000000000000001-00000002","snapshot":true,"limit":50}'), {
+    ok: true, message: { type: 'subscribe', channel: 'c', since: '0000000000000001-00000002', snapshot: true, limit: 50 },
+  });
 });
 
 test('a channel of exactly 200 characters is accepted', () => {
