@@ -110,6 +110,8 @@ export const CLOSE = {
   slowConsumer: 4008,
   /** The client stopped answering pings. */
   heartbeatTimeout: 4009,
+  /** The replication slot was recreated: positions from before cannot be resumed. */
+  streamReset: 4010,
 } as const;
 
 /** Every error code a client can receive, with what it means. */
@@ -123,6 +125,7 @@ export const ERROR_CODES = {
   already_subscribed: 'the connection is already subscribed to this channel',
   not_subscribed: 'the connection is not subscribed to this channel',
   unknown_table: 'a table named in `tables` is not registered with walcast',
+  snapshot_failed: 'reading the current rows for a snapshot failed; subscribe again',
   internal_error: 'the relay failed to handle the request; it has been logged',
 } as const;
 

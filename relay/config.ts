@@ -22,6 +22,9 @@ export interface Config {
   sendQueueBytes: number;
   heartbeatMs: number;
   ttlSchedule: string;
+  recoverySeconds: number;
+  recoveryEvents: number;
+  recoveryMaxBytes: number;
 }
 
 type Parser<T> = (raw: string) => T | undefined;
@@ -64,6 +67,9 @@ export const OPTIONS = [
   opt({ key: 'sendQueueBytes', env: 'WALCAST_SEND_QUEUE_BYTES', flag: 'send-queue-bytes', default: 1_048_576, allowed: 'an integer from 65536 to 1073741824', parse: int(65_536, 1024 ** 3), help: 'bytes queued for one slow client before it is closed with 4008' }),
   opt({ key: 'heartbeatMs', env: 'WALCAST_HEARTBEAT_MS', flag: 'heartbeat-ms', default: 15_000, allowed: 'an integer from 100 to 3600000', parse: int(100, 3_600_000), help: 'ping interval; a client silent for two intervals is dropped' }),
   opt({ key: 'ttlSchedule', env: 'WALCAST_TTL_SCHEDULE', flag: 'ttl-schedule', default: '*/10 * * * * *', allowed: 'a cron expression (node-cron, seconds field optional)', parse: (v) => (validateCron(v) ? v : undefined), help: 'when the TTL job prunes expired rows' }),
+  opt({ key: 'recoverySeconds', env: 'WALCAST_RECOVERY_SECONDS', flag: 'recovery-seconds', default: 300, allowed: 'an integer from 0 to 86400', parse: int(0, 86_400), help: 'recovery window by age: clients resume with `since` within it; the slot keeps this much WAL' }),
+  opt({ key: 'recoveryEvents', env: 'WALCAST_RECOVERY_EVENTS', flag: 'recovery-events', default: 10_000, allowed: 'an integer from 0 to 10000000', parse: int(0, 10_000_000), help: 'recovery window by count: events kept per channel (0: no resume)' }),
+  opt({ key: 'recoveryMaxBytes', env: 'WALCAST_RECOVERY_MAX_BYTES', flag: 'recovery-max-bytes', default: 64 * 1024 * 1024, allowed: 'an integer from 0 to 17179869184', parse: int(0, 16 * 1024 ** 3), help: 'recovery window by memory: bytes of events kept in all' }),
 ] as const;
 
 /** Read the configuration from flags (first) and the environment. */

@@ -117,4 +117,5 @@ export const SQLSTATE = {
   undefinedTable: '42P01',
   undefinedColumn: '42703',
   invalidParameterValue: '22023',
+  objectNotInPrerequisiteState: '55000',
 } as const;

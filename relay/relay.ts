@@ -9,13 +9,17 @@ import { WalcastError, sqlState } from './errors.ts';
 import type { Logger } from './log.ts';
 import { ensurePublication, migrate } from './db/migrate.ts';
 import { loadRegistrations } from './db/registry.ts';
-import { checkServer, ensureSlot } from './replication/slot.ts';
+import { checkServer, ensureSlot, recreateSlot } from './replication/slot.ts';
 import { ReplicationStream } from './replication/stream.ts';
-import { formatLsn } from './replication/lsn.ts';
+import { formatLsn, parseLsn, type Lsn } from './replication/lsn.ts';
 import { Dispatcher } from './hub/dispatcher.ts';
 import { Router } from './hub/router.ts';
+import { RecoveryBuffer } from './hub/recovery.ts';
+import { SnapshotReader } from './hub/snapshot.ts';
 import { WsServer } from './ws/server.ts';
 import { healthRoutes } from './http/health.ts';
+import { replayRoutes } from './http/replay.ts';
+import { CLOSE } from '../client/protocol.ts';
 import { createPruner } from './jobs/ttl.ts';
 
 export type RelayConfig = Omit<Config, 'databaseUrl' | 'dataDir' | 'embeddedPort' | 'example'> & {
@@ -34,6 +38,7 @@ export interface Relay {
   stream: ReplicationStream;
   dispatcher: Dispatcher;
   router: Router;
+  recovery: RecoveryBuffer;
   ws: WsServer;
   app: FastifyInstance;
   stop(): Promise<void>;
@@ -56,22 +61,40 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool): Pro
   await ensurePublication(pool, config.publication);
   const slot = await ensureSlot(pool, config.slot, logger);
   const router = new Router();
+  const recovery = new RecoveryBuffer({
+    maxAgeMs: config.recoverySeconds * 1000,
+    maxPerChannel: config.recoveryEvents,
+    maxBytes: config.recoveryMaxBytes,
+  });
   let stream: ReplicationStream | undefined;
   const dispatcher = new Dispatcher({
     router,
     logger,
+    recovery,
+    epoch: slot.epoch,
     startLsn: slot.confirmedFlushLsn,
-    onDelivered: (lsn) => stream?.delivered(lsn),
+    liveFromLsn: await currentWalLsn(pool),
+    onDelivered: (lsn, timeMs) => stream?.delivered(lsn, timeMs),
   });
   dispatcher.setRegistrations(await loadRegistrations(drizzle(pool)));
+  // Set below; the stream calls this only after it started.
+  let ws: WsServer | undefined;
   stream = new ReplicationStream({
     connectionString: config.databaseUrl,
     slot: config.slot,
     publication: config.publication,
     logger,
+    holdMs: config.recoveryEvents > 0 ? config.recoverySeconds * 1000 : 0,
     onMessage: (msg) => dispatcher.handle(msg),
+    recreateSlot: async (reason) => {
+      const info = await recreateSlot(pool, config.slot, logger, reason);
+      dispatcher.reset(info.epoch, info.confirmedFlushLsn, await currentWalLsn(pool));
+      ws?.closeAll(CLOSE.streamReset, 'the replication slot was recreated: subscribe again (earlier positions cannot be resumed)');
+      return info.confirmedFlushLsn;
+    },
   });
   const liveStream = stream;
+  const snapshots = new SnapshotReader(config.databaseUrl, () => dispatcher.registrationList());
 
   const app: FastifyInstance = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -81,7 +104,8 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool): Pro
   await app.register(healthRoutes, {
     source: { slot: config.slot, state: () => liveStream.state, lastError: () => liveStream.lastError?.message },
   });
-  const ws = new WsServer({
+  await app.register(replayRoutes, { source: { recovery, position: () => dispatcher.position() } });
+  ws = new WsServer({
     router,
     logger,
     maxSubscriptions: config.maxSubscriptions,
@@ -90,8 +114,11 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool): Pro
     heartbeatMs: config.heartbeatMs,
     position: () => dispatcher.position(),
     hasTable: (name) => dispatcher.hasTable(name),
+    recovery,
+    snapshots,
   });
   ws.attach(app.server);
+  const wsServer = ws;
   try {
     await app.listen({ host: config.host, port: config.port });
   } catch (err) {
@@ -102,7 +129,7 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool): Pro
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
 
   stream.start(slot.confirmedFlushLsn);
-  logger.info({ slot: config.slot, lsn: formatLsn(slot.confirmedFlushLsn), created: slot.created }, 'slot ready');
+  logger.info({ slot: config.slot, lsn: formatLsn(slot.confirmedFlushLsn), epoch: slot.epoch, created: slot.created }, 'slot ready');
   const pruner = createPruner({ pool, schedule: config.ttlSchedule, logger });
   pruner.start();
 
@@ -110,12 +137,18 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool): Pro
   const stop = () =>
     (stopping ??= (async () => {
       await pruner.stop();
-      await ws.close();
+      await wsServer.close();
       await app.close();
       await liveStream.stop();
+      await snapshots.close();
       await pool.end();
     })());
-  return { url: `http://${host}:${port}`, wsUrl: `ws://${host}:${port}/ws`, port, slot: config.slot, pool, stream, dispatcher, router, ws, app, stop };
+  return { url: `http://${host}:${port}`, wsUrl: `ws://${host}:${port}/ws`, port, slot: config.slot, pool, stream, dispatcher, router, recovery, ws: wsServer, app, stop };
+}
+
+async function currentWalLsn(pool: pg.Pool): Promise<Lsn> {
+  const { rows } = await pool.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+  return parseLsn(rows[0]!.lsn);
 }
 
 function asStartupError(err: unknown, url: string): unknown {

@@ -11,6 +11,8 @@ export interface Registration {
   /** Interval as PostgreSQL prints it (`7 days`, `00:02:00`); null: kept forever. */
   ttl: string | null;
   timeColumn: string | null;
+  /** What a snapshot sends: every row of the channel (state) or the newest (events). */
+  kind: 'events' | 'state';
 }
 
 /** Any Drizzle PostgreSQL database; its schema type does not matter here. */
@@ -24,6 +26,7 @@ export async function loadRegistrations(db: AnyPgDatabase): Promise<Registration
       channelColumn: walcastTables.channelColumn,
       ttl: walcastTables.ttl,
       timeColumn: walcastTables.timeColumn,
+      kind: walcastTables.kind,
     })
     .from(walcastTables)
     .orderBy(walcastTables.schemaName, walcastTables.tableName);
@@ -40,7 +43,8 @@ export function registrationFromRow(row: Record<string, unknown>): Registration 
   const table = nonEmpty(row.table_name);
   const channelColumn = nonEmpty(row.channel_column);
   if (schema === null || table === null || channelColumn === null) return null;
-  return { schema, table, channelColumn, ttl: nonEmpty(row.ttl), timeColumn: nonEmpty(row.time_column) };
+  const kind = row.kind === 'state' ? 'state' : 'events';
+  return { schema, table, channelColumn, ttl: nonEmpty(row.ttl), timeColumn: nonEmpty(row.time_column), kind };
 }
 
 function nonEmpty(value: unknown): string | null {

@@ -38,6 +38,8 @@ export const walcastTables = walcastSchema.table(
     ttl: interval('ttl'),
     timeColumn: text('time_column'),
     registeredAt: timestamptz('registered_at').notNull().defaultNow(),
+    /** 'events' or 'state' (sql/002_delivery.sql): what a snapshot sends. */
+    kind: text('kind').$type<'events' | 'state'>().notNull().default('events'),
   },
   (t) => [primaryKey({ columns: [t.schemaName, t.tableName] })],
 );
@@ -45,6 +47,13 @@ export const walcastTables = walcastSchema.table(
 export const walcastConfig = walcastSchema.table('config', {
   key: text('key').primaryKey(),
   value: text('value').notNull(),
+});
+
+/** The slots walcast created and their epochs (sql/002_delivery.sql). */
+export const walcastSlots = walcastSchema.table('slots', {
+  slotName: text('slot_name').primaryKey(),
+  epoch: text('epoch').notNull(),
+  createdAt: timestamptz('created_at').notNull().defaultNow(),
 });
 
 export const walcastMigrations = walcastSchema.table('migrations', {

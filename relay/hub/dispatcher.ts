@@ -14,16 +14,18 @@
 import type { Logger } from '../log.ts';
 import type { PgoutputMessage, Relation, Tuple } from '../replication/decoder.ts';
 import { pgTimeToIso } from '../replication/decoder.ts';
-import { formatPosition, streamPoint } from '../replication/position.ts';
+import { formatPosition, maxPosition, streamPoint } from '../replication/position.ts';
 import type { Lsn } from '../replication/lsn.ts';
 import { registrationFromRow, type Registration } from '../db/registry.ts';
 import { PRUNE_MESSAGE_PREFIX } from '../jobs/ttl.ts';
 import type { Router } from './router.ts';
+import type { RecoveryBuffer } from './recovery.ts';
 import type { EventMessage, Op } from '../../client/protocol.ts';
 import { MAX_CHANNEL_LENGTH } from '../../client/protocol.ts';
 
 interface Transaction {
   finalLsn: Lsn;
+  xid: number;
   commitTime: bigint;
   commitTimeIso: string | undefined;
   index: number;
@@ -44,10 +46,19 @@ export interface DispatcherCounters {
 export interface DispatcherOptions {
   router: Router;
   logger: Logger;
-  /** Every event at or before this LSN has been handed to the sockets. */
-  onDelivered: (lsn: Lsn) => void;
+  /** Every event at or before this LSN has been handed to the sockets (and buffered). */
+  onDelivered: (lsn: Lsn, commitTimeMs: number) => void;
   /** Where the stream starts: no event at or before it will be dispatched. */
   startLsn: Lsn;
+  /** The slot's incarnation, part of every position. */
+  epoch: string;
+  /**
+   * The server's WAL position when the relay started. Events before it were
+   * committed before this relay ran: they are replayed from the slot into the
+   * recovery window, but a new subscription does not receive them as live.
+   */
+  liveFromLsn: Lsn;
+  recovery: RecoveryBuffer;
 }
 
 export class Dispatcher {
@@ -55,12 +66,31 @@ export class Dispatcher {
   private tx: Transaction | undefined;
   private lastLsn: Lsn;
   private lastIndex = 0;
+  private epoch: string;
+  private liveFrom: string;
   private readonly registrations = new Map<string, Registration>();
   private readonly routes = new Map<number, Route>();
   private readonly warned = new Set<string>();
 
   constructor(private readonly opts: DispatcherOptions) {
     this.lastLsn = opts.startLsn;
+    this.epoch = opts.epoch;
+    this.liveFrom = streamPoint(opts.liveFromLsn, opts.epoch);
+    opts.recovery.reset(streamPoint(opts.startLsn, opts.epoch), opts.epoch);
+  }
+
+  /** The slot was recreated: a new epoch starts at `startLsn`, with an empty window. */
+  reset(epoch: string, startLsn: Lsn, liveFromLsn: Lsn): void {
+    this.tx = undefined;
+    this.epoch = epoch;
+    this.lastLsn = startLsn;
+    this.lastIndex = 0;
+    this.liveFrom = streamPoint(liveFromLsn, epoch);
+    this.opts.recovery.reset(streamPoint(startLsn, epoch), epoch);
+  }
+
+  get currentEpoch(): string {
+    return this.epoch;
   }
 
   setRegistrations(regs: Registration[]): void {
@@ -69,25 +99,31 @@ export class Dispatcher {
     this.routes.clear();
   }
 
+  registrationList(): Registration[] {
+    return [...this.registrations.values()];
+  }
+
   /** Is `name` ("chat_messages" or "schema.table") a registered table? */
   hasTable(name: string): boolean {
     return this.registrations.has(name.includes('.') ? name : `public.${name}`);
   }
 
-  /** The position of the last dispatched change: later events all have greater positions. */
+  /** Where a new subscription starts: every later event reaches it. */
   position(): string {
-    return this.lastIndex === 0 ? streamPoint(this.lastLsn) : formatPosition(this.lastLsn, this.lastIndex);
+    const last = this.lastIndex === 0 ? streamPoint(this.lastLsn, this.epoch) : formatPosition(this.lastLsn, this.lastIndex, this.epoch);
+    return maxPosition(last, this.liveFrom);
   }
 
   handle(msg: PgoutputMessage): void {
     switch (msg.tag) {
       case 'begin':
-        this.tx = { finalLsn: msg.finalLsn, commitTime: msg.commitTime, commitTimeIso: undefined, index: 0, prune: false };
+        this.tx = { finalLsn: msg.finalLsn, xid: msg.xid, commitTime: msg.commitTime, commitTimeIso: undefined, index: 0, prune: false };
         return;
       case 'commit':
         this.tx = undefined;
         this.counters.transactions++;
-        this.opts.onDelivered(msg.endLsn);
+        this.opts.recovery.evict(Date.now());
+        this.opts.onDelivered(msg.endLsn, pgTimeToMs(msg.commitTime));
         return;
       case 'relation':
         this.routes.delete(msg.relation.oid);
@@ -130,7 +166,7 @@ export class Dispatcher {
       channel: '',
       table: msg.relation.qualifiedName,
       op: msg.tag as Op,
-      position: formatPosition(tx.finalLsn, index),
+      position: formatPosition(tx.finalLsn, index, this.epoch),
       commit_time: (tx.commitTimeIso ??= pgTimeToIso(tx.commitTime)),
       row: {},
     };
@@ -151,15 +187,21 @@ export class Dispatcher {
       event.row = prior?.values ?? {};
       channels = [prior ? channelOf(prior.values, column) : undefined];
     }
+    const { router, recovery } = this.opts;
+    const keep = recovery.limits.maxPerChannel > 0;
+    const timeMs = pgTimeToMs(tx.commitTime);
     for (const channel of channels) {
       if (channel === undefined) {
         this.warnOnce(`nochan:${event.table}`, { table: event.table, column }, 'row without a usable channel value was not routed');
         continue;
       }
-      if (!this.opts.router.hasSubscribers(channel)) continue;
+      const live = router.hasSubscribers(channel);
+      if (!live && !keep) continue;
       event.channel = channel;
+      const frame = JSON.stringify(event);
       this.counters.events++;
-      this.counters.deliveries += this.opts.router.dispatch(channel, event.table, JSON.stringify(event));
+      if (keep) recovery.add({ channel, table: event.table, position: event.position, timeMs, frame }, Date.now());
+      if (live) this.counters.deliveries += router.dispatch(channel, { table: event.table, position: event.position, xid: tx.xid, frame });
     }
   }
 
@@ -201,6 +243,10 @@ export class Dispatcher {
     this.warned.add(key);
     this.opts.logger.warn(fields, message);
   }
+}
+
+function pgTimeToMs(micros: bigint): number {
+  return Number(micros / 1000n) + 946_684_800_000;
 }
 
 function channelOf(values: Record<string, unknown>, column: string): string | undefined {

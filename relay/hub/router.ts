@@ -1,6 +1,10 @@
 // Channel → subscribers. Pure: a sink is anything that takes a frame, so the
 // router is tested without sockets. A frame is serialised once by the caller
 // and the same string goes to every subscriber of the channel.
+//
+// A subscription may start "after" a position (it resumed from there and has
+// seen everything up to it) and may be "held" while its snapshot is read:
+// held events queue up, bounded, until release() hands them over.
 
 export interface Sink {
   send(frame: string): void;
@@ -9,19 +13,46 @@ export interface Sink {
 /** A subscription's table filter; null means every table. */
 export type TableFilter = ReadonlySet<string> | null;
 
+export interface RoutedEvent {
+  table: string;
+  position: string;
+  /** The transaction's id, to tell which events a snapshot already covers. */
+  xid: number;
+  frame: string;
+}
+
+export interface SubscribeOptions {
+  tables: TableFilter;
+  /** Skip events at or before this position. */
+  after?: string;
+  /** Queue events instead of sending them, until release(). */
+  hold?: boolean;
+}
+
+interface Subscription {
+  tables: TableFilter;
+  after: string | undefined;
+  held: RoutedEvent[] | undefined;
+  heldBytes: number;
+  overflow: boolean;
+}
+
+/** Most bytes of frames held for one subscription while its snapshot is read. */
+export const MAX_HELD_BYTES = 4 * 1024 * 1024;
+
 export class Router {
-  private readonly channels = new Map<string, Map<Sink, TableFilter>>();
+  private readonly channels = new Map<string, Map<Sink, Subscription>>();
   private subscriptions = 0;
 
   /** Returns false if the sink already holds this channel. */
-  subscribe(channel: string, sink: Sink, tables: TableFilter): boolean {
+  subscribe(channel: string, sink: Sink, opts: SubscribeOptions): boolean {
     let subs = this.channels.get(channel);
     if (!subs) {
       subs = new Map();
       this.channels.set(channel, subs);
     }
     if (subs.has(sink)) return false;
-    subs.set(sink, tables);
+    subs.set(sink, { tables: opts.tables, after: opts.after, held: opts.hold ? [] : undefined, heldBytes: 0, overflow: false });
     this.subscriptions++;
     return true;
   }
@@ -35,14 +66,36 @@ export class Router {
     return true;
   }
 
-  /** Hand `frame` to every subscriber of `channel` whose filter admits `table`; returns how many. */
-  dispatch(channel: string, table: string, frame: string): number {
+  /** Stop holding: returns the held events (or 'overflow' if they passed MAX_HELD_BYTES). */
+  release(channel: string, sink: Sink): RoutedEvent[] | 'overflow' | undefined {
+    const sub = this.channels.get(channel)?.get(sink);
+    if (!sub?.held) return undefined;
+    const held = sub.overflow ? 'overflow' : sub.held;
+    sub.held = undefined;
+    sub.heldBytes = 0;
+    return held;
+  }
+
+  /** Hand `event` to every subscriber of `channel` whose filter admits it; returns how many. */
+  dispatch(channel: string, event: RoutedEvent): number {
     const subs = this.channels.get(channel);
     if (!subs) return 0;
     let n = 0;
-    for (const [sink, tables] of subs) {
-      if (tables !== null && !tables.has(table)) continue;
-      sink.send(frame);
+    for (const [sink, sub] of subs) {
+      if (sub.tables !== null && !sub.tables.has(event.table)) continue;
+      if (sub.after !== undefined) {
+        if (event.position <= sub.after) continue;
+        sub.after = undefined;
+      }
+      if (sub.held) {
+        if (!sub.overflow) {
+          sub.held.push(event);
+          sub.heldBytes += event.frame.length;
+          sub.overflow = sub.heldBytes > MAX_HELD_BYTES;
+        }
+        continue;
+      }
+      sink.send(event.frame);
       n++;
     }
     return n;

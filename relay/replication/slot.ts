@@ -1,6 +1,7 @@
 // Start-up checks and the replication slot. Each check that fails says what
 // is wrong and the fix (errors.ts). The slot is permanent, so rows committed
 // while walcast is down are decoded when it returns.
+import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { SQLSTATE, WalcastError, sqlState } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -9,6 +10,8 @@ import { parseLsn, type Lsn } from './lsn.ts';
 export interface SlotInfo {
   slot: string;
   created: boolean;
+  /** The slot's incarnation (walcast.slots): new whenever the slot is created. */
+  epoch: string;
   /** The slot's confirmed_flush_lsn: streaming resumes after it. */
   confirmedFlushLsn: Lsn;
 }
@@ -68,7 +71,37 @@ export async function ensureSlot(pool: pg.Pool, slot: string, logger: Logger, wa
   if (row.active) throw new WalcastError('slot_in_use', { slot, pid: row.active_pid ?? '?' });
   await checkWalSenders(pool);
   const confirmed = row.confirmed_flush_lsn ? parseLsn(row.confirmed_flush_lsn) : 0n;
-  return { slot, created, confirmedFlushLsn: confirmed };
+  const epoch = await slotEpoch(pool, slot, created);
+  return { slot, created, epoch, confirmedFlushLsn: confirmed };
+}
+
+/**
+ * The slot vanished or can no longer be used: drop what is left of it and
+ * create it again, with a new epoch. Events committed in between are lost to
+ * the stream; clients learn it from `recovered: false`.
+ */
+export async function recreateSlot(pool: pg.Pool, slot: string, logger: Logger, reason: string): Promise<SlotInfo> {
+  const row = await readSlot(pool, slot);
+  if (row && !row.active) {
+    await pool.query('SELECT pg_drop_replication_slot($1)', [slot]).catch((err: unknown) => {
+      if (sqlState(err) !== SQLSTATE.undefinedObject) throw err;
+    });
+  }
+  const info = await ensureSlot(pool, slot, logger);
+  logger.warn({ slot, epoch: info.epoch, reason }, 'replication slot recreated: events committed while it was missing are lost; clients resync');
+  return info;
+}
+
+async function slotEpoch(pool: pg.Pool, slot: string, created: boolean): Promise<string> {
+  const fresh = randomBytes(4).toString('hex');
+  const { rows } = await pool.query<{ epoch: string }>(
+    `INSERT INTO walcast.slots AS s (slot_name, epoch) VALUES ($1, $2)
+     ON CONFLICT (slot_name) DO UPDATE SET epoch = CASE WHEN $3 THEN excluded.epoch ELSE s.epoch END,
+       created_at = CASE WHEN $3 THEN now() ELSE s.created_at END
+     RETURNING epoch`,
+    [slot, fresh, created],
+  );
+  return rows[0]!.epoch;
 }
 
 async function createSlot(pool: pg.Pool, slot: string): Promise<void> {

@@ -15,8 +15,9 @@ import { EventEmitter } from 'node:events';
 import { LogicalReplicationService } from 'pg-logical-replication';
 import type { Client } from 'pg';
 import type { Logger } from '../log.ts';
-import { WalcastError } from '../errors.ts';
+import { SQLSTATE, WalcastError, sqlState } from '../errors.ts';
 import { PgoutputDecoder, type PgoutputMessage } from './decoder.ts';
+import { TEXT_FORMAT_OPTIONS as SESSION_OPTIONS } from './values.ts';
 import { formatLsn, parseLsn, type Lsn } from './lsn.ts';
 
 export type StreamState = 'idle' | 'connecting' | 'streaming' | 'reconnecting' | 'closed';
@@ -32,11 +33,20 @@ export interface StreamOptions {
   statusIntervalMs?: number;
   /** Backoff bounds for reconnecting, ms. */
   backoff?: { initialMs: number; maxMs: number };
+  /**
+   * Hold confirmation back by this long (the recovery window): PostgreSQL
+   * keeps that much WAL, and a restarted relay re-reads it to rebuild the
+   * window. 0 confirms what is delivered at once.
+   */
+  holdMs?: number;
+  /**
+   * Called before reconnecting after the slot vanished (dropped) or was
+   * invalidated (wal_status lost): recreate it, and return the LSN to start
+   * from. Without it such a failure is retried as it is.
+   */
+  recreateSlot?: (reason: string) => Promise<Lsn>;
 }
 
-// Session settings that fix the text form of values (see values.ts).
-const SESSION_OPTIONS =
-  '-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=iso_8601 -c extra_float_digits=3 -c bytea_output=hex';
 
 // The shape of the library's (unexported) AbstractPlugin.
 class WalcastPgoutputPlugin {
@@ -68,6 +78,9 @@ export class ReplicationStream extends EventEmitter {
   private inTransaction = false;
   /** End LSN of the last Commit received; until it is delivered, keepalives confirm nothing. */
   private receivedCommitLsn: Lsn = 0n;
+  /** (LSN, time) samples of delivered progress, for the hold; at most one per 100 ms. */
+  private samples: { lsn: Lsn; timeMs: number }[] = [];
+  private slotLost: string | undefined;
   private service: LogicalReplicationService | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -88,9 +101,29 @@ export class ReplicationStream extends EventEmitter {
     void this.connect();
   }
 
-  /** Every event at or before `lsn` has been handed to the sockets. */
-  delivered(lsn: Lsn): void {
-    if (lsn > this.deliveredLsn) this.deliveredLsn = lsn;
+  /** Every event at or before `lsn` (committed at `timeMs`) has been handed to the sockets. */
+  delivered(lsn: Lsn, timeMs = Date.now()): void {
+    if (lsn <= this.deliveredLsn) return;
+    this.deliveredLsn = lsn;
+    if (!this.opts.holdMs) return;
+    const last = this.samples[this.samples.length - 1];
+    if (last && timeMs - last.timeMs < 100) last.lsn = lsn;
+    else this.samples.push({ lsn, timeMs });
+  }
+
+  /** What may be confirmed now: delivered, and (with a hold) older than the window. */
+  private confirmable(): Lsn {
+    if (!this.opts.holdMs) return this.deliveredLsn;
+    const horizon = Date.now() - this.opts.holdMs;
+    let lsn = this.confirmedLsn;
+    let drop = 0;
+    for (const s of this.samples) {
+      if (s.timeMs > horizon) break;
+      lsn = s.lsn;
+      drop++;
+    }
+    if (drop > 0) this.samples.splice(0, drop);
+    return lsn > this.deliveredLsn ? this.deliveredLsn : lsn;
   }
 
   get confirmed(): Lsn {
@@ -111,6 +144,18 @@ export class ReplicationStream extends EventEmitter {
   private async connect(): Promise<void> {
     if (this.state === 'closed') return;
     this.setState(this.attempt === 0 ? 'connecting' : 'reconnecting');
+    if (this.slotLost && this.opts.recreateSlot) {
+      try {
+        const start = await this.opts.recreateSlot(this.slotLost);
+        this.slotLost = undefined;
+        this.deliveredLsn = this.confirmedLsn = start;
+        this.receivedCommitLsn = 0n;
+        this.samples = [];
+      } catch (err) {
+        return this.onFailure(undefined, err as Error);
+      }
+      if ((this.state as StreamState) === 'closed') return;
+    }
     const service = new LogicalReplicationService(
       { connectionString: this.opts.connectionString, options: SESSION_OPTIONS },
       { acknowledge: { auto: false, timeoutSeconds: 0 } },
@@ -154,8 +199,8 @@ export class ReplicationStream extends EventEmitter {
   private sendStatus(force: boolean): void {
     const service = this.service;
     if (!service || this.state !== 'streaming') return;
-    if (!force && this.deliveredLsn === this.confirmedLsn) return;
-    const lsn = this.deliveredLsn;
+    const lsn = this.confirmable();
+    if (!force && lsn === this.confirmedLsn) return;
     if (lsn === 0n) return;
     // The library reports `lsn + 1` (it treats the argument as the last byte
     // received). PostgreSQL takes the flush position as confirmed_flush_lsn
@@ -166,11 +211,17 @@ export class ReplicationStream extends EventEmitter {
     this.emit('confirmed', lsn);
   }
 
-  private onFailure(service: LogicalReplicationService, err: Error): void {
+  private onFailure(service: LogicalReplicationService | undefined, err: Error): void {
     if (service !== this.service || this.state === 'closed') return;
     this.service = undefined;
-    void service.destroy().catch(() => {});
+    void service?.destroy().catch(() => {});
     this.lastError = err;
+    const state = sqlState(err);
+    // 42704: the slot does not exist (dropped); 55000: it can no longer be
+    // used (invalidated: wal_status lost, or a removed WAL segment).
+    if (state === SQLSTATE.undefinedObject || state === SQLSTATE.objectNotInPrerequisiteState) {
+      this.slotLost = `${err.message} (SQLSTATE ${state})`;
+    }
     this.emit('failure', err);
     const initial = this.opts.backoff?.initialMs ?? 200;
     const max = this.opts.backoff?.maxMs ?? 10_000;

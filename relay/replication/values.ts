@@ -7,6 +7,10 @@ import { parse as parseArrayLiteral } from 'postgres-array';
 
 export type Converter = (text: string) => unknown;
 
+/** Session settings that fix the text forms parsed here; every connection that reads values uses them. */
+export const TEXT_FORMAT_OPTIONS =
+  '-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=iso_8601 -c extra_float_digits=3 -c bytea_output=hex';
+
 // Built-in type OIDs (src/include/catalog/pg_type.dat).
 const OID = {
   bool: 16,

@@ -19,7 +19,10 @@ import {
 } from '../../client/protocol.ts';
 import type { Logger } from '../log.ts';
 import type { Router, Sink } from '../hub/router.ts';
+import type { RecoveryBuffer } from '../hub/recovery.ts';
+import type { SnapshotReader } from '../hub/snapshot.ts';
 import { Heartbeat } from './heartbeat.ts';
+import { subscribe, type Subscriber } from './subscribe.ts';
 
 export interface WsServerOptions {
   router: Router;
@@ -32,9 +35,11 @@ export interface WsServerOptions {
   position: () => string;
   /** Whether a table name in a subscribe's `tables` filter is registered. */
   hasTable: (name: string) => boolean;
+  recovery: RecoveryBuffer;
+  snapshots: SnapshotReader;
 }
 
-export class Connection implements Sink {
+export class Connection implements Sink, Subscriber {
   readonly subscriptions = new Set<string>();
   isAlive = true;
 
@@ -42,6 +47,18 @@ export class Connection implements Sink {
     readonly ws: WebSocket,
     private readonly server: WsServer,
   ) {}
+
+  get open(): boolean {
+    return this.ws.readyState === WebSocket.OPEN;
+  }
+
+  fail(code: ErrorCode, message: string, id?: string): void {
+    this.error(code, message, id);
+  }
+
+  overflow(): void {
+    this.server.closeSlowConsumer(this);
+  }
 
   send(frame: string): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
@@ -137,11 +154,7 @@ export class WsServer {
       if (unknown !== undefined) return conn.error('unknown_table', `table ${unknown} is not registered with walcast`, msg.id);
       tables = new Set(names);
     }
-    // Registration and the reply happen in the same tick as dispatch, so every
-    // event after `position` reaches this subscription.
-    conn.subscriptions.add(msg.channel);
-    this.opts.router.subscribe(msg.channel, conn, tables);
-    conn.reply(withId({ type: 'subscribed', channel: msg.channel, position: this.opts.position() }, msg.id));
+    void subscribe(this.opts, conn, msg, tables);
   }
 
   closeSlowConsumer(conn: Connection): void {
@@ -158,6 +171,14 @@ export class WsServer {
     if (!this.connections.delete(conn)) return;
     for (const channel of conn.subscriptions) this.opts.router.unsubscribe(channel, conn);
     conn.subscriptions.clear();
+  }
+
+  /** Close every client with `code` and `reason`; the server keeps accepting. */
+  closeAll(code: number, reason: string): void {
+    for (const conn of [...this.connections]) {
+      this.drop(conn);
+      conn.ws.close(code, reason);
+    }
   }
 
   /** Close every client with `code` (1001 when the relay stops) and stop the heartbeat. */

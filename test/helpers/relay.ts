@@ -20,6 +20,9 @@ export function relayConfig(databaseUrl: string, overrides: Partial<RelayConfig>
     sendQueueBytes: 1_048_576,
     heartbeatMs: 15_000,
     ttlSchedule: '0 0 1 1 *', // the tests run the pruner themselves
+    recoverySeconds: 300,
+    recoveryEvents: 10_000,
+    recoveryMaxBytes: 64 * 1024 * 1024,
     ...overrides,
   };
 }

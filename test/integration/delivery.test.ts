@@ -44,7 +44,7 @@ test('an INSERT reaches the subscribers of its channel and no one else', async (
   assert.equal(ea?.row.body, 'hello');
   assert.match(String(ea?.row.id), /^\d+$/);
   assert.match(ea!.commit_time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
-  assert.match(ea!.position, /^[0-9A-F]{16}-[0-9A-F]{8}$/);
+  assert.match(ea!.position, /^[0-9A-F]{16}-[0-9A-F]{8}-[0-9a-z]+$/);
   assert.deepEqual(eb, ea);
   // room-2's subscriber gets room-2's row and never room-1's.
   await db.query(`insert into chat_messages (channel_id, sender, body) values ('room-2', 'bob', 'other')`);

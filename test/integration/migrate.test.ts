@@ -29,15 +29,15 @@ function assertNoLeakedClients(): void {
 
 test('two relays migrating at once both succeed and apply each file once', async () => {
   const [a, b] = await Promise.all([migrate(db.pool, {}), migrate(db.pool, {})]);
-  assert.deepEqual([...a.applied, ...b.applied], ['001_walcast.sql']);
+  assert.deepEqual([...a.applied, ...b.applied].sort(), ['001_walcast.sql', '002_delivery.sql']);
   const rows = await db.query('SELECT name FROM walcast.migrations ORDER BY name');
-  assert.deepEqual(rows.map((r) => r.name), ['001_walcast.sql']);
+  assert.deepEqual(rows.map((r) => r.name), ['001_walcast.sql', '002_delivery.sql']);
   assertNoLeakedClients();
 });
 
 test('example tables come with example: true, and a second run applies nothing', async () => {
   const first = await migrate(db.pool, { example: true });
-  assert.deepEqual(first.applied, ['example/001_example.sql']);
+  assert.deepEqual(first.applied, ['example/001_example.sql', 'example/002_state_tables.sql']);
   const second = await migrate(db.pool, { example: true });
   assert.deepEqual(second.applied, []);
   assertNoLeakedClients();

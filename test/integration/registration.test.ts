@@ -173,6 +173,7 @@ test('loadRegistrations reads walcast.tables with types', async () => {
     channelColumn: 'id',
     ttl: null,
     timeColumn: null,
+    kind: 'events',
   });
   await db.query(`SELECT walcast.register_table('public.rooms_log', 'room', interval '90 minutes', 'at')`);
   const again = await loadRegistrations(drizzle(db.pool));
@@ -190,11 +191,11 @@ test('registrationFromRow maps a decoded walcast.tables row', () => {
       time_column: 'created_at',
       registered_at: '2025-01-01 00:00:00+00',
     }),
-    { schema: 'public', table: 'chat_messages', channelColumn: 'channel_id', ttl: '7 days', timeColumn: 'created_at' },
+    { schema: 'public', table: 'chat_messages', channelColumn: 'channel_id', ttl: '7 days', timeColumn: 'created_at', kind: 'events' },
   );
   assert.deepEqual(
-    registrationFromRow({ schema_name: 'public', table_name: 'call_state', channel_column: 'session_id', ttl: null, time_column: null }),
-    { schema: 'public', table: 'call_state', channelColumn: 'session_id', ttl: null, timeColumn: null },
+    registrationFromRow({ schema_name: 'public', table_name: 'call_state', channel_column: 'session_id', ttl: null, time_column: null, kind: 'state' }),
+    { schema: 'public', table: 'call_state', channelColumn: 'session_id', ttl: null, timeColumn: null, kind: 'state' },
   );
   assert.equal(registrationFromRow({ schema_name: 'public', table_name: 'x' }), null, 'a key-only old row');
   assert.equal(registrationFromRow({}), null);

@@ -1,0 +1,152 @@
+// The recovery window: recent events per channel, kept so that a client that
+// comes back with `since` gets exactly the events it missed, or is told
+// plainly that they are gone (never a partial replay).
+//
+// Bounds (each configurable, all enforced on every add):
+//   - age: events whose commit is older than maxAgeMs are dropped;
+//   - count: at most maxPerChannel events per channel;
+//   - memory: at most maxBytes for all frames together (oldest dropped first).
+// Dropping an event raises a floor: the global floor (age and memory, which
+// drop in position order across channels) or the channel's own floor
+// (count). A `since` at or above the channel's floor is recoverable: every
+// later event of that channel is still here. Pure: no I/O, no timers.
+
+import { parsePosition } from '../replication/position.ts';
+
+export interface BufferedEvent {
+  channel: string;
+  table: string;
+  position: string;
+  /** Commit time, ms since 1970. */
+  timeMs: number;
+  frame: string;
+  evicted?: boolean;
+}
+
+export interface RecoveryLimits {
+  maxAgeMs: number;
+  maxPerChannel: number;
+  maxBytes: number;
+}
+
+/** Per-event bookkeeping on top of the frame's characters (object, array slots). */
+const ENTRY_OVERHEAD = 120;
+
+interface ChannelLog {
+  events: BufferedEvent[];
+  head: number;
+  floor: string;
+}
+
+export type Replay = { recovered: true; events: BufferedEvent[] } | { recovered: false; reason: string };
+
+export class RecoveryBuffer {
+  private readonly channels = new Map<string, ChannelLog>();
+  private fifo: BufferedEvent[] = [];
+  private fifoHead = 0;
+  private floor = '';
+  private epoch = '';
+  bytes = 0;
+  count = 0;
+
+  constructor(readonly limits: RecoveryLimits) {}
+
+  /** Start over at `floor` (a stream point of `epoch`): everything after it will be added. */
+  reset(floor: string, epoch: string): void {
+    this.channels.clear();
+    this.fifo = [];
+    this.fifoHead = 0;
+    this.floor = floor;
+    this.epoch = epoch;
+    this.bytes = 0;
+    this.count = 0;
+  }
+
+  add(event: BufferedEvent, nowMs: number): void {
+    if (this.limits.maxPerChannel === 0) {
+      this.floor = event.position;
+      return;
+    }
+    let log = this.channels.get(event.channel);
+    if (!log) {
+      log = { events: [], head: 0, floor: '' };
+      this.channels.set(event.channel, log);
+    }
+    log.events.push(event);
+    this.fifo.push(event);
+    this.bytes += event.frame.length + ENTRY_OVERHEAD;
+    this.count++;
+    if (log.events.length - log.head > this.limits.maxPerChannel) {
+      const old = this.shiftChannel(log);
+      old.evicted = true;
+      log.floor = old.position;
+    }
+    this.evict(nowMs);
+  }
+
+  /** Drop events past the age and memory bounds. */
+  evict(nowMs: number): void {
+    const oldest = nowMs - this.limits.maxAgeMs;
+    while (this.fifoHead < this.fifo.length) {
+      const e = this.fifo[this.fifoHead]!;
+      if (!e.evicted && e.timeMs >= oldest && this.bytes <= this.limits.maxBytes) break;
+      this.fifoHead++;
+      if (e.evicted) continue;
+      const log = this.channels.get(e.channel)!;
+      this.shiftChannel(log);
+      this.floor = e.position;
+      if (log.head === log.events.length) this.channels.delete(e.channel);
+    }
+    if (this.fifoHead > 4096 && this.fifoHead * 2 > this.fifo.length) {
+      this.fifo = this.fifo.slice(this.fifoHead);
+      this.fifoHead = 0;
+    }
+  }
+
+  /** The events of `channel` after `since`, if none of them was dropped. */
+  replay(channel: string, since: string): Replay {
+    const parts = parsePosition(since);
+    if (!parts) return { recovered: false, reason: 'not a position' };
+    if (parts.epoch !== this.epoch) return { recovered: false, reason: 'the position is from another epoch (the slot was recreated)' };
+    if (parts.snapshotRow !== undefined) return { recovered: false, reason: 'a snapshot row is not a resumable position' };
+    const log = this.channels.get(channel);
+    const floor = log && log.floor > this.floor ? log.floor : this.floor;
+    if (since < floor) return { recovered: false, reason: 'events after this position have left the recovery window' };
+    if (!log) return { recovered: true, events: [] };
+    const from = this.firstAfter(log, since);
+    return { recovered: true, events: log.events.slice(from) };
+  }
+
+  /** Where the window starts: positions below it cannot be resumed. */
+  get globalFloor(): string {
+    return this.floor;
+  }
+
+  get channelCount(): number {
+    return this.channels.size;
+  }
+
+  private firstAfter(log: ChannelLog, since: string): number {
+    let lo = log.head;
+    let hi = log.events.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (log.events[mid]!.position <= since) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  private shiftChannel(log: ChannelLog): BufferedEvent {
+    const e = log.events[log.head]!;
+    log.events[log.head] = undefined as unknown as BufferedEvent; // let the frame be collected
+    log.head++;
+    this.bytes -= e.frame.length + ENTRY_OVERHEAD;
+    this.count--;
+    if (log.head > 1024 && log.head * 2 > log.events.length) {
+      log.events = log.events.slice(log.head);
+      log.head = 0;
+    }
+    return e;
+  }
+}

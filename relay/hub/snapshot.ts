@@ -1,0 +1,131 @@
+// Current rows of a channel, read for `snapshot: true`. The read runs in one
+// REPEATABLE READ transaction and returns that transaction's snapshot, so the
+// caller can tell which streamed transactions the rows already include
+// (visible in the snapshot) and which must still be sent. Values go through
+// the same converters as streamed rows, so both look the same to clients.
+import pg from 'pg';
+import type { Registration } from '../db/registry.ts';
+import { converterFor, TEXT_FORMAT_OPTIONS } from '../replication/values.ts';
+import type { TableFilter } from './router.ts';
+
+/** At most this many rows of one state table are sent per snapshot. */
+export const MAX_STATE_ROWS = 10_000;
+export const DEFAULT_SNAPSHOT_LIMIT = 100;
+
+export interface SnapshotRow {
+  table: string;
+  row: Record<string, unknown>;
+}
+
+export interface Snapshot {
+  rows: SnapshotRow[];
+  /** Was the transaction with this (32-bit) id visible to the read? */
+  visible(xid: number): boolean;
+  readAtIso: string;
+}
+
+const rawText = { getTypeParser: () => (value: string) => value };
+
+export class SnapshotReader {
+  private readonly pool: pg.Pool;
+
+  constructor(connectionString: string, private readonly registrations: () => Registration[]) {
+    this.pool = new pg.Pool({ connectionString, options: TEXT_FORMAT_OPTIONS, max: 2, types: rawText as never });
+    this.pool.on('error', () => {}); // an idle connection dropped; the next read reconnects
+  }
+
+  async read(channel: string, tables: TableFilter, limit: number): Promise<Snapshot> {
+    const regs = this.registrations().filter((r) => tables === null || tables.has(displayName(r)));
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const { rows: snap } = await client.query<{ s: string; t: string }>(
+        `SELECT pg_current_snapshot()::text AS s, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`,
+      );
+      const rows: SnapshotRow[] = [];
+      for (const reg of regs) rows.push(...(await readTable(client, reg, channel, limit)));
+      await client.query('COMMIT');
+      return { rows, visible: visibility(snap[0]!.s), readAtIso: snap[0]!.t };
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  close(): Promise<void> {
+    return this.pool.end();
+  }
+}
+
+export function displayName(r: Pick<Registration, 'schema' | 'table'>): string {
+  return r.schema === 'public' ? r.table : `${r.schema}.${r.table}`;
+}
+
+async function readTable(client: pg.PoolClient, reg: Registration, channel: string, limit: number): Promise<SnapshotRow[]> {
+  const table = `${pg.escapeIdentifier(reg.schema)}.${pg.escapeIdentifier(reg.table)}`;
+  const where = `${pg.escapeIdentifier(reg.channelColumn)} = $1`;
+  let sql: string;
+  if (reg.kind === 'state') {
+    sql = `SELECT * FROM ${table} WHERE ${where} LIMIT ${MAX_STATE_ROWS}`;
+  } else {
+    const order = await orderColumns(client, reg, table);
+    const desc = order.map((c) => `${c} DESC`).join(', ');
+    const asc = order.map((c) => `${c} ASC`).join(', ');
+    sql = order.length
+      ? `SELECT * FROM (SELECT * FROM ${table} WHERE ${where} ORDER BY ${desc} LIMIT ${limit}) s ORDER BY ${asc}`
+      : `SELECT * FROM ${table} WHERE ${where} LIMIT ${limit}`;
+  }
+  await client.query('SAVEPOINT snapshot_table');
+  let result: pg.QueryResult;
+  try {
+    result = await client.query({ text: sql, values: [channel] });
+  } catch (err) {
+    // A channel that cannot be a value of the column (text into an integer
+    // column, say) has no rows there.
+    if ((err as { code?: string }).code?.startsWith('22')) {
+      await client.query('ROLLBACK TO SAVEPOINT snapshot_table');
+      return [];
+    }
+    throw err;
+  }
+  const converters = result.fields.map((f) => converterFor(f.dataTypeID));
+  const name = displayName(reg);
+  return result.rows.map((r: Record<string, string | null>) => {
+    const row: Record<string, unknown> = {};
+    result.fields.forEach((f, i) => {
+      const v = r[f.name];
+      row[f.name] = v === null || v === undefined ? null : converters[i]!(v);
+    });
+    return { table: name, row };
+  });
+}
+
+/** Newest first by the time column, else by the primary key; none: any order. */
+async function orderColumns(client: pg.PoolClient, reg: Registration, table: string): Promise<string[]> {
+  if (reg.timeColumn) return [pg.escapeIdentifier(reg.timeColumn)];
+  const { rows } = await client.query<{ name: string }>(
+    `SELECT a.attname AS name FROM pg_index i
+       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+      WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)`,
+    [table],
+  );
+  return rows.map((r) => pg.escapeIdentifier(r.name));
+}
+
+/** Visibility of a transaction id in a pg_snapshot ("xmin:xmax:xip,…", 64-bit ids). */
+export function visibility(text: string): (xid: number) => boolean {
+  const [xminText, xmaxText, xipText] = text.split(':');
+  const xmin = BigInt(xminText!);
+  const xmax = BigInt(xmaxText!);
+  const xip = new Set((xipText ?? '').split(',').filter(Boolean).map((x) => BigInt(x)));
+  const epochBase = xmax & ~0xffffffffn;
+  return (xid: number) => {
+    // pgoutput sends 32-bit ids; place them in the 64-bit space next to xmax.
+    let full = epochBase | BigInt(xid >>> 0);
+    if (full > xmax + 0x7fffffffn) full -= 0x100000000n;
+    if (full < xmin) return true;
+    return full < xmax && !xip.has(full);
+  };
+}

@@ -1,0 +1,99 @@
+// What a subscribe does, in its three forms:
+//   live:      register with the router; every later event reaches it.
+//   resume:    `since` → the events after it from the recovery window, then
+//              live, in one tick (no gap, no duplicate); or recovered:false.
+//   snapshot:  hold the channel's live events, read the current rows in a
+//              REPEATABLE READ transaction, send them, then the held events
+//              the read did not already include, then live.
+import type { SubscribeMessage, SubscribedMessage } from '../../client/protocol.ts';
+import type { RecoveryBuffer } from '../hub/recovery.ts';
+import type { Router, TableFilter } from '../hub/router.ts';
+import { DEFAULT_SNAPSHOT_LIMIT, type SnapshotReader } from '../hub/snapshot.ts';
+import { snapshotPosition } from '../replication/position.ts';
+import type { Logger } from '../log.ts';
+
+export interface SubscribeDeps {
+  router: Router;
+  recovery: RecoveryBuffer;
+  snapshots: SnapshotReader;
+  position: () => string;
+  logger: Logger;
+}
+
+/** The parts of a connection a subscribe needs. */
+export interface Subscriber {
+  readonly subscriptions: Set<string>;
+  readonly open: boolean;
+  send(frame: string): void;
+  reply(msg: SubscribedMessage): void;
+  fail(code: 'snapshot_failed', message: string, id?: string): void;
+  overflow(): void;
+}
+
+export function subscribe(deps: SubscribeDeps, conn: Subscriber, msg: SubscribeMessage, tables: TableFilter): void | Promise<void> {
+  const { router, recovery } = deps;
+  const channel = msg.channel;
+  const reply = (position: string, recovered?: boolean): SubscribedMessage => {
+    const m: SubscribedMessage = { type: 'subscribed', channel, position };
+    if (msg.id !== undefined) m.id = msg.id;
+    if (recovered !== undefined) m.recovered = recovered;
+    return m;
+  };
+  conn.subscriptions.add(channel);
+  if (msg.since !== undefined) {
+    const replay = recovery.replay(channel, msg.since);
+    if (replay.recovered) {
+      router.subscribe(channel, conn, { tables, after: msg.since });
+      conn.reply(reply(deps.position(), true));
+      for (const e of replay.events) if (tables === null || tables.has(e.table)) conn.send(e.frame);
+      return;
+    }
+    if (!msg.snapshot) {
+      const position = deps.position();
+      router.subscribe(channel, conn, { tables, after: position });
+      conn.reply(reply(position, false));
+      return;
+    }
+  }
+  if (msg.snapshot) return withSnapshot(deps, conn, msg, tables, (p) => reply(p, msg.since === undefined ? undefined : false));
+  // Registration and the reply happen in the same tick as dispatch, so every
+  // event after `position` reaches this subscription. (`after` matters while
+  // a restarted relay re-reads its window: those events are not news.)
+  const position = deps.position();
+  router.subscribe(channel, conn, { tables, after: position });
+  conn.reply(reply(position));
+}
+
+async function withSnapshot(
+  deps: SubscribeDeps,
+  conn: Subscriber,
+  msg: SubscribeMessage,
+  tables: TableFilter,
+  reply: (position: string) => SubscribedMessage,
+): Promise<void> {
+  const channel = msg.channel;
+  const base = deps.position();
+  deps.router.subscribe(channel, conn, { tables, hold: true, after: base });
+  let snapshot;
+  try {
+    snapshot = await deps.snapshots.read(channel, tables, msg.limit ?? DEFAULT_SNAPSHOT_LIMIT);
+  } catch (err) {
+    deps.logger.error({ err, channel }, 'snapshot read failed');
+    deps.router.unsubscribe(channel, conn);
+    conn.subscriptions.delete(channel);
+    conn.fail('snapshot_failed', `reading the current rows of ${channel} failed; try again`, msg.id);
+    return;
+  }
+  // The client may have unsubscribed or gone while the rows were read.
+  if (!conn.open || !conn.subscriptions.has(channel)) return;
+  const held = deps.router.release(channel, conn);
+  if (held === 'overflow') return conn.overflow();
+  conn.reply(reply(base));
+  snapshot.rows.forEach(({ table, row }, i) => {
+    conn.send(JSON.stringify({
+      type: 'event', channel, table, op: 'snapshot',
+      position: snapshotPosition(base, i + 1), commit_time: snapshot.readAtIso, row,
+    }));
+  });
+  for (const e of held ?? []) if (!snapshot.visible(e.xid)) conn.send(e.frame);
+}

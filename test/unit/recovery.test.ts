@@ -1,0 +1,78 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { RecoveryBuffer, type BufferedEvent } from '../../relay/hub/recovery.ts';
+import { formatPosition, streamPoint } from '../../relay/replication/position.ts';
+
+const E = 'ep1';
+const pos = (lsn: number, i = 1) => formatPosition(BigInt(lsn), i, E);
+const ev = (channel: string, lsn: number, timeMs = 1000, table = 't'): BufferedEvent =>
+  ({ channel, table, position: pos(lsn), timeMs, frame: `{"lsn":${lsn}}` });
+
+function buffer(limits: Partial<RecoveryBuffer['limits']> = {}): RecoveryBuffer {
+  const b = new RecoveryBuffer({ maxAgeMs: 60_000, maxPerChannel: 100, maxBytes: 1 << 20, ...limits });
+  b.reset(streamPoint(10n, E), E);
+  return b;
+}
+
+const lsns = (r: ReturnType<RecoveryBuffer['replay']>) => (r.recovered ? r.events.map((e) => JSON.parse(e.frame).lsn) : r.reason);
+
+test('a since inside the window replays exactly the later events of that channel', () => {
+  const b = buffer();
+  for (const [ch, lsn] of [['a', 11], ['b', 12], ['a', 13], ['a', 14]] as const) b.add(ev(ch, lsn), 1000);
+  assert.deepEqual(lsns(b.replay('a', pos(11))), [13, 14]);
+  assert.deepEqual(lsns(b.replay('a', pos(14))), []);
+  assert.deepEqual(lsns(b.replay('a', streamPoint(10n, E))), [11, 13, 14]);
+  assert.deepEqual(lsns(b.replay('quiet', streamPoint(10n, E))), []);
+  assert.deepEqual(lsns(b.replay('a', pos(20))), [], 'a position ahead of the stream: nothing yet');
+});
+
+test('a since before the window, from another epoch, a snapshot row or garbage is not recoverable', () => {
+  const b = buffer();
+  b.add(ev('a', 11), 1000);
+  assert.equal(b.replay('a', streamPoint(9n, E)).recovered, false);
+  assert.equal(b.replay('a', formatPosition(11n, 1, 'other')).recovered, false);
+  assert.equal(b.replay('a', `${pos(11)}~000001`).recovered, false);
+  assert.equal(b.replay('a', 'garbage').recovered, false);
+});
+
+test('the per-channel count bound raises only that channel\'s floor', () => {
+  const b = buffer({ maxPerChannel: 3 });
+  for (let i = 11; i <= 15; i++) b.add(ev('busy', i), 1000);
+  b.add(ev('calm', 16), 1000);
+  assert.equal(b.replay('busy', pos(11)).recovered, false, 'event 12 was dropped');
+  assert.deepEqual(lsns(b.replay('busy', pos(12))), [13, 14, 15]);
+  assert.deepEqual(lsns(b.replay('calm', streamPoint(10n, E))), [16]);
+  assert.equal(b.count, 4);
+});
+
+test('the age bound drops old events in order and raises the global floor', () => {
+  const b = buffer({ maxAgeMs: 100 });
+  b.add(ev('a', 11, 1000), 1000);
+  b.add(ev('b', 12, 1150), 1150);
+  b.add(ev('a', 13, 1200), 1200); // 11 is now 200 ms old
+  assert.equal(b.replay('a', streamPoint(10n, E)).recovered, false);
+  assert.deepEqual(lsns(b.replay('a', pos(11))), [13]);
+  assert.equal(b.replay('b', streamPoint(10n, E)).recovered, false, 'the floor is global');
+  b.evict(5000);
+  assert.equal(b.count, 0);
+  assert.equal(b.channelCount, 0);
+  assert.deepEqual(lsns(b.replay('a', pos(13))), []);
+});
+
+test('the memory bound holds whatever the load, dropping the oldest first', () => {
+  const b = buffer({ maxBytes: 10_000, maxPerChannel: 1_000_000 });
+  for (let i = 0; i < 10_000; i++) b.add(ev(`c${i % 7}`, 11 + i), 1000);
+  assert.ok(b.bytes <= 10_000, `${b.bytes} bytes`);
+  assert.ok(b.count > 0 && b.count < 100);
+  const r = b.replay('c0', b.globalFloor);
+  assert.equal(r.recovered, true);
+  assert.equal(b.replay('c0', pos(11)).recovered, false);
+});
+
+test('a zero window keeps nothing and recovers only from the head', () => {
+  const b = buffer({ maxPerChannel: 0 });
+  b.add(ev('a', 11), 1000);
+  assert.equal(b.count, 0);
+  assert.equal(b.replay('a', streamPoint(10n, E)).recovered, false);
+  assert.deepEqual(lsns(b.replay('a', pos(11))), []);
+});
