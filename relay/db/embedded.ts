@@ -25,7 +25,12 @@ export interface EmbeddedPostgresHandle {
   dataDir: string;
   /** The psql command line a person can paste to reach this server. */
   psql: string;
+  /** Fast shutdown (SIGINT). */
   stop(): Promise<void>;
+  /** Immediate shutdown (SIGQUIT): no checkpoint, crash recovery at the next start. */
+  stopImmediately(): Promise<void>;
+  /** Start again after a stop, on the same port and data. */
+  restart(): Promise<void>;
 }
 
 export const EMBEDDED_USER = 'postgres';
@@ -78,6 +83,17 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
     dataDir,
     psql: `psql "${url}"`,
     stop: () => pg.stop(),
+    stopImmediately: async () => {
+      // The package only offers a fast shutdown; its child is the postmaster.
+      const child = (pg as unknown as { process?: import('node:child_process').ChildProcess }).process;
+      if (!child || child.exitCode !== null) return;
+      await new Promise<void>((done) => {
+        child.once('exit', () => done());
+        child.kill('SIGQUIT');
+      });
+      (pg as unknown as { process?: unknown }).process = undefined;
+    },
+    restart: () => pg.start(),
   };
 }
 

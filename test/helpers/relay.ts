@@ -2,7 +2,7 @@
 // WebSocket clients that collect what the relay sends.
 import { WebSocket } from 'ws';
 import { startRelay, type Relay, type RelayConfig } from '../../relay/relay.ts';
-import { createLogger, silentLogger } from '../../relay/log.ts';
+import { createLogger, silentLogger, type Logger } from '../../relay/log.ts';
 import type { ServerMessage } from '../../client/protocol.ts';
 import { uniqueName } from './postgres.ts';
 
@@ -27,8 +27,8 @@ export function relayConfig(databaseUrl: string, overrides: Partial<RelayConfig>
   };
 }
 
-export async function startTestRelay(databaseUrl: string, overrides: Partial<RelayConfig> = {}): Promise<Relay> {
-  const logger = process.env.WALCAST_TEST_LOG ? createLogger('debug', process.stderr) : silentLogger;
+export async function startTestRelay(databaseUrl: string, overrides: Partial<RelayConfig> = {}, log?: Logger): Promise<Relay> {
+  const logger = log ?? (process.env.WALCAST_TEST_LOG ? createLogger('debug', process.stderr) : silentLogger);
   const relay = await startRelay(relayConfig(databaseUrl, overrides), logger);
   await waitFor(() => relay.stream.state === 'streaming', 10_000, 'replication stream to start');
   return relay;
