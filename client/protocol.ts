@@ -59,6 +59,11 @@ export interface SubscribedMessage {
    * live stream; false when it was not (nothing was replayed: resync).
    */
   recovered?: boolean;
+  /**
+   * Present when the reply opens a snapshot: the number of `op:"snapshot"`
+   * events that follow it, before the live events.
+   */
+  snapshot?: number;
 }
 
 export interface UnsubscribedMessage {

@@ -88,7 +88,7 @@ async function withSnapshot(
   if (!conn.open || !conn.subscriptions.has(channel)) return;
   const held = deps.router.release(channel, conn);
   if (held === 'overflow') return conn.overflow();
-  conn.reply(reply(base));
+  conn.reply({ ...reply(base), snapshot: snapshot.rows.length });
   snapshot.rows.forEach(({ table, row }, i) => {
     conn.send(JSON.stringify({
       type: 'event', channel, table, op: 'snapshot',

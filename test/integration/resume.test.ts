@@ -104,7 +104,7 @@ test('snapshot: the current state rows, then live; the newest N of event tables'
   for (let i = 1; i <= 5; i++) await chat('s1', `m${i}`);
   const c = await client();
   const reply = await c.subscribe('s1', { snapshot: true, limit: 3 });
-  assert.equal(reply.type, 'subscribed');
+  assert.equal(reply.type === 'subscribed' && reply.snapshot, 6, 'subscribed counts the snapshot rows that follow');
   const snap = await c.waitForEvents(6);
   assert.ok(snap.every((e) => e.op === 'snapshot' && e.channel === 's1'));
   const byTable = (t: string) => snap.filter((e) => e.table === t).map((e) => e.row);
