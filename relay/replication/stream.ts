@@ -48,6 +48,9 @@ export interface StreamOptions {
 }
 
 
+/** Well under half of wal_sender_timeout's default (60 s), when the server starts asking. */
+const STATUS_REFRESH_MS = 10_000;
+
 // The shape of the library's (unexported) AbstractPlugin.
 class WalcastPgoutputPlugin {
   readonly decoder = new PgoutputDecoder();
@@ -81,6 +84,7 @@ export class ReplicationStream extends EventEmitter {
   /** (LSN, time) samples of delivered progress, for the hold; at most one per 100 ms. */
   private samples: { lsn: Lsn; timeMs: number }[] = [];
   private slotLost: string | undefined;
+  private statusSentAt = 0;
   private service: LogicalReplicationService | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -193,14 +197,22 @@ export class ReplicationStream extends EventEmitter {
     // publication does not pin WAL.
     const idle = !this.inTransaction && this.deliveredLsn >= this.receivedCommitLsn;
     if (idle) this.delivered(parseLsn(lsnText));
-    if (shouldRespond) this.sendStatus(true);
+    // The server asks for a reply when it is shutting down: its walsender
+    // exits only once the flush position reaches what it sent, so a held
+    // window would stall a fast shutdown. (The periodic status below keeps
+    // it from asking otherwise.) The hold yields; the window in memory stays.
+    if (shouldRespond) this.sendStatus(true, true);
   }
 
-  private sendStatus(force: boolean): void {
+  private sendStatus(force: boolean, release = false): void {
     const service = this.service;
     if (!service || this.state !== 'streaming') return;
-    const lsn = this.confirmable();
-    if (!force && lsn === this.confirmedLsn) return;
+    if (release) this.samples = [];
+    const lsn = release ? this.deliveredLsn : this.confirmable();
+    // Unchanged positions are re-sent now and then so that wal_sender_timeout
+    // never makes the server ask (see onKeepalive).
+    if (!force && lsn === this.confirmedLsn && Date.now() - this.statusSentAt < STATUS_REFRESH_MS) return;
+    this.statusSentAt = Date.now();
     if (lsn === 0n) return;
     // The library reports `lsn + 1` (it treats the argument as the last byte
     // received). PostgreSQL takes the flush position as confirmed_flush_lsn
