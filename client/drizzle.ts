@@ -20,9 +20,11 @@ export type WireValue<C extends Column> = C['_']['columnType'] extends StringOnT
 
 type Nullable<C extends Column> = C['_']['notNull'] extends true ? never : null;
 
+type Columns<T extends Table> = T['_']['columns'][keyof T['_']['columns']];
+
 /** A row of `T` as events carry it, keyed by column name (e.g. `channel_id`). */
 export type Row<T extends Table> = {
-  [K in keyof T['_']['columns'] as T['_']['columns'][K]['_']['name']]: WireValue<T['_']['columns'][K]> | Nullable<T['_']['columns'][K]>;
+  [C in Columns<T> as C['_']['name']]: WireValue<C> | Nullable<C>;
 };
 
 /** Row types by table name for Subscription<T>, from `{ name: typeof table }`. */
