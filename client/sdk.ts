@@ -64,6 +64,8 @@ export class WalcastClient {
   private state: ConnectionState = INITIAL_STATE;
   private socket: SocketLike | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
+  /** Pending retries of refused subscribes, cleared by close(). */
+  private readonly retryTimers = new Set<ReturnType<typeof setTimeout>>();
   private nextId = 1;
 
   constructor(url: string, options: ClientOptions = {}) {
@@ -184,6 +186,8 @@ export class WalcastClient {
 
   private shutdown(): void {
     clearTimeout(this.timer);
+    for (const t of this.retryTimers) clearTimeout(t);
+    this.retryTimers.clear();
     this.heartbeat.stop();
     this.dropSocket(1000, 'client closed');
     for (const sub of [...this.subs.values()]) sub.unsubscribe();
@@ -271,9 +275,11 @@ export class WalcastClient {
     this.notices.emit('error', refused);
     sub.requestId = undefined;
     const delay = backoffDelay(sub.retries++, this.backoff, this.random);
-    setTimeout(() => {
+    const timer = setTimeout(() => {
+      this.retryTimers.delete(timer);
       if (!sub.closed && this.state.status === 'open' && sub.requestId === undefined) this.sendSubscribe(sub);
     }, delay);
+    this.retryTimers.add(timer);
   }
 }
 

@@ -107,11 +107,12 @@ function onMessage({ op, row }) {
 }
 
 function onPresence({ op, row, commit_time }) {
-  if (op === 'delete' || row.status === 'offline') {
+  // How old the row was when sent, by the server's own clock (snapshot rows
+  // and rows written by hand can be old): a row past the TTL is a member gone.
+  const age = Math.max(0, Date.parse(commit_time) - Date.parse(row.updated_at)) || 0;
+  if (op === 'delete' || row.status === 'offline' || age >= PRESENCE_TTL_MS) {
     state.members.delete(row.user_id);
   } else {
-    // A snapshot row may be old: age it by the server's own clock.
-    const age = op === 'snapshot' ? Math.max(0, Date.parse(commit_time) - Date.parse(row.updated_at)) : 0;
     state.members.set(row.user_id, { name: row.name, heardAt: Date.now() - age });
   }
   renderPresence();

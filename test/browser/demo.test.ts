@@ -70,6 +70,14 @@ test('two pages in one room: messages, presence, SQL inserts, a relay restart, a
   await message(ada, 'straight from SQL').waitFor(WAIT);
   await message(bob, 'straight from SQL').waitFor(WAIT);
 
+  // A member whose row is older than the presence TTL (a page that vanished) is not shown.
+  await db.query(`insert into presence (channel_id, user_id, name, updated_at) values ('lobby', 'ghost', 'ghost', now() - interval '3 minutes')`);
+  await db.query(`insert into chat_messages (channel_id, sender, body) values ('lobby', 'psql', 'after the ghost')`);
+  for (const page of [ada, bob]) {
+    await message(page, 'after the ghost').waitFor(WAIT);
+    assert.equal(await member(page, 'ghost').count(), 0, 'a stale presence row is not a member');
+  }
+
   // The relay goes away; a row committed meanwhile must reach both pages once it is back.
   await relay.stop();
   await ada.locator('#status:not([data-status="open"])').waitFor(WAIT);
@@ -85,7 +93,7 @@ test('two pages in one room: messages, presence, SQL inserts, a relay restart, a
 
   for (const page of [ada, bob]) {
     const bodies = await page.locator('#messages li .body').allTextContents();
-    assert.deepEqual(bodies, ['hello from ada', 'straight from SQL', 'while the relay was down', 'bob after the restart'], 'each message once, in order');
+    assert.deepEqual(bodies, ['hello from ada', 'straight from SQL', 'after the ghost', 'while the relay was down', 'bob after the restart'], 'each message once, in order');
   }
   assert.equal(await ada.locator('#log li').count() > 0, true, 'the event log shows what arrived');
 
@@ -98,6 +106,7 @@ test('two pages in one room: messages, presence, SQL inserts, a relay restart, a
   await message(cy, 'bob after the restart').waitFor(WAIT);
   await member(cy, 'ada').waitFor(WAIT);
   await member(cy, 'bob').waitFor(WAIT);
+  assert.equal(await member(cy, 'ghost').count(), 0, 'nor in a snapshot');
   assert.equal(new URL(cy.url()).search, '?room=lobby&name=cy', 'the URL joins directly next time');
   await cy.close();
 
@@ -109,5 +118,5 @@ test('two pages in one room: messages, presence, SQL inserts, a relay restart, a
   await member(ada, 'bob').waitFor({ state: 'detached', ...WAIT });
   await member(ada, 'cy').waitFor({ state: 'detached', ...WAIT });
   const rows = await db.query<{ name: string }>(`select name from presence where channel_id = 'lobby' order by name`);
-  assert.deepEqual(rows.map((r) => r.name), ['ada']);
+  assert.deepEqual(rows.map((r) => r.name), ['ada', 'ghost'], 'the ghost waits for the TTL job');
 });
