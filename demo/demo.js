@@ -17,7 +17,8 @@ const params = new URLSearchParams(location.search);
 const state = {
   room: '',
   name: '',
-  user: crypto.randomUUID(),
+  // randomUUID exists only in secure contexts (https, localhost); a LAN address is not one.
+  user: crypto.randomUUID?.() ?? `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`,
   /** id → message row */
   messages: new Map(),
   /** user_id → { name, heardAt } (heardAt: this page's clock) */
