@@ -45,6 +45,7 @@ function printNextSteps(config: Config, relay: Relay, embedded: EmbeddedPostgres
     `walcast is streaming publication ${config.publication} (slot ${config.slot}).`,
     '',
     `  WebSocket:   ${relay.wsUrl}`,
+    ...(example ? [`  Demo:        ${relay.url}/?room=lobby`] : []),
     `  Health:      ${relay.url}/healthz`,
     `  PostgreSQL:  ${psql}${embedded ? `   (embedded, data in ${embedded.dataDir})` : ''}`,
     '',

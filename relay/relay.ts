@@ -19,6 +19,8 @@ import { SnapshotReader } from './hub/snapshot.ts';
 import { WsServer } from './ws/server.ts';
 import { healthRoutes } from './http/health.ts';
 import { replayRoutes } from './http/replay.ts';
+import { clientBundleRoutes } from './http/client-bundle.ts';
+import { demoRoutes } from './http/demo.ts';
 import { CLOSE } from '../client/protocol.ts';
 import { createPruner } from './jobs/ttl.ts';
 
@@ -105,6 +107,9 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool): Pro
     source: { slot: config.slot, state: () => liveStream.state, lastError: () => liveStream.lastError?.message },
   });
   await app.register(replayRoutes, { source: { recovery, position: () => dispatcher.position() } });
+  await app.register(clientBundleRoutes);
+  // The demo writes to the example tables, so it exists only where they do.
+  if (config.example) await app.register(demoRoutes, { pool });
   ws = new WsServer({
     router,
     logger,

@@ -21,7 +21,8 @@ const bytea = customType<{ data: Buffer; driverData: Buffer }>({
   dataType: () => 'bytea',
 });
 
-const timestamptz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+// Generic in the name, so that row types keep the column's literal name.
+const timestamptz = <N extends string>(name: N) => timestamp(name, { withTimezone: true, mode: 'date' });
 
 // ---- the walcast schema (sql/001_walcast.sql, relay/db/migrate.ts) ----
 
