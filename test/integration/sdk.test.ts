@@ -133,8 +133,12 @@ test('recovered:false is a resync, followed by a fresh snapshot', async () => {
   await waitFor(() => events.length === 1, 10_000, 'the first row');
   const since = sub.position;
   await first.stop();
-  for (let i = 1; i <= 6; i++) await chat('lost', `missed-${i}`); // more than the window keeps
-  await relay({ slot: first.slot, port: first.port, recoveryEvents: 3 });
+  for (let i = 1; i <= 6; i++) await chat('lost', `missed-${i}`);
+  // A relay on another slot (another epoch) cannot resume the old position.
+  // (On the same slot, a restarted relay that is still re-reading its window
+  // routes the re-read events to a resumed subscription, so whether the gap
+  // is recoverable would depend on timing.)
+  await relay({ port: first.port, recoveryEvents: 3 });
   await waitFor(() => synced.length === 2, 20_000, 'the fresh snapshot');
   assert.deepEqual(resyncs, [since]);
   assert.deepEqual(synced, [0, 2]);
