@@ -10,7 +10,9 @@
 import type { JWTPayload } from 'jose';
 
 export interface Grants {
-  /** Null in open mode (no token). */
+  /** True when the grants come from a verified token; false in open mode. */
+  token: boolean;
+  /** Null in open mode, or when the token has no sub. */
   sub: string | null;
   claims: Readonly<Record<string, unknown>>;
   /** `exp` in ms since 1970; null: the token does not expire (or there is none). */
@@ -24,6 +26,7 @@ const MAX_PATTERNS = 256;
 
 export function openGrants(publish: boolean): Grants {
   return {
+    token: false,
     sub: null,
     claims: {},
     expiresAtMs: null,
@@ -39,6 +42,7 @@ export function grantsFromClaims(payload: JWTPayload, publishMode: 'token' | 'op
   const publishChannels = payload.publish_channels === undefined ? channels : compile(strings(payload.publish_channels), sub);
   const tables = new Set(strings(payload.publish).map((t) => (t.startsWith('public.') ? t.slice(7) : t)));
   return {
+    token: true,
     sub,
     claims: payload as Record<string, unknown>,
     expiresAtMs: typeof payload.exp === 'number' ? payload.exp * 1000 : null,

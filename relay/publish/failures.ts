@@ -9,7 +9,16 @@ export interface Failure {
   message: string;
 }
 
-export function failureOf(err: unknown): Failure {
+/** Drizzle wraps the driver's error (DrizzleQueryError); the PostgreSQL error is its cause. */
+function postgresError(err: unknown): unknown {
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (sqlState(e) && (e as { severity?: string }).severity) return e;
+  }
+  return err;
+}
+
+export function failureOf(thrown: unknown): Failure {
+  const err = postgresError(thrown);
   const state = sqlState(err);
   const e = err as { column?: string; constraint?: string; severity?: string };
   if (!state || !e.severity) return { code: 'publish_failed', message: 'the row could not be inserted; it has been logged' };

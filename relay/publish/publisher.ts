@@ -137,7 +137,7 @@ export class Publisher {
       const path = `/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
       if (!column) issues.push({ path: clip(path), message: 'is not a column of the table' });
       else if (column.serverOwned) issues.push({ path, message: 'is set by the server' });
-      else if (grants.sub !== null && plan.shape.claimColumns.has(key)) {
+      else if (grants.token && plan.shape.claimColumns.has(key)) {
         issues.push({ path, message: `is set from the token's ${plan.shape.claimColumns.get(key)} claim` });
       }
     }
@@ -149,7 +149,7 @@ export class Publisher {
   /** The row with claim-bound columns filled, or why it may not be published. */
   private bind(plan: Plan, grants: Grants, row: Record<string, unknown>): Record<string, unknown> | string {
     const out = { ...row };
-    if (grants.sub !== null) {
+    if (grants.token) {
       for (const [column, claim] of plan.shape.claimColumns) {
         const value = grants.claims[claim];
         if (value === undefined || (typeof value === 'object' && value !== null)) return `the token has no usable ${claim} claim for column ${column}`;
