@@ -256,7 +256,8 @@ export function parseClientMessage(text: string): ParseResult {
     case undefined:
       return fail('bad_request', 'the message has no "type" field', id);
     default:
-      return fail('unknown_type', `unknown message type ${JSON.stringify(String(obj.type)).slice(0, 80)}`, id);
+      // Never String(obj.type): {"toString":""} would make it throw.
+      return fail('unknown_type', `unknown message type ${typeof obj.type === 'string' ? JSON.stringify(obj.type).slice(0, 80) : `of kind ${typeof obj.type}`}`, id);
   }
 }
 

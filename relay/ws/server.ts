@@ -140,7 +140,12 @@ export class WsServer {
     ws.on('message', (data: RawData, isBinary: boolean) => {
       conn.isAlive = true;
       if (isBinary) return conn.error('binary_not_supported');
-      this.onText(conn, data.toString());
+      try {
+        this.onText(conn, data.toString());
+      } catch (err) {
+        // A bug must cost one message, never the process (test/integration/fuzz.test.ts).
+        this.failed(conn, err, undefined);
+      }
     });
     ws.on('error', (err) => this.opts.logger.debug({ err }, 'websocket error'));
     ws.on('close', () => this.drop(conn));
