@@ -84,8 +84,10 @@ async function withSnapshot(
     conn.fail('snapshot_failed', `reading the current rows of ${channel} failed; try again`, msg.id);
     return;
   }
-  // The client may have unsubscribed or gone while the rows were read.
-  if (!conn.open || !conn.subscriptions.has(channel)) return;
+  // The client may have unsubscribed or gone while the rows were read. Its
+  // subscribe still gets an answer (found by test/integration/fuzz.test.ts).
+  if (!conn.open) return;
+  if (!conn.subscriptions.has(channel)) return conn.fail('snapshot_failed', `unsubscribed from ${channel} before its snapshot was read`, msg.id);
   const held = deps.router.release(channel, conn);
   if (held === 'overflow') return conn.overflow();
   conn.reply({ ...reply(base), snapshot: snapshot.rows.length });
