@@ -21,6 +21,7 @@ export class Access {
   readonly session: Session;
   private readonly bucket: TokenBucket;
   private subject: { sub: string; bucket: TokenBucket } | null = null;
+  private ended = false;
 
   constructor(
     private readonly gate: Gate,
@@ -65,6 +66,7 @@ export class Access {
       if (this.session.grants === null) this.conn.close(CLOSE.authFailed, reason(message));
       return;
     }
+    if (this.ended) return; // closed while the token was checked
     const current = this.session.grants;
     if (current !== null && current.sub !== grants.sub) {
       this.conn.error('invalid_token', 'a refreshed token must have the same sub as the one it replaces', msg.id);
@@ -95,6 +97,7 @@ export class Access {
   }
 
   end(): void {
+    this.ended = true;
     this.session.end();
     if (this.subject) this.gate.releaseSubject(this.subject.sub);
     this.subject = null;

@@ -15,7 +15,7 @@ import type { Relay } from '../../relay/relay.ts';
 
 const SEED = 20261123;
 const CONNECTIONS = 4;
-const FRAMES_PER_CONNECTION = 2000;
+const FRAMES_PER_CONNECTION = 1500;
 const MAX_FRAME = 4096;
 
 let db: TestDatabase;
