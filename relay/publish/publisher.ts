@@ -19,12 +19,15 @@ import { failureOf } from './failures.ts';
 
 /** Publishes one connection may have waiting for the database. */
 export const MAX_PENDING_PUBLISHES = 16;
+/** A table's columns are read again after this long, so ALTER TABLE reaches publishing without a restart. */
+export const PLAN_MAX_AGE_MS = 30_000;
 const MAX_ISSUES = 20;
 
 interface Plan {
   reg: Registration;
   shape: TableShape;
   validate: ValidateFunction;
+  readAt: number;
 }
 
 export interface PublishCounters {
@@ -47,7 +50,6 @@ export class Publisher {
   readonly counters: PublishCounters = { published: 0, invalid: 0, forbidden: 0, failed: 0 };
   private readonly pool: pg.Pool;
   private readonly db;
-  private readonly ajv: Ajv;
   // A registration is replaced when walcast.tables changes, so its plan is too.
   private readonly plans = new WeakMap<Registration, Promise<Plan>>();
   private readonly pending = new WeakMap<object, number>();
@@ -56,8 +58,6 @@ export class Publisher {
     this.pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 4 });
     this.pool.on('error', (err) => opts.logger.warn({ err }, 'idle publish connection failed'));
     this.db = drizzle(this.pool);
-    this.ajv = new Ajv({ allErrors: true, strict: false });
-    (addFormats as unknown as (ajv: Ajv) => void)(this.ajv);
   }
 
   /** Handle `msg` from connection `conn` holding `grants`; resolves to the reply. */
@@ -115,18 +115,24 @@ export class Publisher {
     return msg.id === undefined ? { type: 'published', table: name } : { type: 'published', id: msg.id, table: name };
   }
 
-  private plan(reg: Registration): Promise<Plan> {
-    let plan = this.plans.get(reg);
-    if (!plan) {
-      plan = (async () => {
+  private async plan(reg: Registration): Promise<Plan> {
+    const cached = this.plans.get(reg);
+    if (cached) {
+      const plan = await cached;
+      if (Date.now() - plan.readAt < PLAN_MAX_AGE_MS) return plan;
+      if (this.plans.get(reg) === cached) this.plans.delete(reg);
+    }
+    let next = this.plans.get(reg);
+    if (!next) {
+      next = (async () => {
         const shape = await readShape(this.pool, reg);
         if (shape.columns.size === 0) throw new Error(`table ${reg.schema}.${reg.table} has no columns or no longer exists`);
-        return { reg, shape, validate: this.ajv.compile(shape.rowSchema ?? deriveSchema(shape)) };
+        return { reg, shape, validate: compile(shape.rowSchema ?? deriveSchema(shape)), readAt: Date.now() };
       })();
-      this.plans.set(reg, plan);
-      plan.catch(() => this.plans.delete(reg));
+      this.plans.set(reg, next);
+      next.catch(() => this.plans.delete(reg));
     }
-    return plan;
+    return next;
   }
 
   /** Columns the client may not name, then the schema. */
@@ -170,6 +176,17 @@ export class Publisher {
   close(): Promise<void> {
     return this.pool.end();
   }
+}
+
+/**
+ * One Ajv per schema: Ajv caches every schema it compiled (and refuses a
+ * second schema with the same $id), so a shared instance would grow with
+ * each reload of a table's plan.
+ */
+function compile(schema: object): ValidateFunction {
+  const ajv = new Ajv({ allErrors: true, strict: false });
+  (addFormats as unknown as (ajv: Ajv) => void)(ajv);
+  return ajv.compile(schema);
 }
 
 /** INSERT with identifiers from the catalog and every value a bound parameter. */

@@ -143,6 +143,13 @@ test('a stored JSON Schema applies without a restart, and can be removed again',
   let reply: ServerMessage | undefined;
   await waitFor(async () => code((reply = await publish(c, 'chat_messages', long))) === 'invalid_row', 10_000, 'the schema to apply');
   assert.ok(reply?.type === 'error' && reply.errors?.[0]?.path === '/body');
+  // Another version of a schema with the same $id replaces the first.
+  await db.query(`select walcast.set_row_schema('public.chat_messages',
+    '{"$id":"urn:walcast:chat","type":"object","properties":{"body":{"type":"string","maxLength":5}}}')`);
+  await waitFor(async () => code(await publish(c, 'chat_messages', { ...long, body: 'x'.repeat(8) })) === 'invalid_row', 10_000, 'the second schema');
+  await db.query(`select walcast.set_row_schema('public.chat_messages',
+    '{"$id":"urn:walcast:chat","type":"object","properties":{"body":{"type":"string","maxLength":100}}}')`);
+  await waitFor(async () => code(await publish(c, 'chat_messages', long)) === 'published', 10_000, 'the third schema, same $id');
   await db.query("select walcast.set_row_schema('public.chat_messages', null)");
   await waitFor(async () => code(await publish(c, 'chat_messages', long)) === 'published', 10_000, 'the derived schema to apply again');
 });
