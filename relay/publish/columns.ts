@@ -19,6 +19,10 @@ export interface Column {
   serverOwned: boolean;
   /** varchar(n)/char(n): n. */
   maxLength: number | null;
+  /** Part of the primary key. */
+  key: boolean;
+  /** A default on a date/time column (updated_at): reset by an upsert's update too. */
+  timeDefault: boolean;
 }
 
 export interface TableShape {
@@ -40,7 +44,8 @@ const COLUMNS_SQL = `
          a.atthasdef AS has_default,
          a.attidentity <> '' OR a.attgenerated <> '' AS generated,
          pg_get_expr(d.adbin, d.adrelid) AS default_expr,
-         CASE WHEN coalesce(bt.typname, t.typname) IN ('varchar', 'bpchar') AND a.atttypmod > 4 THEN a.atttypmod - 4 END AS max_length
+         CASE WHEN coalesce(bt.typname, t.typname) IN ('varchar', 'bpchar') AND a.atttypmod > 4 THEN a.atttypmod - 4 END AS max_length,
+         EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisprimary AND a.attnum = ANY (i.indkey)) AS key
   FROM pg_attribute a
   JOIN pg_type t ON t.oid = a.atttypid
   LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
@@ -58,6 +63,7 @@ interface ColumnRow {
   generated: boolean;
   default_expr: string | null;
   max_length: number | null;
+  key: boolean;
 }
 
 export async function readShape(pool: pg.Pool, reg: Registration): Promise<TableShape> {
@@ -79,6 +85,8 @@ export async function readShape(pool: pg.Pool, reg: Registration): Promise<Table
       hasDefault: c.has_default,
       serverOwned: c.generated || timeDefault || (c.default_expr !== null && SERVER_DEFAULT.test(c.default_expr)),
       maxLength: c.max_length,
+      key: c.key,
+      timeDefault,
     });
   }
   const claimColumns = new Map<string, string>();

@@ -1,5 +1,5 @@
 // Publish messages: a client's row becomes one INSERT with bound parameters
-// into a registered table. Checked in order: the token may publish to the
+// into a registered table (an upsert on the primary key for state tables). Checked in order: the token may publish to the
 // table; the row names only client-settable columns; it matches the table's
 // JSON Schema (stored or derived); claim-bound columns get the token's
 // values; the row's channel is one the token may publish on. The reply goes
@@ -189,14 +189,28 @@ function compile(schema: object): ValidateFunction {
   return ajv.compile(schema);
 }
 
-/** INSERT with identifiers from the catalog and every value a bound parameter. */
+/**
+ * INSERT with identifiers from the catalog and every value a bound parameter.
+ * A state table (presence, call_state) is upserted on its primary key when
+ * the row has every key column: the given columns are updated, and date/time
+ * columns with a default (updated_at) are reset to it.
+ */
 function insert(reg: Registration, shape: TableShape, row: Record<string, unknown>): SQL {
   const table = sql`${sql.identifier(reg.schema)}.${sql.identifier(reg.table)}`;
   const entries = Object.entries(row).map(([key, value]) => [shape.columns.get(key)!, value] as const);
   if (entries.length === 0) return sql`INSERT INTO ${table} DEFAULT VALUES`;
   const columns = sql.join(entries.map(([c]) => sql.identifier(c.name)), sql`, `);
   const values = sql.join(entries.map(([c, v]) => sql.param(toParam(c.type, c.element, v))), sql`, `);
-  return sql`INSERT INTO ${table} (${columns}) VALUES (${values})`;
+  const statement = sql`INSERT INTO ${table} (${columns}) VALUES (${values})`;
+  const keys = [...shape.columns.values()].filter((c) => c.key);
+  if (reg.kind !== 'state' || keys.length === 0 || !keys.every((k) => k.name in row)) return statement;
+  const updates = [
+    ...entries.filter(([c]) => !c.key).map(([c]) => sql`${sql.identifier(c.name)} = EXCLUDED.${sql.identifier(c.name)}`),
+    ...[...shape.columns.values()].filter((c) => c.timeDefault && !(c.name in row)).map((c) => sql`${sql.identifier(c.name)} = DEFAULT`),
+  ];
+  const target = sql.join(keys.map((k) => sql.identifier(k.name)), sql`, `);
+  if (updates.length === 0) return sql`${statement} ON CONFLICT (${target}) DO NOTHING`;
+  return sql`${statement} ON CONFLICT (${target}) DO UPDATE SET ${sql.join(updates, sql`, `)}`;
 }
 
 function toParam(type: string, element: string | null, value: unknown): unknown {

@@ -80,6 +80,22 @@ test('open mode: a published row is committed before the reply, and reaches subs
   assert.equal(event!.row.body, 'hello');
 });
 
+test('a state table is upserted on its primary key: the row is updated, updated_at reset', async () => {
+  const sub = await client(open);
+  await sub.subscribe('room-presence');
+  const c = await client(open);
+  const row = { channel_id: 'room-presence', user_id: 'ada', name: 'Ada' };
+  assert.equal(code(await publish(c, 'presence', { ...row, status: 'online' })), 'published');
+  const [first] = await db.query("select status, updated_at from presence where user_id = 'ada'");
+  assert.equal(code(await publish(c, 'presence', { ...row, status: 'away' })), 'published');
+  const rows = await db.query("select status, name, updated_at from presence where user_id = 'ada'");
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0]!.status, 'away');
+  assert.ok(rows[0]!.updated_at >= first!.updated_at);
+  const events = await sub.waitForEvents(2);
+  assert.deepEqual(events.map((e) => [e.op, e.row.status]), [['insert', 'online'], ['update', 'away']]);
+});
+
 test('values of every kind are stored as given', async () => {
   const c = await client(open);
   const row = { channel: 'items-1', qty: 3, price: '12.50', due: '2026-01-31', parent: 1, code: 'A1', note: 'short',
