@@ -119,13 +119,25 @@ export class WsServer {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
         return;
       }
-      void this.opts.gate.admit(req, socket).then((admission) => {
-        if (!admission.ok) {
-          socket.end(`HTTP/1.1 ${admission.status} ${admission.status === 403 ? 'Forbidden' : 'Too Many Requests'}\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${admission.reason}\n`);
-          return;
-        }
-        this.wss.handleUpgrade(req, socket, head, (ws) => this.wss.emit('connection', ws, req, admission));
-      });
+      // Node removed its error listener for the upgrade, and ws adds its own
+      // only in handleUpgrade: a reset while the token is checked must not
+      // be an unhandled 'error'.
+      const onError = () => socket.destroy();
+      socket.on('error', onError);
+      this.opts.gate.admit(req, socket).then(
+        (admission) => {
+          socket.off('error', onError);
+          if (!admission.ok) {
+            socket.end(`HTTP/1.1 ${admission.status} ${admission.status === 403 ? 'Forbidden' : 'Too Many Requests'}\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${admission.reason}\n`);
+            return;
+          }
+          this.wss.handleUpgrade(req, socket, head, (ws) => this.wss.emit('connection', ws, req, admission));
+        },
+        (err: unknown) => {
+          this.opts.logger.error({ err }, 'WebSocket upgrade failed');
+          socket.destroy();
+        },
+      );
     });
     this.heartbeat.start();
   }

@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect as tcpConnect, type AddressInfo } from 'node:net';
 import { exportJWK, exportSPKI, generateKeyPair } from 'jose';
 import { CLOSE } from '../../client/protocol.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
@@ -16,6 +16,7 @@ let db: TestDatabase;
 const relays: Relay[] = [];
 const clients: TestClient[] = [];
 let jwks: Server | undefined;
+let slowJwks: Server | undefined;
 
 before(async () => {
   db = await createTestDatabase();
@@ -24,7 +25,7 @@ before(async () => {
 after(async () => {
   for (const c of clients) c.close();
   for (const r of relays) await r.stop();
-  await new Promise((r) => (jwks ? jwks.close(r) : r(undefined)));
+  for (const server of [jwks, slowJwks]) await new Promise((r) => (server ? server.close(r) : r(undefined)));
   await db?.drop();
 });
 
@@ -83,4 +84,26 @@ test('WALCAST_JWKS_URL: tokens are checked with the keys the URL serves, chosen 
   const stranger = await generateKeyPair('RS256');
   await expectRefused(relay, await token(claims, { alg: 'RS256', key: stranger.privateKey, kid: 'rsa-1' }));
   await expectRefused(relay, await token(claims, { alg: 'RS256', key: stranger.privateKey, kid: 'unknown' }));
+});
+
+test('clients that reset their connection while the relay fetches the JWKS do not hurt it', async () => {
+  const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
+  const keys = [{ ...(await exportJWK(publicKey)), kid: 'slow', alg: 'ES256' }];
+  // Slow keys keep each upgrade waiting while the clients reset.
+  slowJwks = createServer((_req, res) => setTimeout(() => res.end(JSON.stringify({ keys })), 500));
+  await new Promise<void>((r) => slowJwks!.listen(0, '127.0.0.1', r));
+  const relay = await startTestRelay(db.url, { jwksUrl: `http://127.0.0.1:${(slowJwks.address() as AddressInfo).port}/jwks` });
+  relays.push(relay);
+  const t = await token(claims, { alg: 'ES256', key: privateKey, kid: 'slow' });
+  const port = Number(new URL(relay.wsUrl).port);
+  await Promise.all(Array.from({ length: 20 }, (_, i) => new Promise<void>((resolve) => {
+    const socket = tcpConnect(port, '127.0.0.1', () => {
+      socket.write(`GET /ws?token=${t} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: ${Buffer.alloc(16, i).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+      setTimeout(() => socket.resetAndDestroy(), 100);
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => resolve());
+  })));
+  await expectAccepted(relay, t);
 });
