@@ -71,7 +71,9 @@ test('confirmed_flush_lsn advances only past what was reported delivered', async
     const held = await confirmedFlush(slot);
     assert.ok(held < commits[0]!, `confirmed ${held} stays below the undelivered commit's end ${commits[0]}`);
     stream.delivered(commits[0]!);
-    await waitFor(async () => (await confirmedFlush(slot)) === commits[0], 5000, 'confirmation of the delivered commit');
+    // At or past it: with nothing pending, keepalive positions are confirmed
+    // too, and WAL written by other test files running at once moves them on.
+    await waitFor(async () => (await confirmedFlush(slot)) >= commits[0]!, 5000, 'confirmation of the delivered commit');
   } finally {
     await stream.stop();
   }
