@@ -74,6 +74,8 @@ export class Gate {
       return grantsFromClaims(await this.verifier.verify(token), this.settings.publish);
     } catch (err) {
       this.counters.authFailures++;
+      // debug: a client with a stale token retries, and an attacker should not fill the log.
+      this.logger.debug({ reason: (err as Error).message }, 'refused a token');
       if (err instanceof TokenError) throw err;
       throw new TokenError('the token could not be verified');
     }
