@@ -150,3 +150,20 @@ test('fuzz: the relay survives, answers every frame, stays bounded, and a good c
   assert.equal((await db.query("select to_regclass('public.chat_messages') is not null as ok"))[0]!.ok, true);
   good.close();
 });
+
+test('found by the fuzz: subscribe with snapshot, unsubscribe, subscribe again, at once: one answer each, one stream', async () => {
+  const c = await TestClient.connect(relay.wsUrl);
+  await db.query("insert into chat_messages (channel_id, sender, body) values ('fuzz-race', 'x', 'old')");
+  c.send({ type: 'subscribe', id: 's1', channel: 'fuzz-race', snapshot: true });
+  c.send({ type: 'unsubscribe', id: 'u', channel: 'fuzz-race' });
+  c.send({ type: 'subscribe', id: 's2', channel: 'fuzz-race' });
+  await c.waitFor((m) => (m.filter((x) => x.type !== 'event').length >= 3 ? true : undefined));
+  await db.query("insert into chat_messages (channel_id, sender, body) values ('fuzz-race', 'x', 'new')");
+  await c.waitForEvents(1);
+  assert.deepEqual((await c.request({ type: 'ping', id: 'end' })).type, 'pong');
+  const replies = c.messages.filter((m) => m.type !== 'event').map((m) => [m.type, 'id' in m ? m.id : undefined, m.type === 'error' ? m.code : undefined]);
+  // The snapshot read finishes last: its subscribe is answered after the other two.
+  assert.deepEqual(replies, [['unsubscribed', 'u', undefined], ['subscribed', 's2', undefined], ['error', 's1', 'snapshot_failed'], ['pong', 'end', undefined]]);
+  assert.deepEqual(c.events().map((e) => [e.op, e.row.body]), [['insert', 'new']]);
+  c.close();
+});
