@@ -43,7 +43,28 @@ export interface PingMessage {
   id?: string;
 }
 
-export type ClientMessage = SubscribeMessage | UnsubscribeMessage | PingMessage;
+/** Authenticate (or refresh the token of) this connection; see docs/protocol.md "Authentication". */
+export interface AuthMessage {
+  type: 'auth';
+  id?: string;
+  token: string;
+}
+
+/** Insert one row into a registered table the connection may publish to. */
+export interface PublishMessage {
+  type: 'publish';
+  id?: string;
+  table: string;
+  row: Record<string, unknown>;
+}
+
+export type ClientMessage = SubscribeMessage | UnsubscribeMessage | PingMessage | AuthMessage | PublishMessage;
+
+/** Largest token an auth message, `?token=` or a `bearer.` subprotocol may carry. */
+export const MAX_TOKEN_LENGTH = 8192;
+/** Subprotocol the relay selects; offer it beside `bearer.<token>` (the token itself is never echoed). */
+export const SUBPROTOCOL = 'walcast.v1';
+export const BEARER_PREFIX = 'bearer.';
 
 // ---- relay → client ----
 
@@ -98,9 +119,39 @@ export interface ErrorMessage {
   id?: string;
   code: ErrorCode;
   message: string;
+  /** With `invalid_row`: what failed validation (at most 20 entries). */
+  errors?: ValidationIssue[];
 }
 
-export type ServerMessage = SubscribedMessage | UnsubscribedMessage | EventMessage | PongMessage | ErrorMessage;
+export interface ValidationIssue {
+  /** JSON Pointer into the row, e.g. "/body"; "" for the row itself. */
+  path: string;
+  message: string;
+}
+
+/** The reply to `auth`: the token was accepted; `expires_at` is its `exp` (ISO-8601), absent when it has none. */
+export interface AuthenticatedMessage {
+  type: 'authenticated';
+  id?: string;
+  sub?: string;
+  expires_at?: string;
+}
+
+/** The reply to `publish`, sent after the row's transaction committed. */
+export interface PublishedMessage {
+  type: 'published';
+  id?: string;
+  table: string;
+}
+
+export type ServerMessage =
+  | SubscribedMessage
+  | UnsubscribedMessage
+  | EventMessage
+  | PongMessage
+  | ErrorMessage
+  | AuthenticatedMessage
+  | PublishedMessage;
 
 // ---- errors and close codes ----
 
@@ -117,6 +168,12 @@ export const CLOSE = {
   heartbeatTimeout: 4009,
   /** The replication slot was recreated: positions from before cannot be resumed. */
   streamReset: 4010,
+  /** The connection's token expired and no `auth` message refreshed it in time. */
+  tokenExpired: 4001,
+  /** Authentication is required and no valid token arrived within the auth timeout. */
+  authTimeout: 4002,
+  /** The token given at connect (or in the first `auth` message) is invalid. */
+  authFailed: 4003,
 } as const;
 
 /** Every error code a client can receive, with what it means. */
@@ -132,6 +189,18 @@ export const ERROR_CODES = {
   unknown_table: 'a table named in `tables` is not registered with walcast',
   snapshot_failed: 'reading the current rows for a snapshot failed; subscribe again',
   internal_error: 'the relay failed to handle the request; it has been logged',
+  unauthenticated: 'this relay requires a token: send {"type":"auth","token":"…"} first (only auth and ping are allowed before)',
+  invalid_token: 'the token is not valid (signature, algorithm, expiry, issuer or audience); get a new one',
+  forbidden: 'the token does not allow this channel or table',
+  rate_limited: 'too many messages; the message was dropped, slow down',
+  publishing_disabled: 'this relay does not accept publish messages (WALCAST_PUBLISH=off)',
+  invalid_row: 'the row does not match the table\'s schema; see "errors"',
+  duplicate: 'a row with the same unique key already exists',
+  missing_value: 'a required column is null or missing',
+  invalid_value: 'a value cannot be stored in its column (wrong format, too long or out of range)',
+  reference_not_found: 'a value refers to a row that does not exist (foreign key)',
+  check_failed: 'the row violates a check constraint of the table',
+  publish_failed: 'the row could not be inserted; it has been logged',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -177,10 +246,18 @@ export function parseClientMessage(text: string): ParseResult {
     }
     case 'ping':
       return { ok: true, message: withId<PingMessage>({ type: 'ping' }, id) };
+    case 'auth':
+      if (typeof obj.token !== 'string' || obj.token.length === 0 || obj.token.length > MAX_TOKEN_LENGTH) {
+        return fail('bad_request', `"token" must be a string of 1 to ${MAX_TOKEN_LENGTH} characters`, id);
+      }
+      return { ok: true, message: withId<AuthMessage>({ type: 'auth', token: obj.token }, id) };
+    case 'publish':
+      return parsePublish(obj, id);
     case undefined:
       return fail('bad_request', 'the message has no "type" field', id);
     default:
-      return fail('unknown_type', `unknown message type ${JSON.stringify(String(obj.type)).slice(0, 80)}`, id);
+      // Never String(obj.type): {"toString":""} would make it throw.
+      return fail('unknown_type', `unknown message type ${typeof obj.type === 'string' ? JSON.stringify(obj.type).slice(0, 80) : `of kind ${typeof obj.type}`}`, id);
   }
 }
 
@@ -213,6 +290,35 @@ function parseSubscribe(obj: Record<string, unknown>, id: string | undefined): P
     msg.limit = l;
   }
   return { ok: true, message: msg };
+}
+
+function parsePublish(obj: Record<string, unknown>, id: string | undefined): ParseResult {
+  const { table, row } = obj;
+  if (typeof table !== 'string' || table.length === 0 || table.length > 128) {
+    return fail('bad_request', '"table" must be a registered table name of 1 to 128 characters', id);
+  }
+  if (typeof row !== 'object' || row === null || Array.isArray(row)) {
+    return fail('bad_request', '"row" must be an object of column names to values', id);
+  }
+  if (depthOver(row, MAX_ROW_DEPTH)) {
+    return fail('bad_request', `"row" is nested deeper than ${MAX_ROW_DEPTH} levels`, id);
+  }
+  return { ok: true, message: withId<PublishMessage>({ type: 'publish', table, row: row as Record<string, unknown> }, id) };
+}
+
+/** Rows nest at most this deep (a jsonb column's value included): deeper input is refused unparsed. */
+export const MAX_ROW_DEPTH = 32;
+
+/** Is `value` nested deeper than `max`? Iterative, so hostile input cannot exhaust the stack. */
+function depthOver(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth > max) return true;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
 }
 
 function checkChannel(channel: unknown): { code: ErrorCode; message: string } | undefined {

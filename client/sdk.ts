@@ -7,7 +7,7 @@
 // last position it saw (subscription.ts), so the relay replays what was
 // missed, or answers recovered:false, which the subscription reports as a
 // `resync`.
-import { WS_PATH, type ClientMessage, type ServerMessage } from './protocol.ts';
+import { BEARER_PREFIX, SUBPROTOCOL, WS_PATH, type ClientMessage, type ServerMessage } from './protocol.ts';
 import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from './backoff.ts';
 import { DEFAULT_HEARTBEAT, Heartbeat, type HeartbeatOptions } from './heartbeat.ts';
 import { INITIAL_STATE, step, type ConnectionState, type Input } from './reconnect.ts';
@@ -35,7 +35,7 @@ export interface SocketLike {
   close(code?: number, reason?: string): void;
 }
 
-export type WebSocketConstructor = new (url: string) => SocketLike;
+export type WebSocketConstructor = new (url: string, protocols?: string[]) => SocketLike;
 
 export interface ClientOptions {
   /** The WebSocket class; the browser's by default (client/node.ts passes `ws`). */
@@ -46,6 +46,13 @@ export interface ClientOptions {
   connectTimeoutMs?: number;
   /** Random source for the backoff jitter (tests pass a fixed one). */
   random?: () => number;
+  /**
+   * A JWT for relays that require one (docs/security.md), or a function that
+   * returns the current one: it is called at every (re)connect, so a
+   * refreshed token is picked up. Sent as a WebSocket subprotocol, never in
+   * the URL (URLs end up in logs).
+   */
+  token?: string | (() => string);
 }
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -56,6 +63,7 @@ export class WalcastClient {
   private readonly WebSocketClass: WebSocketConstructor;
   private readonly backoff: BackoffOptions;
   private readonly connectTimeoutMs: number;
+  private readonly token: ClientOptions['token'];
   private readonly random: () => number;
   private readonly notices = new Emitter<ClientNotices>();
   private readonly statusQueues = new Set<StatusQueue>();
@@ -75,6 +83,7 @@ export class WalcastClient {
     this.WebSocketClass = WS;
     this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
     this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    this.token = options.token;
     this.random = options.random ?? Math.random;
     this.heartbeat = new Heartbeat(
       { ...DEFAULT_HEARTBEAT, ...options.heartbeat },
@@ -152,7 +161,8 @@ export class WalcastClient {
     this.emitStatus({ status: 'connecting', attempt: this.state.attempt });
     let socket: SocketLike;
     try {
-      socket = new this.WebSocketClass(this.url);
+      const token = typeof this.token === 'function' ? this.token() : this.token;
+      socket = token ? new this.WebSocketClass(this.url, [SUBPROTOCOL, BEARER_PREFIX + token]) : new this.WebSocketClass(this.url);
     } catch (err) {
       // A malformed URL: retrying will not help, but the state machine stays uniform.
       this.lost(new ConnectionError(1006, (err as Error).message, 'connection_lost', { cause: err }));

@@ -25,6 +25,19 @@ export interface Config {
   recoverySeconds: number;
   recoveryEvents: number;
   recoveryMaxBytes: number;
+  // Security (relay/auth/settings.ts fills in what a caller leaves out).
+  jwtSecret?: string | undefined;
+  jwtPublicKey?: string | undefined;
+  jwksUrl?: string | undefined;
+  jwtIssuer?: string | undefined;
+  jwtAudience?: string | undefined;
+  insecure?: boolean;
+  allowedOrigins?: string[] | undefined;
+  publish?: 'token' | 'open' | 'off' | undefined;
+  authTimeoutMs?: number;
+  rateLimit?: number;
+  subjectRateLimit?: number;
+  maxConnectionsPerIp?: number;
 }
 
 type Parser<T> = (raw: string) => T | undefined;
@@ -37,6 +50,10 @@ interface OptionSpec<K extends keyof Config> {
   allowed: string;
   parse: Parser<Config[K]>;
   help: string;
+  /** A flag that may stand alone (`--insecure`); its variable takes true/false. */
+  boolean?: true;
+  /** Never echoed in error messages. */
+  secret?: true;
 }
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -45,6 +62,16 @@ const int = (min: number, max: number): Parser<number> => (v) => {
   if (!/^\d+$/.test(v)) return undefined;
   const n = Number(v);
   return n >= min && n <= max ? n : undefined;
+};
+const pem: Parser<string> = (v) => {
+  // Environment variables often carry a PEM on one line with literal \n.
+  const text = v.replace(/\\n/g, '\n').trim();
+  return /^-----BEGIN PUBLIC KEY-----\n[\s\S]+\n-----END PUBLIC KEY-----$/.test(text) ? text : undefined;
+};
+const httpUrl: Parser<string> = (v) => (/^https?:\/\/\S+$/.test(v) ? v : undefined);
+const origins: Parser<string[]> = (v) => {
+  const list = v.split(',').map((o) => o.trim()).filter(Boolean);
+  return list.length > 0 && list.every((o) => o === '*' || /^https?:\/\/[^/\s]+$/.test(o)) ? list : undefined;
 };
 const bool: Parser<boolean> = (v) => ({ true: true, '1': true, false: false, '0': false })[v.toLowerCase()];
 
@@ -70,6 +97,18 @@ export const OPTIONS = [
   opt({ key: 'recoverySeconds', env: 'WALCAST_RECOVERY_SECONDS', flag: 'recovery-seconds', default: 300, allowed: 'an integer from 0 to 86400', parse: int(0, 86_400), help: 'recovery window by age: clients resume with `since` within it; the slot keeps this much WAL' }),
   opt({ key: 'recoveryEvents', env: 'WALCAST_RECOVERY_EVENTS', flag: 'recovery-events', default: 10_000, allowed: 'an integer from 0 to 10000000', parse: int(0, 10_000_000), help: 'recovery window by count: events kept per channel (0: no resume)' }),
   opt({ key: 'recoveryMaxBytes', env: 'WALCAST_RECOVERY_MAX_BYTES', flag: 'recovery-max-bytes', default: 64 * 1024 * 1024, allowed: 'an integer from 0 to 17179869184', parse: int(0, 16 * 1024 ** 3), help: 'recovery window by memory: bytes of events kept in all' }),
+  opt({ key: 'jwtSecret', env: 'WALCAST_JWT_SECRET', flag: 'jwt-secret', default: undefined, allowed: 'a secret of at least 32 characters', parse: (v) => (v.length >= 32 ? v : undefined), help: 'verify client tokens as HS256 JWTs with this secret', secret: true }),
+  opt({ key: 'jwtPublicKey', env: 'WALCAST_JWT_PUBLIC_KEY', flag: 'jwt-public-key', default: undefined, allowed: 'a PEM public key (-----BEGIN PUBLIC KEY-----, RSA or P-256; \\n may stand for newlines)', parse: pem, help: 'verify client tokens as RS256/ES256 JWTs with this public key' }),
+  opt({ key: 'jwksUrl', env: 'WALCAST_JWKS_URL', flag: 'jwks-url', default: undefined, allowed: 'an http:// or https:// URL', parse: httpUrl, help: 'verify client tokens (RS256/ES256) with the keys this JWKS URL serves' }),
+  opt({ key: 'jwtIssuer', env: 'WALCAST_JWT_ISSUER', flag: 'jwt-issuer', default: undefined, allowed: 'a string', parse: (v) => v, help: 'tokens must carry this iss claim' }),
+  opt({ key: 'jwtAudience', env: 'WALCAST_JWT_AUDIENCE', flag: 'jwt-audience', default: undefined, allowed: 'a string', parse: (v) => v, help: 'tokens must carry this aud claim' }),
+  opt({ key: 'insecure', env: 'WALCAST_INSECURE', flag: 'insecure', default: false, allowed: 'true or false', parse: bool, help: 'allow serving without a JWT key on a non-loopback address (anyone may read and publish)', boolean: true }),
+  opt({ key: 'allowedOrigins', env: 'WALCAST_ALLOWED_ORIGINS', flag: 'allowed-origins', default: undefined, allowed: 'a comma-separated list of origins (https://app.example.com) or *', parse: origins, help: 'browser Origins allowed to connect (unset: any with a key configured, loopback pages only without)' }),
+  opt({ key: 'publish', env: 'WALCAST_PUBLISH', flag: 'publish', default: undefined, allowed: 'token, open or off', parse: (v) => (['token', 'open', 'off'].includes(v) ? (v as 'token' | 'open' | 'off') : undefined), help: 'who may publish rows over WebSocket (unset: token with a key configured, open without)' }),
+  opt({ key: 'authTimeoutMs', env: 'WALCAST_AUTH_TIMEOUT_MS', flag: 'auth-timeout-ms', default: 10_000, allowed: 'an integer from 100 to 600000', parse: int(100, 600_000), help: 'with a key configured, time to send a token before the connection is closed (4002)' }),
+  opt({ key: 'rateLimit', env: 'WALCAST_RATE_LIMIT', flag: 'rate-limit', default: 100, allowed: 'an integer from 1 to 1000000', parse: int(1, 1_000_000), help: 'messages per second one connection may send (bursts of twice that)' }),
+  opt({ key: 'subjectRateLimit', env: 'WALCAST_SUBJECT_RATE_LIMIT', flag: 'subject-rate-limit', default: 300, allowed: 'an integer from 1 to 1000000', parse: int(1, 1_000_000), help: 'messages per second all connections of one token subject may send (bursts of twice that)' }),
+  opt({ key: 'maxConnectionsPerIp', env: 'WALCAST_MAX_CONNECTIONS_PER_IP', flag: 'max-connections-per-ip', default: 1000, allowed: 'an integer from 1 to 1000000', parse: int(1, 1_000_000), help: 'WebSocket connections one client address may hold' }),
 ] as const;
 
 /** Read the configuration from flags (first) and the environment. */
@@ -78,7 +117,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: Object.fromEntries(OPTIONS.map((o) => [o.flag, { type: 'string' as const }])),
+      options: Object.fromEntries(OPTIONS.map((o) => [o.flag, { type: 'boolean' in o ? ('boolean' as const) : ('string' as const) }])),
       strict: true,
       allowPositionals: false,
     }));
@@ -88,7 +127,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   const config = {} as Record<keyof Config, unknown>;
   for (const o of OPTIONS) {
     const fromFlag = values[o.flag];
-    const raw = typeof fromFlag === 'string' ? fromFlag : env[o.env];
+    const raw = typeof fromFlag === 'string' ? fromFlag : fromFlag === true ? 'true' : env[o.env];
     if (raw === undefined || raw === '') {
       config[o.key] = o.default;
       continue;
@@ -96,7 +135,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     const parsed = (o.parse as Parser<unknown>)(raw);
     if (parsed === undefined) {
       throw new WalcastError('config_invalid', {
-        detail: `${o.env} (--${o.flag}) must be ${o.allowed}; got ${JSON.stringify(raw)}`,
+        detail: `${o.env} (--${o.flag}) must be ${o.allowed}; got ${'secret' in o ? `${raw.length} characters` : JSON.stringify(raw)}`,
       });
     }
     config[o.key] = parsed;

@@ -73,6 +73,15 @@ export const RELAY_ERRORS = {
     message: 'cannot listen on {host}:{port}: {detail}. Set PORT (or --port) to a free port',
     retryable: false,
   },
+  auth_required: {
+    message:
+      'no JWT key is configured and HOST is {host}, which is not a loopback address: anyone who reaches it could read every channel. Set WALCAST_JWT_SECRET, WALCAST_JWT_PUBLIC_KEY or WALCAST_JWKS_URL, bind to 127.0.0.1, or pass --insecure (WALCAST_INSECURE=true) to serve openly anyway',
+    retryable: false,
+  },
+  auth_key_invalid: {
+    message: 'WALCAST_JWT_PUBLIC_KEY cannot be used: {detail}. Give an RSA (RS256) or P-256 (ES256) public key in PEM (-----BEGIN PUBLIC KEY-----)',
+    retryable: false,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type RelayErrorCode = keyof typeof RELAY_ERRORS;

@@ -23,6 +23,10 @@ import { clientBundleRoutes } from './http/client-bundle.ts';
 import { demoRoutes } from './http/demo.ts';
 import { CLOSE } from '../client/protocol.ts';
 import { createPruner } from './jobs/ttl.ts';
+import { describeMode, securitySettings } from './auth/settings.ts';
+import { Gate } from './auth/gate.ts';
+import { Publisher } from './publish/publisher.ts';
+import { displayName } from './hub/snapshot.ts';
 
 export type RelayConfig = Omit<Config, 'databaseUrl' | 'dataDir' | 'embeddedPort' | 'example'> & {
   databaseUrl: string;
@@ -43,21 +47,29 @@ export interface Relay {
   recovery: RecoveryBuffer;
   ws: WsServer;
   app: FastifyInstance;
+  gate: Gate;
+  publisher: Publisher;
   stop(): Promise<void>;
 }
 
 export async function startRelay(config: RelayConfig, logger: Logger): Promise<Relay> {
+  // Before touching the database: a relay that must not serve fails at once.
+  const security = securitySettings(config);
+  const gate = new Gate(security, logger);
+  const mode = describeMode(security, config.host);
+  if (mode.mode === 'open') logger.warn({ mode: mode.mode, host: config.host }, mode.message);
+  else logger.info({ mode: mode.mode }, mode.message);
   const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 4 });
   pool.on('error', (err) => logger.warn({ err }, 'idle database connection failed'));
   try {
-    return await assemble(config, logger, pool);
+    return await assemble(config, logger, pool, gate);
   } catch (err) {
     await pool.end().catch(() => {});
     throw asStartupError(err, config.databaseUrl);
   }
 }
 
-async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool): Promise<Relay> {
+async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate: Gate): Promise<Relay> {
   await checkServer(pool);
   await migrate(pool, { example: config.example, logger });
   await ensurePublication(pool, config.publication);
@@ -106,10 +118,15 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool): Pro
   await app.register(healthRoutes, {
     source: { slot: config.slot, state: () => liveStream.state, lastError: () => liveStream.lastError?.message },
   });
-  await app.register(replayRoutes, { source: { recovery, position: () => dispatcher.position() } });
+  await app.register(replayRoutes, { source: { recovery, position: () => dispatcher.position(), authorize: (header, channel) => gate.authorizeRead(header, channel) } });
   await app.register(clientBundleRoutes);
   // The demo writes to the example tables, so it exists only where they do.
   if (config.example) await app.register(demoRoutes, { pool });
+  const publisher = new Publisher({
+    databaseUrl: config.databaseUrl,
+    logger,
+    registration: (name) => dispatcher.registrationList().find((r) => displayName(r) === name),
+  });
   ws = new WsServer({
     router,
     logger,
@@ -121,6 +138,8 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool): Pro
     hasTable: (name) => dispatcher.hasTable(name),
     recovery,
     snapshots,
+    gate,
+    publisher,
   });
   ws.attach(app.server);
   const wsServer = ws;
@@ -146,9 +165,10 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool): Pro
       await app.close();
       await liveStream.stop();
       await snapshots.close();
+      await publisher.close();
       await pool.end();
     })());
-  return { url: `http://${host}:${port}`, wsUrl: `ws://${host}:${port}/ws`, port, slot: config.slot, pool, stream, dispatcher, router, recovery, ws: wsServer, app, stop };
+  return { url: `http://${host}:${port}`, wsUrl: `ws://${host}:${port}/ws`, port, slot: config.slot, pool, stream, dispatcher, router, recovery, ws: wsServer, app, gate, publisher, stop };
 }
 
 async function currentWalLsn(pool: pg.Pool): Promise<Lsn> {

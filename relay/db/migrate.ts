@@ -85,6 +85,10 @@ async function listMigrations(dir: URL, prefix: string): Promise<Migration[]> {
 }
 
 async function bootstrap(client: pg.PoolClient): Promise<void> {
+  // CREATE … IF NOT EXISTS still checks CREATE privileges: a least-privilege
+  // role (docs/security.md) runs a schema someone else installed.
+  const { rows } = await client.query<{ ok: boolean }>("SELECT to_regclass('walcast.migrations') IS NOT NULL AS ok");
+  if (rows[0]?.ok) return;
   await client.query(`
     CREATE SCHEMA IF NOT EXISTS walcast;
     CREATE TABLE IF NOT EXISTS walcast.migrations (

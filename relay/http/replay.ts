@@ -10,6 +10,8 @@ export const MAX_REPLAY_LIMIT = 10_000;
 export interface ReplaySource {
   recovery: RecoveryBuffer;
   position: () => string;
+  /** With a key configured: may the bearer of this Authorization header read `channel`? (relay/auth/gate.ts) */
+  authorize?: (authorization: string | undefined, channel: string) => Promise<{ status: number; code: string; message: string } | null>;
 }
 
 interface Query {
@@ -25,6 +27,8 @@ export const replayRoutes: FastifyPluginAsync<{ source: ReplaySource }> = async 
     if (channel.length === 0 || channel.length > MAX_CHANNEL_LENGTH) {
       return reply.code(400).send({ code: 'invalid_channel', message: `channels are strings of 1 to ${MAX_CHANNEL_LENGTH} characters` });
     }
+    const denied = await source.authorize?.(req.headers.authorization, channel);
+    if (denied) return reply.code(denied.status).send({ code: denied.code, message: denied.message });
     if (!since) return reply.code(400).send({ code: 'bad_request', message: 'the query needs since=<position>, from an event or a subscribed reply' });
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_REPLAY_LIMIT) {
       return reply.code(400).send({ code: 'bad_request', message: `limit must be an integer from 1 to ${MAX_REPLAY_LIMIT}` });

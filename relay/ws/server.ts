@@ -3,7 +3,9 @@
 // stable code and the connection stays usable; a frame over the size limit
 // closes it with 1009 (ws enforces maxPayload); a client whose send queue
 // passes its bound is closed with 4008; one that stops answering pings is
-// dropped (heartbeat.ts).
+// dropped (heartbeat.ts). Who may connect and what a connection may do is
+// decided by relay/auth/ (the gate at upgrade, access.ts per connection);
+// publish messages go to relay/publish/.
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
@@ -23,6 +25,9 @@ import type { RecoveryBuffer } from '../hub/recovery.ts';
 import type { SnapshotReader } from '../hub/snapshot.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { subscribe, type Subscriber } from './subscribe.ts';
+import { Gate, type Admission } from '../auth/gate.ts';
+import type { Publisher } from '../publish/publisher.ts';
+import { Access } from './access.ts';
 
 export interface WsServerOptions {
   router: Router;
@@ -37,16 +42,26 @@ export interface WsServerOptions {
   hasTable: (name: string) => boolean;
   recovery: RecoveryBuffer;
   snapshots: SnapshotReader;
+  /** Origin, address and token checks (relay/auth/). */
+  gate: Gate;
+  publisher: Publisher;
 }
 
 export class Connection implements Sink, Subscriber {
   readonly subscriptions = new Set<string>();
   isAlive = true;
+  readonly access: Access;
 
   constructor(
     readonly ws: WebSocket,
     private readonly server: WsServer,
-  ) {}
+  ) {
+    this.access = new Access(server.opts.gate, this, server.opts.router);
+  }
+
+  close(code: number, reason: string): void {
+    this.server.closeConnection(this, code, reason);
+  }
 
   get open(): boolean {
     return this.ws.readyState === WebSocket.OPEN;
@@ -85,8 +100,14 @@ export class WsServer {
   slowConsumerCloses = 0;
 
   constructor(readonly opts: WsServerOptions) {
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxFrameBytes, perMessageDeflate: false });
-    this.wss.on('connection', (ws) => this.onConnection(ws));
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: opts.maxFrameBytes,
+      perMessageDeflate: false,
+      handleProtocols: Gate.selectProtocol,
+    });
+    this.wss.on('connection', (ws: WebSocket, _req: IncomingMessage, admission: Extract<Admission, { ok: true }>) =>
+      this.onConnection(ws, admission));
     this.heartbeat = new Heartbeat(opts.heartbeatMs, () => this.connections);
   }
 
@@ -98,29 +119,55 @@ export class WsServer {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
         return;
       }
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.wss.emit('connection', ws, req));
+      // Node removed its error listener for the upgrade, and ws adds its own
+      // only in handleUpgrade: a reset while the token is checked must not
+      // be an unhandled 'error'.
+      const onError = () => socket.destroy();
+      socket.on('error', onError);
+      this.opts.gate.admit(req, socket).then(
+        (admission) => {
+          socket.off('error', onError);
+          if (!admission.ok) {
+            socket.end(`HTTP/1.1 ${admission.status} ${admission.status === 403 ? 'Forbidden' : 'Too Many Requests'}\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${admission.reason}\n`);
+            return;
+          }
+          this.wss.handleUpgrade(req, socket, head, (ws) => this.wss.emit('connection', ws, req, admission));
+        },
+        (err: unknown) => {
+          this.opts.logger.error({ err }, 'WebSocket upgrade failed');
+          socket.destroy();
+        },
+      );
     });
     this.heartbeat.start();
   }
 
-  private onConnection(ws: WebSocket): void {
+  private onConnection(ws: WebSocket, admission: Extract<Admission, { ok: true }>): void {
     const conn = new Connection(ws, this);
     this.connections.add(conn);
+    conn.access.start(admission);
     ws.on('pong', () => {
       conn.isAlive = true;
     });
     ws.on('message', (data: RawData, isBinary: boolean) => {
       conn.isAlive = true;
       if (isBinary) return conn.error('binary_not_supported');
-      this.onText(conn, data.toString());
+      try {
+        this.onText(conn, data.toString());
+      } catch (err) {
+        // A bug must cost one message, never the process (test/integration/fuzz.test.ts).
+        this.failed(conn, err, undefined);
+      }
     });
     ws.on('error', (err) => this.opts.logger.debug({ err }, 'websocket error'));
     ws.on('close', () => this.drop(conn));
   }
 
   private onText(conn: Connection, text: string): void {
+    if (!this.connections.has(conn)) return; // closed by the relay; the close handshake is under way
     const parsed = parseClientMessage(text);
     if (!parsed.ok) return conn.error(parsed.code, parsed.message, parsed.id);
+    if (!conn.access.admit(parsed.message)) return;
     try {
       this.handle(conn, parsed.message);
     } catch (err) {
@@ -139,10 +186,25 @@ export class WsServer {
         return conn.reply(withId({ type: 'unsubscribed', channel: msg.channel }, msg.id));
       case 'ping':
         return conn.reply(withId({ type: 'pong' }, msg.id));
+      case 'auth':
+        return void conn.access.auth(msg).catch((err) => this.failed(conn, err, msg.id));
+      case 'publish': {
+        const grants = conn.access.grants!;
+        if (this.opts.gate.settings.publish === 'off') return conn.error('publishing_disabled', undefined, msg.id);
+        return void this.opts.publisher.publish(conn, grants, msg).then((reply) => conn.reply(reply), (err) => this.failed(conn, err, msg.id));
+      }
     }
   }
 
+  private failed(conn: Connection, err: unknown, id: string | undefined): void {
+    this.opts.logger.error({ err }, 'failed to handle a client message');
+    conn.error('internal_error', ERROR_CODES.internal_error, id);
+  }
+
   private subscribe(conn: Connection, msg: SubscribeMessage): void {
+    if (!conn.access.grants!.canSubscribe(msg.channel)) {
+      return conn.error('forbidden', `this connection may not subscribe to ${msg.channel.slice(0, 120)}`, msg.id);
+    }
     if (conn.subscriptions.has(msg.channel)) return conn.error('already_subscribed', `already subscribed to ${msg.channel}`, msg.id);
     if (conn.subscriptions.size >= this.opts.maxSubscriptions) {
       return conn.error('too_many_subscriptions', `a connection may hold ${this.opts.maxSubscriptions} subscriptions`, msg.id);
@@ -167,8 +229,15 @@ export class WsServer {
     this.opts.logger.warn({ queued: conn.ws.bufferedAmount }, 'closed a slow consumer');
   }
 
+  /** Close one client with `code` and `reason` (auth closes: 4001, 4002, 4003). */
+  closeConnection(conn: Connection, code: number, reason: string): void {
+    this.drop(conn);
+    if (conn.ws.readyState === WebSocket.OPEN || conn.ws.readyState === WebSocket.CONNECTING) conn.ws.close(code, reason);
+  }
+
   private drop(conn: Connection): void {
     if (!this.connections.delete(conn)) return;
+    conn.access.end();
     for (const channel of conn.subscriptions) this.opts.router.unsubscribe(channel, conn);
     conn.subscriptions.clear();
   }

@@ -30,9 +30,18 @@ export interface Subscriber {
   overflow(): void;
 }
 
+/**
+ * Snapshots being read, per connection and channel. A later subscribe to the
+ * channel (after an unsubscribe) replaces the entry, so the earlier read,
+ * when it completes, knows it is stale and leaves the new subscription alone.
+ * Holds at most one entry per subscription of the connection.
+ */
+const pending = new WeakMap<Subscriber, Map<string, object>>();
+
 export function subscribe(deps: SubscribeDeps, conn: Subscriber, msg: SubscribeMessage, tables: TableFilter): void | Promise<void> {
   const { router, recovery } = deps;
   const channel = msg.channel;
+  pending.get(conn)?.delete(channel);
   const reply = (position: string, recovered?: boolean): SubscribedMessage => {
     const m: SubscribedMessage = { type: 'subscribed', channel, position };
     if (msg.id !== undefined) m.id = msg.id;
@@ -74,18 +83,29 @@ async function withSnapshot(
   const channel = msg.channel;
   const base = deps.position();
   deps.router.subscribe(channel, conn, { tables, hold: true, after: base });
+  const ticket = {};
+  const reads = pending.get(conn) ?? new Map<string, object>();
+  pending.set(conn, reads);
+  reads.set(channel, ticket);
+  // The client may unsubscribe (and subscribe again) while the rows are read.
+  const current = () => reads.get(channel) === ticket && conn.subscriptions.has(channel);
   let snapshot;
   try {
     snapshot = await deps.snapshots.read(channel, tables, msg.limit ?? DEFAULT_SNAPSHOT_LIMIT);
   } catch (err) {
     deps.logger.error({ err, channel }, 'snapshot read failed');
-    deps.router.unsubscribe(channel, conn);
-    conn.subscriptions.delete(channel);
+    if (current()) {
+      reads.delete(channel);
+      deps.router.unsubscribe(channel, conn);
+      conn.subscriptions.delete(channel);
+    }
     conn.fail('snapshot_failed', `reading the current rows of ${channel} failed; try again`, msg.id);
     return;
   }
-  // The client may have unsubscribed or gone while the rows were read.
-  if (!conn.open || !conn.subscriptions.has(channel)) return;
+  if (!conn.open) return;
+  // A stale read still answers its subscribe (found by test/integration/fuzz.test.ts).
+  if (!current()) return conn.fail('snapshot_failed', `unsubscribed from ${channel} before its snapshot was read`, msg.id);
+  reads.delete(channel);
   const held = deps.router.release(channel, conn);
   if (held === 'overflow') return conn.overflow();
   conn.reply({ ...reply(base), snapshot: snapshot.rows.length });

@@ -1,6 +1,6 @@
 // Starts the real relay on port 0 against a test database, and real
 // WebSocket clients that collect what the relay sends.
-import { WebSocket } from 'ws';
+import { WebSocket, type ClientOptions } from 'ws';
 import { startRelay, type Relay, type RelayConfig } from '../../relay/relay.ts';
 import { createLogger, silentLogger, type Logger } from '../../relay/log.ts';
 import type { ServerMessage } from '../../client/protocol.ts';
@@ -58,8 +58,8 @@ export class TestClient {
     });
   }
 
-  static async connect(url: string): Promise<TestClient> {
-    const ws = new WebSocket(url);
+  static async connect(url: string, protocols?: string[], options?: ClientOptions): Promise<TestClient> {
+    const ws = new WebSocket(url, protocols, options);
     const client = new TestClient(ws);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());

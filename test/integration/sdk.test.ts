@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { WebSocketServer } from 'ws';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
 import { startTestRelay, waitFor } from '../helpers/relay.ts';
+import { TEST_SECRET, token } from '../helpers/tokens.ts';
 import type { Relay } from '../../relay/relay.ts';
 import type { RelayConfig } from '../../relay/relay.ts';
 import { createClient, RelayError, type Rows, type StatusEvent, type TableEvent, type WalcastClient } from '../../client/node.ts';
@@ -190,4 +191,25 @@ test('a peer that stops answering is detected by the heartbeat and the client re
   rt.close();
   for (const ws of silent.clients) ws.terminate();
   await new Promise((r) => silent.close(r));
+});
+
+test('with a token: the client authenticates with it at every connect; channels outside its claims are forbidden', async () => {
+  const r = await relay({ jwtSecret: TEST_SECRET, authTimeoutMs: 300 });
+  const jwt = await token({ sub: 'ada', channels: ['room-*'] });
+  let asked = 0;
+  const rt = client(r.url, { token: () => (asked++, jwt) });
+  const got: string[] = [];
+  await rt.subscribe<Chat>('room-1', {}, (e) => got.push(e.table === 'chat_messages' ? e.row.body : '')).ready;
+  await chat('room-1', 'hello');
+  await waitFor(() => got.length === 1, 10_000, 'the row');
+  assert.deepEqual(got, ['hello']);
+  await assert.rejects(rt.subscribe('user-bob', {}, () => {}).ready, (err: unknown) => err instanceof RelayError && err.code === 'forbidden');
+  for (const c of r.ws.connections) c.ws.terminate();
+  await waitFor(() => asked === 2 && rt.status === 'open', 10_000, 'a reconnect with the token');
+  await chat('room-1', 'again');
+  await waitFor(() => got.length === 2, 10_000, 'the row after the reconnect');
+
+  const anonymous = client(r.url, { backoff: { initialMs: 5_000, maxMs: 5_000 } });
+  const refused = await new Promise<StatusEvent>((resolve) => anonymous.on('status', (s) => s.status === 'reconnecting' && resolve(s)));
+  assert.match(String(refused.status === 'reconnecting' && refused.error.message), /token/i, 'without a token the relay refuses, and says why');
 });

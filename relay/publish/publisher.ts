@@ -1,0 +1,228 @@
+// Publish messages: a client's row becomes one INSERT with bound parameters
+// into a registered table (an upsert on the primary key for state tables). Checked in order: the token may publish to the
+// table; the row names only client-settable columns; it matches the table's
+// JSON Schema (stored or derived); claim-bound columns get the token's
+// values; the row's channel is one the token may publish on. The reply goes
+// after the INSERT committed; a failure maps its SQLSTATE to a stable code.
+import pg from 'pg';
+import { drizzle } from 'drizzle-orm/node-postgres';
+import { sql, type SQL } from 'drizzle-orm';
+import { Ajv, type ValidateFunction } from 'ajv';
+import addFormats from 'ajv-formats';
+import type { ErrorCode, PublishMessage, ServerMessage, ValidationIssue } from '../../client/protocol.ts';
+import type { Registration } from '../db/registry.ts';
+import { displayName } from '../hub/snapshot.ts';
+import type { Logger } from '../log.ts';
+import type { Grants } from '../auth/grants.ts';
+import { deriveSchema, readShape, type TableShape } from './columns.ts';
+import { failureOf } from './failures.ts';
+
+/** Publishes one connection may have waiting for the database. */
+export const MAX_PENDING_PUBLISHES = 16;
+/** A table's columns are read again after this long, so ALTER TABLE reaches publishing without a restart. */
+export const PLAN_MAX_AGE_MS = 30_000;
+const MAX_ISSUES = 20;
+
+interface Plan {
+  reg: Registration;
+  shape: TableShape;
+  validate: ValidateFunction;
+  readAt: number;
+}
+
+export interface PublishCounters {
+  published: number;
+  invalid: number;
+  forbidden: number;
+  failed: number;
+}
+
+export interface PublisherOptions {
+  databaseUrl: string;
+  logger: Logger;
+  /** The registration of a table as clients name it ("chat_messages", "app.orders"). */
+  registration(name: string): Registration | undefined;
+}
+
+type Reply = Extract<ServerMessage, { type: 'published' | 'error' }>;
+
+export class Publisher {
+  readonly counters: PublishCounters = { published: 0, invalid: 0, forbidden: 0, failed: 0 };
+  private readonly pool: pg.Pool;
+  private readonly db;
+  // A registration is replaced when walcast.tables changes, so its plan is too.
+  private readonly plans = new WeakMap<Registration, Promise<Plan>>();
+  private readonly pending = new WeakMap<object, number>();
+
+  constructor(private readonly opts: PublisherOptions) {
+    this.pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 4 });
+    this.pool.on('error', (err) => opts.logger.warn({ err }, 'idle publish connection failed'));
+    this.db = drizzle(this.pool);
+  }
+
+  /** Handle `msg` from connection `conn` holding `grants`; resolves to the reply. */
+  async publish(conn: object, grants: Grants, msg: PublishMessage): Promise<Reply> {
+    const pending = this.pending.get(conn) ?? 0;
+    if (pending >= MAX_PENDING_PUBLISHES) {
+      return this.error(msg, 'rate_limited', `at most ${MAX_PENDING_PUBLISHES} publishes may wait for the database per connection`);
+    }
+    this.pending.set(conn, pending + 1);
+    try {
+      return await this.run(grants, msg);
+    } finally {
+      this.pending.set(conn, (this.pending.get(conn) ?? 1) - 1);
+    }
+  }
+
+  private async run(grants: Grants, msg: PublishMessage): Promise<Reply> {
+    const name = msg.table.startsWith('public.') ? msg.table.slice(7) : msg.table;
+    const reg = this.opts.registration(name);
+    if (!reg) return this.error(msg, 'unknown_table', `table ${clip(msg.table)} is not registered with walcast`);
+    if (!grants.canPublishTo(name)) {
+      this.counters.forbidden++;
+      return this.error(msg, 'forbidden', `this connection may not publish to ${name}`);
+    }
+    let plan: Plan;
+    try {
+      plan = await this.plan(reg);
+    } catch (err) {
+      this.counters.failed++;
+      this.opts.logger.error({ err, table: name }, 'cannot prepare publishing to a table (its row schema may not compile)');
+      return this.error(msg, 'publish_failed', `publishing to ${name} is not possible now; it has been logged`);
+    }
+    const issues = this.check(plan, grants, msg.row);
+    if (issues.length > 0) {
+      this.counters.invalid++;
+      this.opts.logger.info({ table: name, sub: grants.sub, errors: issues.slice(0, 5) }, 'published row rejected by validation');
+      return { ...this.error(msg, 'invalid_row', `the row does not match the schema of ${name}`), errors: issues.slice(0, MAX_ISSUES) };
+    }
+    const row = this.bind(plan, grants, msg.row);
+    if (typeof row === 'string') {
+      this.counters.forbidden++;
+      return this.error(msg, 'forbidden', row);
+    }
+    try {
+      await this.db.execute(insert(reg, plan.shape, row));
+    } catch (err) {
+      const failure = failureOf(err);
+      if (failure.code === 'publish_failed') {
+        this.counters.failed++;
+        this.opts.logger.error({ err, table: name }, 'publish insert failed');
+      }
+      return this.error(msg, failure.code, failure.message);
+    }
+    this.counters.published++;
+    return msg.id === undefined ? { type: 'published', table: name } : { type: 'published', id: msg.id, table: name };
+  }
+
+  private async plan(reg: Registration): Promise<Plan> {
+    const cached = this.plans.get(reg);
+    if (cached) {
+      const plan = await cached;
+      if (Date.now() - plan.readAt < PLAN_MAX_AGE_MS) return plan;
+      if (this.plans.get(reg) === cached) this.plans.delete(reg);
+    }
+    let next = this.plans.get(reg);
+    if (!next) {
+      next = (async () => {
+        const shape = await readShape(this.pool, reg);
+        if (shape.columns.size === 0) throw new Error(`table ${reg.schema}.${reg.table} has no columns or no longer exists`);
+        return { reg, shape, validate: compile(shape.rowSchema ?? deriveSchema(shape)), readAt: Date.now() };
+      })();
+      this.plans.set(reg, next);
+      next.catch(() => this.plans.delete(reg));
+    }
+    return next;
+  }
+
+  /** Columns the client may not name, then the schema. */
+  private check(plan: Plan, grants: Grants, row: Record<string, unknown>): ValidationIssue[] {
+    const issues: ValidationIssue[] = [];
+    for (const key of Object.keys(row)) {
+      const column = plan.shape.columns.get(key);
+      const path = `/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+      if (!column) issues.push({ path: clip(path), message: 'is not a column of the table' });
+      else if (column.serverOwned) issues.push({ path, message: 'is set by the server' });
+      else if (grants.token && plan.shape.claimColumns.has(key)) {
+        issues.push({ path, message: `is set from the token's ${plan.shape.claimColumns.get(key)} claim` });
+      }
+    }
+    if (issues.length > 0) return issues;
+    if (plan.validate(row)) return [];
+    return (plan.validate.errors ?? []).map((e) => ({ path: clip(e.instancePath), message: clip(e.message ?? 'is invalid') }));
+  }
+
+  /** The row with claim-bound columns filled, or why it may not be published. */
+  private bind(plan: Plan, grants: Grants, row: Record<string, unknown>): Record<string, unknown> | string {
+    const out = { ...row };
+    if (grants.token) {
+      for (const [column, claim] of plan.shape.claimColumns) {
+        const value = grants.claims[claim];
+        if (value === undefined || (typeof value === 'object' && value !== null)) return `the token has no usable ${claim} claim for column ${column}`;
+        out[column] = value;
+      }
+    }
+    const channel = out[plan.reg.channelColumn];
+    if ((typeof channel === 'string' || typeof channel === 'number') && !grants.canPublishOn(String(channel))) {
+      return `this connection may not publish on channel ${clip(String(channel))}`;
+    }
+    return out;
+  }
+
+  private error(msg: PublishMessage, code: ErrorCode, message: string): Extract<ServerMessage, { type: 'error' }> {
+    return msg.id === undefined ? { type: 'error', code, message } : { type: 'error', id: msg.id, code, message };
+  }
+
+  close(): Promise<void> {
+    return this.pool.end();
+  }
+}
+
+/**
+ * One Ajv per schema: Ajv caches every schema it compiled (and refuses a
+ * second schema with the same $id), so a shared instance would grow with
+ * each reload of a table's plan.
+ */
+function compile(schema: object): ValidateFunction {
+  const ajv = new Ajv({ allErrors: true, strict: false });
+  (addFormats as unknown as (ajv: Ajv) => void)(ajv);
+  return ajv.compile(schema);
+}
+
+/**
+ * INSERT with identifiers from the catalog and every value a bound parameter.
+ * A state table (presence, call_state) is upserted on its primary key when
+ * the row has every key column: the given columns are updated, and date/time
+ * columns with a default (updated_at) are reset to it.
+ */
+function insert(reg: Registration, shape: TableShape, row: Record<string, unknown>): SQL {
+  const table = sql`${sql.identifier(reg.schema)}.${sql.identifier(reg.table)}`;
+  const entries = Object.entries(row).map(([key, value]) => [shape.columns.get(key)!, value] as const);
+  if (entries.length === 0) return sql`INSERT INTO ${table} DEFAULT VALUES`;
+  const columns = sql.join(entries.map(([c]) => sql.identifier(c.name)), sql`, `);
+  const values = sql.join(entries.map(([c, v]) => sql.param(toParam(c.type, c.element, v))), sql`, `);
+  const statement = sql`INSERT INTO ${table} (${columns}) VALUES (${values})`;
+  const keys = [...shape.columns.values()].filter((c) => c.key);
+  if (reg.kind !== 'state' || keys.length === 0 || !keys.every((k) => k.name in row)) return statement;
+  const updates = [
+    ...entries.filter(([c]) => !c.key).map(([c]) => sql`${sql.identifier(c.name)} = EXCLUDED.${sql.identifier(c.name)}`),
+    ...[...shape.columns.values()].filter((c) => c.timeDefault && !(c.name in row)).map((c) => sql`${sql.identifier(c.name)} = DEFAULT`),
+  ];
+  const target = sql.join(keys.map((k) => sql.identifier(k.name)), sql`, `);
+  if (updates.length === 0) return sql`${statement} ON CONFLICT (${target}) DO NOTHING`;
+  return sql`${statement} ON CONFLICT (${target}) DO UPDATE SET ${sql.join(updates, sql`, `)}`;
+}
+
+function toParam(type: string, element: string | null, value: unknown): unknown {
+  if (value === null || value === undefined) return null;
+  if (type === 'json' || type === 'jsonb') return JSON.stringify(value);
+  if (type === 'bytea' && typeof value === 'string') return Buffer.from(value, 'base64');
+  if (element === 'json' || element === 'jsonb') return (value as unknown[]).map((v) => (v === null ? null : JSON.stringify(v)));
+  return value;
+}
+
+function clip(text: string): string {
+  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+}
+
+export { displayName };
