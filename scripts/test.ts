@@ -3,7 +3,8 @@
 // it uses that server (it needs wal_level=logical and free replication
 // slots); otherwise it starts an embedded one in a temporary directory and
 // removes it afterwards. Arguments narrow the run to files or folders.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -21,9 +22,26 @@ async function findTests(path: string): Promise<string[]> {
   return out.sort();
 }
 
+// The browser tests drive Debian's Chromium (playwright's downloads are not
+// reachable here). On a fresh Debian machine it is installed once, so that
+// `npm test` needs no other set-up; elsewhere the browser test says what to do.
+function ensureChromium(files: string[]): void {
+  if (process.env.CHROMIUM_PATH || existsSync('/usr/bin/chromium')) return;
+  if (!files.some((f) => f.includes(`${join('test', 'browser')}`))) return;
+  if (!existsSync('/usr/bin/apt-get')) return;
+  const root = process.getuid?.() === 0;
+  if (!root && spawnSync('sudo', ['-n', 'true']).status !== 0) return;
+  const run = (args: string[]) => spawnSync(root ? args[0]! : 'sudo', root ? args.slice(1) : args, { stdio: 'inherit' }).status === 0;
+  console.log("# installing Debian's chromium for the browser tests: apt-get install -y chromium");
+  if (!run(['apt-get', 'update', '-qq']) || !run(['apt-get', 'install', '-y', '-qq', 'chromium'])) {
+    console.log('# chromium could not be installed; the browser tests will say how to provide it');
+  }
+}
+
 async function main(): Promise<number> {
   const roots = process.argv.slice(2).filter((a) => !a.startsWith('-'));
   const files = (await Promise.all((roots.length ? roots : ['test']).map((r) => findTests(resolve(r))))).flat();
+  ensureChromium(files);
   let pg: EmbeddedPostgresHandle | undefined;
   let url = process.env.TEST_DATABASE_URL;
   if (!url) {
