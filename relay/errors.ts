@@ -73,6 +73,14 @@ export const RELAY_ERRORS = {
     message: 'cannot listen on {host}:{port}: {detail}. Set PORT (or --port) to a free port',
     retryable: false,
   },
+  register_failed: {
+    message: 'registering {table} failed: {detail}. Fix the table or column named (or run walcast migrate if the walcast schema is missing)',
+    retryable: false,
+  },
+  relay_unreachable: {
+    message: 'cannot reach the relay at {url}: {detail}. Start one (walcast start) or pass --url (WALCAST_URL)',
+    retryable: true,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type RelayErrorCode = keyof typeof RELAY_ERRORS;

@@ -1,0 +1,98 @@
+// Which relay streams a slot: the one holding a session advisory lock keyed
+// by the slot name, on a connection of its own. Another relay with the same
+// slot is a standby: it tries the lock every `pollMs` and takes over when the
+// holder's session ends (process killed, connection cut: PostgreSQL releases
+// the lock with the session).
+//
+//   waiting ──pg_try_advisory_lock = true──▶ held ──connection lost──▶ lost
+//
+// A held lock is checked every `pollMs` (SELECT 1) so a silently dead
+// connection is noticed; the relay must stop streaming when it is lost,
+// because a standby may already be taking the slot.
+import pg from 'pg';
+import type { Logger } from '../log.ts';
+
+// pg_advisory_lock(int4, int4): 'walc' in ASCII (as migrate.ts), then a hash
+// of the slot name. Both relays hash on the same server, so they agree.
+const LOCK_CLASS = 0x77616c63;
+const LOCK_SQL = `SELECT pg_try_advisory_lock(${LOCK_CLASS}, hashtext('walcast.slot:' || $1)) AS ok`;
+
+export interface LeadershipOptions {
+  databaseUrl: string;
+  slot: string;
+  pollMs: number;
+  logger: Logger;
+}
+
+export interface Leadership {
+  /** Resolves with the reason when the lock's session ends while held. */
+  lost: Promise<string>;
+  /** Unlock and close the lock's connection. */
+  release(): Promise<void>;
+}
+
+/** Try once: the held lock, or undefined when another session holds it. */
+export async function tryLeadership(opts: LeadershipOptions): Promise<Leadership | undefined> {
+  const client = new pg.Client({ connectionString: opts.databaseUrl, application_name: `walcast lock ${opts.slot}` });
+  client.on('error', () => {}); // reported through `lost`, or by the next attempt
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ ok: boolean }>(LOCK_SQL, [opts.slot]);
+    if (rows[0]?.ok) return hold(client, opts);
+  } catch (err) {
+    await client.end().catch(() => {});
+    throw err;
+  }
+  await client.end().catch(() => {});
+  return undefined;
+}
+
+/**
+ * Wait for the lock: try every `pollMs` until it is free. Connection errors
+ * are logged and retried (the database may be restarting). `cancelled`
+ * ends the wait with undefined.
+ */
+export async function waitForLeadership(opts: LeadershipOptions, cancelled: () => boolean): Promise<Leadership | undefined> {
+  let failures = 0;
+  while (!cancelled()) {
+    try {
+      const held = await tryLeadership(opts);
+      if (held) return held;
+      failures = 0;
+    } catch (err) {
+      if (failures++ === 0) opts.logger.warn({ err, slot: opts.slot }, 'standby cannot reach PostgreSQL; retrying');
+    }
+    await new Promise((r) => setTimeout(r, opts.pollMs));
+  }
+  return undefined;
+}
+
+function hold(client: pg.Client, opts: LeadershipOptions): Leadership {
+  let released = false;
+  let onLost: (reason: string) => void = () => {};
+  const lost = new Promise<string>((resolve) => (onLost = resolve));
+  const lose = (reason: string) => {
+    if (released) return;
+    released = true;
+    clearInterval(timer);
+    void client.end().catch(() => {});
+    onLost(reason);
+  };
+  client.on('error', (err: Error) => lose(`the lock's database connection failed: ${err.message}`));
+  client.on('end', () => lose("the lock's database connection ended"));
+  const timer = setInterval(() => {
+    client.query('SELECT 1').catch((err: Error) => lose(`the lock's database connection failed: ${err.message}`));
+  }, Math.max(opts.pollMs, 250));
+  timer.unref();
+  return {
+    lost,
+    async release() {
+      if (released) return;
+      released = true;
+      clearInterval(timer);
+      // Ending the session releases the lock too; unlocking first frees it even if the end is slow.
+      await client.query(`SELECT pg_advisory_unlock(${LOCK_CLASS}, hashtext('walcast.slot:' || $1))`, [opts.slot]).catch(() => {});
+      await client.end().catch(() => {});
+    },
+  };
+}
