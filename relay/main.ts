@@ -7,20 +7,17 @@
 //   replay    print a channel's events after a position
 import { helpText } from './config.ts';
 import { WalcastError } from './errors.ts';
-import { start } from './cli/start.ts';
-import { migrateCommand } from './cli/migrate.ts';
-import { registerCommand } from './cli/register.ts';
-import { doctorCommand } from './cli/doctor.ts';
-import { tailCommand } from './cli/tail.ts';
-import { replayCommand } from './cli/replay.ts';
 
-const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; summary: string }> = {
-  start: { run: start, summary: 'run the relay (embedded PostgreSQL when DATABASE_URL is unset)' },
-  migrate: { run: migrateCommand, summary: 'install or upgrade the walcast schema; --example adds the example tables' },
-  register: { run: registerCommand, summary: 'register <table> --channel <column> [--ttl …]' },
-  doctor: { run: doctorCommand, summary: 'check wal_level, slots, publication, indexes, replica identity' },
-  tail: { run: tailCommand, summary: 'print the live events of <channel>' },
-  replay: { run: replayCommand, summary: 'print the events of <channel> after --since <position>' },
+type Command = (argv: string[]) => Promise<void>;
+
+// Loaded on use: `walcast tail` need not load the relay, fastify and pg.
+const COMMANDS: Record<string, { load: () => Promise<Command>; summary: string }> = {
+  start: { load: async () => (await import('./cli/start.ts')).start, summary: 'run the relay (embedded PostgreSQL when DATABASE_URL is unset)' },
+  migrate: { load: async () => (await import('./cli/migrate.ts')).migrateCommand, summary: 'install or upgrade the walcast schema; --example adds the example tables' },
+  register: { load: async () => (await import('./cli/register.ts')).registerCommand, summary: 'register <table> --channel <column> [--ttl …]' },
+  doctor: { load: async () => (await import('./cli/doctor.ts')).doctorCommand, summary: 'check wal_level, slots, publication, indexes, replica identity' },
+  tail: { load: async () => (await import('./cli/tail.ts')).tailCommand, summary: 'print the live events of <channel>' },
+  replay: { load: async () => (await import('./cli/replay.ts')).replayCommand, summary: 'print the events of <channel> after --since <position>' },
 };
 
 function usage(): string {
@@ -36,7 +33,7 @@ async function main(): Promise<void> {
   }
   const entry = COMMANDS[command];
   if (!entry) throw new WalcastError('config_invalid', { detail: `unknown command ${JSON.stringify(command)}; run walcast --help` });
-  await entry.run(rest);
+  await (await entry.load())(rest);
 }
 
 main().catch((err: unknown) => {

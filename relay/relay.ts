@@ -5,7 +5,10 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import pg from 'pg';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import type { Config } from './config.ts';
-import { WalcastError, sqlState } from './errors.ts';
+import { WalcastError } from './errors.ts';
+import { asStartupError } from './db/connect-error.ts';
+
+export { asStartupError, safeTarget } from './db/connect-error.ts';
 import type { Logger } from './log.ts';
 import { ensurePublication, migrate } from './db/migrate.ts';
 import { loadRegistrations } from './db/registry.ts';
@@ -217,26 +220,4 @@ async function closeClients(ws: WsServer): Promise<void> {
 async function currentWalLsn(pool: pg.Pool): Promise<Lsn> {
   const { rows } = await pool.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
   return parseLsn(rows[0]!.lsn);
-}
-
-export function asStartupError(err: unknown, url: string): unknown {
-  if (err instanceof WalcastError) return err;
-  const code = (err as { code?: string }).code;
-  const state = sqlState(err);
-  const network = code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT' || code === 'EHOSTUNREACH';
-  if (network || state === '28P01' || state === '28000' || state === '3D000') {
-    const target = safeTarget(url);
-    return new WalcastError('database_unreachable', { target, detail: (err as Error).message }, err);
-  }
-  return err;
-}
-
-/** host:port/database of a URL, without the password. */
-export function safeTarget(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.hostname}:${u.port || 5432}${u.pathname}`;
-  } catch {
-    return 'DATABASE_URL';
-  }
 }

@@ -1,7 +1,7 @@
 // `walcast doctor`: checks the server and the walcast setup (relay/db/doctor.ts)
 // and prints each finding with its fix. Exit status 1 when any is an error.
 import { diagnose, type Finding } from '../db/doctor.ts';
-import { asStartupError } from '../relay.ts';
+import { asStartupError } from '../db/connect-error.ts';
 import { DATABASE_OPTIONS, databaseUrl, parse, wantsHelp, withPool } from './args.ts';
 
 const HELP = `Usage: walcast doctor [--slot NAME] [--publication NAME] [--json] [--database-url URL]

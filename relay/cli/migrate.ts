@@ -3,7 +3,7 @@
 // publication. The relay does the same at start; this is for deploy steps
 // that run migrations before the relays.
 import { ensurePublication, migrate } from '../db/migrate.ts';
-import { asStartupError } from '../relay.ts';
+import { asStartupError } from '../db/connect-error.ts';
 import { DATABASE_OPTIONS, databaseUrl, parse, wantsHelp, withPool } from './args.ts';
 
 const HELP = `Usage: walcast migrate [--example] [--publication NAME] [--database-url URL]

@@ -1,7 +1,7 @@
 // `walcast register <table> --channel <column> [--ttl …] [--time-column …]
 // [--kind events|state]`: walcast.register_table from the command line.
 import { WalcastError, sqlState } from '../errors.ts';
-import { asStartupError } from '../relay.ts';
+import { asStartupError } from '../db/connect-error.ts';
 import { DATABASE_OPTIONS, databaseUrl, parse, wantsHelp, withPool } from './args.ts';
 
 const HELP = `Usage: walcast register <table> --channel <column> [--ttl INTERVAL --time-column COLUMN] [--kind events|state]
