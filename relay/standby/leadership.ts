@@ -50,10 +50,11 @@ export async function tryLeadership(opts: LeadershipOptions): Promise<Leadership
 /**
  * Wait for the lock: try every `pollMs` until it is free. Connection errors
  * are logged and retried (the database may be restarting). `cancelled`
- * ends the wait with undefined.
+ * ends the wait with undefined; the first try is after `initialDelayMs`.
  */
-export async function waitForLeadership(opts: LeadershipOptions, cancelled: () => boolean): Promise<Leadership | undefined> {
+export async function waitForLeadership(opts: LeadershipOptions, cancelled: () => boolean, initialDelayMs = 0): Promise<Leadership | undefined> {
   let failures = 0;
+  if (initialDelayMs > 0) await new Promise((r) => setTimeout(r, initialDelayMs));
   while (!cancelled()) {
     try {
       const held = await tryLeadership(opts);

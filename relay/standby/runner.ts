@@ -87,10 +87,14 @@ export class RelayRunner {
   /** The lock, now or after waiting as a standby; undefined when stopped first. */
   private async acquire(first: boolean): Promise<{ leadership: Leadership; promoted: boolean } | undefined> {
     let now: Leadership | undefined;
-    try {
-      now = await tryLeadership(this.lockOptions);
-    } catch (err) {
-      if (first) throw asStartupError(err, this.config.databaseUrl);
+    // After losing the lock, give the other relay the first turn: it polls
+    // every pollMs, so three of them leave it time to take over.
+    if (first) {
+      try {
+        now = await tryLeadership(this.lockOptions);
+      } catch (err) {
+        throw asStartupError(err, this.config.databaseUrl);
+      }
     }
     if (now) return { leadership: now, promoted: false };
     const standby = await startStandbyServer({ host: this.config.host, port: this.port, slot: this.config.slot, logger: this.logger });
@@ -99,7 +103,7 @@ export class RelayRunner {
     this.logger.info({ slot: this.config.slot, port: standby.port }, 'standby: another relay holds the slot; waiting to take over');
     this.hooks.onStandby?.(standby);
     try {
-      const leadership = await waitForLeadership(this.lockOptions, () => this.stopped);
+      const leadership = await waitForLeadership(this.lockOptions, () => this.stopped, first ? 0 : 3 * this.config.standbyPollMs);
       return leadership && { leadership, promoted: true };
     } finally {
       await standby.close();
