@@ -33,39 +33,52 @@ export interface Leadership {
 
 /** Try once: the held lock, or undefined when another session holds it. */
 export async function tryLeadership(opts: LeadershipOptions): Promise<Leadership | undefined> {
-  const client = new pg.Client({ connectionString: opts.databaseUrl, application_name: `walcast lock ${opts.slot}` });
-  client.on('error', () => {}); // reported through `lost`, or by the next attempt
-  await client.connect();
-  try {
-    const { rows } = await client.query<{ ok: boolean }>(LOCK_SQL, [opts.slot]);
-    if (rows[0]?.ok) return hold(client, opts);
-  } catch (err) {
+  const client = await connect(opts);
+  const held = await tryLock(client, opts).catch(async (err: unknown) => {
     await client.end().catch(() => {});
     throw err;
-  }
-  await client.end().catch(() => {});
-  return undefined;
+  });
+  if (!held) await client.end().catch(() => {});
+  return held;
 }
 
 /**
- * Wait for the lock: try every `pollMs` until it is free. Connection errors
- * are logged and retried (the database may be restarting). `cancelled`
- * ends the wait with undefined; the first try is after `initialDelayMs`.
+ * Wait for the lock: try every `pollMs`, on one connection, until it is
+ * free. Connection errors are logged and retried on a new connection (the
+ * database may be restarting). `cancelled` ends the wait with undefined; the
+ * first try is after `initialDelayMs`.
  */
 export async function waitForLeadership(opts: LeadershipOptions, cancelled: () => boolean, initialDelayMs = 0): Promise<Leadership | undefined> {
   let failures = 0;
+  let client: pg.Client | undefined;
   if (initialDelayMs > 0) await new Promise((r) => setTimeout(r, initialDelayMs));
   while (!cancelled()) {
     try {
-      const held = await tryLeadership(opts);
+      client ??= await connect(opts);
+      const held = await tryLock(client, opts);
       if (held) return held;
       failures = 0;
     } catch (err) {
       if (failures++ === 0) opts.logger.warn({ err, slot: opts.slot }, 'standby cannot reach PostgreSQL; retrying');
+      await client?.end().catch(() => {});
+      client = undefined;
     }
     await new Promise((r) => setTimeout(r, opts.pollMs));
   }
+  await client?.end().catch(() => {});
   return undefined;
+}
+
+async function connect(opts: LeadershipOptions): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: opts.databaseUrl, application_name: `walcast lock ${opts.slot}` });
+  client.on('error', () => {}); // reported through `lost`, or by the next query
+  await client.connect();
+  return client;
+}
+
+async function tryLock(client: pg.Client, opts: LeadershipOptions): Promise<Leadership | undefined> {
+  const { rows } = await client.query<{ ok: boolean }>(LOCK_SQL, [opts.slot]);
+  return rows[0]?.ok ? hold(client, opts) : undefined;
 }
 
 function hold(client: pg.Client, opts: LeadershipOptions): Leadership {
