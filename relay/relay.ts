@@ -7,8 +7,6 @@ import { drizzle } from 'drizzle-orm/node-postgres';
 import type { Config } from './config.ts';
 import { WalcastError } from './errors.ts';
 import { asStartupError } from './db/connect-error.ts';
-
-export { asStartupError, safeTarget } from './db/connect-error.ts';
 import type { Logger } from './log.ts';
 import { ensurePublication, migrate } from './db/migrate.ts';
 import { loadRegistrations } from './db/registry.ts';
@@ -27,6 +25,8 @@ import { createPruner } from './jobs/ttl.ts';
 import { RelayMetrics } from './metrics.ts';
 import { metricsRoutes } from './http/metrics.ts';
 import { SlotWatchdog } from './replication/watchdog.ts';
+
+export { asStartupError, safeTarget } from './db/connect-error.ts';
 
 export type RelayConfig = Omit<Config, 'databaseUrl' | 'dataDir' | 'embeddedPort' | 'example'> & {
   databaseUrl: string;
