@@ -69,7 +69,12 @@ export class RelayRunner {
         relay = await startRelay({ ...this.config, port: this.port }, this.logger);
       } catch (err) {
         await leadership.release();
-        throw err;
+        // A start-up error ends the process; after a takeover (the slot may
+        // still be held by a relay PostgreSQL has not yet seen die), wait as
+        // a standby and try again.
+        if (!promoted) throw err;
+        this.logger.error({ err, slot: this.config.slot }, 'taking over the slot failed; waiting as a standby again');
+        continue;
       }
       this.relay = relay;
       this.port = relay.port;
