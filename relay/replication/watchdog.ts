@@ -10,17 +10,13 @@
 //   - asks for the slot to be recreated when wal_status turns 'unreserved'
 //     (PostgreSQL will remove WAL the slot still needs) or 'lost'.
 //
-// Lag in seconds: the watchdog keeps (time, WAL position) samples taken at
-// each check; the lag is the age of the oldest sample the delivered position
-// has not reached. Samples already reached are dropped, so the list holds one
-// sample per interval of current lag, at most MAX_SAMPLES (older ones go
-// first; the lag then reads as at least MAX_SAMPLES intervals).
+// Lag is computed by lag.ts from the samples each round takes.
 import type pg from 'pg';
 import type { Logger } from '../log.ts';
 import { formatLsn, parseLsn, type Lsn } from './lsn.ts';
+import { LagTracker } from './lag.ts';
 
 export const HEARTBEAT_PREFIX = 'walcast.heartbeat';
-export const MAX_SAMPLES = 10_000;
 
 export type WalStatus = 'reserved' | 'extended' | 'unreserved' | 'lost' | 'missing' | 'unknown';
 export const WAL_STATUSES: readonly WalStatus[] = ['reserved', 'extended', 'unreserved', 'lost', 'missing', 'unknown'];
@@ -72,7 +68,7 @@ export class SlotWatchdog {
   checkErrors = 0;
   /** Lag above a threshold: the reason, else undefined. */
   lagging: string | undefined;
-  private samples: { timeMs: number; lsn: Lsn }[] = [];
+  private readonly lag = new LagTracker();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private invalidReported = false;
@@ -123,14 +119,7 @@ export class SlotWatchdog {
 
   private update(row: SlotQueryRow, now: number): void {
     const current = parseLsn(row.current);
-    const delivered = this.opts.delivered();
-    const last = this.samples[this.samples.length - 1];
-    if (!last || current > last.lsn) this.samples.push({ timeMs: now, lsn: current });
-    let reached = 0;
-    while (reached < this.samples.length && this.samples[reached]!.lsn <= delivered) reached++;
-    if (this.samples.length - reached > MAX_SAMPLES) reached = this.samples.length - MAX_SAMPLES;
-    if (reached > 0) this.samples.splice(0, reached);
-    const oldest = this.samples[0];
+    const lag = this.lag.observe(now, current, this.opts.delivered());
     const confirmed = row.confirmed ? parseLsn(row.confirmed) : 0n;
     const restart = row.restart ? parseLsn(row.restart) : 0n;
     const walStatus = row.wal_status === null && row.active === null ? 'missing' : toWalStatus(row.wal_status);
@@ -140,8 +129,8 @@ export class SlotWatchdog {
       currentLsn: current,
       confirmedLsn: confirmed,
       restartLsn: restart,
-      lagBytes: current > delivered ? Number(current - delivered) : 0,
-      lagSeconds: oldest ? Math.max(0, (now - oldest.timeMs) / 1000) : 0,
+      lagBytes: lag.bytes,
+      lagSeconds: lag.seconds,
       unconfirmedBytes: confirmed && current > confirmed ? Number(current - confirmed) : 0,
       retainedBytes: restart && current > restart ? Number(current - restart) : 0,
       safeWalSize: row.safe_wal_size === null ? null : Number(row.safe_wal_size),
