@@ -8,6 +8,9 @@ RUN npm ci --omit=dev --omit=optional
 COPY client ./client
 COPY relay ./relay
 COPY sql ./sql
+COPY bin ./bin
 USER node
 EXPOSE 8080
-CMD ["node_modules/.bin/tsx", "relay/main.ts", "start"]
+# node itself is PID 1: SIGTERM reaches the relay, which shuts down gracefully.
+STOPSIGNAL SIGTERM
+CMD ["node", "bin/walcast.js", "start"]

@@ -38,6 +38,11 @@ export interface Config {
   rateLimit?: number;
   subjectRateLimit?: number;
   maxConnectionsPerIp?: number;
+  shutdownSeconds: number;
+  watchdogMs: number;
+  lagWarnSeconds: number;
+  lagWarnBytes: number;
+  standbyPollMs: number;
 }
 
 type Parser<T> = (raw: string) => T | undefined;
@@ -109,6 +114,11 @@ export const OPTIONS = [
   opt({ key: 'rateLimit', env: 'WALCAST_RATE_LIMIT', flag: 'rate-limit', default: 100, allowed: 'an integer from 1 to 1000000', parse: int(1, 1_000_000), help: 'messages per second one connection may send (bursts of twice that)' }),
   opt({ key: 'subjectRateLimit', env: 'WALCAST_SUBJECT_RATE_LIMIT', flag: 'subject-rate-limit', default: 300, allowed: 'an integer from 1 to 1000000', parse: int(1, 1_000_000), help: 'messages per second all connections of one token subject may send (bursts of twice that)' }),
   opt({ key: 'maxConnectionsPerIp', env: 'WALCAST_MAX_CONNECTIONS_PER_IP', flag: 'max-connections-per-ip', default: 1000, allowed: 'an integer from 1 to 1000000', parse: int(1, 1_000_000), help: 'WebSocket connections one client address may hold' }),
+  opt({ key: 'shutdownSeconds', env: 'WALCAST_SHUTDOWN_SECONDS', flag: 'shutdown-seconds', default: 10, allowed: 'an integer from 1 to 3600', parse: int(1, 3600), help: 'graceful shutdown deadline; past it the process exits with status 1' }),
+  opt({ key: 'watchdogMs', env: 'WALCAST_WATCHDOG_MS', flag: 'watchdog-ms', default: 10_000, allowed: 'an integer from 100 to 3600000', parse: int(100, 3_600_000), help: 'how often the slot watchdog checks the slot and emits a heartbeat' }),
+  opt({ key: 'lagWarnSeconds', env: 'WALCAST_LAG_WARN_SECONDS', flag: 'lag-warn-seconds', default: 30, allowed: 'an integer from 1 to 86400', parse: int(1, 86_400), help: 'replication lag (seconds) above which a warning is logged and /readyz is 503' }),
+  opt({ key: 'lagWarnBytes', env: 'WALCAST_LAG_WARN_BYTES', flag: 'lag-warn-bytes', default: 1024 ** 3, allowed: 'an integer from 1 to 1099511627776', parse: int(1, 1024 ** 4), help: 'replication lag (bytes of WAL) above which a warning is logged and /readyz is 503' }),
+  opt({ key: 'standbyPollMs', env: 'WALCAST_STANDBY_POLL_MS', flag: 'standby-poll-ms', default: 500, allowed: 'an integer from 50 to 60000', parse: int(50, 60_000), help: 'a standby relay tries to take over the slot this often' }),
 ] as const;
 
 /** Read the configuration from flags (first) and the environment. */

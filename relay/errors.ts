@@ -82,6 +82,14 @@ export const RELAY_ERRORS = {
     message: 'WALCAST_JWT_PUBLIC_KEY cannot be used: {detail}. Give an RSA (RS256) or P-256 (ES256) public key in PEM (-----BEGIN PUBLIC KEY-----)',
     retryable: false,
   },
+  register_failed: {
+    message: 'registering {table} failed: {detail}. Fix the table or column named (or run walcast migrate if the walcast schema is missing)',
+    retryable: false,
+  },
+  relay_unreachable: {
+    message: 'cannot reach the relay at {url}: {detail}. Start one (walcast start) or pass --url (WALCAST_URL)',
+    retryable: true,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type RelayErrorCode = keyof typeof RELAY_ERRORS;

@@ -5,7 +5,8 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import pg from 'pg';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import type { Config } from './config.ts';
-import { WalcastError, sqlState } from './errors.ts';
+import { WalcastError } from './errors.ts';
+import { asStartupError } from './db/connect-error.ts';
 import type { Logger } from './log.ts';
 import { ensurePublication, migrate } from './db/migrate.ts';
 import { loadRegistrations } from './db/registry.ts';
@@ -28,6 +29,12 @@ import { Gate } from './auth/gate.ts';
 import { Publisher } from './publish/publisher.ts';
 import { displayName } from './hub/snapshot.ts';
 
+import { RelayMetrics } from './metrics.ts';
+import { metricsRoutes } from './http/metrics.ts';
+import { SlotWatchdog } from './replication/watchdog.ts';
+
+export { asStartupError, safeTarget } from './db/connect-error.ts';
+
 export type RelayConfig = Omit<Config, 'databaseUrl' | 'dataDir' | 'embeddedPort' | 'example'> & {
   databaseUrl: string;
   example: boolean;
@@ -49,8 +56,14 @@ export interface Relay {
   app: FastifyInstance;
   gate: Gate;
   publisher: Publisher;
+  metrics: RelayMetrics;
+  watchdog: SlotWatchdog;
+  /** Graceful: close clients with 1001, stop the jobs, confirm, end replication. */
   stop(): Promise<void>;
 }
+
+/** The reason clients read in the 1001 close frame when the relay stops. */
+export const SHUTDOWN_REASON = 'relay shutting down: reconnect and resume with since';
 
 export async function startRelay(config: RelayConfig, logger: Logger): Promise<Relay> {
   // Before touching the database: a relay that must not serve fails at once.
@@ -88,11 +101,15 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     epoch: slot.epoch,
     startLsn: slot.confirmedFlushLsn,
     liveFromLsn: await currentWalLsn(pool),
-    onDelivered: (lsn, timeMs) => stream?.delivered(lsn, timeMs),
+    onDelivered: (lsn, timeMs) => {
+      metrics?.commitToDispatch.observe((Date.now() - timeMs) / 1000);
+      stream?.delivered(lsn, timeMs);
+    },
   });
   dispatcher.setRegistrations(await loadRegistrations(drizzle(pool)));
   // Set below; the stream calls this only after it started.
   let ws: WsServer | undefined;
+  let metrics: RelayMetrics | undefined;
   stream = new ReplicationStream({
     connectionString: config.databaseUrl,
     slot: config.slot,
@@ -102,12 +119,26 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     onMessage: (msg) => dispatcher.handle(msg),
     recreateSlot: async (reason) => {
       const info = await recreateSlot(pool, config.slot, logger, reason);
+      metrics?.slotRecreated.inc();
       dispatcher.reset(info.epoch, info.confirmedFlushLsn, await currentWalLsn(pool));
       ws?.closeAll(CLOSE.streamReset, 'the replication slot was recreated: subscribe again (earlier positions cannot be resumed)');
       return info.confirmedFlushLsn;
     },
   });
   const liveStream = stream;
+  stream.on('failure', () => metrics?.errors.inc({ code: 'replication_failed' }));
+  const watchdog = new SlotWatchdog({
+    pool,
+    slot: config.slot,
+    logger,
+    intervalMs: config.watchdogMs,
+    lagWarnSeconds: config.lagWarnSeconds,
+    lagWarnBytes: config.lagWarnBytes,
+    delivered: () => liveStream.deliveredPosition,
+    streaming: () => liveStream.state === 'streaming',
+    onSlotInvalid: (reason) => liveStream.invalidate(reason),
+  });
+  let stopping: Promise<void> | undefined;
   const snapshots = new SnapshotReader(config.databaseUrl, () => dispatcher.registrationList());
 
   const app: FastifyInstance = Fastify({
@@ -116,7 +147,14 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     logController: new LogController({ disableRequestLogging: true }),
   });
   await app.register(healthRoutes, {
-    source: { slot: config.slot, state: () => liveStream.state, lastError: () => liveStream.lastError?.message },
+    source: {
+      slot: config.slot,
+      state: () => liveStream.state,
+      lastError: () => liveStream.lastError?.message,
+      stopping: () => stopping !== undefined,
+      lagging: () => watchdog.lagging,
+      slotStatus: () => watchdog.status,
+    },
   });
   await app.register(replayRoutes, { source: { recovery, position: () => dispatcher.position(), authorize: (header, channel) => gate.authorizeRead(header, channel) } });
   await app.register(clientBundleRoutes);
@@ -143,6 +181,21 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
   });
   ws.attach(app.server);
   const wsServer = ws;
+  const relayMetrics = (metrics = new RelayMetrics({
+    counters: () => dispatcher.counters,
+    connections: () => wsServer.connections.size,
+    subscriptions: () => router.subscriptionCount,
+    channels: () => router.channelCount,
+    bytesSent: () => wsServer.bytesSent,
+    slowConsumerCloses: () => wsServer.slowConsumerCloses,
+    clientErrors: () => wsServer.clientErrors as Record<string, number>,
+    streamState: () => liveStream.state,
+    slot: () => watchdog.status,
+    heartbeats: () => watchdog.heartbeats,
+    recoveryEvents: () => recovery.count,
+    recoveryBytes: () => recovery.bytes,
+  }));
+  await app.register(metricsRoutes, { metrics: relayMetrics });
   try {
     await app.listen({ host: config.host, port: config.port });
   } catch (err) {
@@ -154,46 +207,43 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
 
   stream.start(slot.confirmedFlushLsn);
   logger.info({ slot: config.slot, lsn: formatLsn(slot.confirmedFlushLsn), epoch: slot.epoch, created: slot.created }, 'slot ready');
-  const pruner = createPruner({ pool, schedule: config.ttlSchedule, logger });
+  const pruner = createPruner({ pool, schedule: config.ttlSchedule, logger, onPruned: (table, rows) => relayMetrics.pruned.inc({ table }, rows) });
   pruner.start();
+  watchdog.start();
 
-  let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
+      logger.info({ slot: config.slot, connections: wsServer.connections.size }, 'relay stopping');
+      // Clients first, so they can resume on another relay at once; then the
+      // jobs; then the final confirmation and the end of replication.
+      await closeClients(wsServer);
       await pruner.stop();
-      await wsServer.close();
-      await app.close();
+      await watchdog.stop();
       await liveStream.stop();
+      logger.info(
+        { slot: config.slot, delivered: formatLsn(liveStream.deliveredPosition), confirmed: formatLsn(liveStream.confirmed) },
+        'relay stopped: confirmed the delivered position (up to the recovery window) and ended replication',
+      );
+      await app.close();
       await snapshots.close();
       await publisher.close();
       await pool.end();
     })());
-  return { url: `http://${host}:${port}`, wsUrl: `ws://${host}:${port}/ws`, port, slot: config.slot, pool, stream, dispatcher, router, recovery, ws: wsServer, app, gate, publisher, stop };
+  return {
+    url: `http://${host}:${port}`, wsUrl: `ws://${host}:${port}/ws`, port, slot: config.slot, pool, stream, dispatcher, router,
+    recovery, ws: wsServer, app, gate, publisher, metrics: relayMetrics, watchdog, stop,
+  };
+}
+
+/** Close every client with 1001; one that does not finish the close handshake within 2 s is cut. */
+async function closeClients(ws: WsServer): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([ws.close(CLOSE.goingAway, SHUTDOWN_REASON), new Promise((r) => (timer = setTimeout(r, 2000)))]);
+  clearTimeout(timer);
+  for (const client of ws.wss.clients) client.terminate();
 }
 
 async function currentWalLsn(pool: pg.Pool): Promise<Lsn> {
   const { rows } = await pool.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
   return parseLsn(rows[0]!.lsn);
-}
-
-function asStartupError(err: unknown, url: string): unknown {
-  if (err instanceof WalcastError) return err;
-  const code = (err as { code?: string }).code;
-  const state = sqlState(err);
-  const network = code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT' || code === 'EHOSTUNREACH';
-  if (network || state === '28P01' || state === '28000' || state === '3D000') {
-    const target = safeTarget(url);
-    return new WalcastError('database_unreachable', { target, detail: (err as Error).message }, err);
-  }
-  return err;
-}
-
-/** host:port/database of a URL, without the password. */
-export function safeTarget(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.hostname}:${u.port || 5432}${u.pathname}`;
-  } catch {
-    return 'DATABASE_URL';
-  }
 }

@@ -81,7 +81,12 @@ export async function ensureSlot(pool: pg.Pool, slot: string, logger: Logger, wa
  * the stream; clients learn it from `recovered: false`.
  */
 export async function recreateSlot(pool: pg.Pool, slot: string, logger: Logger, reason: string): Promise<SlotInfo> {
-  const row = await readSlot(pool, slot);
+  let row = await readSlot(pool, slot);
+  // The watchdog may ask while our own WAL sender is still exiting.
+  for (let i = 0; row?.active && i < 50; i++) {
+    await new Promise((r) => setTimeout(r, 200));
+    row = await readSlot(pool, slot);
+  }
   if (row && !row.active) {
     await pool.query('SELECT pg_drop_replication_slot($1)', [slot]).catch((err: unknown) => {
       if (sqlState(err) !== SQLSTATE.undefinedObject) throw err;

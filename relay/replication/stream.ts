@@ -19,6 +19,7 @@ import { SQLSTATE, WalcastError, sqlState } from '../errors.ts';
 import { PgoutputDecoder, type PgoutputMessage } from './decoder.ts';
 import { TEXT_FORMAT_OPTIONS as SESSION_OPTIONS } from './values.ts';
 import { formatLsn, parseLsn, type Lsn } from './lsn.ts';
+import { HEARTBEAT_PREFIX } from './watchdog.ts';
 
 export type StreamState = 'idle' | 'connecting' | 'streaming' | 'reconnecting' | 'closed';
 
@@ -134,6 +135,22 @@ export class ReplicationStream extends EventEmitter {
     return this.confirmedLsn;
   }
 
+  /** Highest LSN whose events have all been handed to the sockets. */
+  get deliveredPosition(): Lsn {
+    return this.deliveredLsn;
+  }
+
+  /**
+   * The slot can no longer be trusted (the watchdog saw wal_status
+   * 'unreserved' or 'lost'): drop the connection, and recreate the slot
+   * (recreateSlot) before reconnecting.
+   */
+  invalidate(reason: string): void {
+    if (this.state === 'closed' || !this.opts.recreateSlot) return;
+    this.slotLost = reason;
+    if (this.service) this.onFailure(this.service, new Error(`the replication slot is unusable: ${reason}`));
+  }
+
   async stop(): Promise<void> {
     if (this.state === 'closed') return;
     this.sendStatus(false);
@@ -184,6 +201,12 @@ export class ReplicationStream extends EventEmitter {
   }
 
   private onData(msg: PgoutputMessage): void {
+    if (msg.tag === 'message' && !msg.transactional && msg.prefix === HEARTBEAT_PREFIX) {
+      // The watchdog's heartbeat: no event; its position is delivered once
+      // nothing before it is pending, so an idle publication moves the slot.
+      if (!this.inTransaction && this.deliveredLsn >= this.receivedCommitLsn) this.delivered(msg.lsn);
+      return;
+    }
     if (msg.tag === 'begin') this.inTransaction = true;
     else if (msg.tag === 'commit') {
       this.inTransaction = false;

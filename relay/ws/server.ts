@@ -81,6 +81,7 @@ export class Connection implements Sink, Subscriber {
       this.server.closeSlowConsumer(this);
       return;
     }
+    this.server.bytesSent += frame.length;
     this.ws.send(frame);
   }
 
@@ -89,6 +90,7 @@ export class Connection implements Sink, Subscriber {
   }
 
   error(code: ErrorCode, message: string = ERROR_CODES[code], id?: string): void {
+    this.server.clientErrors[code] = (this.server.clientErrors[code] ?? 0) + 1;
     this.reply(id === undefined ? { type: 'error', code, message } : { type: 'error', id, code, message });
   }
 }
@@ -98,6 +100,9 @@ export class WsServer {
   readonly connections = new Set<Connection>();
   private readonly heartbeat: Heartbeat;
   slowConsumerCloses = 0;
+  /** For /metrics: frames sent (UTF-16 code units), and error frames by code. */
+  bytesSent = 0;
+  readonly clientErrors: Partial<Record<ErrorCode, number>> = {};
 
   constructor(readonly opts: WsServerOptions) {
     this.wss = new WebSocketServer({

@@ -23,6 +23,11 @@ export function relayConfig(databaseUrl: string, overrides: Partial<RelayConfig>
     recoverySeconds: 300,
     recoveryEvents: 10_000,
     recoveryMaxBytes: 64 * 1024 * 1024,
+    shutdownSeconds: 10,
+    watchdogMs: 10_000,
+    lagWarnSeconds: 30,
+    lagWarnBytes: 1024 ** 3,
+    standbyPollMs: 500,
     ...overrides,
   };
 }

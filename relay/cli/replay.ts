@@ -1,0 +1,53 @@
+// `walcast replay <channel> --since POSITION`: the channel's events after a
+// position, from a running relay's recovery window (GET /v1/channels/…/events),
+// one JSON line each on stdout. Exit 1 when the window no longer covers it.
+import { WalcastError } from '../errors.ts';
+import { RELAY_URL_OPTIONS, parse, relayUrl, wantsHelp } from './args.ts';
+
+const HELP = `Usage: walcast replay <channel> --since POSITION [--url URL]
+
+Prints the events of <channel> after POSITION (from an event or a subscribed reply), one JSON
+line each, then the position to continue from on stderr. Exits 1 if the relay's recovery window
+no longer reaches back to POSITION (the reason is printed): read the rows from PostgreSQL instead.
+
+  --since POSITION   where to start (required)
+  --url URL          the relay (default WALCAST_URL or http://127.0.0.1:8080)`;
+
+interface Page {
+  recovered: boolean;
+  reason?: string;
+  position?: string;
+  more?: boolean;
+  events: unknown[];
+}
+
+export async function replayCommand(argv: string[]): Promise<void> {
+  if (wantsHelp(argv)) return void console.log(HELP);
+  const { values, positionals } = parse('replay', argv, { ...RELAY_URL_OPTIONS, since: { type: 'string' } });
+  const [channel, ...extra] = positionals;
+  if (!channel || extra.length || typeof values.since !== 'string') {
+    throw new WalcastError('config_invalid', { detail: 'walcast replay needs one channel and --since POSITION; see walcast replay --help' });
+  }
+  const base = relayUrl(values, process.env);
+  let since = values.since;
+  for (;;) {
+    const url = `${base}/v1/channels/${encodeURIComponent(channel)}/events?since=${encodeURIComponent(since)}&limit=1000`;
+    let page: Page;
+    try {
+      const res = await fetch(url);
+      page = (await res.json()) as Page;
+      if (!res.ok) throw new Error(`HTTP ${res.status}: ${JSON.stringify(page)}`);
+    } catch (err) {
+      throw new WalcastError('relay_unreachable', { url: base, detail: (err as Error).message }, err);
+    }
+    if (!page.recovered) {
+      process.stderr.write(`walcast: cannot replay ${channel} from ${since}: ${page.reason ?? 'outside the recovery window'}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    for (const e of page.events) process.stdout.write(`${JSON.stringify(e)}\n`);
+    since = page.position!;
+    if (!page.more) break;
+  }
+  process.stderr.write(`# position ${since}\n`);
+}
