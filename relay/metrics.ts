@@ -23,6 +23,10 @@ export interface MetricsSource {
   heartbeats: () => number;
   recoveryEvents: () => number;
   recoveryBytes: () => number;
+  /** Connections refused before or at authentication (relay/auth/gate.ts). */
+  gate: () => { refusedOrigin: number; refusedAddress: number; authFailures: number };
+  /** Rows clients published over WebSocket, and refusals (relay/publish/publisher.ts). */
+  publish: () => { published: number; invalid: number; forbidden: number; failed: number };
 }
 
 const STREAM_STATES: readonly StreamState[] = ['idle', 'connecting', 'streaming', 'reconnecting', 'closed'];
@@ -71,6 +75,16 @@ export class RelayMetrics {
     new Counter({
       name: 'walcast_client_errors_total', help: 'Error frames sent to clients, by protocol error code', labelNames: ['code'], registers,
       collect() { this.reset(); for (const [code, n] of Object.entries(source.clientErrors())) this.inc({ code }, n); },
+    });
+    new Counter({
+      name: 'walcast_connections_refused_total', help: 'WebSocket upgrades refused: a browser Origin not allowed, or too many connections from one address', labelNames: ['reason'], registers,
+      collect() { const g = source.gate(); this.reset(); this.inc({ reason: 'origin' }, g.refusedOrigin); this.inc({ reason: 'address_limit' }, g.refusedAddress); },
+    });
+    total('walcast_auth_failures_total', 'Tokens refused: invalid, expired or missing when required', () => source.gate().authFailures);
+    total('walcast_published_rows_total', 'Rows clients published over WebSocket, committed', () => source.publish().published);
+    new Counter({
+      name: 'walcast_publish_rejected_total', help: 'Publishes refused: invalid (schema), forbidden (grants), failed (database)', labelNames: ['reason'], registers,
+      collect() { const p = source.publish(); this.reset(); for (const r of ['invalid', 'forbidden', 'failed'] as const) this.inc({ reason: r }, p[r]); },
     });
     this.errors = new Counter({ name: 'walcast_errors_total', help: 'Relay errors (docs/errors.md), by code', labelNames: ['code'], registers });
     this.pruned = new Counter({ name: 'walcast_ttl_pruned_rows_total', help: 'Rows deleted by the TTL job, by table', labelNames: ['table'], registers });

@@ -194,6 +194,8 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     heartbeats: () => watchdog.heartbeats,
     recoveryEvents: () => recovery.count,
     recoveryBytes: () => recovery.bytes,
+    gate: () => gate.counters,
+    publish: () => publisher.counters,
   }));
   await app.register(metricsRoutes, { metrics: relayMetrics });
   try {

@@ -120,3 +120,17 @@ test('the watchdog heartbeat is confirmed: the slot moves past it while the publ
   assert.ok(sample(text, 'walcast_heartbeats_total')! >= 2);
   assert.equal(sample(text, 'walcast_deliveries_total'), 0, 'heartbeats are not events');
 });
+
+test('/metrics counts rows published by clients and publishes refused, by reason', async () => {
+  const r = await relay();
+  const c = await client(r);
+  const ok = await c.request({ type: 'publish', id: 'p1', table: 'chat_messages', row: { channel_id: 'm', sender: 'ada', body: 'hi' } });
+  assert.equal(ok.type, 'published');
+  const bad = await c.request({ type: 'publish', id: 'p2', table: 'chat_messages', row: { channel_id: 'm', sender: 'ada', body: 'hi', id: 5 } });
+  assert.equal(bad.type === 'error' && bad.code, 'invalid_row');
+  const text = await scrape(r);
+  assert.equal(sample(text, 'walcast_published_rows_total'), 1);
+  assert.equal(sample(text, 'walcast_publish_rejected_total{reason="invalid"}'), 1);
+  assert.equal(sample(text, 'walcast_publish_rejected_total{reason="forbidden"}'), 0);
+  assert.equal(sample(text, 'walcast_auth_failures_total'), 0);
+});
