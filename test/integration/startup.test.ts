@@ -74,6 +74,8 @@ test('walcast start with no DATABASE_URL: embedded PostgreSQL, the example, a wo
   run.child.kill('SIGTERM');
   assert.equal((await closed).code, 1001);
   assert.equal(await run.exited, 0);
+  // The relay stops before its embedded PostgreSQL does, never the reverse.
+  assert.doesNotMatch(run.stdout + run.stderr, /terminating connection|idle database connection failed/);
 });
 
 test('invalid configuration stops start-up with one line naming the variable', async () => {
