@@ -4,7 +4,8 @@
 // holder's session ends (process killed, connection cut: PostgreSQL releases
 // the lock with the session).
 //
-//   waiting ──pg_try_advisory_lock = true──▶ held ──connection lost──▶ lost
+//   waiting ──pg_try_advisory_lock = true──▶ held ──connection lost──▶ regaining
+//   regaining ──lock free again──▶ held;  ──another holds it / timeout──▶ lost
 //
 // A held lock is checked every `pollMs` (SELECT 1) so a silently dead
 // connection is noticed; the relay must stop streaming when it is lost,
@@ -81,8 +82,10 @@ async function tryLock(client: pg.Client, opts: LeadershipOptions): Promise<Lead
   return rows[0]?.ok ? hold(client, opts) : undefined;
 }
 
-function hold(client: pg.Client, opts: LeadershipOptions): Leadership {
+function hold(first: pg.Client, opts: LeadershipOptions): Leadership {
+  let client = first;
   let released = false;
+  let regaining = false;
   let onLost: (reason: string) => void = () => {};
   const lost = new Promise<string>((resolve) => (onLost = resolve));
   const lose = (reason: string) => {
@@ -92,10 +95,49 @@ function hold(client: pg.Client, opts: LeadershipOptions): Leadership {
     void client.end().catch(() => {});
     onLost(reason);
   };
-  client.on('error', (err: Error) => lose(`the lock's database connection failed: ${err.message}`));
-  client.on('end', () => lose("the lock's database connection ended"));
+  const watch = (c: pg.Client) => {
+    c.on('error', (err: Error) => void dropped(c, `the lock's database connection failed: ${err.message}`));
+    c.on('end', () => void dropped(c, "the lock's database connection ended"));
+  };
+  // The lock's session ended, but that need not be the end of this relay: a
+  // PostgreSQL restart ends every session. Give a standby its first turn
+  // (three polls), then take the lock back if it is still free; the relay
+  // stops only when another relay holds it, or the database stays out of
+  // reach past REGAIN_MS (its clients are better served elsewhere).
+  const dropped = async (c: pg.Client, reason: string) => {
+    if (released || regaining || c !== client) return;
+    regaining = true;
+    void c.end().catch(() => {});
+    opts.logger.warn({ slot: opts.slot, reason }, 'lost the slot lock connection; trying to take the lock back');
+    const deadline = Date.now() + Math.max(REGAIN_MS, 5 * opts.pollMs);
+    await sleep(3 * opts.pollMs);
+    while (!released && Date.now() < deadline) {
+      let next: pg.Client | undefined;
+      try {
+        next = await connect(opts);
+        const { rows } = await next.query<{ ok: boolean }>(LOCK_SQL, [opts.slot]);
+        if (!rows[0]?.ok) {
+          await next.end().catch(() => {});
+          return lose(`${reason}, and another relay took the slot`);
+        }
+        if (released) return void (await next.end().catch(() => {}));
+        client = next;
+        watch(next);
+        regaining = false;
+        opts.logger.info({ slot: opts.slot }, 'took the slot lock back');
+        return;
+      } catch {
+        await next?.end().catch(() => {});
+        await sleep(opts.pollMs);
+      }
+    }
+    lose(`${reason}, and PostgreSQL stayed out of reach`);
+  };
+  watch(client);
   const timer = setInterval(() => {
-    client.query('SELECT 1').catch((err: Error) => lose(`the lock's database connection failed: ${err.message}`));
+    if (regaining) return;
+    const c = client;
+    c.query('SELECT 1').catch((err: Error) => void dropped(c, `the lock's database connection failed: ${err.message}`));
   }, Math.max(opts.pollMs, 250));
   timer.unref();
   return {
@@ -109,4 +151,11 @@ function hold(client: pg.Client, opts: LeadershipOptions): Leadership {
       await client.end().catch(() => {});
     },
   };
+}
+
+/** How long a relay whose lock connection dropped keeps trying to take it back. */
+const REGAIN_MS = 15_000;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
 }

@@ -1,6 +1,7 @@
 // PostgreSQL restarts under load, once with a fast shutdown and once with an
-// immediate one (crash recovery): the relay reconnects with backoff and its
-// subscribers receive every committed row exactly once, in order.
+// immediate one (crash recovery): the relay (a real `walcast start` process,
+// with its slot lock) reconnects with backoff, keeps its clients connected,
+// and they receive every committed row exactly once, in order.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -8,14 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../../relay/db/embedded.ts';
-import { TestClient, startTestRelay, waitFor } from '../helpers/relay.ts';
-import type { Relay } from '../../relay/relay.ts';
+import { TestClient, waitFor } from '../helpers/relay.ts';
+import { spawnRelay, type RelayProcess } from '../helpers/process.ts';
 
 let server: EmbeddedPostgresHandle | undefined;
-let relay: Relay | undefined;
+let relay: RelayProcess | undefined;
 let dataDir = '';
 after(async () => {
-  await relay?.stop();
+  if (relay?.child.exitCode === null) relay.child.kill('SIGKILL');
   await server?.stopImmediately().catch(() => {});
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
@@ -31,7 +32,8 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 test('fast and immediate PostgreSQL restarts under load lose nothing and duplicate nothing', async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'walcast-restart-'));
   server = await startEmbeddedPostgres({ dataDir, port: 0, persistent: true });
-  relay = await startTestRelay(server.url, { slot: 'restart_test' });
+  relay = await spawnRelay(['--database-url', server.url, '--slot', 'restart_test', '--example', 'true']);
+  const ready = async () => (await fetch(`${relay!.url}/readyz`).then((r) => r.status, () => 0)) === 200;
   const c = await TestClient.connect(relay.wsUrl);
   await c.subscribe('load');
 
@@ -62,10 +64,10 @@ test('fast and immediate PostgreSQL restarts under load lose nothing and duplica
     // A fast shutdown waits for every walsender to see its WAL confirmed: a
     // relay that held confirmation back would stall it here.
     await withTimeout(how === 'fast' ? server.stop() : server.stopImmediately(), 20_000, `the ${how} shutdown of PostgreSQL`);
-    await waitFor(() => relay!.stream.state !== 'streaming', 10_000, 'the relay to notice');
+    await waitFor(async () => !(await ready()), 10_000, 'the relay to notice');
     await new Promise((r) => setTimeout(r, 300));
     await server.restart();
-    await waitFor(() => relay!.stream.state === 'streaming', 30_000, `the relay to reconnect after the ${how} restart`);
+    await waitFor(ready, 30_000, `the relay to reconnect after the ${how} restart`);
   }
   const after = committedOk;
   await waitFor(() => committedOk >= after + 50, 30_000, 'inserts after the restarts');
@@ -80,5 +82,8 @@ test('fast and immediate PostgreSQL restarts under load lose nothing and duplica
   await waitFor(() => c.events().length >= committed.length, 30_000, `all ${committed.length} committed rows`);
   await new Promise((r) => setTimeout(r, 300));
   assert.deepEqual(c.events().map((e) => e.row.body), committed);
+  assert.equal(c.closed, undefined, 'the client stayed connected through both restarts');
   c.close();
+  relay.child.kill('SIGTERM');
+  assert.equal(await relay.exited, 0);
 });
