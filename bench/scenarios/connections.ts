@@ -1,0 +1,3 @@
+export const CONNECTIONS_FULL = {};
+export const CONNECTIONS_QUICK = {};
+export async function runConnections(_db: unknown, _c: unknown) { return { rows: [], notes: [] }; }
