@@ -201,7 +201,9 @@ export class Dispatcher {
       const frame = JSON.stringify(event);
       this.counters.events++;
       if (keep) recovery.add({ channel, table: event.table, position: event.position, timeMs, frame }, Date.now());
-      if (live) this.counters.deliveries += router.dispatch(channel, { table: event.table, position: event.position, xid: tx.xid, frame });
+      // Encoded to UTF-8 once here: a string would be encoded again by every
+      // socket it is written to (ws and net each measure or convert it).
+      if (live) this.counters.deliveries += router.dispatch(channel, { table: event.table, position: event.position, xid: tx.xid, frame: Buffer.from(frame) });
     }
   }
 

@@ -18,10 +18,11 @@ import {
   type SubscribeMessage,
 } from '../../client/protocol.ts';
 import type { Logger } from '../log.ts';
-import type { Router, Sink } from '../hub/router.ts';
+import type { Frame, Router, Sink } from '../hub/router.ts';
 import type { RecoveryBuffer } from '../hub/recovery.ts';
 import type { SnapshotReader } from '../hub/snapshot.ts';
 import { Heartbeat } from './heartbeat.ts';
+import { WriteCoalescer } from './coalesce.ts';
 import { subscribe, type Subscriber } from './subscribe.ts';
 
 export interface WsServerOptions {
@@ -46,6 +47,8 @@ export class Connection implements Sink, Subscriber {
   constructor(
     readonly ws: WebSocket,
     private readonly server: WsServer,
+    /** The upgraded TCP socket under `ws`, corked while a tick's frames are written. */
+    private readonly socket: Duplex,
   ) {}
 
   get open(): boolean {
@@ -60,13 +63,15 @@ export class Connection implements Sink, Subscriber {
     this.server.closeSlowConsumer(this);
   }
 
-  send(frame: string): void {
+  send(frame: Frame): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
+    // bufferedAmount counts corked bytes too, so the bound holds while coalescing.
     if (this.ws.bufferedAmount + frame.length > this.server.opts.sendQueueBytes) {
       this.server.closeSlowConsumer(this);
       return;
     }
-    this.ws.send(frame);
+    this.server.coalescer.cork(this.socket);
+    this.ws.send(frame, TEXT);
   }
 
   reply(msg: ServerMessage): void {
@@ -82,11 +87,12 @@ export class WsServer {
   readonly wss: WebSocketServer;
   readonly connections = new Set<Connection>();
   private readonly heartbeat: Heartbeat;
+  readonly coalescer = new WriteCoalescer();
   slowConsumerCloses = 0;
 
   constructor(readonly opts: WsServerOptions) {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxFrameBytes, perMessageDeflate: false });
-    this.wss.on('connection', (ws) => this.onConnection(ws));
+    this.wss.on('connection', (ws: WebSocket, req: IncomingMessage) => this.onConnection(ws, req.socket));
     this.heartbeat = new Heartbeat(opts.heartbeatMs, () => this.connections);
   }
 
@@ -103,8 +109,8 @@ export class WsServer {
     this.heartbeat.start();
   }
 
-  private onConnection(ws: WebSocket): void {
-    const conn = new Connection(ws, this);
+  private onConnection(ws: WebSocket, socket: Duplex): void {
+    const conn = new Connection(ws, this, socket);
     this.connections.add(conn);
     ws.on('pong', () => {
       conn.isAlive = true;
@@ -192,6 +198,9 @@ export class WsServer {
     for (const ws of this.wss.clients) ws.terminate();
   }
 }
+
+/** Frames are text: ws would send a Buffer as a binary frame without this. */
+const TEXT = { binary: false } as const;
 
 function withId<T extends ServerMessage>(msg: T, id: string | undefined): T {
   return id === undefined ? msg : { ...msg, id };
