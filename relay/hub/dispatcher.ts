@@ -13,7 +13,7 @@
 // client sees an event twice.
 import type { Logger } from '../log.ts';
 import type { PgoutputMessage, Relation, Tuple } from '../replication/decoder.ts';
-import { pgTimeToIso } from '../replication/decoder.ts';
+import { pgTimeToIso, pgTimeToMs } from '../replication/decoder.ts';
 import { formatPosition, maxPosition, streamPoint } from '../replication/position.ts';
 import type { Lsn } from '../replication/lsn.ts';
 import { registrationFromRow, type Registration } from '../db/registry.ts';
@@ -245,10 +245,6 @@ export class Dispatcher {
     this.warned.add(key);
     this.opts.logger.warn(fields, message);
   }
-}
-
-function pgTimeToMs(micros: bigint): number {
-  return Number(micros / 1000n) + 946_684_800_000;
 }
 
 function channelOf(values: Record<string, unknown>, column: string): string | undefined {
