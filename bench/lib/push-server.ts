@@ -7,6 +7,8 @@ import { createServer, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { WebSocketServer, WebSocket } from 'ws';
 
+const SEND_QUEUE_BYTES = 1_048_576;
+
 export class PushServer {
   private readonly channels = new Map<string, Set<WebSocket>>();
   private readonly corked = new Set<Socket>();
@@ -43,6 +45,14 @@ export class PushServer {
     if (!subs) return;
     for (const ws of subs) {
       if (ws.readyState !== WebSocket.OPEN) continue;
+      // The relay's bound (WALCAST_SEND_QUEUE_BYTES, default 1 MiB) and close
+      // code, so that an overloaded baseline sheds clients as walcast does
+      // instead of buffering without limit.
+      if (ws.bufferedAmount > SEND_QUEUE_BYTES) {
+        ws.close(4008, 'slow consumer');
+        setTimeout(() => ws.terminate(), 1000).unref();
+        continue;
+      }
       if (this.coalesce) this.cork(ws);
       ws.send(frame, { binary: false });
     }
