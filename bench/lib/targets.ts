@@ -25,7 +25,9 @@ export async function startTarget(name: SystemName, db: BenchDatabase, layout: {
   const slot = `bench_${name.replace('-', '_')}_${randomBytes(3).toString('hex')}`;
   switch (name) {
     case 'walcast': {
-      const relay = await spawnRelay(['--slot', slot], { DATABASE_URL: db.url, WALCAST_LOG_LEVEL: 'warn', ...env });
+      // BENCH_RELAY_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the relay.
+      const nodeOptions: Record<string, string> = process.env.BENCH_RELAY_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_RELAY_NODE_OPTIONS } : {};
+      const relay = await spawnRelay(['--slot', slot], { DATABASE_URL: db.url, WALCAST_LOG_LEVEL: 'warn', ...nodeOptions, ...env });
       return {
         name,
         pid: relay.child.pid!,

@@ -43,21 +43,31 @@ export async function runIngest(db: BenchDatabase, cases: IngestCase[]): Promise
 
 async function runCase(db: BenchDatabase, c: IngestCase): Promise<Row> {
   const label = `${c.transactions.toLocaleString('en-US')} × ${c.rowsPerTransaction}-row txns`;
-  const walcastSlot = `bench_ingest_w_${process.pid}`;
-  const recvSlot = `bench_ingest_r_${process.pid}`;
-  for (const s of [walcastSlot, recvSlot]) await db.pool.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [s]);
+  // Each drains twice, in the order recvlogical, walcast, walcast, recvlogical
+  // (a shared machine's noise and any warm-cache advantage fall on both); the
+  // best of each pair is reported.
+  const order = ['recv', 'walcast', 'walcast', 'recv'] as const;
+  const slots = order.map((who, i) => `bench_ingest_${who}_${i}_${process.pid}`);
+  for (const s of slots) await db.pool.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [s]);
   progress(`ingest: writing a backlog of ${label}`);
   await db.pool.query('CALL bench_backlog($1, $2)', [c.transactions, c.rowsPerTransaction]);
   const endLsn = await currentLsn(db.pool);
-
-  progress(`ingest: pg_recvlogical draining ${label}`);
-  const recv = await drainWithRecvlogical(db.url, recvSlot, endLsn);
-  progress(`ingest: walcast draining ${label}`);
-  const walcast = await drainWithWalcast(db.url, walcastSlot, c.transactions);
-  await dropSlot(db.pool, walcastSlot);
-  await dropSlot(db.pool, recvSlot);
-  await db.pool.query('TRUNCATE chat_messages');
   const rowsTotal = c.transactions * c.rowsPerTransaction;
+  const recvTimes: number[] = [];
+  const walcastRuns: { seconds: number; cpu: number }[] = [];
+  for (let i = 0; i < order.length; i++) {
+    progress(`ingest: ${order[i] === 'recv' ? 'pg_recvlogical' : 'walcast'} draining ${label} (${i + 1}/${order.length})`);
+    if (order[i] === 'recv') {
+      const t = await drainWithRecvlogical(db.url, slots[i]!, endLsn);
+      if (t !== undefined) recvTimes.push(t);
+    } else {
+      walcastRuns.push(await drainWithWalcast(db.url, slots[i]!, c.transactions, rowsTotal));
+    }
+    await dropSlot(db.pool, slots[i]!);
+  }
+  await db.pool.query('TRUNCATE chat_messages');
+  const walcast = walcastRuns.reduce((a, b) => (b.seconds < a.seconds ? b : a));
+  const recv = recvTimes.length ? Math.min(...recvTimes) : undefined;
   return {
     backlog: label,
     'walcast s': walcast.seconds,
@@ -67,11 +77,12 @@ async function runCase(db: BenchDatabase, c: IngestCase): Promise<Row> {
     'pg_recvlogical s': recv ?? null,
     'pg_recvlogical txn/s': recv ? Math.round(c.transactions / recv) : null,
     'ratio (≥0.8 / ≥0.9)': recv ? Number((recv / walcast.seconds).toFixed(2)) : null,
+    'all runs s (w, w / r, r)': `${walcastRuns.map((r) => r.seconds).join(', ')} / ${recvTimes.join(', ')}`,
   };
 }
 
 /** Seconds from starting the relay's stream until every backlog commit was dispatched. */
-async function drainWithWalcast(url: string, slot: string, transactions: number): Promise<{ seconds: number; cpu: number }> {
+async function drainWithWalcast(url: string, slot: string, transactions: number, rows: number): Promise<{ seconds: number; cpu: number }> {
   const cpu0 = process.cpuUsage();
   const relay = await startRelay(relayConfig(url, { slot, ttlSchedule: '0 0 1 1 *' }), silentLogger);
   // startRelay returns right after the stream began connecting: like
@@ -82,6 +93,7 @@ async function drainWithWalcast(url: string, slot: string, transactions: number)
   const seconds = (performance.now() - t0) / 1000;
   const used = process.cpuUsage(cpu0);
   await relay.stop();
+  if (counters.rows < rows) throw new Error(`walcast handled ${counters.rows} rows of ${rows}`);
   return { seconds: Number(seconds.toFixed(3)), cpu: Number(((used.user + used.system) / 1e6).toFixed(2)) };
 }
 
