@@ -3,7 +3,7 @@
 // baselines, and the reference alternatives.
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { spawnRelay } from '../../test/helpers/process.ts';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { dropSlot, type BenchDatabase } from './env.ts';
 import { DROP_TRIGGER, INSTALL_TRIGGER } from '../alternatives/notify-relay.ts';
 
@@ -25,18 +25,13 @@ export async function startTarget(name: SystemName, db: BenchDatabase, layout: {
   const slot = `bench_${name.replace('-', '_')}_${randomBytes(3).toString('hex')}`;
   switch (name) {
     case 'walcast': {
-      // BENCH_RELAY_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the relay.
-      const nodeOptions: Record<string, string> = process.env.BENCH_RELAY_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_RELAY_NODE_OPTIONS } : {};
-      const relay = await spawnRelay(['--slot', slot], { DATABASE_URL: db.url, WALCAST_LOG_LEVEL: 'warn', ...nodeOptions, ...env });
+      const relay = await spawnWalcast(db.url, slot, env);
       return {
         name,
-        pid: relay.child.pid!,
-        wsUrl: relay.wsUrl,
+        pid: relay.pid,
+        wsUrl: relay.url,
         stop: async () => {
-          relay.child.kill('SIGTERM');
-          const t = setTimeout(() => relay.child.kill('SIGKILL'), 5000);
-          await relay.exited;
-          clearTimeout(t);
+          await relay.stop('SIGTERM');
           await dropSlot(db.pool, slot);
         },
       };
@@ -97,15 +92,43 @@ async function forkChild(file: string, env: Record<string, string>): Promise<For
     child.on('message', (m: { type: string; url: string }) => m.type === 'ready' && resolve(m.url));
     child.once('exit', (code) => reject(new Error(`${file} exited (${code}) before it was ready`)));
   });
-  return {
-    pid: child.pid!,
-    url,
-    send: (msg) => child.send(msg),
-    stop: async (signal = 'SIGKILL') => {
-      child.kill(signal);
-      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(t);
-    },
+  return { pid: child.pid!, url, send: (msg) => child.send(msg), stop: stopper(child, exited) };
+}
+
+const MAIN = new URL('../../relay/main.ts', import.meta.url).pathname;
+
+/**
+ * The relay as a child process (like test/helpers/process.ts, plus node
+ * flags: BENCH_RELAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"
+ * profiles it; --cpu-prof is not allowed in NODE_OPTIONS).
+ */
+async function spawnWalcast(databaseUrl: string, slot: string, env: Record<string, string>): Promise<Forked> {
+  const nodeArgs = (process.env.BENCH_RELAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', MAIN, 'start', '--port', '0', '--slot', slot], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATABASE_URL: databaseUrl, WALCAST_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-10_000)));
+  child.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-10_000)));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const deadline = Date.now() + 60_000;
+  let m: RegExpExecArray | null;
+  while (!(m = /WebSocket:\s+(ws:\/\/\S+\/ws)/.exec(out))) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`relay did not start: ${out.slice(-3000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { pid: child.pid!, url: m[1]!, send: () => {}, stop: stopper(child, exited) };
+}
+
+function stopper(child: ChildProcess, exited: Promise<void>): Forked['stop'] {
+  return async (signal = 'SIGKILL') => {
+    child.kill(signal);
+    const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(t);
   };
 }
