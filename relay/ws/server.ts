@@ -22,7 +22,7 @@ import type { Frame, Router, Sink } from '../hub/router.ts';
 import type { RecoveryBuffer } from '../hub/recovery.ts';
 import type { SnapshotReader } from '../hub/snapshot.ts';
 import { Heartbeat } from './heartbeat.ts';
-import { WriteCoalescer } from './coalesce.ts';
+import { WriteCoalescer, flushQueue, type FrameQueue } from './coalesce.ts';
 import { subscribe, type Subscriber } from './subscribe.ts';
 
 export interface WsServerOptions {
@@ -40,14 +40,17 @@ export interface WsServerOptions {
   snapshots: SnapshotReader;
 }
 
-export class Connection implements Sink, Subscriber {
+export class Connection implements Sink, Subscriber, FrameQueue {
   readonly subscriptions = new Set<string>();
   isAlive = true;
+  /** Frames of this tick not yet written (coalesce.ts). */
+  pending: Buffer[] = [];
+  pendingBytes = 0;
 
   constructor(
     readonly ws: WebSocket,
     private readonly server: WsServer,
-    /** The upgraded TCP socket under `ws`, corked while a tick's frames are written. */
+    /** The upgraded TCP socket under `ws`: a tick's frames are written to it in one piece. */
     private readonly socket: Duplex,
   ) {}
 
@@ -65,13 +68,22 @@ export class Connection implements Sink, Subscriber {
 
   send(frame: Frame): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
-    // bufferedAmount counts corked bytes too, so the bound holds while coalescing.
-    if (this.ws.bufferedAmount + frame.length > this.server.opts.sendQueueBytes) {
+    const bytes = typeof frame === 'string' ? Buffer.from(frame) : frame;
+    if (this.ws.bufferedAmount + this.pendingBytes + bytes.length > this.server.opts.sendQueueBytes) {
       this.server.closeSlowConsumer(this);
       return;
     }
-    this.server.coalescer.cork(this.socket);
-    this.ws.send(frame, TEXT);
+    this.server.coalescer.enqueue(this, bytes);
+  }
+
+  writeFrames(frames: Buffer): void {
+    // A connection closed in the meantime must not get data after its close frame.
+    if (this.ws.readyState === WebSocket.OPEN) this.socket.write(frames);
+  }
+
+  /** Write this tick's frames now: before a close frame, they would be dropped. */
+  flush(): void {
+    flushQueue(this);
   }
 
   reply(msg: ServerMessage): void {
@@ -183,6 +195,7 @@ export class WsServer {
   closeAll(code: number, reason: string): void {
     for (const conn of [...this.connections]) {
       this.drop(conn);
+      conn.flush();
       conn.ws.close(code, reason);
     }
   }
@@ -191,6 +204,7 @@ export class WsServer {
   async close(code: number = CLOSE.goingAway, reason = 'relay shutting down'): Promise<void> {
     this.heartbeat.stop();
     for (const conn of [...this.connections]) {
+      conn.flush();
       conn.ws.close(code, reason);
       this.drop(conn);
     }
@@ -198,9 +212,6 @@ export class WsServer {
     for (const ws of this.wss.clients) ws.terminate();
   }
 }
-
-/** Frames are text: ws would send a Buffer as a binary frame without this. */
-const TEXT = { binary: false } as const;
 
 function withId<T extends ServerMessage>(msg: T, id: string | undefined): T {
   return id === undefined ? msg : { ...msg, id };
