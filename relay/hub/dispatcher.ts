@@ -13,7 +13,7 @@
 // client sees an event twice.
 import type { Logger } from '../log.ts';
 import type { PgoutputMessage, Relation, Tuple } from '../replication/decoder.ts';
-import { pgTimeToIso } from '../replication/decoder.ts';
+import { pgTimeToIso, pgTimeToMs } from '../replication/decoder.ts';
 import { formatPosition, maxPosition, streamPoint } from '../replication/position.ts';
 import type { Lsn } from '../replication/lsn.ts';
 import { registrationFromRow, type Registration } from '../db/registry.ts';
@@ -201,7 +201,9 @@ export class Dispatcher {
       const frame = JSON.stringify(event);
       this.counters.events++;
       if (keep) recovery.add({ channel, table: event.table, position: event.position, timeMs, frame }, Date.now());
-      if (live) this.counters.deliveries += router.dispatch(channel, { table: event.table, position: event.position, xid: tx.xid, frame });
+      // Encoded to UTF-8 once here: a string would be encoded again by every
+      // socket it is written to (ws and net each measure or convert it).
+      if (live) this.counters.deliveries += router.dispatch(channel, { table: event.table, position: event.position, xid: tx.xid, frame: Buffer.from(frame) });
     }
   }
 
@@ -243,10 +245,6 @@ export class Dispatcher {
     this.warned.add(key);
     this.opts.logger.warn(fields, message);
   }
-}
-
-function pgTimeToMs(micros: bigint): number {
-  return Number(micros / 1000n) + 946_684_800_000;
 }
 
 function channelOf(values: Record<string, unknown>, column: string): string | undefined {

@@ -6,8 +6,14 @@
 // seen everything up to it) and may be "held" while its snapshot is read:
 // held events queue up, bounded, until release() hands them over.
 
+/**
+ * A serialised event: the dispatcher hands sockets UTF-8 bytes, encoded once
+ * per event, so that no send re-encodes the same string per subscriber.
+ */
+export type Frame = string | Buffer;
+
 export interface Sink {
-  send(frame: string): void;
+  send(frame: Frame): void;
 }
 
 /** A subscription's table filter; null means every table. */
@@ -18,7 +24,7 @@ export interface RoutedEvent {
   position: string;
   /** The transaction's id, to tell which events a snapshot already covers. */
   xid: number;
-  frame: string;
+  frame: Frame;
 }
 
 export interface SubscribeOptions {

@@ -57,14 +57,22 @@ export class DecodeError extends Error {
 
 /** Microseconds between 1970-01-01 and 2000-01-01, PostgreSQL's epoch. */
 export const PG_EPOCH_MICROS = 946_684_800_000_000n;
+const PG_EPOCH_MICROS_NUMBER = Number(PG_EPOCH_MICROS);
 
 /** A pgoutput timestamp (µs since 2000-01-01) as an ISO-8601 string with microseconds. */
 export function pgTimeToIso(micros: bigint): string {
-  const unixMicros = micros + PG_EPOCH_MICROS;
-  const ms = unixMicros / 1000n;
-  const rest = Number(((unixMicros % 1000n) + 1000n) % 1000n);
-  const iso = new Date(Number(ms)).toISOString(); // …sss Z
-  return `${iso.slice(0, 23)}${rest.toString().padStart(3, '0')}Z`;
+  // Number arithmetic, not bigint: this runs once per transaction, and
+  // µs since 1970 stay exact in a double until the year 2255.
+  const unixMicros = Number(micros) + PG_EPOCH_MICROS_NUMBER;
+  const ms = Math.floor(unixMicros / 1000);
+  const rest = unixMicros - ms * 1000;
+  const iso = new Date(ms).toISOString(); // …sss Z
+  return `${iso.slice(0, 23)}${rest < 10 ? '00' : rest < 100 ? '0' : ''}${rest}Z`;
+}
+
+/** A pgoutput timestamp as milliseconds since 1970 (truncated). */
+export function pgTimeToMs(micros: bigint): number {
+  return Math.floor((Number(micros) + PG_EPOCH_MICROS_NUMBER) / 1000);
 }
 
 export class PgoutputDecoder {

@@ -20,10 +20,11 @@ import {
   type SubscribeMessage,
 } from '../../client/protocol.ts';
 import type { Logger } from '../log.ts';
-import type { Router, Sink } from '../hub/router.ts';
+import type { Frame, Router, Sink } from '../hub/router.ts';
 import type { RecoveryBuffer } from '../hub/recovery.ts';
 import type { SnapshotReader } from '../hub/snapshot.ts';
 import { Heartbeat } from './heartbeat.ts';
+import { WriteCoalescer, flushQueue, type FrameQueue } from './coalesce.ts';
 import { subscribe, type Subscriber } from './subscribe.ts';
 import { Gate, type Admission } from '../auth/gate.ts';
 import type { Publisher } from '../publish/publisher.ts';
@@ -47,14 +48,19 @@ export interface WsServerOptions {
   publisher: Publisher;
 }
 
-export class Connection implements Sink, Subscriber {
+export class Connection implements Sink, Subscriber, FrameQueue {
   readonly subscriptions = new Set<string>();
   isAlive = true;
   readonly access: Access;
+  /** Frames of this tick not yet written (coalesce.ts). */
+  pending: Buffer[] = [];
+  pendingBytes = 0;
 
   constructor(
     readonly ws: WebSocket,
     private readonly server: WsServer,
+    /** The upgraded TCP socket under `ws`: a tick's frames are written to it in one piece. */
+    private readonly socket: Duplex,
   ) {
     this.access = new Access(server.opts.gate, this, server.opts.router);
   }
@@ -75,14 +81,25 @@ export class Connection implements Sink, Subscriber {
     this.server.closeSlowConsumer(this);
   }
 
-  send(frame: string): void {
+  send(frame: Frame): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
-    if (this.ws.bufferedAmount + frame.length > this.server.opts.sendQueueBytes) {
+    const bytes = typeof frame === 'string' ? Buffer.from(frame) : frame;
+    if (this.ws.bufferedAmount + this.pendingBytes + bytes.length > this.server.opts.sendQueueBytes) {
       this.server.closeSlowConsumer(this);
       return;
     }
-    this.server.bytesSent += frame.length;
-    this.ws.send(frame);
+    this.server.bytesSent += bytes.length;
+    this.server.coalescer.enqueue(this, bytes);
+  }
+
+  writeFrames(frames: Buffer): void {
+    // A connection closed in the meantime must not get data after its close frame.
+    if (this.ws.readyState === WebSocket.OPEN) this.socket.write(frames);
+  }
+
+  /** Write this tick's frames now: before a close frame, they would be dropped. */
+  flush(): void {
+    flushQueue(this);
   }
 
   reply(msg: ServerMessage): void {
@@ -99,8 +116,9 @@ export class WsServer {
   readonly wss: WebSocketServer;
   readonly connections = new Set<Connection>();
   private readonly heartbeat: Heartbeat;
+  readonly coalescer = new WriteCoalescer();
   slowConsumerCloses = 0;
-  /** For /metrics: frames sent (UTF-16 code units), and error frames by code. */
+  /** For /metrics: payload bytes sent, and error frames by code. */
   bytesSent = 0;
   readonly clientErrors: Partial<Record<ErrorCode, number>> = {};
 
@@ -111,8 +129,8 @@ export class WsServer {
       perMessageDeflate: false,
       handleProtocols: Gate.selectProtocol,
     });
-    this.wss.on('connection', (ws: WebSocket, _req: IncomingMessage, admission: Extract<Admission, { ok: true }>) =>
-      this.onConnection(ws, admission));
+    this.wss.on('connection', (ws: WebSocket, req: IncomingMessage, admission: Extract<Admission, { ok: true }>) =>
+      this.onConnection(ws, req.socket, admission));
     this.heartbeat = new Heartbeat(opts.heartbeatMs, () => this.connections);
   }
 
@@ -147,8 +165,8 @@ export class WsServer {
     this.heartbeat.start();
   }
 
-  private onConnection(ws: WebSocket, admission: Extract<Admission, { ok: true }>): void {
-    const conn = new Connection(ws, this);
+  private onConnection(ws: WebSocket, socket: Duplex, admission: Extract<Admission, { ok: true }>): void {
+    const conn = new Connection(ws, this, socket);
     this.connections.add(conn);
     conn.access.start(admission);
     ws.on('pong', () => {
@@ -237,6 +255,7 @@ export class WsServer {
   /** Close one client with `code` and `reason` (auth closes: 4001, 4002, 4003). */
   closeConnection(conn: Connection, code: number, reason: string): void {
     this.drop(conn);
+    conn.flush(); // what was sent before the close goes out before it
     if (conn.ws.readyState === WebSocket.OPEN || conn.ws.readyState === WebSocket.CONNECTING) conn.ws.close(code, reason);
   }
 
@@ -251,6 +270,7 @@ export class WsServer {
   closeAll(code: number, reason: string): void {
     for (const conn of [...this.connections]) {
       this.drop(conn);
+      conn.flush();
       conn.ws.close(code, reason);
     }
   }
@@ -259,6 +279,7 @@ export class WsServer {
   async close(code: number = CLOSE.goingAway, reason = 'relay shutting down'): Promise<void> {
     this.heartbeat.stop();
     for (const conn of [...this.connections]) {
+      conn.flush();
       conn.ws.close(code, reason);
       this.drop(conn);
     }

@@ -7,7 +7,7 @@
 //              the read did not already include, then live.
 import type { SubscribeMessage, SubscribedMessage } from '../../client/protocol.ts';
 import type { RecoveryBuffer } from '../hub/recovery.ts';
-import type { Router, TableFilter } from '../hub/router.ts';
+import type { Frame, Router, TableFilter } from '../hub/router.ts';
 import { DEFAULT_SNAPSHOT_LIMIT, type SnapshotReader } from '../hub/snapshot.ts';
 import { snapshotPosition } from '../replication/position.ts';
 import type { Logger } from '../log.ts';
@@ -24,7 +24,7 @@ export interface SubscribeDeps {
 export interface Subscriber {
   readonly subscriptions: Set<string>;
   readonly open: boolean;
-  send(frame: string): void;
+  send(frame: Frame): void;
   reply(msg: SubscribedMessage): void;
   fail(code: 'snapshot_failed', message: string, id?: string): void;
   overflow(): void;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DecodeError, PgoutputDecoder, pgTimeToIso } from '../../relay/replication/decoder.ts';
+import { DecodeError, PgoutputDecoder, pgTimeToIso, pgTimeToMs } from '../../relay/replication/decoder.ts';
 import {
   Bytes, UNCHANGED, beginMsg, commitMsg, deleteMsg, insertMsg, messageMsg, relationMsg, updateMsg,
 } from '../helpers/pgoutput.ts';
@@ -29,6 +29,10 @@ test('pgoutput time (µs since 2000-01-01) becomes ISO-8601 with microseconds', 
   assert.equal(pgTimeToIso(0n), '2000-01-01T00:00:00.000000Z');
   assert.equal(pgTimeToIso(1_234_567n), '2000-01-01T00:00:01.234567Z');
   assert.equal(pgTimeToIso(-1n), '1999-12-31T23:59:59.999999Z');
+  assert.equal(pgTimeToIso(817_127_826_123_456n), '2025-11-22T11:57:06.123456Z');
+  assert.equal(pgTimeToIso(817_127_826_000_007n), '2025-11-22T11:57:06.000007Z');
+  assert.equal(pgTimeToMs(1_234_567n), 946_684_801_234);
+  assert.equal(pgTimeToMs(-1n), 946_684_799_999);
 });
 
 test('Relation messages name the table, its identity and key columns', () => {

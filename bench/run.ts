@@ -1,0 +1,79 @@
+// `npm run bench [-- --quick] [-- --only ingest,fanout,connections]`:
+// every scenario against the same PostgreSQL, in one run. Progress goes to
+// stderr, a markdown table per scenario to stdout, the numbers to
+// bench/results/<date>-<scenario>.json. See bench/README.md.
+import { openBenchDatabase } from './lib/env.ts';
+import { machine } from './lib/proc.ts';
+import { markdownTable, progress, writeResult, type Row, type ScenarioResult } from './lib/report.ts';
+import { INGEST_FULL, INGEST_QUICK, runIngest } from './scenarios/ingest.ts';
+import { FANOUT_FULL, FANOUT_QUICK, runFanout, type FanoutPlan } from './scenarios/fanout.ts';
+import type { SystemName } from './lib/targets.ts';
+import { CONNECTIONS_FULL, CONNECTIONS_QUICK, runConnections } from './scenarios/connections.ts';
+
+type Scenario = { name: string; run: () => Promise<{ rows: Row[]; notes: string[] }> };
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const quick = argv.includes('--quick');
+  const only = listFlag(argv, 'only');
+  const mode = quick ? 'quick' : 'full';
+  const startedAt = new Date().toISOString();
+  progress(`walcast bench (${mode}) on ${machine()}`);
+  const db = await openBenchDatabase();
+  progress(`database: ${db.source}`);
+  const scenarios: Scenario[] = [
+    { name: 'ingest', run: async () => ({ rows: await runIngest(db, quick ? INGEST_QUICK : INGEST_FULL), notes: [] }) },
+    { name: 'fanout', run: () => runFanout(db, fanoutPlan(argv, quick)) },
+    { name: 'connections', run: () => runConnections(db, quick ? CONNECTIONS_QUICK : CONNECTIONS_FULL) },
+  ];
+  let failed = false;
+  try {
+    for (const s of scenarios) {
+      if (only && !only.includes(s.name)) continue;
+      progress(`scenario ${s.name}`);
+      try {
+        const { rows, notes } = await s.run();
+        const result: ScenarioResult = { scenario: s.name, mode, machine: machine(), database: db.source, startedAt, rows, notes };
+        const path = writeResult(result);
+        process.stdout.write(`\n### ${s.name} (${mode})\n\n${markdownTable(rows)}${notes.map((n) => `\n${n}\n`).join('')}\n`);
+        progress(`wrote ${path}`);
+      } catch (err) {
+        failed = true;
+        progress(`scenario ${s.name} failed: ${(err as Error).stack ?? err}`);
+      }
+    }
+  } finally {
+    await db.close();
+  }
+  progress('done');
+  process.exit(failed ? 1 : 0);
+}
+
+/** `--name a,b` or `--name=a,b`. */
+function listFlag(argv: string[], name: string): string[] | undefined {
+  const i = argv.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+  if (i < 0) return undefined;
+  const arg = argv[i]!;
+  return (arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : (argv[i + 1] ?? '')).split(',').filter(Boolean);
+}
+
+/** The fan-out plan, narrowed by --systems, --subscribers, --rates, --layouts, --measure-ms. */
+function fanoutPlan(argv: string[], quick: boolean): FanoutPlan {
+  const plan = { ...(quick ? FANOUT_QUICK : FANOUT_FULL) };
+  const systems = listFlag(argv, 'systems');
+  if (systems) plan.systems = systems as SystemName[];
+  const subscribers = listFlag(argv, 'subscribers');
+  if (subscribers) plan.subscribers = subscribers.map(Number);
+  const rates = listFlag(argv, 'rates');
+  if (rates) plan.rates = rates.map(Number);
+  const layouts = listFlag(argv, 'layouts');
+  if (layouts) plan.layouts = layouts as FanoutPlan['layouts'];
+  const measure = listFlag(argv, 'measure-ms');
+  if (measure) plan.measureMs = Number(measure[0]);
+  return plan;
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

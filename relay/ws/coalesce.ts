@@ -1,0 +1,92 @@
+// Per-socket write coalescing. Sending each frame with its own ws.send costs
+// one or two socket writes per frame per subscriber, plus a header Buffer and
+// a stream chunk per frame that stay queued while a client is behind; in
+// fan-out those per-frame writes dominate the relay's CPU (bench/README.md).
+// So a connection's frames of one event-loop tick are queued here, and the
+// tick's end (setImmediate, after the I/O callbacks that produced them)
+// encodes them as ready-made WebSocket frames into one Buffer per socket:
+// one write, one queued chunk, per socket per tick.
+//
+// Writing frames to the socket beside ws's own sender is safe because ws
+// writes only whole frames, synchronously (walcast turns compression off, and
+// sends no Blobs, the two cases where ws queues): a ping or close from ws
+// falls between two of our frames, never inside one.
+//
+// Bounded: queued bytes are counted by the connection (pendingBytes) and,
+// once written, by the socket (bufferedAmount); the send-queue bound is
+// checked against both. A tick adds no more delay than the work done in it.
+
+export interface FrameQueue {
+  /** Payloads (UTF-8 text) waiting for the end of the tick. */
+  pending: Buffer[];
+  pendingBytes: number;
+  /** Write ready-made frames to the socket (or drop them if it is closing). */
+  writeFrames(frames: Buffer): void;
+}
+
+export class WriteCoalescer {
+  private queued: FrameQueue[] = [];
+  private scheduled = false;
+
+  /** Queue one text message for `queue`'s socket, to be written at the end of this tick. */
+  enqueue(queue: FrameQueue, payload: Buffer): void {
+    if (queue.pending.length === 0) {
+      this.queued.push(queue);
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(this.flush);
+      }
+    }
+    queue.pending.push(payload);
+    queue.pendingBytes += payload.length;
+  }
+
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    const queued = this.queued;
+    this.queued = [];
+    for (const q of queued) flushQueue(q);
+  };
+}
+
+/** Write `queue`'s pending frames now (before a close frame, say). */
+export function flushQueue(queue: FrameQueue): void {
+  if (queue.pending.length === 0) return;
+  const frames = encodeTextFrames(queue.pending);
+  queue.pending = [];
+  queue.pendingBytes = 0;
+  queue.writeFrames(frames);
+}
+
+/**
+ * Unmasked, unfragmented text frames (RFC 6455 §5.2), as a server sends them:
+ * FIN + opcode 1, then the payload length in 7, 7+16 or 7+64 bits.
+ */
+export function encodeTextFrames(payloads: Buffer[]): Buffer {
+  let total = 0;
+  for (const p of payloads) total += headerLength(p.length) + p.length;
+  const out = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (const p of payloads) {
+    const len = p.length;
+    out[at++] = 0x81;
+    if (len < 126) {
+      out[at++] = len;
+    } else if (len < 65536) {
+      out[at++] = 126;
+      out.writeUInt16BE(len, at);
+      at += 2;
+    } else {
+      out[at++] = 127;
+      out.writeUInt32BE(Math.floor(len / 2 ** 32), at);
+      out.writeUInt32BE(len >>> 0, at + 4);
+      at += 8;
+    }
+    at += p.copy(out, at);
+  }
+  return out;
+}
+
+function headerLength(len: number): number {
+  return len < 126 ? 2 : len < 65536 ? 4 : 10;
+}

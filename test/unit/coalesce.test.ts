@@ -1,0 +1,41 @@
+// Frames written by the coalescer, read back by ws's own frame parser (the
+// Receiver a client uses): every length form of RFC 6455 §5.2.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import type { Writable } from 'node:stream';
+import * as ws from 'ws';
+import { WriteCoalescer, encodeTextFrames, type FrameQueue } from '../../relay/ws/coalesce.ts';
+
+// ws exports its frame parser at runtime; @types/ws does not declare it.
+const Receiver = (ws as unknown as { Receiver: new (opts: { isServer: boolean; maxPayload: number }) => Writable }).Receiver;
+
+function parse(bytes: Buffer): { text: string; binary: boolean }[] {
+  const out: { text: string; binary: boolean }[] = [];
+  const receiver = new Receiver({ isServer: false, maxPayload: 0 });
+  receiver.on('message', (data: Buffer, isBinary: boolean) => out.push({ text: data.toString(), binary: isBinary }));
+  receiver.on('error', (err: Error) => assert.fail(err));
+  receiver.write(bytes);
+  return out;
+}
+
+test('text frames of every length form parse back to the same messages', () => {
+  const texts = [0, 1, 125, 126, 127, 65_535, 65_536, 70_000].map((n) => 'é'.repeat(Math.ceil(n / 2)).slice(0, Math.ceil(n / 2)));
+  const frames = encodeTextFrames(texts.map((t) => Buffer.from(t)));
+  assert.deepEqual(parse(frames), texts.map((text) => ({ text, binary: false })));
+});
+
+test("a tick's frames for one queue are written once, in order, at the end of the tick", async () => {
+  const writes: Buffer[] = [];
+  const queue: FrameQueue = { pending: [], pendingBytes: 0, writeFrames: (b) => writes.push(b) };
+  const coalescer = new WriteCoalescer();
+  for (const t of ['a', 'bb', 'ccc']) coalescer.enqueue(queue, Buffer.from(t));
+  assert.equal(queue.pendingBytes, 6);
+  assert.equal(writes.length, 0);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(writes.length, 1);
+  assert.deepEqual(parse(writes[0]!).map((m) => m.text), ['a', 'bb', 'ccc']);
+  assert.equal(queue.pendingBytes, 0);
+  coalescer.enqueue(queue, Buffer.from('d'));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(writes.length, 2);
+});
