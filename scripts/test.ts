@@ -55,7 +55,8 @@ async function main(): Promise<number> {
   const concurrency = process.env.TEST_CONCURRENCY ?? '2';
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],
+    // A hung test fails after 3 minutes instead of hanging CI (a test may set its own, longer timeout).
+    ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-timeout=180000', '--test-reporter=spec', ...files],
     { stdio: 'inherit', env: { ...process.env, TEST_DATABASE_URL: url } },
   );
   const forward = (sig: NodeJS.Signals) => child.kill(sig);

@@ -87,7 +87,8 @@ test('confirmed_flush_lsn advances only past what was reported delivered', async
 });
 
 test('an idle publication does not pin WAL: keepalive positions are confirmed after the recovery window', async () => {
-  const r = await relay({ recoverySeconds: 1 });
+  // No watchdog heartbeat in this test: only keepalives may move the slot.
+  const r = await relay({ recoverySeconds: 1, watchdogMs: 3_600_000 });
   const before = await confirmedFlush(r.slot);
   // WAL written outside the publication: only keepalives carry it.
   await db.query('create table not_published (x int)');
