@@ -40,7 +40,7 @@ export async function withPool<T>(url: string, fn: (pool: pg.Pool) => Promise<T>
   }
 }
 
-export const RELAY_URL_OPTIONS = { url: { type: 'string' } } as const satisfies Options;
+export const RELAY_URL_OPTIONS = { url: { type: 'string' }, token: { type: 'string' } } as const satisfies Options;
 export const DEFAULT_RELAY_URL = 'http://127.0.0.1:8080';
 
 /** --url, else WALCAST_URL, else the default; http(s):// or ws(s)://, returned as http(s). */
@@ -48,4 +48,9 @@ export function relayUrl(values: Record<string, unknown>, env: NodeJS.ProcessEnv
   const raw = (typeof values.url === 'string' ? values.url : env.WALCAST_URL) || DEFAULT_RELAY_URL;
   if (!/^(http|ws)s?:\/\//.test(raw)) throw new WalcastError('config_invalid', { detail: `--url must be an http(s):// or ws(s):// URL of a relay; got ${JSON.stringify(raw)}` });
   return raw.replace(/^ws/, 'http').replace(/\/ws\/?$/, '').replace(/\/$/, '');
+}
+
+/** --token, else WALCAST_TOKEN: a JWT for relays that require one (docs/security.md). */
+export function relayToken(values: Record<string, unknown>, env: NodeJS.ProcessEnv): string | undefined {
+  return (typeof values.token === 'string' ? values.token : env.WALCAST_TOKEN) || undefined;
 }

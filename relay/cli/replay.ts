@@ -2,16 +2,17 @@
 // position, from a running relay's recovery window (GET /v1/channels/…/events),
 // one JSON line each on stdout. Exit 1 when the window no longer covers it.
 import { WalcastError } from '../errors.ts';
-import { RELAY_URL_OPTIONS, parse, relayUrl, wantsHelp } from './args.ts';
+import { RELAY_URL_OPTIONS, parse, relayToken, relayUrl, wantsHelp } from './args.ts';
 
-const HELP = `Usage: walcast replay <channel> --since POSITION [--url URL]
+const HELP = `Usage: walcast replay <channel> --since POSITION [--url URL] [--token JWT]
 
 Prints the events of <channel> after POSITION (from an event or a subscribed reply), one JSON
 line each, then the position to continue from on stderr. Exits 1 if the relay's recovery window
 no longer reaches back to POSITION (the reason is printed): read the rows from PostgreSQL instead.
 
   --since POSITION   where to start (required)
-  --url URL          the relay (default WALCAST_URL or http://127.0.0.1:8080)`;
+  --url URL          the relay (default WALCAST_URL or http://127.0.0.1:8080)
+  --token JWT        a token for relays that require one (default WALCAST_TOKEN)`;
 
 interface Page {
   recovered: boolean;
@@ -29,12 +30,14 @@ export async function replayCommand(argv: string[]): Promise<void> {
     throw new WalcastError('config_invalid', { detail: 'walcast replay needs one channel and --since POSITION; see walcast replay --help' });
   }
   const base = relayUrl(values, process.env);
+  const token = relayToken(values, process.env);
+  const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
   let since = values.since;
   for (;;) {
     const url = `${base}/v1/channels/${encodeURIComponent(channel)}/events?since=${encodeURIComponent(since)}&limit=1000`;
     let page: Page;
     try {
-      const res = await fetch(url);
+      const res = await fetch(url, { headers });
       page = (await res.json()) as Page;
       if (!res.ok) throw new Error(`HTTP ${res.status}: ${JSON.stringify(page)}`);
     } catch (err) {

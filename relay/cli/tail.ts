@@ -3,16 +3,17 @@
 // (1001, a restart, a failover) it reconnects and resumes with `since` from
 // the last event, so nothing is missed while the window covers the gap.
 import { WebSocket } from 'ws';
-import type { ServerMessage } from '../../client/protocol.ts';
+import { BEARER_PREFIX, SUBPROTOCOL, type ServerMessage } from '../../client/protocol.ts';
 import { WalcastError } from '../errors.ts';
-import { RELAY_URL_OPTIONS, parse, relayUrl, wantsHelp } from './args.ts';
+import { RELAY_URL_OPTIONS, parse, relayToken, relayUrl, wantsHelp } from './args.ts';
 
-const HELP = `Usage: walcast tail <channel> [--url URL] [--since POSITION] [--snapshot] [--table NAME]...
+const HELP = `Usage: walcast tail <channel> [--url URL] [--token JWT] [--since POSITION] [--snapshot] [--table NAME]...
 
 Prints the channel's events as they are committed, one JSON line each (the frames clients
 receive). Notes go to stderr. Reconnects and resumes after the last event if the relay goes away.
 
   --url URL            the relay (default WALCAST_URL or http://127.0.0.1:8080)
+  --token JWT          a token for relays that require one (default WALCAST_TOKEN)
   --since POSITION     start after this position (resume), if the recovery window still has it
   --snapshot           first print the channel's current rows (op "snapshot")
   --table NAME         only this table's events (repeatable)`;
@@ -25,11 +26,12 @@ export async function tailCommand(argv: string[]): Promise<void> {
   const [channel, ...extra] = positionals;
   if (!channel || extra.length) throw new WalcastError('config_invalid', { detail: 'walcast tail needs one channel; see walcast tail --help' });
   const wsUrl = `${relayUrl(values, process.env).replace(/^http/, 'ws')}/ws`;
+  const token = relayToken(values, process.env);
   let since = values.since as string | undefined;
   let snapshot = values.snapshot === true;
   const tables = values.table as unknown as string[] | undefined;
   for (let attempt = 0; ; attempt++) {
-    const outcome = await session(wsUrl, { channel, since, snapshot, tables }, (position) => (since = position));
+    const outcome = await session(wsUrl, token, { channel, since, snapshot, tables }, (position) => (since = position));
     if (outcome.fatal) throw new WalcastError('config_invalid', { detail: `the relay at ${wsUrl} refused the subscription: ${outcome.fatal}` });
     snapshot = false;
     process.stderr.write(`# ${outcome.note}; reconnecting${since ? ` and resuming after ${since}` : ''}\n`);
@@ -45,9 +47,10 @@ interface Subscribe {
 }
 
 /** One connection; resolves when it ends. `fatal` when the relay refused the subscription. */
-function session(url: string, sub: Subscribe, onPosition: (p: string) => void): Promise<{ note: string; fatal?: string }> {
+function session(url: string, token: string | undefined, sub: Subscribe, onPosition: (p: string) => void): Promise<{ note: string; fatal?: string }> {
   return new Promise((resolve) => {
-    const ws = new WebSocket(url);
+    // The token as a subprotocol, not in the URL (URLs end up in logs).
+    const ws = token ? new WebSocket(url, [SUBPROTOCOL, BEARER_PREFIX + token]) : new WebSocket(url);
     ws.on('open', () => {
       ws.send(JSON.stringify({ type: 'subscribe', id: 'tail', channel: sub.channel, since: sub.since, snapshot: sub.snapshot || undefined, tables: sub.tables }));
     });

@@ -11,6 +11,7 @@ import { formatLsn } from '../replication/lsn.ts';
 import { asStartupError, startRelay, type Relay, type RelayConfig } from '../relay.ts';
 import { tryLeadership, waitForLeadership, type Leadership, type LeadershipOptions } from './leadership.ts';
 import { startStandbyServer, type StandbyServer } from './server.ts';
+import { securitySettings } from '../auth/settings.ts';
 
 export interface RunnerHooks {
   /** Listening as a standby (no WebSocket until promoted). */
@@ -54,6 +55,9 @@ export class RelayRunner {
   }
 
   private async loop(): Promise<void> {
+    // A configuration the relay would refuse (auth_required, a bad key) must
+    // stop start-up now, not wait as a standby and fail at every promotion.
+    securitySettings(this.config);
     let first = true;
     while (!this.stopped) {
       const got = await this.acquire(first);

@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createTestDatabase, uniqueName, type TestDatabase } from '../helpers/postgres.ts';
 import { startTestRelay, TestClient, waitFor } from '../helpers/relay.ts';
+import { TEST_SECRET, token } from '../helpers/tokens.ts';
 import type { Relay } from '../../relay/relay.ts';
 import type { Finding } from '../../relay/db/doctor.ts';
 
@@ -172,4 +173,22 @@ test('tail prints live events as JSON lines; replay prints the events after a po
   const down = await complete(['replay', 'cli-room', '--since', since, '--url', 'http://127.0.0.1:1']);
   assert.equal(down.code, 1);
   assert.match(down.stderr, /cannot reach the relay/);
+});
+
+test('tail and replay authenticate with --token (or WALCAST_TOKEN) where the relay requires one', async () => {
+  const relay = await startTestRelay(db.url, { jwtSecret: TEST_SECRET });
+  relays.push(relay);
+  const jwt = await token({ sub: 'ops', channels: ['cli-auth'] });
+  const tail = walcast(['tail', 'cli-auth', '--url', relay.url, '--token', jwt]);
+  await waitFor(() => /# subscribed to cli-auth/.test(tail.stderr), 20_000, 'tail to subscribe with its token');
+  await db.query(`insert into chat_messages (channel_id, sender, body) values ('cli-auth', 'a', 'secret')`);
+  await waitFor(() => tail.stdout.includes('"secret"'), 10_000, 'the event');
+  tail.child.kill('SIGINT');
+
+  const since = '0000000000000000-00000000-' + relay.dispatcher.currentEpoch;
+  const denied = await complete(['replay', 'cli-auth', '--since', since, '--url', relay.url]);
+  assert.equal(denied.code, 1);
+  assert.match(denied.stderr, /401/);
+  const allowed = await complete(['replay', 'cli-auth', '--since', relay.dispatcher.position(), '--url', relay.url], { WALCAST_TOKEN: jwt });
+  assert.equal(allowed.code, 0, allowed.stderr);
 });

@@ -39,6 +39,17 @@ test('no key on a non-loopback address: start-up fails and says the fix', async 
   });
 });
 
+test('the rule holds for a relay that would start as a standby: it fails at once too', async () => {
+  const slot = uniqueName('slot');
+  const active = await spawnRelay([], { ...env({}), WALCAST_SLOT: slot });
+  running.push(active);
+  await assert.rejects(spawnRelay([], { ...env({ HOST: '0.0.0.0' }), WALCAST_SLOT: slot }, 20_000), (err: Error) => {
+    assert.match(err.message, /exit 1/);
+    assert.match(err.message, /not a loopback address/);
+    return true;
+  });
+});
+
 test('--insecure serves openly anyway, and the log says so', async () => {
   const r = await spawnRelay(['--insecure'], env({ HOST: '0.0.0.0' }));
   running.push(r);
