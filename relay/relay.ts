@@ -171,6 +171,8 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     maxSubscriptions: config.maxSubscriptions,
     maxFrameBytes: config.maxFrameBytes,
     sendQueueBytes: config.sendQueueBytes,
+    slowConsumerMs: config.slowConsumerMs,
+    onCongestion: (congested) => (congested ? liveStream.pause() : liveStream.resume()),
     heartbeatMs: config.heartbeatMs,
     position: () => dispatcher.position(),
     hasTable: (name) => dispatcher.hasTable(name),

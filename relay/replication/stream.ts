@@ -86,6 +86,7 @@ export class ReplicationStream extends EventEmitter {
   private samples: { lsn: Lsn; timeMs: number }[] = [];
   private slotLost: string | undefined;
   private statusSentAt = 0;
+  private paused = false;
   private service: LogicalReplicationService | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -129,6 +130,26 @@ export class ReplicationStream extends EventEmitter {
     }
     if (drop > 0) this.samples.splice(0, drop);
     return lsn > this.deliveredLsn ? this.deliveredLsn : lsn;
+  }
+
+  /**
+   * Stop reading from PostgreSQL while the sockets are backed up (see
+   * ws/congestion.ts): the server keeps what is not read yet, so a burst is
+   * paced by the clients instead of overrunning their queues.
+   */
+  pause(): void {
+    this.paused = true;
+    this.socket()?.pause();
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.socket()?.resume();
+  }
+
+  private socket(): { pause(): void; resume(): void } | undefined {
+    // The library's connection (pg's Connection) reads from this net.Socket.
+    return (this.service as unknown as { _connection?: { stream?: { pause(): void; resume(): void } } } | undefined)?._connection?.stream;
   }
 
   get confirmed(): Lsn {
@@ -189,6 +210,7 @@ export class ReplicationStream extends EventEmitter {
       this.attempt = 0;
       this.lastError = undefined;
       this.setState('streaming');
+      if (this.paused) this.socket()?.pause();
       this.opts.logger.info({ slot: this.opts.slot, lsn: formatLsn(this.deliveredLsn) }, 'replication streaming');
     });
     service.on('error', (err: Error) => this.onFailure(service, err));

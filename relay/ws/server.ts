@@ -25,6 +25,7 @@ import type { RecoveryBuffer } from '../hub/recovery.ts';
 import type { SnapshotReader } from '../hub/snapshot.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { WriteCoalescer, flushQueue, type FrameQueue } from './coalesce.ts';
+import { Congestion } from './congestion.ts';
 import { subscribe, type Subscriber } from './subscribe.ts';
 import { Gate, type Admission } from '../auth/gate.ts';
 import type { Publisher } from '../publish/publisher.ts';
@@ -36,6 +37,10 @@ export interface WsServerOptions {
   maxSubscriptions: number;
   maxFrameBytes: number;
   sendQueueBytes: number;
+  /** How long a queue may stay over half of sendQueueBytes before 4008 (congestion.ts). */
+  slowConsumerMs: number;
+  /** Told when sockets are backed up (pause reading the stream) and when they are not. */
+  onCongestion?: (congested: boolean) => void;
   heartbeatMs: number;
   /** The position from which a new subscription is sure to receive events. */
   position: () => string;
@@ -90,6 +95,11 @@ export class Connection implements Sink, Subscriber, FrameQueue {
     }
     this.server.bytesSent += bytes.length;
     this.server.coalescer.enqueue(this, bytes);
+    this.server.congestion.note(this, this.ws.bufferedAmount + this.pendingBytes);
+  }
+
+  queuedBytes(): number {
+    return this.ws.bufferedAmount + this.pendingBytes;
   }
 
   writeFrames(frames: Buffer): void {
@@ -117,6 +127,7 @@ export class WsServer {
   readonly connections = new Set<Connection>();
   private readonly heartbeat: Heartbeat;
   readonly coalescer = new WriteCoalescer();
+  readonly congestion: Congestion<Connection>;
   slowConsumerCloses = 0;
   /** For /metrics: payload bytes sent, and error frames by code. */
   bytesSent = 0;
@@ -132,6 +143,12 @@ export class WsServer {
     this.wss.on('connection', (ws: WebSocket, req: IncomingMessage, admission: Extract<Admission, { ok: true }>) =>
       this.onConnection(ws, req.socket, admission));
     this.heartbeat = new Heartbeat(opts.heartbeatMs, () => this.connections);
+    this.congestion = new Congestion<Connection>({
+      softBytes: opts.sendQueueBytes / 2,
+      graceMs: opts.slowConsumerMs,
+      onChange: (congested) => opts.onCongestion?.(congested),
+      onStuck: (conn) => this.closeSlowConsumer(conn),
+    });
   }
 
   /** Take over HTTP upgrades on `server` for WS_PATH; other paths are refused. */
@@ -246,7 +263,7 @@ export class WsServer {
     if (conn.ws.readyState !== WebSocket.OPEN) return;
     this.slowConsumerCloses++;
     this.drop(conn);
-    conn.ws.close(CLOSE.slowConsumer, 'slow consumer: send queue over its limit');
+    conn.ws.close(CLOSE.slowConsumer, SLOW_CONSUMER_REASON);
     // Its queue is full, so the close frame may never be read: cut it loose.
     setTimeout(() => conn.ws.terminate(), 1000).unref();
     this.opts.logger.warn({ queued: conn.ws.bufferedAmount }, 'closed a slow consumer');
@@ -260,6 +277,7 @@ export class WsServer {
   }
 
   private drop(conn: Connection): void {
+    this.congestion.forget(conn);
     if (!this.connections.delete(conn)) return;
     conn.access.end();
     for (const channel of conn.subscriptions) this.opts.router.unsubscribe(channel, conn);
@@ -278,6 +296,7 @@ export class WsServer {
   /** Close every client with `code` (1001 when the relay stops) and stop the heartbeat. */
   async close(code: number = CLOSE.goingAway, reason = 'relay shutting down'): Promise<void> {
     this.heartbeat.stop();
+    this.congestion.stop();
     for (const conn of [...this.connections]) {
       conn.flush();
       conn.ws.close(code, reason);
@@ -287,6 +306,8 @@ export class WsServer {
     for (const ws of this.wss.clients) ws.terminate();
   }
 }
+
+const SLOW_CONSUMER_REASON = 'slow consumer: send queue over its limit';
 
 function withId<T extends ServerMessage>(msg: T, id: string | undefined): T {
   return id === undefined ? msg : { ...msg, id };

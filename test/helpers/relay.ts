@@ -18,6 +18,7 @@ export function relayConfig(databaseUrl: string, overrides: Partial<RelayConfig>
     maxSubscriptions: 100,
     maxFrameBytes: 65_536,
     sendQueueBytes: 1_048_576,
+    slowConsumerMs: 2000,
     heartbeatMs: 15_000,
     ttlSchedule: '0 0 1 1 *', // the tests run the pruner themselves
     recoverySeconds: 300,
