@@ -1,0 +1,22 @@
+// Builds the SDK's package entry (package.json "exports", run by `npm pack`
+// and `npm publish` through "prepack"): JavaScript and declarations for
+// client/ into dist/client/, so that plain Node and tsc-compiled applications
+// can import it (this repository runs the TypeScript sources through tsx).
+// tsc rewrites the `.ts` import specifiers of the JavaScript it emits but not
+// of the declarations, so those are rewritten here ('./sdk.js' resolves to
+// sdk.d.ts for a consumer's TypeScript).
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+const root = resolve(import.meta.dirname, '..');
+const out = join(root, 'dist/client');
+rmSync(out, { recursive: true, force: true });
+execFileSync(process.execPath, [join(root, 'node_modules/typescript/lib/tsc.js'), '-p', join(root, 'tsconfig.client.json')], { stdio: 'inherit' });
+for (const name of readdirSync(out)) {
+  if (!name.endsWith('.d.ts')) continue;
+  const file = join(out, name);
+  const text = readFileSync(file, 'utf8');
+  writeFileSync(file, text.replace(/(from\s+|import\()(['"])(\.\.?\/[^'"]+)\.ts\2/g, '$1$2$3.js$2'));
+}
+console.log(`built ${out}`);
