@@ -113,7 +113,7 @@ async function ownServer(settings: Record<string, string>): Promise<EmbeddedPost
   return server;
 }
 
-test('wal_level replica, and no free replication slot, each stop start-up with the fix', async () => {
+test('wal_level replica, no free replication slot, and no free WAL sender each stop start-up with the fix', async () => {
   const replica = await ownServer({ wal_level: 'replica' });
   const r1 = walcast(['start', '--database-url', replica.url, '--port', '0'], { WALCAST_LOG_LEVEL: 'silent' });
   assert.equal(await r1.exited, 1);
@@ -127,4 +127,14 @@ test('wal_level replica, and no free replication slot, each stop start-up with t
   const r2 = walcast(['start', '--database-url', full.url, '--port', '0'], { WALCAST_LOG_LEVEL: 'silent' });
   assert.equal(await r2.exited, 1);
   assert.match(r2.stderr, /^walcast: all 1 replication slots are in use and slot walcast does not exist yet; drop an unused slot .* or raise max_replication_slots/);
+
+  // One WAL sender, taken by a first relay: a second one (another slot) is told why it cannot stream.
+  const one = await ownServer({ max_wal_senders: '1' });
+  const first = walcast(['start', '--database-url', one.url, '--port', '0', '--slot', 'first'], { WALCAST_LOG_LEVEL: 'silent' });
+  await until(first, /WebSocket:\s+(ws:\/\/\S+)/);
+  const second = walcast(['start', '--database-url', one.url, '--port', '0', '--slot', 'second'], { WALCAST_LOG_LEVEL: 'silent' });
+  assert.equal(await second.exited, 1);
+  assert.equal(second.stderr.trim(), 'walcast: all 1 WAL senders are busy; raise max_wal_senders and restart PostgreSQL, or stop an idle replication client');
+  first.child.kill('SIGTERM');
+  assert.equal(await first.exited, 0);
 });
