@@ -105,7 +105,14 @@ const MAIN = new URL('../../relay/main.ts', import.meta.url).pathname;
 async function spawnWalcast(databaseUrl: string, slot: string, env: Record<string, string>): Promise<Forked> {
   const nodeArgs = (process.env.BENCH_RELAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', MAIN, 'start', '--port', '0', '--slot', slot], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATABASE_URL: databaseUrl, WALCAST_LOG_LEVEL: 'warn', ...env },
+    env: {
+      PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATABASE_URL: databaseUrl, WALCAST_LOG_LEVEL: 'warn',
+      // Every bench client connects from 127.0.0.1: the per-address limit
+      // (1,000 by default, a defence against one abusive host) would refuse
+      // the 5,000- and 10,000-connection cells with HTTP 429.
+      WALCAST_MAX_CONNECTIONS_PER_IP: '1000000',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
