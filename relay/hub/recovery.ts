@@ -29,8 +29,18 @@ export interface RecoveryLimits {
   maxBytes: number;
 }
 
-/** Per-event bookkeeping on top of the frame's characters (object, array slots). */
+/** Per-event bookkeeping on top of the frame (object, array slots). */
 const ENTRY_OVERHEAD = 120;
+
+/**
+ * What a frame's characters cost in memory, at most: V8 keeps a string in
+ * one byte per character when every character fits, else in two. A frame
+ * whose UTF-8 length equals its length is ASCII (one byte each); any other
+ * is counted at two bytes per character.
+ */
+function frameBytes(frame: string): number {
+  return Buffer.byteLength(frame) === frame.length ? frame.length : 2 * frame.length;
+}
 
 interface ChannelLog {
   events: BufferedEvent[];
@@ -74,7 +84,7 @@ export class RecoveryBuffer {
     }
     log.events.push(event);
     this.fifo.push(event);
-    this.bytes += event.frame.length + ENTRY_OVERHEAD;
+    this.bytes += frameBytes(event.frame) + ENTRY_OVERHEAD;
     this.count++;
     if (log.events.length - log.head > this.limits.maxPerChannel) {
       const old = this.shiftChannel(log);
@@ -141,7 +151,7 @@ export class RecoveryBuffer {
     const e = log.events[log.head]!;
     log.events[log.head] = undefined as unknown as BufferedEvent; // let the frame be collected
     log.head++;
-    this.bytes -= e.frame.length + ENTRY_OVERHEAD;
+    this.bytes -= frameBytes(e.frame) + ENTRY_OVERHEAD;
     this.count--;
     if (log.head > 1024 && log.head * 2 > log.events.length) {
       log.events = log.events.slice(log.head);

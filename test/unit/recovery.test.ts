@@ -69,6 +69,17 @@ test('the memory bound holds whatever the load, dropping the oldest first', () =
   assert.equal(b.replay('c0', pos(11)).recovered, false);
 });
 
+test('non-ASCII frames are counted at two bytes a character (how V8 stores them)', () => {
+  const ascii = buffer({ maxBytes: 1 << 20 });
+  const wide = buffer({ maxBytes: 1 << 20 });
+  const body = 'x'.repeat(100);
+  ascii.add({ ...ev('a', 11), frame: `{"body":"${body}"}` }, 1000);
+  wide.add({ ...ev('a', 11), frame: `{"body":"${'€'.repeat(100)}"}` }, 1000);
+  const length = `{"body":"${body}"}`.length; // the same for both frames
+  assert.equal(wide.bytes - 120, 2 * length, 'non-ASCII: two bytes a character, plus the per-entry overhead');
+  assert.equal(ascii.bytes - 120, length, 'ASCII: one byte a character');
+});
+
 test('a zero window keeps nothing and recovers only from the head', () => {
   const b = buffer({ maxPerChannel: 0 });
   b.add(ev('a', 11), 1000);
