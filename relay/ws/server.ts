@@ -89,13 +89,14 @@ export class Connection implements Sink, Subscriber, FrameQueue {
   send(frame: Frame): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
     const bytes = typeof frame === 'string' ? Buffer.from(frame) : frame;
-    if (this.ws.bufferedAmount + this.pendingBytes + bytes.length > this.server.opts.sendQueueBytes) {
+    const queued = this.queuedBytes() + bytes.length;
+    if (queued > this.server.opts.sendQueueBytes) {
       this.server.closeSlowConsumer(this);
       return;
     }
     this.server.bytesSent += bytes.length;
     this.server.coalescer.enqueue(this, bytes);
-    this.server.congestion.note(this, this.ws.bufferedAmount + this.pendingBytes);
+    this.server.congestion.note(this, queued);
   }
 
   queuedBytes(): number {
