@@ -1,10 +1,11 @@
 // Starts the real relay on port 0 against a test database, and real
 // WebSocket clients that collect what the relay sends.
+import { after, before } from 'node:test';
 import { WebSocket, type ClientOptions } from 'ws';
 import { startRelay, type Relay, type RelayConfig } from '../../relay/relay.ts';
 import { createLogger, silentLogger, type Logger } from '../../relay/log.ts';
 import type { ServerMessage } from '../../client/protocol.ts';
-import { uniqueName } from './postgres.ts';
+import { createTestDatabase, uniqueName, type TestDatabase } from './postgres.ts';
 
 export function relayConfig(databaseUrl: string, overrides: Partial<RelayConfig> = {}): RelayConfig {
   return {
@@ -38,6 +39,46 @@ export async function startTestRelay(databaseUrl: string, overrides: Partial<Rel
   const relay = await startRelay(relayConfig(databaseUrl, overrides), logger);
   await waitFor(() => relay.stream.state === 'streaming', 10_000, 'replication stream to start');
   return relay;
+}
+
+/**
+ * The usual set-up of a test file: a fresh database, relays on it and
+ * clients of them, all closed, stopped and dropped after the file's tests.
+ * Call at the top level of the file (it registers before/after hooks).
+ */
+export function relayFixture(): {
+  readonly db: TestDatabase;
+  relay(overrides?: Partial<RelayConfig>, url?: string): Promise<Relay>;
+  client(relay: Relay): Promise<TestClient>;
+} {
+  let db: TestDatabase | undefined;
+  const relays: Relay[] = [];
+  const clients: TestClient[] = [];
+  before(async () => {
+    db = await createTestDatabase();
+  });
+  after(async () => {
+    for (const c of clients) c.close();
+    for (const r of relays) await r.stop(); // stop() is idempotent: tests may have stopped some
+    await db?.drop();
+  });
+  const fixture = {
+    get db(): TestDatabase {
+      if (!db) throw new Error('relayFixture: the database exists once the before hook ran');
+      return db;
+    },
+    async relay(overrides: Partial<RelayConfig> = {}, url?: string): Promise<Relay> {
+      const r = await startTestRelay(url ?? fixture.db.url, overrides);
+      relays.push(r);
+      return r;
+    },
+    async client(relay: Relay): Promise<TestClient> {
+      const c = await TestClient.connect(relay.wsUrl);
+      clients.push(c);
+      return c;
+    },
+  };
+  return fixture;
 }
 
 export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {

@@ -1,37 +1,14 @@
 // /metrics, /readyz and the slot watchdog of a real relay: the numbers move
 // with real traffic, two relays in one process keep separate registries,
 // lag turns readiness off, and the heartbeat moves an idle slot.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { startTestRelay, TestClient, waitFor } from '../helpers/relay.ts';
-import type { Relay, RelayConfig } from '../../relay/relay.ts';
+import { relayFixture, waitFor } from '../helpers/relay.ts';
+import type { Relay } from '../../relay/relay.ts';
 import { parseLsn } from '../../relay/replication/lsn.ts';
 
-let db: TestDatabase;
-const relays: Relay[] = [];
-const clients: TestClient[] = [];
-
-before(async () => {
-  db = await createTestDatabase();
-});
-after(async () => {
-  for (const c of clients) c.close();
-  for (const r of relays) await r.stop();
-  await db?.drop();
-});
-
-async function relay(overrides: Partial<RelayConfig> = {}): Promise<Relay> {
-  const r = await startTestRelay(db.url, overrides);
-  relays.push(r);
-  return r;
-}
-
-async function client(r: Relay): Promise<TestClient> {
-  const c = await TestClient.connect(r.wsUrl);
-  clients.push(c);
-  return c;
-}
+const fx = relayFixture();
+const { relay, client } = fx;
 
 /** The value of one sample line of a Prometheus text exposition, or undefined. */
 function sample(text: string, name: string): number | undefined {
@@ -55,10 +32,10 @@ test('/metrics counts rows, events, deliveries, bytes, connections, subscription
   c.send('{not json');
   await c.waitFor((m) => m.find((x) => x.type === 'error'));
   for (let i = 0; i < 3; i++) {
-    await db.query(`insert into chat_messages (channel_id, sender, body) values ('m-1', 'a', $1)`, [`x${i}`]);
+    await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ('m-1', 'a', $1)`, [`x${i}`]);
   }
   // An expired row for the TTL job (every second here).
-  await db.query(`insert into presence (channel_id, user_id, updated_at) values ('m-9', 'gone', now() - interval '1 hour')`);
+  await fx.db.query(`insert into presence (channel_id, user_id, updated_at) values ('m-9', 'gone', now() - interval '1 hour')`);
   await c.waitForEvents(3);
   await waitFor(async () => (sample(await scrape(r), 'walcast_ttl_pruned_rows_total{table="public.presence"}') ?? 0) >= 1, 10_000, 'the prune to be counted');
   await waitFor(() => r.watchdog.status !== undefined, 10_000, 'a watchdog round');
@@ -98,7 +75,7 @@ test('/readyz is 200 while streaming and 503 with the reason when the lag passes
 
   // Nothing dispatches any more while WAL keeps being written: the lag grows.
   await r.stream.stop();
-  await db.query(`insert into chat_messages (channel_id, sender, body) values ('lag', 'a', 'b')`);
+  await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ('lag', 'a', 'b')`);
   await waitFor(() => r.watchdog.lagging !== undefined, 15_000, 'the lag warning');
   const res = await fetch(`${r.url}/readyz`);
   assert.equal(res.status, 503);
@@ -118,7 +95,7 @@ test('the watchdog heartbeat is confirmed: the slot moves past it while the publ
   const beat = r.watchdog.lastHeartbeatLsn;
   assert.ok(beat > 0n);
   await waitFor(async () => {
-    const [row] = await db.query<{ lsn: string }>('select confirmed_flush_lsn::text as lsn from pg_replication_slots where slot_name = $1', [r.slot]);
+    const [row] = await fx.db.query<{ lsn: string }>('select confirmed_flush_lsn::text as lsn from pg_replication_slots where slot_name = $1', [r.slot]);
     return row !== undefined && parseLsn(row.lsn) >= beat;
   }, 15_000, 'the slot to confirm the heartbeat');
   const text = await scrape(r);

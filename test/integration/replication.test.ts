@@ -1,10 +1,9 @@
 // The slot and the stream: what is confirmed to PostgreSQL and when, what a
 // restart or a lost connection does, and how registrations take effect.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTestDatabase, uniqueName, type TestDatabase } from '../helpers/postgres.ts';
-import { TestClient, startTestRelay, waitFor } from '../helpers/relay.ts';
-import type { Relay } from '../../relay/relay.ts';
+import { uniqueName } from '../helpers/postgres.ts';
+import { relayFixture, waitFor } from '../helpers/relay.ts';
 import { ReplicationStream } from '../../relay/replication/stream.ts';
 import type { PgoutputMessage } from '../../relay/replication/decoder.ts';
 import { parseLsn } from '../../relay/replication/lsn.ts';
@@ -13,53 +12,30 @@ import { migrate, ensurePublication } from '../../relay/db/migrate.ts';
 import { ensureSlot } from '../../relay/replication/slot.ts';
 import { createPruner } from '../../relay/jobs/ttl.ts';
 
-let db: TestDatabase;
-const relays: Relay[] = [];
-const clients: TestClient[] = [];
-
-before(async () => {
-  db = await createTestDatabase();
-});
-
-after(async () => {
-  for (const c of clients) c.close();
-  for (const r of relays) await r.stop();
-  await db?.drop();
-});
-
-async function relay(overrides: Parameters<typeof startTestRelay>[1] = {}, url = db.url): Promise<Relay> {
-  const r = await startTestRelay(url, overrides);
-  relays.push(r);
-  return r;
-}
-
-async function client(r: Relay): Promise<TestClient> {
-  const c = await TestClient.connect(r.wsUrl);
-  clients.push(c);
-  return c;
-}
+const fx = relayFixture();
+const { relay, client } = fx;
 
 async function confirmedFlush(slot: string): Promise<bigint> {
-  const [row] = await db.query<{ lsn: string }>(
+  const [row] = await fx.db.query<{ lsn: string }>(
     'select confirmed_flush_lsn::text as lsn from pg_replication_slots where slot_name = $1', [slot]);
   return parseLsn(row!.lsn);
 }
 
 async function insertReturningLsn(channel: string, body: string): Promise<bigint> {
-  await db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 's', $2)`, [channel, body]);
-  const [row] = await db.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn');
+  await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 's', $2)`, [channel, body]);
+  const [row] = await fx.db.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn');
   return parseLsn(row!.lsn);
 }
 
 test('confirmed_flush_lsn advances only past what was reported delivered', async () => {
-  await migrate(db.pool, { example: true });
-  await ensurePublication(db.pool, 'realtime_events');
+  await migrate(fx.db.pool, { example: true });
+  await ensurePublication(fx.db.pool, 'realtime_events');
   const slot = uniqueName('ack_slot');
-  const info = await ensureSlot(db.pool, slot, silentLogger);
+  const info = await ensureSlot(fx.db.pool, slot, silentLogger);
   const commits: bigint[] = [];
   let withRow = false;
   const stream = new ReplicationStream({
-    connectionString: db.url, slot, publication: 'realtime_events', logger: silentLogger, statusIntervalMs: 50,
+    connectionString: fx.db.url, slot, publication: 'realtime_events', logger: silentLogger, statusIntervalMs: 50,
     // The test holds delivery back: commits are recorded, not reported.
     // Only those with a row: before PostgreSQL 15, pgoutput also sends empty
     // transactions (autovacuum's, for one).
@@ -91,11 +67,11 @@ test('an idle publication does not pin WAL: keepalive positions are confirmed af
   const r = await relay({ recoverySeconds: 1, watchdogMs: 3_600_000 });
   const before = await confirmedFlush(r.slot);
   // WAL written outside the publication: only keepalives carry it.
-  await db.query('create table not_published (x int)');
-  await db.query('insert into not_published select generate_series(1, 1000)');
-  const [row] = await db.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn');
+  await fx.db.query('create table not_published (x int)');
+  await fx.db.query('insert into not_published select generate_series(1, 1000)');
+  const [row] = await fx.db.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn');
   const target = parseLsn(row!.lsn);
-  await db.query('select pg_switch_wal()').catch(() => {}); // nudges a keepalive on idle servers
+  await fx.db.query('select pg_switch_wal()').catch(() => {}); // nudges a keepalive on idle servers
   await waitFor(async () => (await confirmedFlush(r.slot)) >= target, 30_000, 'keepalive confirmation');
   assert.ok((await confirmedFlush(r.slot)) > before);
 });
@@ -105,10 +81,9 @@ test('rows committed while the relay is stopped are decoded after it restarts, a
   const first = await relay({ slot });
   const c1 = await client(first);
   await c1.subscribe('restart');
-  await db.query(`insert into chat_messages (channel_id, sender, body) values ('restart', 's', 'before')`);
+  await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ('restart', 's', 'before')`);
   const [seen] = await c1.waitForEvents(1);
   await first.stop();
-  relays.splice(relays.indexOf(first), 1);
   const downLsn = await insertReturningLsn('restart', 'while down');
   const second = await relay({ slot });
   await waitFor(() => second.dispatcher.position() >= second.dispatcher.position() && second.stream.state === 'streaming');
@@ -127,9 +102,9 @@ test('a lost replication connection reconnects and loses nothing', async () => {
   await c.subscribe('flaky');
   const total = 60;
   for (let i = 0; i < total; i++) {
-    await db.query(`insert into chat_messages (channel_id, sender, body) values ('flaky', 's', $1)`, [`m${i}`]);
+    await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ('flaky', 's', $1)`, [`m${i}`]);
     if (i % 20 === 10) {
-      await db.query(
+      await fx.db.query(
         `select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1 and active`,
         [r.slot],
       );
@@ -143,25 +118,24 @@ test('a lost replication connection reconnects and loses nothing', async () => {
 
 test('/healthz is 503 with the reason while the stream is down, 200 once it is back', async () => {
   const role = uniqueName('walcast_role');
-  await db.query(`create role ${role} superuser login password 'pw'`);
-  const url = new URL(db.url);
+  await fx.db.query(`create role ${role} superuser login password 'pw'`);
+  const url = new URL(fx.db.url);
   url.username = role;
   url.password = 'pw';
   const r = await relay({}, url.toString());
   try {
-    await db.query(`alter role ${role} nologin`);
-    await db.query(`select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1 and active`, [r.slot]);
+    await fx.db.query(`alter role ${role} nologin`);
+    await fx.db.query(`select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1 and active`, [r.slot]);
     await waitFor(async () => (await fetch(`${r.url}/healthz`)).status === 503, 10_000, 'healthz to turn 503');
     const body = (await (await fetch(`${r.url}/healthz`)).json()) as { status: string; replication: string; reason: string };
     assert.equal(body.status, 'unavailable');
     assert.equal(body.replication, 'reconnecting');
     assert.match(body.reason, /not permitted to log in|terminat/);
-    await db.query(`alter role ${role} login`);
+    await fx.db.query(`alter role ${role} login`);
     await waitFor(async () => (await fetch(`${r.url}/healthz`)).status === 200, 20_000, 'healthz to recover');
   } finally {
     await r.stop();
-    relays.splice(relays.indexOf(r), 1);
-    await db.query(`alter role ${role} login`);
+    await fx.db.query(`alter role ${role} login`);
   }
 });
 
@@ -169,18 +143,18 @@ test('tables registered and unregistered at run time take effect without a resta
   const r = await relay();
   const c = await client(r);
   await c.subscribe('live');
-  await db.query(`create table orders (id serial primary key, shop text not null, total int)`);
-  await db.query(`insert into orders (shop, total) values ('live', 1)`); // not published yet
-  await db.query(`select walcast.register_table('orders', channel_column => 'shop')`);
-  await db.query(`insert into orders (shop, total) values ('live', 2)`);
+  await fx.db.query(`create table orders (id serial primary key, shop text not null, total int)`);
+  await fx.db.query(`insert into orders (shop, total) values ('live', 1)`); // not published yet
+  await fx.db.query(`select walcast.register_table('orders', channel_column => 'shop')`);
+  await fx.db.query(`insert into orders (shop, total) values ('live', 2)`);
   const [e] = await c.waitForEvents(1);
   assert.equal(e?.table, 'orders');
   assert.equal(e?.row.total, 2);
   const filtered = await client(r);
   await filtered.subscribe('live', { tables: ['orders'] }); // known to the relay now
-  await db.query(`select walcast.unregister_table('orders')`);
-  await db.query(`insert into orders (shop, total) values ('live', 3)`);
-  await db.query(`insert into chat_messages (channel_id, sender, body) values ('live', 's', 'marker')`);
+  await fx.db.query(`select walcast.unregister_table('orders')`);
+  await fx.db.query(`insert into orders (shop, total) values ('live', 3)`);
+  await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ('live', 's', 'marker')`);
   await c.waitForEvents(2);
   assert.deepEqual(c.events().map((x) => x.table), ['orders', 'chat_messages']);
 });
@@ -189,18 +163,18 @@ test('TTL pruning removes old rows and sends no delete event; application delete
   const r = await relay();
   const c = await client(r);
   await c.subscribe('ttl');
-  await db.query(`insert into chat_messages (channel_id, sender, body, created_at)
+  await fx.db.query(`insert into chat_messages (channel_id, sender, body, created_at)
                   select 'ttl', 's', 'old ' || g, now() - interval '8 days' from generate_series(1, 5) g`);
-  const [{ id }] = (await db.query<{ id: string }>(
+  const [{ id }] = (await fx.db.query<{ id: string }>(
     `insert into chat_messages (channel_id, sender, body) values ('ttl', 's', 'fresh') returning id`)) as [{ id: string }];
   await c.waitForEvents(6);
-  const pruner = createPruner({ pool: db.pool, logger: silentLogger, batchSize: 2 });
+  const pruner = createPruner({ pool: fx.db.pool, logger: silentLogger, batchSize: 2 });
   const result = await pruner.runOnce();
   await pruner.stop();
   assert.equal(result.find((x) => x.table.endsWith('chat_messages'))?.deleted, 5);
-  const [{ n }] = (await db.query<{ n: number }>(`select count(*)::int as n from chat_messages where channel_id = 'ttl'`)) as [{ n: number }];
+  const [{ n }] = (await fx.db.query<{ n: number }>(`select count(*)::int as n from chat_messages where channel_id = 'ttl'`)) as [{ n: number }];
   assert.equal(n, 1);
-  await db.query(`delete from chat_messages where id = $1`, [id]);
+  await fx.db.query(`delete from chat_messages where id = $1`, [id]);
   await c.waitForEvents(7);
   await new Promise((res) => setTimeout(res, 200));
   const ops = c.events().map((e) => `${e.op}:${e.row.id}`);

@@ -2,29 +2,20 @@
 // per table, a cut connection and a relay restart survived with every row
 // exactly once, recovered:false surfaced as a resync, typed refusals, and a
 // silent peer detected by the heartbeat.
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocketServer } from 'ws';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { startTestRelay, waitFor } from '../helpers/relay.ts';
+import { relayFixture, waitFor } from '../helpers/relay.ts';
 import { TEST_SECRET, token } from '../helpers/tokens.ts';
-import type { Relay } from '../../relay/relay.ts';
-import type { RelayConfig } from '../../relay/relay.ts';
 import { createClient, RelayError, type Rows, type StatusEvent, type TableEvent, type WalcastClient } from '../../client/node.ts';
 import type { chatMessages, presence } from '../../relay/db/schema.ts';
 
 type Chat = Rows<{ chat_messages: typeof chatMessages; presence: typeof presence }>;
 
-let db: TestDatabase;
-const relays: Relay[] = [];
+const fx = relayFixture();
+const { relay } = fx;
 const clients: WalcastClient[] = [];
 const fast = { backoff: { initialMs: 50, maxMs: 300 } };
-
-async function relay(overrides: Partial<RelayConfig> = {}): Promise<Relay> {
-  const r = await startTestRelay(db.url, overrides);
-  relays.push(r);
-  return r;
-}
 
 function client(url: string, options = {}): WalcastClient {
   const c = createClient(url, { ...fast, ...options });
@@ -33,18 +24,12 @@ function client(url: string, options = {}): WalcastClient {
 }
 
 const chat = (channel: string, body: string) =>
-  db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 'sdk', $2)`, [channel, body]);
+  fx.db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 'sdk', $2)`, [channel, body]);
 
 const bodies = (events: TableEvent<Chat>[]) => events.map((e) => (e.table === 'chat_messages' ? e.row.body : `presence:${e.row.user_id}`));
 
-before(async () => {
-  db = await createTestDatabase();
-});
-
-after(async () => {
+after(() => {
   for (const c of clients) c.close();
-  for (const r of relays) await r.stop();
-  await db?.drop();
 });
 
 test('events arrive typed per table; status goes connecting → open, as events and as an iterator', async () => {
@@ -61,7 +46,7 @@ test('events arrive typed per table; status goes connecting → open, as events 
   const reply = await sub.ready;
   assert.equal(reply.channel, 'live');
   await chat('live', 'hello');
-  await db.query(`insert into presence (channel_id, user_id, name) values ('live', 'u1', 'Ada')`);
+  await fx.db.query(`insert into presence (channel_id, user_id, name) values ('live', 'u1', 'Ada')`);
   await waitFor(() => events.length === 2, 10_000, 'two events');
   const [msg, here] = events;
   assert.ok(msg?.table === 'chat_messages' && msg.row.body === 'hello' && typeof msg.row.id === 'string');
