@@ -107,6 +107,12 @@ export interface EventMessage<Row = Record<string, unknown>> {
   old?: Partial<Row>;
   /** Columns whose unchanged TOASTed value PostgreSQL did not send; absent from `row`. */
   unchanged?: string[];
+  /**
+   * An update moved the row between channels: "out" on the channel it left
+   * (op "delete", `row` = the old row or key), "in" on the channel it
+   * entered (op "insert", `row` = the new row, no `old`).
+   */
+  moved?: 'in' | 'out';
 }
 
 export interface PongMessage {

@@ -158,8 +158,9 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
   });
   await app.register(replayRoutes, { source: { recovery, position: () => dispatcher.position(), authorize: (header, channel) => gate.authorizeRead(header, channel) } });
   await app.register(clientBundleRoutes);
-  // The demo writes to the example tables, so it exists only where they do.
-  if (config.example) await app.register(demoRoutes, { pool });
+  // The demo writes to the example tables, so it exists only where they do;
+  // its writes skip the publish checks, so they exist only in open mode.
+  if (config.example) await app.register(demoRoutes, { pool, writes: !gate.authRequired && gate.settings.publish === 'open' });
   const publisher = new Publisher({
     databaseUrl: config.databaseUrl,
     logger,

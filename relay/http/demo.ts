@@ -3,6 +3,9 @@
 // writes through. The routes do what any application server would: plain
 // INSERTs and UPSERTs with Drizzle. walcast streams the rows; it never sees
 // these requests. Registered only when the example tables are installed.
+// The write routes bypass walcast's publish checks (no token, no grants), so
+// they exist only in open mode with publishing open: with a JWT key, or with
+// WALCAST_PUBLISH=off, they are not there (404) and the page is read-only.
 //
 //   POST   /demo/messages            {room, name, body}     insert into chat_messages
 //   PUT    /demo/presence            {room, user, name}     upsert presence (a heartbeat)
@@ -26,14 +29,23 @@ const room = { type: 'string', minLength: 1, maxLength: MAX_CHANNEL_LENGTH } as 
 const name = { type: 'string', minLength: 1, maxLength: 40 } as const;
 const user = { type: 'string', minLength: 1, maxLength: 64 } as const;
 
-export const demoRoutes: FastifyPluginAsync<{ pool: pg.Pool }> = async (app, { pool }) => {
-  const db = drizzle(pool);
+export interface DemoOptions {
+  pool: pg.Pool;
+  /** Register the write routes: only in open mode with publishing open. */
+  writes: boolean;
+}
 
+export const demoRoutes: FastifyPluginAsync<DemoOptions> = async (app, { pool, writes }) => {
   for (const [path, [file, type]] of Object.entries(FILES)) {
     // Read once: the demo is three small files.
     const body = await readFile(new URL(file, DEMO_DIR), 'utf8');
     app.get(path, async (_req, reply) => reply.type(type).header('cache-control', 'no-cache').send(body));
   }
+  if (writes) await app.register(demoWrites, { pool });
+};
+
+const demoWrites: FastifyPluginAsync<{ pool: pg.Pool }> = async (app, { pool }) => {
+  const db = drizzle(pool);
 
   app.post<{ Body: { room: string; name: string; body: string } }>('/demo/messages', {
     schema: {

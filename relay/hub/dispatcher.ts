@@ -170,40 +170,24 @@ export class Dispatcher {
       commit_time: (tx.commitTimeIso ??= pgTimeToIso(tx.commitTime)),
       row: {},
     };
-    let channels: (string | undefined)[];
-    if (msg.tag === 'insert') {
-      event.row = msg.new.values;
-      if (msg.new.unchanged) event.unchanged = msg.new.unchanged;
-      channels = [channelOf(msg.new.values, column)];
-    } else if (msg.tag === 'update') {
-      const prior = msg.old ?? msg.key;
-      fillUnchanged(event, msg.new, msg.old);
-      if (prior) event.old = prior.values;
-      const to = channelOf(msg.new.values, column);
-      const from = prior ? channelOf(prior.values, column) : undefined;
-      channels = from !== undefined && from !== to ? [to, from] : [to];
-    } else {
-      const prior = msg.old ?? msg.key;
-      event.row = prior?.values ?? {};
-      channels = [prior ? channelOf(prior.values, column) : undefined];
-    }
+    const out = sends(msg, event, column);
     const { router, recovery } = this.opts;
     const keep = recovery.limits.maxPerChannel > 0;
     const timeMs = pgTimeToMs(tx.commitTime);
-    for (const channel of channels) {
+    for (const [channel, e] of out) {
       if (channel === undefined) {
         this.warnOnce(`nochan:${event.table}`, { table: event.table, column }, 'row without a usable channel value was not routed');
         continue;
       }
       const live = router.hasSubscribers(channel);
       if (!live && !keep) continue;
-      event.channel = channel;
-      const frame = JSON.stringify(event);
+      e.channel = channel;
+      const frame = JSON.stringify(e);
       this.counters.events++;
-      if (keep) recovery.add({ channel, table: event.table, position: event.position, timeMs, frame }, Date.now());
+      if (keep) recovery.add({ channel, table: e.table, position: e.position, timeMs, frame }, Date.now());
       // Encoded to UTF-8 once here: a string would be encoded again by every
       // socket it is written to (ws and net each measure or convert it).
-      if (live) this.counters.deliveries += router.dispatch(channel, { table: event.table, position: event.position, xid: tx.xid, frame: Buffer.from(frame) });
+      if (live) this.counters.deliveries += router.dispatch(channel, { table: e.table, position: e.position, xid: tx.xid, frame: Buffer.from(frame) });
     }
   }
 
@@ -245,6 +229,37 @@ export class Dispatcher {
     this.warned.add(key);
     this.opts.logger.warn(fields, message);
   }
+}
+
+/**
+ * The events of one change, by channel. An update that moves a row to
+ * another channel is two events, each with only what belongs to its
+ * channel: the old channel gets `op: "delete", moved: "out"` with the old
+ * row (or key) as `row`, the new channel `op: "insert", moved: "in"` with
+ * the new row and no `old`. Neither learns the other channel's name.
+ */
+function sends(msg: Extract<PgoutputMessage, { tag: 'insert' | 'update' | 'delete' }>, event: EventMessage, column: string): [string | undefined, EventMessage][] {
+  if (msg.tag === 'insert') {
+    event.row = msg.new.values;
+    if (msg.new.unchanged) event.unchanged = msg.new.unchanged;
+    return [[channelOf(msg.new.values, column), event]];
+  }
+  const prior = msg.old ?? msg.key;
+  if (msg.tag === 'delete') {
+    event.row = prior?.values ?? {};
+    return [[prior ? channelOf(prior.values, column) : undefined, event]];
+  }
+  fillUnchanged(event, msg.new, msg.old);
+  const to = channelOf(msg.new.values, column);
+  const from = prior ? channelOf(prior.values, column) : undefined;
+  if (from === undefined || from === to) {
+    if (prior) event.old = prior.values;
+    return [[to, event]];
+  }
+  const movedOut: EventMessage = { ...event, op: 'delete', moved: 'out', row: prior!.values };
+  delete movedOut.unchanged;
+  const movedIn: EventMessage = { ...event, op: 'insert', moved: 'in' };
+  return [[to, movedIn], [from, movedOut]];
 }
 
 function channelOf(values: Record<string, unknown>, column: string): string | undefined {

@@ -1,12 +1,15 @@
 // Publish messages: a client's row becomes one INSERT with bound parameters
-// into a registered table (an upsert on the primary key for state tables). Checked in order: the token may publish to the
-// table; the row names only client-settable columns; it matches the table's
-// JSON Schema (stored or derived); claim-bound columns get the token's
-// values; the row's channel is one the token may publish on. The reply goes
-// after the INSERT committed; a failure maps its SQLSTATE to a stable code.
+// into a registered table (an upsert on the primary key for state tables).
+// Checked in order: the token may publish to the table; the row names only
+// client-settable columns; numerics are of a sane length; it matches the
+// table's JSON Schema (stored or derived); claim-bound columns get the
+// token's values; the row's channel is one the token may publish on; then,
+// inside the write's transaction (statement.ts), the channel of the row an
+// upsert replaces and the channel the row actually lands in. The reply goes
+// after the transaction committed; a failure maps its SQLSTATE to a stable
+// code. Every front door (WebSocket, MQTT) publishes through this class.
 import pg from 'pg';
 import { drizzle } from 'drizzle-orm/node-postgres';
-import { sql, type SQL } from 'drizzle-orm';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import type { ErrorCode, PublishMessage, ServerMessage, ValidationIssue } from '../../client/protocol.ts';
@@ -16,6 +19,8 @@ import type { Logger } from '../log.ts';
 import type { Grants } from '../auth/grants.ts';
 import { deriveSchema, readShape, type TableShape } from './columns.ts';
 import { failureOf } from './failures.ts';
+import { Refused, writeRow } from './statement.ts';
+import { numericIssue } from './numeric.ts';
 
 /** Publishes one connection may have waiting for the database. */
 export const MAX_PENDING_PUBLISHES = 16;
@@ -102,8 +107,12 @@ export class Publisher {
       return this.error(msg, 'forbidden', row);
     }
     try {
-      await this.db.execute(insert(reg, plan.shape, row));
+      await this.db.transaction((tx) => writeRow(tx, reg, plan.shape, row, grants));
     } catch (err) {
+      if (err instanceof Refused) {
+        this.counters.forbidden++;
+        return this.error(msg, 'forbidden', err.message);
+      }
       const failure = failureOf(err);
       if (failure.code === 'publish_failed') {
         this.counters.failed++;
@@ -140,12 +149,19 @@ export class Publisher {
     const issues: ValidationIssue[] = [];
     for (const key of Object.keys(row)) {
       const column = plan.shape.columns.get(key);
-      const path = `/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+      const path = pointer(key);
       if (!column) issues.push({ path: clip(path), message: 'is not a column of the table' });
       else if (column.serverOwned) issues.push({ path, message: 'is set by the server' });
       else if (grants.token && plan.shape.claimColumns.has(key)) {
         issues.push({ path, message: `is set from the token's ${plan.shape.claimColumns.get(key)} claim` });
       }
+    }
+    if (issues.length > 0) return issues;
+    // Whatever the schema says: a numeric that PostgreSQL would expand into pages of digits is refused.
+    for (const [key, value] of Object.entries(row)) {
+      const column = plan.shape.columns.get(key)!;
+      const issue = numericIssue(column.element ?? column.type, value);
+      if (issue) issues.push({ path: pointer(key), message: issue });
     }
     if (issues.length > 0) return issues;
     if (plan.validate(row)) return [];
@@ -189,36 +205,9 @@ function compile(schema: object): ValidateFunction {
   return ajv.compile(schema);
 }
 
-/**
- * INSERT with identifiers from the catalog and every value a bound parameter.
- * A state table (presence, call_state) is upserted on its primary key when
- * the row has every key column: the given columns are updated, and date/time
- * columns with a default (updated_at) are reset to it.
- */
-function insert(reg: Registration, shape: TableShape, row: Record<string, unknown>): SQL {
-  const table = sql`${sql.identifier(reg.schema)}.${sql.identifier(reg.table)}`;
-  const entries = Object.entries(row).map(([key, value]) => [shape.columns.get(key)!, value] as const);
-  if (entries.length === 0) return sql`INSERT INTO ${table} DEFAULT VALUES`;
-  const columns = sql.join(entries.map(([c]) => sql.identifier(c.name)), sql`, `);
-  const values = sql.join(entries.map(([c, v]) => sql.param(toParam(c.type, c.element, v))), sql`, `);
-  const statement = sql`INSERT INTO ${table} (${columns}) VALUES (${values})`;
-  const keys = [...shape.columns.values()].filter((c) => c.key);
-  if (reg.kind !== 'state' || keys.length === 0 || !keys.every((k) => k.name in row)) return statement;
-  const updates = [
-    ...entries.filter(([c]) => !c.key).map(([c]) => sql`${sql.identifier(c.name)} = EXCLUDED.${sql.identifier(c.name)}`),
-    ...[...shape.columns.values()].filter((c) => c.timeDefault && !(c.name in row)).map((c) => sql`${sql.identifier(c.name)} = DEFAULT`),
-  ];
-  const target = sql.join(keys.map((k) => sql.identifier(k.name)), sql`, `);
-  if (updates.length === 0) return sql`${statement} ON CONFLICT (${target}) DO NOTHING`;
-  return sql`${statement} ON CONFLICT (${target}) DO UPDATE SET ${sql.join(updates, sql`, `)}`;
-}
-
-function toParam(type: string, element: string | null, value: unknown): unknown {
-  if (value === null || value === undefined) return null;
-  if (type === 'json' || type === 'jsonb') return JSON.stringify(value);
-  if (type === 'bytea' && typeof value === 'string') return Buffer.from(value, 'base64');
-  if (element === 'json' || element === 'jsonb') return (value as unknown[]).map((v) => (v === null ? null : JSON.stringify(v)));
-  return value;
+/** A JSON Pointer to the row's property `key`. */
+function pointer(key: string): string {
+  return `/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
 }
 
 function clip(text: string): string {

@@ -135,7 +135,7 @@ test('a multi-row transaction arrives complete and in order', async () => {
   assert.deepEqual(events.map((e) => e.row.body), Array.from({ length: 2000 }, (_, i) => `row ${i + 1}`));
 });
 
-test('updates and deletes reach the channel; a row moved to another channel reaches both', async () => {
+test('updates and deletes reach the channel; a row moved to another channel: out of the old one, into the new one', async () => {
   // chat_messages' replica identity is an index on (id, channel_id), which
   // register_table chose: the old key carries the channel, the WAL stays lean.
   const c = await client();
@@ -149,17 +149,19 @@ test('updates and deletes reach the channel; a row moved to another channel reac
   await db.query(`update chat_messages set channel_id = 'upd-2', body = 'v3' where id = $1`, [id]);
   await db.query(`delete from chat_messages where id = $1`, [id]);
   const events = await c.waitForEvents(3);
-  assert.deepEqual(events.map((e) => [e.op, e.channel, e.row.body]), [
-    ['insert', 'upd-1', 'v1'],
-    ['update', 'upd-1', 'v2'],
-    ['update', 'upd-1', 'v3'],
+  assert.deepEqual(events.map((e) => [e.op, e.channel, e.moved]), [
+    ['insert', 'upd-1', undefined],
+    ['update', 'upd-1', undefined],
+    ['delete', 'upd-1', 'out'],
   ]);
   assert.equal(events[1]?.old, undefined); // the key did not change: PostgreSQL sends no old key
-  assert.equal(events[2]?.row.channel_id, 'upd-2');
-  assert.deepEqual(events[2]?.old, { id, channel_id: 'upd-1' });
+  // The old channel learns only that its row left: its key, not the new contents nor the new channel.
+  assert.deepEqual(events[2]?.row, { id, channel_id: 'upd-1' });
+  assert.equal(events[2]?.old, undefined);
   const m = await moved.waitForEvents(2);
-  assert.deepEqual(m.map((e) => [e.op, e.channel]), [['update', 'upd-2'], ['delete', 'upd-2']]);
+  assert.deepEqual(m.map((e) => [e.op, e.channel, e.moved]), [['insert', 'upd-2', 'in'], ['delete', 'upd-2', undefined]]);
   assert.equal(m[0]?.row.body, 'v3');
+  assert.equal(m[0]?.old, undefined); // nothing of the row as it was in upd-1
   assert.deepEqual(m[1]?.row, { id, channel_id: 'upd-2' }); // a delete carries the old key
   assert.equal(events[2]?.position, m[0]?.position);
 });

@@ -137,7 +137,6 @@ test('database refusals map to stable codes by SQLSTATE, with safe messages', as
     [{ ...base, parent: 999 }, 'reference_not_found'],
     [{ ...base, price: -1 }, 'check_failed'],
     [{ ...base, due: 'not a date' }, 'invalid_value'],
-    [{ ...base, price: '1e400000' }, 'invalid_value'],
   ];
   for (const [row, expected] of cases) {
     const reply = await publish(c, 'items', row);
