@@ -79,6 +79,8 @@ const origins: Parser<string[]> = (v) => {
   const list = v.split(',').map((o) => o.trim()).filter(Boolean);
   return list.length > 0 && list.every((o) => o === '*' || /^https?:\/\/[^/\s]+$/.test(o)) ? list : undefined;
 };
+/** An HS256 secret: at least 32 characters other than whitespace (40 spaces is no secret). */
+export const usableSecret: Parser<string> = (v) => (v.replace(/\s/g, '').length >= 32 ? v : undefined);
 const bool: Parser<boolean> = (v) => ({ true: true, '1': true, false: false, '0': false })[v.toLowerCase()];
 
 function opt<K extends keyof Config>(spec: OptionSpec<K>): OptionSpec<K> {
@@ -104,7 +106,7 @@ export const OPTIONS = [
   opt({ key: 'recoverySeconds', env: 'WALCAST_RECOVERY_SECONDS', flag: 'recovery-seconds', default: 300, allowed: 'an integer from 0 to 86400', parse: int(0, 86_400), help: 'recovery window by age: clients resume with `since` within it; the slot keeps this much WAL' }),
   opt({ key: 'recoveryEvents', env: 'WALCAST_RECOVERY_EVENTS', flag: 'recovery-events', default: 10_000, allowed: 'an integer from 0 to 10000000', parse: int(0, 10_000_000), help: 'recovery window by count: events kept per channel (0: no resume)' }),
   opt({ key: 'recoveryMaxBytes', env: 'WALCAST_RECOVERY_MAX_BYTES', flag: 'recovery-max-bytes', default: 64 * 1024 * 1024, allowed: 'an integer from 0 to 17179869184', parse: int(0, 16 * 1024 ** 3), help: 'recovery window by memory: bytes of events kept in all' }),
-  opt({ key: 'jwtSecret', env: 'WALCAST_JWT_SECRET', flag: 'jwt-secret', default: undefined, allowed: 'a secret of at least 32 characters', parse: (v) => (v.length >= 32 ? v : undefined), help: 'verify client tokens as HS256 JWTs with this secret', secret: true }),
+  opt({ key: 'jwtSecret', env: 'WALCAST_JWT_SECRET', flag: 'jwt-secret', default: undefined, allowed: 'a secret of at least 32 characters other than whitespace', parse: usableSecret, help: 'verify client tokens as HS256 JWTs with this secret', secret: true }),
   opt({ key: 'jwtPublicKey', env: 'WALCAST_JWT_PUBLIC_KEY', flag: 'jwt-public-key', default: undefined, allowed: 'a PEM public key (-----BEGIN PUBLIC KEY-----, RSA or P-256; \\n may stand for newlines)', parse: pem, help: 'verify client tokens as RS256/ES256 JWTs with this public key' }),
   opt({ key: 'jwksUrl', env: 'WALCAST_JWKS_URL', flag: 'jwks-url', default: undefined, allowed: 'an http:// or https:// URL', parse: httpUrl, help: 'verify client tokens (RS256/ES256) with the keys this JWKS URL serves' }),
   opt({ key: 'jwtIssuer', env: 'WALCAST_JWT_ISSUER', flag: 'jwt-issuer', default: undefined, allowed: 'a string', parse: (v) => v, help: 'tokens must carry this iss claim' }),

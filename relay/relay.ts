@@ -22,6 +22,7 @@ import { healthRoutes } from './http/health.ts';
 import { replayRoutes } from './http/replay.ts';
 import { clientBundleRoutes } from './http/client-bundle.ts';
 import { demoRoutes } from './http/demo.ts';
+import { guardHost } from './http/host.ts';
 import { CLOSE } from '../client/protocol.ts';
 import { createPruner } from './jobs/ttl.ts';
 import { describeMode, securitySettings } from './auth/settings.ts';
@@ -146,11 +147,11 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     // One line per lifecycle event, not per request (health checks poll).
     logController: new LogController({ disableRequestLogging: true }),
   });
+  guardHost(app, gate.settings);
   await app.register(healthRoutes, {
     source: {
       slot: config.slot,
       state: () => liveStream.state,
-      lastError: () => liveStream.lastError?.message,
       stopping: () => stopping !== undefined,
       lagging: () => watchdog.lagging,
       slotStatus: () => watchdog.status,

@@ -6,11 +6,11 @@
 // `walcast.v1` and never echoes the token.
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { BEARER_PREFIX, MAX_TOKEN_LENGTH, SUBPROTOCOL } from '../../client/protocol.ts';
+import { BEARER_PREFIX, ERROR_CODES, MAX_TOKEN_LENGTH, SUBPROTOCOL } from '../../client/protocol.ts';
 import type { Logger } from '../log.ts';
 import { grantsFromClaims, openGrants, type Grants } from './grants.ts';
 import { Shared, TokenBucket } from './limits.ts';
-import { originAllowed, type SecuritySettings } from './settings.ts';
+import { hostAllowed, originAllowed, type SecuritySettings } from './settings.ts';
 import { createVerifier, TokenError, type Verifier } from './verifier.ts';
 
 export type Admission =
@@ -44,6 +44,7 @@ export class Gate {
 
   /** Decide on an upgrade. Counts the address's connection until `socket` closes. */
   async admit(req: IncomingMessage, socket: Duplex): Promise<Admission> {
+    if (!hostAllowed(this.settings, req.headers.host)) return { ok: false, status: 403, reason: ERROR_CODES.host_not_allowed };
     const origin = req.headers.origin;
     if (!originAllowed(this.settings, origin)) {
       this.counters.refusedOrigin++;
@@ -60,6 +61,10 @@ export class Gate {
     if (!this.verifier) return { ok: true, grants: openGrants(this.settings.publish === 'open') };
     const token = tokenOf(req);
     if (token === undefined) return { ok: true, grants: null };
+    if (token.length > MAX_TOKEN_LENGTH) {
+      this.counters.authFailures++;
+      return { ok: true, grants: null, tokenError: `the token is longer than ${MAX_TOKEN_LENGTH} characters` };
+    }
     try {
       return { ok: true, grants: await this.grantsFor(token) };
     } catch (err) {
@@ -126,7 +131,8 @@ export function tokenOf(req: IncomingMessage): string | undefined {
   const header = req.headers['sec-websocket-protocol'];
   if (typeof header !== 'string') return undefined;
   const bearer = header.split(',').map((p) => p.trim()).find((p) => p.startsWith(BEARER_PREFIX));
-  return bearer ? bearer.slice(BEARER_PREFIX.length) : undefined;
+  // One character over the limit is enough for admit() to refuse it.
+  return bearer ? bearer.slice(BEARER_PREFIX.length, BEARER_PREFIX.length + MAX_TOKEN_LENGTH + 1) : undefined;
 }
 
 /** The bearer token of an `Authorization: Bearer …` header. */

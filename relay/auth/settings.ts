@@ -3,7 +3,7 @@
 // publish, and the limits. The start-up rule lives here: with no key, the
 // relay serves only on a loopback address, unless told --insecure.
 import { isIP } from 'node:net';
-import { OPTIONS, type Config } from '../config.ts';
+import { OPTIONS, usableSecret, type Config } from '../config.ts';
 import { WalcastError } from '../errors.ts';
 
 export type KeySource =
@@ -50,6 +50,10 @@ export function securitySettings(config: Partial<Config> & { host: string }): Se
     });
   }
   const key: KeySource = sources[0] ?? { kind: 'none' };
+  // The same rule as the variable's parser, for relays started from code.
+  if (key.kind === 'secret' && usableSecret(key.secret) === undefined) {
+    throw new WalcastError('config_invalid', { detail: 'WALCAST_JWT_SECRET must be at least 32 characters other than whitespace' });
+  }
   if (key.kind === 'none' && !isLoopback(config.host) && !setting(config, 'insecure')) {
     throw new WalcastError('auth_required', { host: config.host });
   }
@@ -71,6 +75,22 @@ export function securitySettings(config: Partial<Config> & { host: string }): Se
 export function originAllowed(settings: SecuritySettings, origin: string | undefined): boolean {
   if (origin === undefined || settings.allowedOrigins === null) return true;
   return settings.allowedOrigins.some((o) => (o === 'loopback' ? LOOPBACK_ORIGIN.test(origin) : o === origin));
+}
+
+/**
+ * In open mode, is the request's `Host` one a DNS rebinding attack cannot
+ * produce? A page on rebind.example whose name resolves to 127.0.0.1 sends
+ * `Host: rebind.example`; a page that reached the relay by its address or as
+ * localhost is the relay's own origin. So: localhost and IP literals pass,
+ * other names do not. With a key configured, tokens protect the relay and
+ * every Host passes. A request without Host (HTTP/1.0) is no browser's.
+ */
+export function hostAllowed(settings: SecuritySettings, host: string | undefined): boolean {
+  if (settings.key.kind !== 'none' || host === undefined) return true;
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(host);
+  if (bracketed) return isIP(bracketed[1]!) === 6;
+  const name = host.replace(/:\d+$/, '').toLowerCase();
+  return name === 'localhost' || isIP(name) === 4;
 }
 
 /** 127.0.0.0/8, ::1 and localhost: reachable from this machine only. */

@@ -22,6 +22,9 @@ export class TokenError extends Error {
   }
 }
 
+/** The latest instant a JavaScript Date can hold (ECMA-262 21.4.1.1). */
+const MAX_DATE_MS = 8.64e15;
+
 /** A clock skew allowance for `exp` and `nbf` at verification. */
 const CLOCK_TOLERANCE_S = 5;
 
@@ -65,6 +68,8 @@ export function createVerifier(settings: SecuritySettings): Verifier | null {
     async verify(token: string): Promise<JWTPayload> {
       try {
         const { payload } = await jwtVerify(token, getKey as never, options);
+        // jose checks that exp is a number in the future; 1e300 is, but no date is that late.
+        if (payload.exp !== undefined && !(payload.exp * 1000 <= MAX_DATE_MS)) throw new TokenError("the token's exp claim is out of range");
         return payload;
       } catch (err) {
         throw asTokenError(err);
@@ -75,6 +80,7 @@ export function createVerifier(settings: SecuritySettings): Verifier | null {
 
 /** A message safe to send the client: says what is wrong with the token, never anything about the key. */
 function asTokenError(err: unknown): TokenError {
+  if (err instanceof TokenError) return err;
   if (err instanceof joseErrors.JWTExpired) return new TokenError('the token has expired', true);
   if (err instanceof joseErrors.JWTClaimValidationFailed) return new TokenError(`the token's ${err.claim} claim is not accepted`);
   if (err instanceof joseErrors.JOSEAlgNotAllowed) return new TokenError('the token is signed with an algorithm this relay does not accept');

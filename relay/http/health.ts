@@ -3,6 +3,9 @@
 // clients: it is the active relay (not a standby, not stopping), streaming,
 // its lag is under the warning thresholds and its slot is usable; otherwise
 // 503 with every reason. (A standby answers both from standby.ts.)
+// The reasons are public: they say what state the relay is in, never the
+// error behind it (a database address, a server message); that is in the
+// log, where the stream wrote it when it happened.
 import type { FastifyPluginAsync } from 'fastify';
 import type { StreamState } from '../replication/stream.ts';
 import type { SlotStatus } from '../replication/watchdog.ts';
@@ -10,7 +13,6 @@ import type { SlotStatus } from '../replication/watchdog.ts';
 export interface HealthSource {
   slot: string;
   state(): StreamState;
-  lastError(): string | undefined;
   /** Set once a shutdown began. */
   stopping?(): boolean;
   /** The lag warning, when the lag is above a threshold. */
@@ -18,17 +20,15 @@ export interface HealthSource {
   slotStatus?(): SlotStatus | undefined;
 }
 
+function streamReason(state: StreamState): string {
+  return `replication stream is ${state}; the relay's log has the cause`;
+}
+
 export const healthRoutes: FastifyPluginAsync<{ source: HealthSource }> = async (app, { source }) => {
   app.get('/healthz', async (_req, reply) => {
     const state = source.state();
     if (state === 'streaming') return { status: 'ok', replication: state, slot: source.slot };
-    const error = source.lastError();
-    return reply.code(503).send({
-      status: 'unavailable',
-      replication: state,
-      slot: source.slot,
-      reason: error ? `replication stream is ${state}: ${error}` : `replication stream is ${state}`,
-    });
+    return reply.code(503).send({ status: 'unavailable', replication: state, slot: source.slot, reason: streamReason(state) });
   });
 
   app.get('/readyz', async (_req, reply) => {
@@ -36,10 +36,7 @@ export const healthRoutes: FastifyPluginAsync<{ source: HealthSource }> = async 
     const slot = source.slotStatus?.();
     const reasons: string[] = [];
     if (source.stopping?.()) reasons.push('the relay is shutting down');
-    if (state !== 'streaming') {
-      const error = source.lastError();
-      reasons.push(error ? `replication stream is ${state}: ${error}` : `replication stream is ${state}`);
-    }
+    if (state !== 'streaming') reasons.push(streamReason(state));
     const lag = source.lagging?.();
     if (lag) reasons.push(lag);
     if (slot && (slot.walStatus === 'unreserved' || slot.walStatus === 'lost' || slot.walStatus === 'missing')) {

@@ -1,7 +1,7 @@
 // Who a connection is and what it may send, on top of the protocol: the
 // token given at connect or in `auth` messages (relay/auth/), the rate
-// limits, and which messages are allowed before authentication (auth and
-// ping only).
+// limits (taken for every frame, before it is parsed), and which messages
+// are allowed before authentication (auth and ping only).
 import type { AuthMessage, ClientMessage, ErrorCode, ServerMessage } from '../../client/protocol.ts';
 import { CLOSE } from '../../client/protocol.ts';
 import type { Gate, Admission } from '../auth/gate.ts';
@@ -43,12 +43,13 @@ export class Access {
     return this.session.grants;
   }
 
+  /** Take a rate-limit token for one frame, before it is parsed; false when over a limit. */
+  take(): boolean {
+    return this.bucket.take() && (this.subject === null || this.subject.bucket.take());
+  }
+
   /** False (and an error sent) when `msg` may not be handled now. */
   admit(msg: ClientMessage): boolean {
-    if (!this.bucket.take() || (this.subject !== null && !this.subject.bucket.take())) {
-      this.conn.error('rate_limited', undefined, msg.id);
-      return false;
-    }
     if (this.session.grants === null && msg.type !== 'auth' && msg.type !== 'ping') {
       this.conn.error('unauthenticated', undefined, msg.id);
       return false;

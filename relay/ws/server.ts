@@ -192,6 +192,8 @@ export class WsServer {
     });
     ws.on('message', (data: RawData, isBinary: boolean) => {
       conn.isAlive = true;
+      // The rate limit comes first: a frame that fails to parse costs a token too.
+      if (!conn.access.take()) return conn.error('rate_limited');
       if (isBinary) return conn.error('binary_not_supported');
       try {
         this.onText(conn, data.toString());
