@@ -44,6 +44,15 @@ export interface Config {
   lagWarnSeconds: number;
   lagWarnBytes: number;
   standbyPollMs: number;
+  // Resource limits (issue 18); optional so that callers (tests) may leave them to the defaults: limit().
+  maxConnections?: number;
+  httpTimeoutMs?: number;
+  snapshotsPerConnection?: number;
+  snapshotsPerSubject?: number;
+  snapshotQueue?: number;
+  snapshotTimeoutMs?: number;
+  replayMaxBytes?: number;
+  replaysPerIp?: number;
 }
 
 type Parser<T> = (raw: string) => T | undefined;
@@ -118,12 +127,28 @@ export const OPTIONS = [
   opt({ key: 'rateLimit', env: 'WALCAST_RATE_LIMIT', flag: 'rate-limit', default: 100, allowed: 'an integer from 1 to 1000000', parse: int(1, 1_000_000), help: 'messages per second one connection may send (bursts of twice that)' }),
   opt({ key: 'subjectRateLimit', env: 'WALCAST_SUBJECT_RATE_LIMIT', flag: 'subject-rate-limit', default: 300, allowed: 'an integer from 1 to 1000000', parse: int(1, 1_000_000), help: 'messages per second all connections of one token subject may send (bursts of twice that)' }),
   opt({ key: 'maxConnectionsPerIp', env: 'WALCAST_MAX_CONNECTIONS_PER_IP', flag: 'max-connections-per-ip', default: 1000, allowed: 'an integer from 1 to 1000000', parse: int(1, 1_000_000), help: 'WebSocket connections one client address may hold' }),
+  opt({ key: 'maxConnections', env: 'WALCAST_MAX_CONNECTIONS', flag: 'max-connections', default: 20_000, allowed: 'an integer from 1 to 1000000', parse: int(1, 1_000_000), help: 'TCP connections (WebSocket and HTTP) the relay holds in all; more are closed at once. Keep it under the descriptor limit (ulimit -n)' }),
+  opt({ key: 'httpTimeoutMs', env: 'WALCAST_HTTP_TIMEOUT_MS', flag: 'http-timeout-ms', default: 10_000, allowed: 'an integer from 500 to 600000', parse: int(500, 600_000), help: 'time to receive a whole HTTP request (408 after it), and longest an HTTP connection may sit with nothing read or written' }),
+  opt({ key: 'snapshotsPerConnection', env: 'WALCAST_SNAPSHOTS_PER_CONNECTION', flag: 'snapshots-per-connection', default: 2, allowed: 'an integer from 1 to 1000', parse: int(1, 1000), help: 'snapshot reads one connection may have waiting or running; more get snapshot_busy' }),
+  opt({ key: 'snapshotsPerSubject', env: 'WALCAST_SNAPSHOTS_PER_SUBJECT', flag: 'snapshots-per-subject', default: 8, allowed: 'an integer from 1 to 100000', parse: int(1, 100_000), help: 'snapshot reads all connections of one token sub may have waiting or running; more get snapshot_busy' }),
+  opt({ key: 'snapshotQueue', env: 'WALCAST_SNAPSHOT_QUEUE', flag: 'snapshot-queue', default: 64, allowed: 'an integer from 0 to 100000', parse: int(0, 100_000), help: 'snapshot reads waiting for one of the 2 snapshot connections; more get snapshot_busy' }),
+  opt({ key: 'snapshotTimeoutMs', env: 'WALCAST_SNAPSHOT_TIMEOUT_MS', flag: 'snapshot-timeout-ms', default: 5000, allowed: 'an integer from 100 to 600000', parse: int(100, 600_000), help: 'statement_timeout of a snapshot read; a slower one fails with snapshot_failed' }),
+  opt({ key: 'replayMaxBytes', env: 'WALCAST_REPLAY_MAX_BYTES', flag: 'replay-max-bytes', default: 1_048_576, allowed: 'an integer from 1024 to 67108864', parse: int(1024, 64 * 1024 * 1024), help: 'bytes of events in one HTTP replay response; past it the response ends with more:true and the position to continue from' }),
+  opt({ key: 'replaysPerIp', env: 'WALCAST_REPLAYS_PER_IP', flag: 'replays-per-ip', default: 4, allowed: 'an integer from 1 to 10000', parse: int(1, 10_000), help: 'HTTP replay responses one client address may have in flight; more get 429' }),
   opt({ key: 'shutdownSeconds', env: 'WALCAST_SHUTDOWN_SECONDS', flag: 'shutdown-seconds', default: 10, allowed: 'an integer from 1 to 3600', parse: int(1, 3600), help: 'graceful shutdown deadline; past it the process exits with status 1' }),
   opt({ key: 'watchdogMs', env: 'WALCAST_WATCHDOG_MS', flag: 'watchdog-ms', default: 10_000, allowed: 'an integer from 100 to 3600000', parse: int(100, 3_600_000), help: 'how often the slot watchdog checks the slot and emits a heartbeat' }),
   opt({ key: 'lagWarnSeconds', env: 'WALCAST_LAG_WARN_SECONDS', flag: 'lag-warn-seconds', default: 30, allowed: 'an integer from 1 to 86400', parse: int(1, 86_400), help: 'replication lag (seconds) above which a warning is logged and /readyz is 503' }),
   opt({ key: 'lagWarnBytes', env: 'WALCAST_LAG_WARN_BYTES', flag: 'lag-warn-bytes', default: 1024 ** 3, allowed: 'an integer from 1 to 1099511627776', parse: int(1, 1024 ** 4), help: 'replication lag (bytes of WAL) above which a warning is logged and /readyz is 503' }),
   opt({ key: 'standbyPollMs', env: 'WALCAST_STANDBY_POLL_MS', flag: 'standby-poll-ms', default: 500, allowed: 'an integer from 50 to 60000', parse: int(50, 60_000), help: 'a standby relay tries to take over the slot this often' }),
 ] as const;
+
+type LimitKey = 'maxConnections' | 'httpTimeoutMs' | 'snapshotsPerConnection' | 'snapshotsPerSubject' | 'snapshotQueue' |
+  'snapshotTimeoutMs' | 'replayMaxBytes' | 'replaysPerIp';
+
+/** A resource limit: the configured value, or its default when the caller left it out. */
+export function limit(config: Partial<Config>, key: LimitKey): number {
+  return config[key] ?? (OPTIONS.find((o) => o.key === key)!.default as number);
+}
 
 /** Read the configuration from flags (first) and the environment. */
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {

@@ -4,7 +4,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import pg from 'pg';
 import { drizzle } from 'drizzle-orm/node-postgres';
-import type { Config } from './config.ts';
+import { limit, type Config } from './config.ts';
 import { WalcastError } from './errors.ts';
 import { asStartupError } from './db/connect-error.ts';
 import type { Logger } from './log.ts';
@@ -22,7 +22,7 @@ import { healthRoutes } from './http/health.ts';
 import { replayRoutes } from './http/replay.ts';
 import { clientBundleRoutes } from './http/client-bundle.ts';
 import { demoRoutes } from './http/demo.ts';
-import { guardHost } from './http/host.ts';
+import { guardRequests } from './http/guard.ts';
 import { CLOSE } from '../client/protocol.ts';
 import { createPruner } from './jobs/ttl.ts';
 import { describeMode, securitySettings } from './auth/settings.ts';
@@ -142,12 +142,19 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
   let stopping: Promise<void> | undefined;
   const snapshots = new SnapshotReader(config.databaseUrl, () => dispatcher.registrationList());
 
+  const httpTimeoutMs = limit(config, 'httpTimeoutMs');
   const app: FastifyInstance = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
+    // Slow requests end (408) and idle connections close, so trickling
+    // clients cannot hold descriptors; Node checks every second.
+    requestTimeout: httpTimeoutMs,
+    connectionTimeout: httpTimeoutMs,
+    keepAliveTimeout: Math.min(5000, httpTimeoutMs),
+    http: { headersTimeout: httpTimeoutMs, connectionsCheckingInterval: Math.min(1000, httpTimeoutMs / 2) },
     // One line per lifecycle event, not per request (health checks poll).
     logController: new LogController({ disableRequestLogging: true }),
   });
-  guardHost(app, gate.settings);
+  guardRequests(app, gate);
   await app.register(healthRoutes, {
     source: {
       slot: config.slot,
@@ -184,6 +191,9 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     publisher,
   });
   ws.attach(app.server);
+  // Every socket is counted per address before a byte of it is parsed; past the total, Node closes new ones at once.
+  app.server.prependListener('connection', (socket) => gate.track(socket));
+  app.server.maxConnections = limit(config, 'maxConnections');
   const wsServer = ws;
   const relayMetrics = (metrics = new RelayMetrics({
     counters: () => dispatcher.counters,

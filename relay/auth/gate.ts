@@ -1,11 +1,15 @@
 // The door of the WebSocket endpoint: what is decided before a connection
-// exists. An upgrade is refused with an HTTP status when the browser's
-// Origin is not allowed (403) or its address holds too many connections
-// (429). A token given at connect, as `?token=` or as the subprotocol
+// exists. Every TCP connection to the port (WebSocket or plain HTTP) is
+// counted against its address as it is accepted (track); one over the limit
+// is answered 429 on its first request and cut soon after. An upgrade is
+// refused with an HTTP status when the Host is refused in open mode (403),
+// the browser's Origin is not allowed (403) or its address holds too many
+// connections (429). A token given at connect, as `?token=` or as the subprotocol
 // `bearer.<token>`, is verified here; the relay selects the subprotocol
 // `walcast.v1` and never echoes the token.
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
 import { BEARER_PREFIX, ERROR_CODES, MAX_TOKEN_LENGTH, SUBPROTOCOL } from '../../client/protocol.ts';
 import type { Logger } from '../log.ts';
 import { grantsFromClaims, openGrants, type Grants } from './grants.ts';
@@ -18,6 +22,9 @@ export type Admission =
   /** grants null: authentication pending (a key is configured and no token came); tokenError: the token given was bad. */
   | { ok: true; grants: Grants | null; tokenError?: string };
 
+/** How long a connection over its address's limit may stay to read its 429. */
+const REFUSED_GRACE_MS = 2000;
+
 export interface GateCounters {
   refusedOrigin: number;
   refusedAddress: number;
@@ -28,6 +35,8 @@ export class Gate {
   readonly verifier: Verifier | null;
   readonly counters: GateCounters = { refusedOrigin: 0, refusedAddress: 0, authFailures: 0 };
   private readonly perAddress = new Shared(() => null);
+  /** Sockets accepted over their address's limit: answered 429, then cut. */
+  private readonly overLimit = new WeakSet<object>();
   private readonly subjects: Shared<TokenBucket>;
 
   constructor(
@@ -42,8 +51,34 @@ export class Gate {
     return this.verifier !== null;
   }
 
-  /** Decide on an upgrade. Counts the address's connection until `socket` closes. */
-  async admit(req: IncomingMessage, socket: Duplex): Promise<Admission> {
+  /**
+   * Count a newly accepted TCP connection against its address until it
+   * closes. Over WALCAST_MAX_CONNECTIONS_PER_IP it is not counted but marked:
+   * its request gets 429 (refusal()), and it is cut after REFUSED_GRACE_MS
+   * whatever it sends, so that refused sockets cannot pile up.
+   */
+  track(socket: Socket): void {
+    const address = socket.remoteAddress ?? 'unknown';
+    if (this.perAddress.holders(address) >= this.settings.maxConnectionsPerIp) {
+      this.counters.refusedAddress++;
+      this.overLimit.add(socket);
+      const timer = setTimeout(() => socket.destroy(), REFUSED_GRACE_MS);
+      timer.unref();
+      socket.once('close', () => clearTimeout(timer));
+      return;
+    }
+    this.perAddress.acquire(address);
+    socket.once('close', () => this.perAddress.release(address));
+  }
+
+  /** Why a request on `socket` must be refused with 429, or null. */
+  refusal(socket: object): string | null {
+    if (!this.overLimit.has(socket)) return null;
+    return `this address holds ${this.settings.maxConnectionsPerIp} connections (WALCAST_MAX_CONNECTIONS_PER_IP); close some first`;
+  }
+
+  /** Decide on an upgrade (its socket was counted by track()). */
+  async admit(req: IncomingMessage): Promise<Admission> {
     if (!hostAllowed(this.settings, req.headers.host)) return { ok: false, status: 403, reason: ERROR_CODES.host_not_allowed };
     const origin = req.headers.origin;
     if (!originAllowed(this.settings, origin)) {
@@ -51,13 +86,8 @@ export class Gate {
       this.logger.info({ origin }, 'refused a WebSocket upgrade from an origin not allowed');
       return { ok: false, status: 403, reason: `origin ${origin} is not allowed: add it to WALCAST_ALLOWED_ORIGINS` };
     }
-    const address = req.socket.remoteAddress ?? 'unknown';
-    if (this.perAddress.holders(address) >= this.settings.maxConnectionsPerIp) {
-      this.counters.refusedAddress++;
-      return { ok: false, status: 429, reason: `address holds ${this.settings.maxConnectionsPerIp} connections (WALCAST_MAX_CONNECTIONS_PER_IP)` };
-    }
-    this.perAddress.acquire(address);
-    socket.once('close', () => this.perAddress.release(address));
+    const refused = this.refusal(req.socket);
+    if (refused) return { ok: false, status: 429, reason: refused };
     if (!this.verifier) return { ok: true, grants: openGrants(this.settings.publish === 'open') };
     const token = tokenOf(req);
     if (token === undefined) return { ok: true, grants: null };

@@ -165,7 +165,7 @@ export class WsServer {
       // be an unhandled 'error'.
       const onError = () => socket.destroy();
       socket.on('error', onError);
-      this.opts.gate.admit(req, socket).then(
+      this.opts.gate.admit(req).then(
         (admission) => {
           socket.off('error', onError);
           if (!admission.ok) {
