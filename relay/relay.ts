@@ -164,7 +164,12 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
       slotStatus: () => watchdog.status,
     },
   });
-  await app.register(replayRoutes, { source: { recovery, position: () => dispatcher.position(), authorize: (header, channel) => gate.authorizeRead(header, channel) } });
+  await app.register(replayRoutes, {
+    source: {
+      recovery, position: () => dispatcher.position(), authorize: (header, channel) => gate.authorizeRead(header, channel),
+      maxBytes: limit(config, 'replayMaxBytes'), maxPerAddress: limit(config, 'replaysPerIp'),
+    },
+  });
   await app.register(clientBundleRoutes);
   // The demo writes to the example tables, so it exists only where they do;
   // its writes skip the publish checks, so they exist only in open mode.
