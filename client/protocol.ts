@@ -201,6 +201,7 @@ export const ERROR_CODES = {
   rate_limited: 'too many messages; the message was dropped, slow down',
   too_many_connections: 'the client address holds the maximum number of connections (HTTP 429); close some first',
   too_many_replays: 'the client address has the maximum number of HTTP replays in flight (HTTP 429); read those first',
+  snapshot_busy: 'too many snapshots are waiting or being read; the subscription was not made, try again shortly',
   host_not_allowed: 'in open mode the relay answers only requests addressed to localhost or an IP address (Host header); configure a JWT key to serve a DNS name',
   publishing_disabled: 'this relay does not accept publish messages (WALCAST_PUBLISH=off)',
   invalid_row: 'the row does not match the table\'s schema; see "errors"',

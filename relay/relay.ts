@@ -140,7 +140,10 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     onSlotInvalid: (reason) => liveStream.invalidate(reason),
   });
   let stopping: Promise<void> | undefined;
-  const snapshots = new SnapshotReader(config.databaseUrl, () => dispatcher.registrationList());
+  const snapshots = new SnapshotReader(config.databaseUrl, () => dispatcher.registrationList(), {
+    perConnection: limit(config, 'snapshotsPerConnection'), perSubject: limit(config, 'snapshotsPerSubject'),
+    queue: limit(config, 'snapshotQueue'), timeoutMs: limit(config, 'snapshotTimeoutMs'),
+  });
 
   const httpTimeoutMs = limit(config, 'httpTimeoutMs');
   const app: FastifyInstance = Fastify({

@@ -3,10 +3,24 @@
 // caller can tell which streamed transactions the rows already include
 // (visible in the snapshot) and which must still be sent. Values go through
 // the same converters as streamed rows, so both look the same to clients.
+// Reads are admitted by a SnapshotQueue (per connection, per subject, a
+// bounded wait) and each query has a statement_timeout.
 import pg from 'pg';
 import type { Registration } from '../db/registry.ts';
 import { converterFor, TEXT_FORMAT_OPTIONS } from '../replication/values.ts';
 import type { TableFilter } from './router.ts';
+import { SnapshotQueue, type SnapshotTicket } from './snapshot-queue.ts';
+
+/** Database connections for snapshot reads. */
+export const SNAPSHOT_CONNECTIONS = 2;
+
+export interface SnapshotReaderOptions {
+  perConnection: number;
+  perSubject: number;
+  queue: number;
+  /** statement_timeout of each query, in ms. */
+  timeoutMs: number;
+}
 
 /** At most this many rows of one state table are sent per snapshot. */
 export const MAX_STATE_ROWS = 10_000;
@@ -28,13 +42,22 @@ const rawText = { getTypeParser: () => (value: string) => value };
 
 export class SnapshotReader {
   private readonly pool: pg.Pool;
+  readonly queue: SnapshotQueue;
 
-  constructor(connectionString: string, private readonly registrations: () => Registration[]) {
-    this.pool = new pg.Pool({ connectionString, options: TEXT_FORMAT_OPTIONS, max: 2, types: rawText as never });
+  constructor(connectionString: string, private readonly registrations: () => Registration[], opts: SnapshotReaderOptions) {
+    this.pool = new pg.Pool({
+      connectionString, options: TEXT_FORMAT_OPTIONS, max: SNAPSHOT_CONNECTIONS, types: rawText as never, statement_timeout: opts.timeoutMs,
+    });
     this.pool.on('error', () => {}); // an idle connection dropped; the next read reconnects
+    this.queue = new SnapshotQueue({ ...opts, concurrency: SNAPSHOT_CONNECTIONS });
   }
 
-  async read(channel: string, tables: TableFilter, limit: number): Promise<Snapshot> {
+  /** Read when admitted (throws SnapshotBusy, or SnapshotDropped when `ticket` is no longer alive at its turn). */
+  read(channel: string, tables: TableFilter, limit: number, ticket: SnapshotTicket): Promise<Snapshot> {
+    return this.queue.run(ticket, () => this.readNow(channel, tables, limit));
+  }
+
+  private async readNow(channel: string, tables: TableFilter, limit: number): Promise<Snapshot> {
     const regs = this.registrations().filter((r) => tables === null || tables.has(displayName(r)));
     const client = await this.pool.connect();
     try {

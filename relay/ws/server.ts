@@ -259,7 +259,7 @@ export class WsServer {
       if (unknown !== undefined) return conn.error('unknown_table', `table ${unknown} is not registered with walcast`, msg.id);
       tables = new Set(names);
     }
-    void subscribe(this.opts, conn, msg, tables);
+    void subscribe(this.opts, conn, msg, tables, conn.access.grants!.sub);
   }
 
   closeSlowConsumer(conn: Connection): void {

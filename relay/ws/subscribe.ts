@@ -9,6 +9,7 @@ import type { SubscribeMessage, SubscribedMessage } from '../../client/protocol.
 import type { RecoveryBuffer } from '../hub/recovery.ts';
 import type { Frame, Router, TableFilter } from '../hub/router.ts';
 import { DEFAULT_SNAPSHOT_LIMIT, type SnapshotReader } from '../hub/snapshot.ts';
+import { SnapshotBusy, SnapshotDropped } from '../hub/snapshot-queue.ts';
 import { snapshotPosition } from '../replication/position.ts';
 import type { Logger } from '../log.ts';
 
@@ -26,7 +27,7 @@ export interface Subscriber {
   readonly open: boolean;
   send(frame: Frame): void;
   reply(msg: SubscribedMessage): void;
-  fail(code: 'snapshot_failed', message: string, id?: string): void;
+  fail(code: 'snapshot_failed' | 'snapshot_busy', message: string, id?: string): void;
   overflow(): void;
 }
 
@@ -38,7 +39,8 @@ export interface Subscriber {
  */
 const pending = new WeakMap<Subscriber, Map<string, object>>();
 
-export function subscribe(deps: SubscribeDeps, conn: Subscriber, msg: SubscribeMessage, tables: TableFilter): void | Promise<void> {
+/** `subject`: the token's sub, for the per-subject snapshot limit. */
+export function subscribe(deps: SubscribeDeps, conn: Subscriber, msg: SubscribeMessage, tables: TableFilter, subject: string | null = null): void | Promise<void> {
   const { router, recovery } = deps;
   const channel = msg.channel;
   pending.get(conn)?.delete(channel);
@@ -64,7 +66,7 @@ export function subscribe(deps: SubscribeDeps, conn: Subscriber, msg: SubscribeM
       return;
     }
   }
-  if (msg.snapshot) return withSnapshot(deps, conn, msg, tables, (p) => reply(p, msg.since === undefined ? undefined : false));
+  if (msg.snapshot) return withSnapshot(deps, conn, msg, tables, subject, (p) => reply(p, msg.since === undefined ? undefined : false));
   // Registration and the reply happen in the same tick as dispatch, so every
   // event after `position` reaches this subscription. (`after` matters while
   // a restarted relay re-reads its window: those events are not news.)
@@ -78,6 +80,7 @@ async function withSnapshot(
   conn: Subscriber,
   msg: SubscribeMessage,
   tables: TableFilter,
+  subject: string | null,
   reply: (position: string) => SubscribedMessage,
 ): Promise<void> {
   const channel = msg.channel;
@@ -91,14 +94,17 @@ async function withSnapshot(
   const current = () => reads.get(channel) === ticket && conn.subscriptions.has(channel);
   let snapshot;
   try {
-    snapshot = await deps.snapshots.read(channel, tables, msg.limit ?? DEFAULT_SNAPSHOT_LIMIT);
+    const ticket = { owner: conn, subject, alive: () => conn.open && current() };
+    snapshot = await deps.snapshots.read(channel, tables, msg.limit ?? DEFAULT_SNAPSHOT_LIMIT, ticket);
   } catch (err) {
-    deps.logger.error({ err, channel }, 'snapshot read failed');
     if (current()) {
       reads.delete(channel);
       deps.router.unsubscribe(channel, conn);
       conn.subscriptions.delete(channel);
     }
+    if (err instanceof SnapshotDropped) return; // nobody left to answer
+    if (err instanceof SnapshotBusy) return conn.fail('snapshot_busy', err.message, msg.id);
+    deps.logger.error({ err, channel }, 'snapshot read failed');
     conn.fail('snapshot_failed', `reading the current rows of ${channel} failed; try again`, msg.id);
     return;
   }
