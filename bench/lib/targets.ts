@@ -111,6 +111,7 @@ async function spawnWalcast(databaseUrl: string, slot: string, env: Record<strin
       // (1,000 by default, a defence against one abusive host) would refuse
       // the 5,000- and 10,000-connection cells with HTTP 429.
       WALCAST_MAX_CONNECTIONS_PER_IP: '1000000',
+      WALCAST_MAX_CONNECTIONS: '1000000',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
