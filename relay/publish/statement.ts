@@ -11,8 +11,9 @@
 //   3. COMMIT, or ROLLBACK when a check failed: nothing was written.
 //
 // The WHERE of the upsert closes the race with a concurrent insert of the
-// same key: a row that did not exist at step 1 is not updated (zero rows →
-// forbidden). Identifiers come from the catalog; every value is a parameter.
+// same key: a row that did not exist at step 1 is not updated (zero rows),
+// and the steps run again, now locking and checking that row. Identifiers
+// come from the catalog; every value is a parameter.
 import { sql, type SQL } from 'drizzle-orm';
 import type { Registration } from '../db/registry.ts';
 import type { Grants } from '../auth/grants.ts';
@@ -36,26 +37,32 @@ export async function writeRow(tx: Executor, reg: Registration, shape: TableShap
   const table = sql`${sql.identifier(reg.schema)}.${sql.identifier(reg.table)}`;
   const channel = sql`${sql.identifier(reg.channelColumn)}::text AS ${sql.identifier(CHANNEL_ALIAS)}`;
   const keys = upsertKeys(reg, shape, row);
-  let existing = false;
-  if (keys) {
-    const where = sql.join(keys.map((k) => sql`${sql.identifier(k.name)} = ${param(k, row[k.name])}`), sql` AND `);
-    const { rows } = await tx.execute(sql`SELECT ${channel} FROM ${table} WHERE ${where} FOR UPDATE`);
-    if (rows.length > 0) {
-      existing = true;
-      // Say nothing of the row (not even its channel): the token may not read it.
-      if (!allowed(grants, rows[0]![CHANNEL_ALIAS])) throw new Refused('a row with this key exists in a channel this connection may not publish on');
+  // Twice at most: a row with the key may appear (committed by another
+  // client) between the lock and the upsert; then it is locked and checked.
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const existing = keys ? await lockExisting(tx, table, channel, keys, row, grants) : false;
+    const { rows } = await tx.execute(sql`${insert(table, shape, row, keys, existing)} RETURNING ${channel}`);
+    if (rows.length === 0) {
+      if (existing) return; // DO NOTHING on the row seen, and allowed, above
+      continue;
     }
+    const landed = rows[0]![CHANNEL_ALIAS];
+    if (!allowed(grants, landed)) {
+      throw new Refused(landed === null ? 'the row would have no channel' : 'the row would land in a channel this connection may not publish on (a default or trigger set it)');
+    }
+    return;
   }
-  const { rows } = await tx.execute(sql`${insert(table, shape, row, keys, existing)} RETURNING ${channel}`);
-  if (rows.length === 0) {
-    // DO NOTHING on a row seen (and allowed) at step 1 is a success; a row that appeared since is not updated.
-    if (existing) return;
-    throw new Refused('a row with this key was written by someone else meanwhile; publish again');
-  }
-  const landed = rows[0]![CHANNEL_ALIAS];
-  if (!allowed(grants, landed)) {
-    throw new Refused(landed === null ? 'the row would have no channel' : 'the row would land in a channel this connection may not publish on (a default or trigger set it)');
-  }
+  throw new Refused('a row with this key keeps changing under this publish; publish again');
+}
+
+/** Lock the row with the same key; true when it exists (and its channel is allowed), else Refused. */
+async function lockExisting(tx: Executor, table: SQL, channel: SQL, keys: Column[], row: Record<string, unknown>, grants: Grants): Promise<boolean> {
+  const where = sql.join(keys.map((k) => sql`${sql.identifier(k.name)} = ${param(k, row[k.name])}`), sql` AND `);
+  const { rows } = await tx.execute(sql`SELECT ${channel} FROM ${table} WHERE ${where} FOR UPDATE`);
+  if (rows.length === 0) return false;
+  // Say nothing of the row (not even its channel): the token may not read it.
+  if (!allowed(grants, rows[0]![CHANNEL_ALIAS])) throw new Refused('a row with this key exists in a channel this connection may not publish on');
+  return true;
 }
 
 function allowed(grants: Grants, channel: unknown): boolean {

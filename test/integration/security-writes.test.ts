@@ -125,3 +125,12 @@ test('a numeric that would expand to more than 1000 digits is refused before it 
   assert.deepEqual(await fx.db.query(`select count(*)::int as n from amounts`), [{ n: 2 }]);
   c.close();
 });
+
+test('concurrent upserts of one new key by allowed writers all succeed (the row that appears meanwhile is locked and checked)', async () => {
+  const [a, b] = [await attacker(), await attacker()];
+  const replies = await Promise.all(Array.from({ length: 10 }, (_, i) => publish(i % 2 ? a : b, 'docs', { id: 'race-1', room: 'room-7', body: `v${i}` })));
+  assert.deepEqual(replies.map(code), Array(10).fill('published'));
+  assert.deepEqual(await fx.db.query(`select count(*)::int as n from docs where id = 'race-1'`), [{ n: 1 }]);
+  a.close();
+  b.close();
+});
