@@ -8,7 +8,6 @@
 // `bearer.<token>`, is verified here; the relay selects the subprotocol
 // `walcast.v1` and never echoes the token.
 import type { IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { BEARER_PREFIX, ERROR_CODES, MAX_TOKEN_LENGTH, SUBPROTOCOL } from '../../client/protocol.ts';
 import type { Logger } from '../log.ts';
