@@ -1,6 +1,6 @@
 // What the SDK hands to applications: row events typed per table, the
 // notices of a subscription, and the connection's status.
-import type { EventMessage } from './protocol.ts';
+import type { EventMessage, TruncateMessage } from './protocol.ts';
 import type { ConnectionError, RelayError } from './errors.ts';
 
 /** Row types by table name, e.g. `{ chat_messages: { id: string; body: string } }`. */
@@ -11,10 +11,12 @@ export type AnyRows = Record<string, Record<string, unknown>>;
 
 /**
  * One event; with `TableRows` supplied, a union over the tables, so that
- * checking `event.table` narrows `event.row`.
+ * checking `event.table` narrows `event.row`. A `truncate` (op) has no row:
+ * every row of its table is gone (check `event.op !== 'truncate'` before
+ * reading `row`).
  */
 export type TableEvent<T extends TableRows = AnyRows> = {
-  [K in keyof T & string]: EventMessage<T[K]> & { table: K };
+  [K in keyof T & string]: (EventMessage<T[K]> & { table: K }) | (TruncateMessage & { table: K });
 }[keyof T & string];
 
 export interface SubscribedNotice {

@@ -8,7 +8,7 @@
 // with its current position and then sends the replayed events, which are
 // older: the subscription keeps resuming from the last replayed event until
 // a later pong proves the replay has all arrived (settle()).
-import type { EventMessage, SubscribeMessage, SubscribedMessage } from './protocol.ts';
+import type { AnyEventMessage, SubscribeMessage, SubscribedMessage } from './protocol.ts';
 import { Emitter } from './emitter.ts';
 import type { RelayError } from './errors.ts';
 import type { AnyRows, SubscriptionNotices, TableEvent, TableRows } from './events.ts';
@@ -117,7 +117,7 @@ export class Subscription<T extends TableRows = AnyRows> {
     if (this.snapshotLeft === 0) this.notices.emit('synced', { channel: this.channel, rows: 0 });
   }
 
-  event(msg: EventMessage): void {
+  event(msg: AnyEventMessage): void {
     // Events before our subscribed reply belong to an earlier subscription of the channel.
     if (this.state !== 'active') return;
     if (msg.op === 'snapshot') {
@@ -158,7 +158,7 @@ export class Subscription<T extends TableRows = AnyRows> {
     this.notices.clear();
   }
 
-  private deliver(msg: EventMessage): void {
+  private deliver(msg: AnyEventMessage): void {
     this.onEvent(msg as TableEvent<T>);
   }
 }

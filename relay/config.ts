@@ -21,6 +21,7 @@ export interface Config {
   maxFrameBytes: number;
   sendQueueBytes: number;
   slowConsumerMs: number;
+  maxEventBytes: number;
   heartbeatMs: number;
   ttlSchedule: string;
   recoverySeconds: number;
@@ -99,6 +100,7 @@ export const OPTIONS = [
   opt({ key: 'maxFrameBytes', env: 'WALCAST_MAX_FRAME_BYTES', flag: 'max-frame-bytes', default: 65_536, allowed: 'an integer from 1024 to 16777216', parse: int(1024, 16 * 1024 * 1024), help: 'largest frame a client may send; larger closes with 1009' }),
   opt({ key: 'sendQueueBytes', env: 'WALCAST_SEND_QUEUE_BYTES', flag: 'send-queue-bytes', default: 1_048_576, allowed: 'an integer from 65536 to 1073741824', parse: int(65_536, 1024 ** 3), help: 'bytes queued for one slow client before it is closed with 4008' }),
   opt({ key: 'slowConsumerMs', env: 'WALCAST_SLOW_CONSUMER_MS', flag: 'slow-consumer-ms', default: 2000, allowed: 'an integer from 100 to 60000', parse: int(100, 60_000), help: 'a client whose queue stays over half of WALCAST_SEND_QUEUE_BYTES this long is closed with 4008; meanwhile the relay stops reading the replication stream' }),
+  opt({ key: 'maxEventBytes', env: 'WALCAST_MAX_EVENT_BYTES', flag: 'max-event-bytes', default: 16 * 1024 * 1024, allowed: 'an integer from 65536 to 268435456', parse: int(65_536, 256 * 1024 * 1024), help: 'largest event sent to clients (its JSON, in bytes); a larger one is replaced by an event_too_large error naming its table, channel and position' }),
   opt({ key: 'heartbeatMs', env: 'WALCAST_HEARTBEAT_MS', flag: 'heartbeat-ms', default: 15_000, allowed: 'an integer from 100 to 3600000', parse: int(100, 3_600_000), help: 'ping interval; a client silent for two intervals is dropped' }),
   opt({ key: 'ttlSchedule', env: 'WALCAST_TTL_SCHEDULE', flag: 'ttl-schedule', default: '*/10 * * * * *', allowed: 'a cron expression (node-cron, seconds field optional)', parse: (v) => (validateCron(v) ? v : undefined), help: 'when the TTL job prunes expired rows' }),
   opt({ key: 'recoverySeconds', env: 'WALCAST_RECOVERY_SECONDS', flag: 'recovery-seconds', default: 300, allowed: 'an integer from 0 to 86400', parse: int(0, 86_400), help: 'recovery window by age: clients resume with `since` within it; the slot keeps this much WAL' }),

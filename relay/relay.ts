@@ -101,6 +101,7 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     epoch: slot.epoch,
     startLsn: slot.confirmedFlushLsn,
     liveFromLsn: await currentWalLsn(pool),
+    maxEventBytes: config.maxEventBytes,
     onDelivered: (lsn, timeMs) => {
       metrics?.commitToDispatch.observe((Date.now() - timeMs) / 1000);
       stream?.delivered(lsn, timeMs);

@@ -107,6 +107,23 @@ export class Router {
     return n;
   }
 
+  /**
+   * Hand an event that belongs to no channel (a truncate of `table`) to
+   * every subscription whose filter admits the table, built per channel by
+   * `make`; returns how many received it.
+   */
+  dispatchTable(table: string, make: (channel: string) => RoutedEvent): number {
+    let n = 0;
+    for (const [channel, subs] of this.channels) {
+      for (const sub of subs.values()) {
+        if (sub.tables !== null && !sub.tables.has(table)) continue;
+        n += this.dispatch(channel, make(channel));
+        break;
+      }
+    }
+    return n;
+  }
+
   hasSubscribers(channel: string): boolean {
     return this.channels.has(channel);
   }
