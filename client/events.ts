@@ -45,6 +45,17 @@ export interface SyncedNotice {
   rows: number;
 }
 
+/** An event the relay did not send: it was over WALCAST_MAX_EVENT_BYTES (docs/protocol.md "Large events"). */
+export interface SkippedNotice {
+  channel: string;
+  table: string;
+  /** The event's position; the subscription resumes after it. */
+  position: string;
+  /** The event's size in bytes. */
+  bytes: number;
+  error: RelayError;
+}
+
 /** What a Subscription emits besides row events. */
 export interface SubscriptionNotices {
   /** The relay confirmed the subscription (first time and after every reconnect). */
@@ -57,6 +68,8 @@ export interface SubscriptionNotices {
    * snapshot that follows replace it.
    */
   resync: ResyncNotice;
+  /** An event was too large to send: read its row from the table if it matters. The stream goes on. */
+  skipped: SkippedNotice;
   /** The relay refused the subscribe. Not retryable: the subscription has ended. */
   error: RelayError;
 }

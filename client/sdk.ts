@@ -266,6 +266,8 @@ export class WalcastClient {
         for (const sub of this.subs.values()) sub.settle();
         return;
       case 'error':
+        // An event over the relay's size limit, in the event's place: the subscription moves past it.
+        if (msg.code === 'event_too_large' && msg.channel !== undefined) return this.subs.get(msg.channel)?.skipped(msg);
         this.relayError(new RelayError(msg.code, msg.message, msg.id));
         return;
       case 'unsubscribed':

@@ -8,9 +8,9 @@
 // with its current position and then sends the replayed events, which are
 // older: the subscription keeps resuming from the last replayed event until
 // a later pong proves the replay has all arrived (settle()).
-import type { AnyEventMessage, SubscribeMessage, SubscribedMessage } from './protocol.ts';
+import type { AnyEventMessage, ErrorMessage, SubscribeMessage, SubscribedMessage } from './protocol.ts';
 import { Emitter } from './emitter.ts';
-import type { RelayError } from './errors.ts';
+import { RelayError } from './errors.ts';
 import type { AnyRows, SubscriptionNotices, TableEvent, TableRows } from './events.ts';
 
 export interface SubscribeOptions {
@@ -133,6 +133,17 @@ export class Subscription<T extends TableRows = AnyRows> {
     this.resumeFrom = msg.position;
     if (this.replayHead !== undefined && msg.position >= this.replayHead) this.replayHead = undefined;
     this.deliver(msg);
+  }
+
+  /** The relay did not send an event over its size limit (`event_too_large`): note it, and resume after it. */
+  skipped(msg: ErrorMessage): void {
+    if (this.state !== 'active' || msg.position === undefined) return;
+    if (this.resumeFrom !== undefined && msg.position <= this.resumeFrom) return;
+    this.resumeFrom = msg.position;
+    this.notices.emit('skipped', {
+      channel: this.channel, table: msg.table ?? '', position: msg.position, bytes: msg.bytes ?? 0,
+      error: new RelayError(msg.code, msg.message, undefined, this.channel),
+    });
   }
 
   /** A pong arrived: everything the relay sent before it, replays included, has arrived. */

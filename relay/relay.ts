@@ -172,6 +172,7 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     maxSubscriptions: config.maxSubscriptions,
     maxFrameBytes: config.maxFrameBytes,
     sendQueueBytes: config.sendQueueBytes,
+    maxEventBytes: config.maxEventBytes,
     slowConsumerMs: config.slowConsumerMs,
     onCongestion: (congested) => (congested ? liveStream.pause() : liveStream.resume()),
     heartbeatMs: config.heartbeatMs,

@@ -38,6 +38,8 @@ export interface WsServerOptions {
   maxSubscriptions: number;
   maxFrameBytes: number;
   sendQueueBytes: number;
+  /** Largest event the dispatcher sends: the room a queue has beyond sendQueueBytes for large events (send-bound.ts). */
+  maxEventBytes: number;
   /** How long a queue may stay over half of sendQueueBytes before 4008 (congestion.ts). */
   slowConsumerMs: number;
   /** Told when sockets are backed up (pause reading the stream) and when they are not. */
@@ -71,7 +73,7 @@ export class Connection implements Sink, Subscriber, FrameQueue {
     private readonly socket: Duplex,
   ) {
     this.access = new Access(server.opts.gate, this, server.opts.router);
-    this.bound = new SendBound(server.opts.sendQueueBytes);
+    this.bound = new SendBound(server.opts.sendQueueBytes, server.opts.maxEventBytes);
   }
 
   close(code: number, reason: string): void {
