@@ -31,7 +31,7 @@ import { displayName } from './hub/snapshot.ts';
 
 import { RelayMetrics } from './metrics.ts';
 import { metricsRoutes } from './http/metrics.ts';
-import { SlotWatchdog } from './replication/watchdog.ts';
+import { HEARTBEAT_PREFIX, SlotWatchdog } from './replication/watchdog.ts';
 
 export { asStartupError, safeTarget } from './db/connect-error.ts';
 
@@ -94,13 +94,16 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     maxBytes: config.recoveryMaxBytes,
   });
   let stream: ReplicationStream | undefined;
+  // Until the stream has read this far, it is re-reading the recovery window
+  // (history) and holds live rows back: /readyz says so.
+  const liveFrom = await liveMark(pool);
   const dispatcher = new Dispatcher({
     router,
     logger,
     recovery,
     epoch: slot.epoch,
     startLsn: slot.confirmedFlushLsn,
-    liveFromLsn: await currentWalLsn(pool),
+    liveFromLsn: liveFrom,
     maxEventBytes: config.maxEventBytes,
     onDelivered: (lsn, timeMs) => {
       metrics?.commitToDispatch.observe((Date.now() - timeMs) / 1000);
@@ -155,6 +158,7 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
       stopping: () => stopping !== undefined,
       lagging: () => watchdog.lagging,
       slotStatus: () => watchdog.status,
+      rebuilding: () => (liveStream.deliveredPosition < liveFrom ? Number(liveFrom - liveStream.deliveredPosition) : 0),
     },
   });
   await app.register(replayRoutes, { source: { recovery, position: () => dispatcher.position(), authorize: (header, channel) => gate.authorizeRead(header, channel) } });
@@ -247,6 +251,17 @@ async function closeClients(ws: WsServer): Promise<void> {
   await Promise.race([ws.close(CLOSE.goingAway, SHUTDOWN_REASON), new Promise((r) => (timer = setTimeout(r, 2000)))]);
   clearTimeout(timer);
   for (const client of ws.wss.clients) client.terminate();
+}
+
+/**
+ * Emit a heartbeat message and return its LSN: past the server's WAL
+ * position at start, and sure to reach the stream (the stream delivers a
+ * heartbeat's LSN once what precedes it is delivered), so the relay can
+ * tell when it has re-read its window.
+ */
+async function liveMark(pool: pg.Pool): Promise<Lsn> {
+  const { rows } = await pool.query<{ lsn: string }>('SELECT pg_logical_emit_message(false, $1::text, $2::text)::text AS lsn', [HEARTBEAT_PREFIX, '']);
+  return parseLsn(rows[0]!.lsn);
 }
 
 async function currentWalLsn(pool: pg.Pool): Promise<Lsn> {
