@@ -27,6 +27,7 @@ export interface Config {
   recoverySeconds: number;
   recoveryEvents: number;
   recoveryMaxBytes: number;
+  recoveryRebuildBytes: number;
   // Security (relay/auth/settings.ts fills in what a caller leaves out).
   jwtSecret?: string | undefined;
   jwtPublicKey?: string | undefined;
@@ -105,6 +106,7 @@ export const OPTIONS = [
   opt({ key: 'ttlSchedule', env: 'WALCAST_TTL_SCHEDULE', flag: 'ttl-schedule', default: '*/10 * * * * *', allowed: 'a cron expression (node-cron, seconds field optional)', parse: (v) => (validateCron(v) ? v : undefined), help: 'when the TTL job prunes expired rows' }),
   opt({ key: 'recoverySeconds', env: 'WALCAST_RECOVERY_SECONDS', flag: 'recovery-seconds', default: 300, allowed: 'an integer from 0 to 86400', parse: int(0, 86_400), help: 'recovery window by age: clients resume with `since` within it; the slot keeps this much WAL' }),
   opt({ key: 'recoveryEvents', env: 'WALCAST_RECOVERY_EVENTS', flag: 'recovery-events', default: 10_000, allowed: 'an integer from 0 to 10000000', parse: int(0, 10_000_000), help: 'recovery window by count: events kept per channel (0: no resume)' }),
+  opt({ key: 'recoveryRebuildBytes', env: 'WALCAST_RECOVERY_REBUILD_BYTES', flag: 'recovery-rebuild-bytes', default: 64 * 1024 * 1024, allowed: 'an integer from 0 to 1099511627776', parse: int(0, 1024 ** 4), help: 'at start, the most WAL re-read to rebuild the recovery window (its newest part); live rows wait for it' }),
   opt({ key: 'recoveryMaxBytes', env: 'WALCAST_RECOVERY_MAX_BYTES', flag: 'recovery-max-bytes', default: 64 * 1024 * 1024, allowed: 'an integer from 0 to 17179869184', parse: int(0, 16 * 1024 ** 3), help: 'recovery window by memory: bytes of events kept in all' }),
   opt({ key: 'jwtSecret', env: 'WALCAST_JWT_SECRET', flag: 'jwt-secret', default: undefined, allowed: 'a secret of at least 32 characters', parse: (v) => (v.length >= 32 ? v : undefined), help: 'verify client tokens as HS256 JWTs with this secret', secret: true }),
   opt({ key: 'jwtPublicKey', env: 'WALCAST_JWT_PUBLIC_KEY', flag: 'jwt-public-key', default: undefined, allowed: 'a PEM public key (-----BEGIN PUBLIC KEY-----, RSA or P-256; \\n may stand for newlines)', parse: pem, help: 'verify client tokens as RS256/ES256 JWTs with this public key' }),

@@ -97,12 +97,13 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
   // Until the stream has read this far, it is re-reading the recovery window
   // (history) and holds live rows back: /readyz says so.
   const liveFrom = await liveMark(pool);
+  const startLsn = rebuildFrom(slot.confirmedFlushLsn, liveFrom, config.recoveryEvents > 0 ? config.recoveryRebuildBytes : 0, logger);
   const dispatcher = new Dispatcher({
     router,
     logger,
     recovery,
     epoch: slot.epoch,
-    startLsn: slot.confirmedFlushLsn,
+    startLsn,
     liveFromLsn: liveFrom,
     maxEventBytes: config.maxEventBytes,
     onDelivered: (lsn, timeMs) => {
@@ -215,8 +216,8 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
 
-  stream.start(slot.confirmedFlushLsn);
-  logger.info({ slot: config.slot, lsn: formatLsn(slot.confirmedFlushLsn), epoch: slot.epoch, created: slot.created }, 'slot ready');
+  stream.start(startLsn);
+  logger.info({ slot: config.slot, lsn: formatLsn(startLsn), confirmed: formatLsn(slot.confirmedFlushLsn), epoch: slot.epoch, created: slot.created }, 'slot ready');
   const pruner = createPruner({ pool, schedule: config.ttlSchedule, logger, onPruned: (table, rows) => relayMetrics.pruned.inc({ table }, rows) });
   pruner.start();
   watchdog.start();
@@ -251,6 +252,23 @@ async function closeClients(ws: WsServer): Promise<void> {
   await Promise.race([ws.close(CLOSE.goingAway, SHUTDOWN_REASON), new Promise((r) => (timer = setTimeout(r, 2000)))]);
   clearTimeout(timer);
   for (const client of ws.wss.clients) client.terminate();
+}
+
+/**
+ * Where the stream starts: the slot's confirmed position, which the window's
+ * hold keeps at the window's start, so that the window is rebuilt; but at
+ * most `maxBytes` of WAL before the live mark. Re-reading the window holds
+ * live rows back (a busy window is millions of rows: tens of seconds), and
+ * the clients that come back after a restart resume from its newest part.
+ * PostgreSQL skips, without sending them, the transactions that committed
+ * before the requested start.
+ */
+function rebuildFrom(confirmed: Lsn, liveFrom: Lsn, maxBytes: number, logger: Logger): Lsn {
+  const bound = liveFrom - BigInt(maxBytes);
+  if (confirmed >= bound) return confirmed;
+  logger.warn({ confirmed: formatLsn(confirmed), from: formatLsn(bound), skippedBytes: Number(bound - confirmed), maxBytes },
+    'the recovery window holds more WAL than WALCAST_RECOVERY_REBUILD_BYTES: re-reading only its newest part; older positions get recovered:false');
+  return bound;
 }
 
 /**
