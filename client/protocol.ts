@@ -107,6 +107,12 @@ export interface EventMessage<Row = Record<string, unknown>> {
   old?: Partial<Row>;
   /** Columns whose unchanged TOASTed value PostgreSQL did not send; absent from `row`. */
   unchanged?: string[];
+  /**
+   * Generated columns this server does not publish (PostgreSQL before 18,
+   * or a publication without publish_generated_columns): absent from `row`
+   * in events and snapshot rows alike.
+   */
+  omitted?: string[];
 }
 
 /**

@@ -34,7 +34,7 @@ interface Transaction {
   prune: boolean;
 }
 
-type Route = { kind: 'table'; channelColumn: string } | { kind: 'registry' } | { kind: 'none' };
+type Route = { kind: 'table'; channelColumn: string; omitted: string[] | undefined } | { kind: 'registry' } | { kind: 'none' };
 
 export interface DispatcherCounters {
   rows: number;
@@ -172,10 +172,11 @@ export class Dispatcher {
       return;
     }
     if (msg.tag === 'delete' && tx.prune) return;
-    this.emit(msg, tx, index, route.channelColumn);
+    this.emit(msg, tx, index, route);
   }
 
-  private emit(msg: Extract<PgoutputMessage, { tag: 'insert' | 'update' | 'delete' }>, tx: Transaction, index: number, column: string): void {
+  private emit(msg: Extract<PgoutputMessage, { tag: 'insert' | 'update' | 'delete' }>, tx: Transaction, index: number, route: Extract<Route, { kind: 'table' }>): void {
+    const column = route.channelColumn;
     const event: EventMessage = {
       type: 'event',
       channel: '',
@@ -202,6 +203,7 @@ export class Dispatcher {
       event.row = prior?.values ?? {};
       channels = [prior ? channelOf(prior.values, column) : undefined];
     }
+    if (route.omitted) event.omitted = route.omitted;
     const { router, recovery } = this.opts;
     const keep = recovery.limits.maxPerChannel > 0;
     const timeMs = pgTimeToMs(tx.commitTime);
@@ -261,7 +263,7 @@ export class Dispatcher {
     else {
       const reg = this.registrations.get(`${relation.schema}.${relation.name}`);
       if (reg && relation.columns.some((c) => c.name === reg.channelColumn)) {
-        route = { kind: 'table', channelColumn: reg.channelColumn };
+        route = { kind: 'table', channelColumn: reg.channelColumn, omitted: reg.omitted.length ? reg.omitted : undefined };
       } else {
         route = { kind: 'none' };
         this.warnOnce(`unreg:${relation.qualifiedName}`, { table: relation.qualifiedName },
