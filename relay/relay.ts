@@ -121,6 +121,7 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     publication: config.publication,
     logger,
     holdMs: config.recoveryEvents > 0 ? config.recoverySeconds * 1000 : 0,
+    holdMaxBytes: config.recoveryRebuildBytes,
     onMessage: (msg) => dispatcher.handle(msg),
     recreateSlot: async (reason) => {
       const info = await recreateSlot(pool, config.slot, logger, reason);
