@@ -1,8 +1,9 @@
-// Scenario 4, restart: a relay restarted after a busy period. A burst of
-// rows (full: 500,000, about 200 MB of WAL, all inside the 300 s recovery
-// window) goes through a relay; it stops gracefully (SIGTERM) and a new
-// relay process starts on the same slot while a row is inserted every 50 ms
-// on a live channel. Measured from the new process's spawn: when it listens,
+// Scenario 4, restart: a relay restarted during a busy period. Rows are
+// inserted at a steady rate (full: 5,000 rows/s for 60 s, about 200 MB of
+// WAL, all inside the 300 s recovery window) through a relay; it stops
+// gracefully (SIGTERM), the load going on, and a new relay process starts on
+// the same slot while, besides, a row is inserted every 50 ms on a live
+// channel. Measured from the new process's spawn: when it listens,
 // when /readyz first says ready, when the first live row reaches a client
 // subscribed as soon as it listens, how long that row waited, and whether a
 // client that resumes from its last position before the restart recovered.
@@ -19,20 +20,40 @@ import { spawnWalcast } from '../lib/targets.ts';
 import type { BenchDatabase } from '../lib/env.ts';
 
 export interface RestartPlan {
-  rows: number;
+  /** Steady load before (and during) the restart. */
+  rowsPerSecond: number;
+  seconds: number;
   /** Settings compared: label → WALCAST_RECOVERY_REBUILD_BYTES. */
   variants: { label: string; rebuildBytes: number }[];
 }
 
 const WHOLE = { label: 'whole window re-read (before)', rebuildBytes: 1024 ** 4 };
-export const RESTART_FULL: RestartPlan = { rows: 500_000, variants: [WHOLE, { label: 'bounded, 64 MiB (default)', rebuildBytes: 64 * 1024 ** 2 }] };
-export const RESTART_QUICK: RestartPlan = { rows: 20_000, variants: [WHOLE, { label: 'bounded, 1 MiB', rebuildBytes: 1024 ** 2 }] };
+export const RESTART_FULL: RestartPlan = { rowsPerSecond: 5000, seconds: 60, variants: [WHOLE, { label: 'bounded, 64 MiB (default)', rebuildBytes: 64 * 1024 ** 2 }] };
+export const RESTART_QUICK: RestartPlan = { rowsPerSecond: 2000, seconds: 5, variants: [WHOLE, { label: 'bounded, 1 MiB', rebuildBytes: 1024 ** 2 }] };
 
-const BATCH = 50_000;
+/** The load: every 100 ms the rows due, as one INSERT, on 100 channels. */
+function startLoad(db: BenchDatabase, rowsPerSecond: number): { rows: () => number; stop: () => Promise<void> } {
+  let running = true;
+  let rows = 0;
+  const started = Date.now();
+  const done = (async () => {
+    while (running) {
+      const due = Math.floor(((Date.now() - started) / 1000) * rowsPerSecond) - rows;
+      if (due > 0) {
+        await db.pool.query(
+          `insert into chat_messages (channel_id, sender, body) select 'burst-' || (g % 100), 'bench', repeat('x', 200) from generate_series($1::int, $2::int) g`,
+          [rows, rows + due - 1]);
+        rows += due;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  return { rows: () => rows, stop: async () => { running = false; await done; } };
+}
 
 export async function runRestart(db: BenchDatabase, plan: RestartPlan): Promise<{ rows: Row[]; notes: string[] }> {
   const rows: Row[] = [];
-  for (const v of plan.variants) rows.push(await oneRestart(db, plan.rows, v));
+  for (const v of plan.variants) rows.push(await oneRestart(db, plan, v));
   const [before, after] = rows;
   const notes = [
     'Times in ms from the new relay process\'s spawn. "first live row" is when the first row inserted after the spawn ' +
@@ -45,32 +66,28 @@ export async function runRestart(db: BenchDatabase, plan: RestartPlan): Promise<
   return { rows, notes };
 }
 
-async function oneRestart(db: BenchDatabase, count: number, v: RestartPlan['variants'][number]): Promise<Row> {
+async function oneRestart(db: BenchDatabase, plan: RestartPlan, v: RestartPlan['variants'][number]): Promise<Row> {
   const slot = `bench_restart_${randomBytes(3).toString('hex')}`;
   const env = { WALCAST_RECOVERY_REBUILD_BYTES: String(v.rebuildBytes) };
   const first = await spawnWalcast(db.url, slot, env);
   let second: Awaited<ReturnType<typeof spawnWalcast>> | undefined;
   let inserting = false;
   let inserter: Promise<void> | undefined;
+  const load = startLoad(db, plan.rowsPerSecond);
   try {
-    // A client on one of the burst's channels: its last position is where it resumes after the restart.
+    // A client on one of the load's channels: its last position is where it resumes after the restart.
     const before = await Client.open(first.url);
     await before.subscribe('burst-7');
-    await before.subscribe('burst-end');
-    progress(`restart (${v.label}): ${count.toLocaleString('en-US')} rows through the first relay`);
-    for (let i = 0; i < count; i += BATCH) {
-      await db.pool.query(
-        `insert into chat_messages (channel_id, sender, body) select 'burst-' || (g % 100), 'bench', repeat('x', 200) from generate_series($1::int, $2::int) g`,
-        [i, Math.min(count, i + BATCH) - 1],
-      );
-    }
-    await db.pool.query(`insert into chat_messages (channel_id, sender, body) values ('burst-end', 'bench', 'end')`);
-    await before.waitFor((m) => m.type === 'event' && m.channel === 'burst-end', 600_000);
+    progress(`restart (${v.label}): ${plan.rowsPerSecond} rows/s for ${plan.seconds} s through the first relay`);
+    await new Promise((r) => setTimeout(r, plan.seconds * 1000));
     const since = before.lastPosition('burst-7');
+    const rowsBefore = load.rows();
     before.close();
     await first.stop('SIGTERM');
-    const { rows: wal } = await db.pool.query<{ bytes: string }>(
-      `select pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint::text as bytes from pg_replication_slots where slot_name = $1`, [slot]);
+    const { rows: wal } = await db.pool.query<{ held: string; decode: string }>(
+      `select pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint::text as held,
+              pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint::text as decode
+         from pg_replication_slots where slot_name = $1`, [slot]);
 
     const t0 = performance.now();
     inserting = true;
@@ -106,8 +123,9 @@ async function oneRestart(db: BenchDatabase, count: number, v: RestartPlan['vari
     resumer.close();
     const row: Row = {
       setting: v.label,
-      rows: count,
-      'WAL in the window MB': Math.round(Number(wal[0]?.bytes ?? 0) / 1e6),
+      'rows before the restart': rowsBefore,
+      'WAL held MB': Math.round(Number(wal[0]?.held ?? 0) / 1e6),
+      'WAL to decode MB': Math.round(Number(wal[0]?.decode ?? 0) / 1e6),
       'listening ms': Math.round(listening),
       'ready ms': ready === undefined ? null : Math.round(ready),
       'first live row ms': Math.round(firstAt),
@@ -119,6 +137,7 @@ async function oneRestart(db: BenchDatabase, count: number, v: RestartPlan['vari
   } finally {
     inserting = false;
     await inserter;
+    await load.stop();
     await second?.stop('SIGTERM');
     await db.pool.query('select pg_drop_replication_slot($1) from pg_replication_slots where slot_name = $1', [slot]).catch(() => {});
   }
