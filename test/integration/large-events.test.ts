@@ -59,6 +59,8 @@ test('2 MB and 5 MB rows reach a raw client and the SDK; a row over the maximum 
   assert.equal(notice.table, 'chat_messages');
   assert.ok(notice.bytes! > MAX_EVENT);
   assert.match(notice.message, /WALCAST_MAX_EVENT_BYTES/);
+  const metrics = await fetch(`${relay.url}/metrics`).then((r) => r.text());
+  assert.match(metrics, /^walcast_events_too_large_total 1$/m);
 
   await waitFor(() => got.length === 3, 30_000, 'the SDK to get three events');
   assert.deepEqual(got.map((e) => (e.op === 'truncate' ? '' : String(e.row.body ?? e.row.payload).length)), [TEXT.length, BYTES.toString('base64').length, 5]);
