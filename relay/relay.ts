@@ -97,7 +97,7 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
   // Until the stream has read this far, it is re-reading the recovery window
   // (history) and holds live rows back: /readyz says so.
   const liveFrom = await liveMark(pool);
-  const startLsn = rebuildFrom(slot.confirmedFlushLsn, liveFrom, config.recoveryEvents > 0 ? config.recoveryRebuildBytes : 0, logger);
+  const startLsn = config.recoveryRebuildBytes > 0 ? rebuildFrom(slot.confirmedFlushLsn, liveFrom, config.recoveryRebuildBytes, logger) : slot.confirmedFlushLsn;
   const dispatcher = new Dispatcher({
     router,
     logger,
@@ -121,7 +121,7 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     publication: config.publication,
     logger,
     holdMs: config.recoveryEvents > 0 ? config.recoverySeconds * 1000 : 0,
-    holdMaxBytes: config.recoveryRebuildBytes,
+    holdMaxBytes: config.recoveryRebuildBytes > 0 ? config.recoveryRebuildBytes : undefined,
     onMessage: (msg) => dispatcher.handle(msg),
     recreateSlot: async (reason) => {
       const info = await recreateSlot(pool, config.slot, logger, reason);

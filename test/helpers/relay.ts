@@ -26,7 +26,7 @@ export function relayConfig(databaseUrl: string, overrides: Partial<RelayConfig>
     recoverySeconds: 300,
     recoveryEvents: 10_000,
     recoveryMaxBytes: 64 * 1024 * 1024,
-    recoveryRebuildBytes: 64 * 1024 * 1024,
+    recoveryRebuildBytes: 0,
     shutdownSeconds: 10,
     watchdogMs: 10_000,
     lagWarnSeconds: 30,
