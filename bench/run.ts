@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --only ingest,fanout,connections]`:
+// `npm run bench [-- --quick] [-- --only ingest,fanout,connections,restart]`:
 // every scenario against the same PostgreSQL, in one run. Progress goes to
 // stderr, a markdown table per scenario to stdout, the numbers to
 // bench/results/<date>-<scenario>.json. See bench/README.md.
@@ -9,6 +9,7 @@ import { INGEST_FULL, INGEST_QUICK, runIngest } from './scenarios/ingest.ts';
 import { FANOUT_FULL, FANOUT_QUICK, runFanout, type FanoutPlan } from './scenarios/fanout.ts';
 import type { SystemName } from './lib/targets.ts';
 import { CONNECTIONS_FULL, CONNECTIONS_QUICK, runConnections } from './scenarios/connections.ts';
+import { RESTART_FULL, RESTART_QUICK, runRestart } from './scenarios/restart.ts';
 
 type Scenario = { name: string; run: () => Promise<{ rows: Row[]; notes: string[] }> };
 
@@ -25,6 +26,7 @@ async function main(): Promise<void> {
     { name: 'ingest', run: async () => ({ rows: await runIngest(db, quick ? INGEST_QUICK : INGEST_FULL), notes: [] }) },
     { name: 'fanout', run: () => runFanout(db, fanoutPlan(argv, quick)) },
     { name: 'connections', run: () => runConnections(db, quick ? CONNECTIONS_QUICK : CONNECTIONS_FULL) },
+    { name: 'restart', run: () => runRestart(db, quick ? RESTART_QUICK : RESTART_FULL) },
   ];
   let failed = false;
   try {

@@ -10,7 +10,9 @@ export type ConnectionErrorCode =
   | 'relay_going_away'
   | 'slow_consumer'
   | 'message_too_big'
-  | 'stream_reset';
+  | 'stream_reset'
+  | 'auth_failed'
+  | 'forbidden';
 
 export type ClientErrorCode = ErrorCode | ConnectionErrorCode | 'client_closed' | 'already_subscribed';
 
@@ -49,7 +51,15 @@ const CLOSE_NAMES: Record<number, ConnectionErrorCode> = {
   [CLOSE.slowConsumer]: 'slow_consumer',
   [CLOSE.heartbeatTimeout]: 'heartbeat_timeout',
   [CLOSE.streamReset]: 'stream_reset',
+  [CLOSE.authFailed]: 'auth_failed',
 };
+
+/**
+ * Closes that end the client instead of a retry, because the same attempt
+ * would be refused again: the token was rejected (4003), or the relay
+ * refused the upgrade with HTTP 403 (Origin or address not allowed).
+ */
+const FINAL: ReadonlySet<ConnectionErrorCode> = new Set(['auth_failed', 'forbidden']);
 
 /** The connection ended or could not be made. The client reconnects. */
 export class ConnectionError extends WalcastClientError {
@@ -62,7 +72,7 @@ export class ConnectionError extends WalcastClientError {
     code: ConnectionErrorCode = CLOSE_NAMES[closeCode] ?? 'connection_lost',
     options?: { cause?: unknown },
   ) {
-    super(code, `walcast connection ${code.replace(/_/g, ' ')} (close ${closeCode}${reason ? `: ${reason}` : ''})`, true, options);
+    super(code, `walcast connection ${code.replace(/_/g, ' ')} (close ${closeCode}${reason ? `: ${reason}` : ''})`, !FINAL.has(code), options);
   }
 }
 

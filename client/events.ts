@@ -1,6 +1,6 @@
 // What the SDK hands to applications: row events typed per table, the
 // notices of a subscription, and the connection's status.
-import type { EventMessage } from './protocol.ts';
+import type { EventMessage, TruncateMessage } from './protocol.ts';
 import type { ConnectionError, RelayError } from './errors.ts';
 
 /** Row types by table name, e.g. `{ chat_messages: { id: string; body: string } }`. */
@@ -11,10 +11,12 @@ export type AnyRows = Record<string, Record<string, unknown>>;
 
 /**
  * One event; with `TableRows` supplied, a union over the tables, so that
- * checking `event.table` narrows `event.row`.
+ * checking `event.table` narrows `event.row`. A `truncate` (op) has no row:
+ * every row of its table is gone (check `event.op !== 'truncate'` before
+ * reading `row`).
  */
 export type TableEvent<T extends TableRows = AnyRows> = {
-  [K in keyof T & string]: EventMessage<T[K]> & { table: K };
+  [K in keyof T & string]: (EventMessage<T[K]> & { table: K }) | (TruncateMessage & { table: K });
 }[keyof T & string];
 
 export interface SubscribedNotice {
@@ -43,6 +45,17 @@ export interface SyncedNotice {
   rows: number;
 }
 
+/** An event the relay did not send: it was over WALCAST_MAX_EVENT_BYTES (docs/protocol.md "Large events"). */
+export interface SkippedNotice {
+  channel: string;
+  table: string;
+  /** The event's position; the subscription resumes after it. */
+  position: string;
+  /** The event's size in bytes. */
+  bytes: number;
+  error: RelayError;
+}
+
 /** What a Subscription emits besides row events. */
 export interface SubscriptionNotices {
   /** The relay confirmed the subscription (first time and after every reconnect). */
@@ -55,6 +68,8 @@ export interface SubscriptionNotices {
    * snapshot that follows replace it.
    */
   resync: ResyncNotice;
+  /** An event was too large to send: read its row from the table if it matters. The stream goes on. */
+  skipped: SkippedNotice;
   /** The relay refused the subscribe. Not retryable: the subscription has ended. */
   error: RelayError;
 }

@@ -113,7 +113,34 @@ export interface EventMessage<Row = Record<string, unknown>> {
    * entered (op "insert", `row` = the new row, no `old`).
    */
   moved?: 'in' | 'out';
+  /**
+   * Generated columns this server does not publish (PostgreSQL before 18,
+   * or a publication without publish_generated_columns): absent from `row`
+   * in events and snapshot rows alike.
+   */
+  omitted?: string[];
 }
+
+/**
+ * A TRUNCATE of a registered table committed: every row of it is gone. Sent
+ * once per table to every subscription whose `tables` admit it, whatever its
+ * channel (a TRUNCATE has no rows to route), in commit order like other
+ * events, and kept in the recovery window. No `row`. `TRUNCATE a, b` and
+ * `TRUNCATE … CASCADE` give one per registered table, each with its own
+ * position.
+ */
+export interface TruncateMessage {
+  type: 'event';
+  channel: string;
+  /** The table's name; schema-qualified when not in `public`. */
+  table: string;
+  op: 'truncate';
+  position: string;
+  commit_time: string;
+}
+
+/** Anything that arrives as `type: "event"`: a row event, or a truncate (narrow on `op`). */
+export type AnyEventMessage<Row = Record<string, unknown>> = EventMessage<Row> | TruncateMessage;
 
 export interface PongMessage {
   type: 'pong';
@@ -127,6 +154,14 @@ export interface ErrorMessage {
   message: string;
   /** With `invalid_row`: what failed validation (at most 20 entries). */
   errors?: ValidationIssue[];
+  /**
+   * With `event_too_large`: the event that was not sent. `position` is its
+   * place in the stream (resume with `since` from it); `bytes` its size.
+   */
+  channel?: string;
+  table?: string;
+  position?: string;
+  bytes?: number;
 }
 
 export interface ValidationIssue {
@@ -154,6 +189,7 @@ export type ServerMessage =
   | SubscribedMessage
   | UnsubscribedMessage
   | EventMessage
+  | TruncateMessage
   | PongMessage
   | ErrorMessage
   | AuthenticatedMessage
@@ -211,6 +247,7 @@ export const ERROR_CODES = {
   reference_not_found: 'a value refers to a row that does not exist (foreign key)',
   check_failed: 'the row violates a check constraint of the table',
   publish_failed: 'the row could not be inserted; it has been logged',
+  event_too_large: 'an event was larger than WALCAST_MAX_EVENT_BYTES and was not sent; read the row from its table',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

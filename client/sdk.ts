@@ -44,6 +44,12 @@ export interface ClientOptions {
   heartbeat?: Partial<HeartbeatOptions>;
   /** A connect attempt that has not opened by then counts as failed, ms. */
   connectTimeoutMs?: number;
+  /**
+   * A connection that stays open this long counts as healthy, and only then
+   * does the backoff start over (ms). A relay that closes each connection
+   * right after it opened is retried at growing intervals, not in a loop.
+   */
+  healthyMs?: number;
   /** Random source for the backoff jitter (tests pass a fixed one). */
   random?: () => number;
   /**
@@ -56,6 +62,7 @@ export interface ClientOptions {
 }
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+export const DEFAULT_HEALTHY_MS = 5_000;
 const OPEN = 1;
 
 export class WalcastClient {
@@ -63,6 +70,8 @@ export class WalcastClient {
   private readonly WebSocketClass: WebSocketConstructor;
   private readonly backoff: BackoffOptions;
   private readonly connectTimeoutMs: number;
+  private readonly healthyMs: number;
+  private healthTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly token: ClientOptions['token'];
   private readonly random: () => number;
   private readonly notices = new Emitter<ClientNotices>();
@@ -83,6 +92,7 @@ export class WalcastClient {
     this.WebSocketClass = WS;
     this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
     this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    this.healthyMs = options.healthyMs ?? DEFAULT_HEALTHY_MS;
     this.token = options.token;
     this.random = options.random ?? Math.random;
     this.heartbeat = new Heartbeat(
@@ -172,14 +182,20 @@ export class WalcastClient {
     this.timer = setTimeout(() => this.lost(new ConnectTimeoutError(this.connectTimeoutMs)), this.connectTimeoutMs);
     socket.onopen = () => this.opened();
     socket.onmessage = (ev) => this.received(ev.data);
-    socket.onclose = (ev) => this.lost(new ConnectionError(ev.code, ev.reason));
-    // A close event always follows an error event; it carries the code.
-    socket.onerror = () => {};
+    // A close event always follows an error event; it carries the code. An
+    // upgrade refused with 403 (Origin or address not allowed) is told only
+    // by the error (under Node; browsers do not say why).
+    let refused: number | undefined;
+    socket.onclose = (ev) => this.lost(refused === 403
+      ? new ConnectionError(ev.code, 'the relay refused the connection with HTTP 403 (Origin or address not allowed)', 'forbidden')
+      : new ConnectionError(ev.code, ev.reason));
+    socket.onerror = (ev) => (refused = refusedStatus(ev));
   }
 
   private opened(): void {
     clearTimeout(this.timer);
     this.drive({ type: 'opened' });
+    this.healthTimer = setTimeout(() => this.drive({ type: 'healthy' }), this.healthyMs);
     this.heartbeat.start();
     for (const sub of this.subs.values()) this.sendSubscribe(sub);
   }
@@ -187,15 +203,18 @@ export class WalcastClient {
   private lost(error: ConnectionError): void {
     if (this.state.status === 'closed' || this.state.status === 'reconnecting') return;
     clearTimeout(this.timer);
+    clearTimeout(this.healthTimer);
     this.heartbeat.stop();
     this.dropSocket(error.code === 'heartbeat_timeout' ? 4009 : 1000, error.code);
     for (const sub of this.subs.values()) sub.suspend();
     this.notices.emit('error', error);
-    this.drive({ type: 'lost' }, error);
+    // Refused for good (a rejected token, a 403): trying again would be refused again.
+    this.drive(error.retryable ? { type: 'lost' } : { type: 'close' }, error);
   }
 
   private shutdown(): void {
     clearTimeout(this.timer);
+    clearTimeout(this.healthTimer);
     for (const t of this.retryTimers) clearTimeout(t);
     this.retryTimers.clear();
     this.heartbeat.stop();
@@ -266,6 +285,8 @@ export class WalcastClient {
         for (const sub of this.subs.values()) sub.settle();
         return;
       case 'error':
+        // An event over the relay's size limit, in the event's place: the subscription moves past it.
+        if (msg.code === 'event_too_large' && msg.channel !== undefined) return this.subs.get(msg.channel)?.skipped(msg);
         this.relayError(new RelayError(msg.code, msg.message, msg.id));
         return;
       case 'unsubscribed':
@@ -291,6 +312,13 @@ export class WalcastClient {
     }, delay);
     this.retryTimers.add(timer);
   }
+}
+
+/** The HTTP status of a refused upgrade, from the `ws` package's error ("Unexpected server response: 403"). */
+function refusedStatus(ev: unknown): number | undefined {
+  const message = (ev as { message?: unknown } | null)?.message;
+  const m = typeof message === 'string' ? /server response: (\d{3})/.exec(message) : null;
+  return m ? Number(m[1]) : undefined;
 }
 
 /** Accept http(s) and ws(s) URLs, with or without the /ws path. */

@@ -8,9 +8,9 @@
 // with its current position and then sends the replayed events, which are
 // older: the subscription keeps resuming from the last replayed event until
 // a later pong proves the replay has all arrived (settle()).
-import type { EventMessage, SubscribeMessage, SubscribedMessage } from './protocol.ts';
+import type { AnyEventMessage, ErrorMessage, SubscribeMessage, SubscribedMessage } from './protocol.ts';
 import { Emitter } from './emitter.ts';
-import type { RelayError } from './errors.ts';
+import { RelayError } from './errors.ts';
 import type { AnyRows, SubscriptionNotices, TableEvent, TableRows } from './events.ts';
 
 export interface SubscribeOptions {
@@ -117,7 +117,7 @@ export class Subscription<T extends TableRows = AnyRows> {
     if (this.snapshotLeft === 0) this.notices.emit('synced', { channel: this.channel, rows: 0 });
   }
 
-  event(msg: EventMessage): void {
+  event(msg: AnyEventMessage): void {
     // Events before our subscribed reply belong to an earlier subscription of the channel.
     if (this.state !== 'active') return;
     if (msg.op === 'snapshot') {
@@ -133,6 +133,17 @@ export class Subscription<T extends TableRows = AnyRows> {
     this.resumeFrom = msg.position;
     if (this.replayHead !== undefined && msg.position >= this.replayHead) this.replayHead = undefined;
     this.deliver(msg);
+  }
+
+  /** The relay did not send an event over its size limit (`event_too_large`): note it, and resume after it. */
+  skipped(msg: ErrorMessage): void {
+    if (this.state !== 'active' || msg.position === undefined) return;
+    if (this.resumeFrom !== undefined && msg.position <= this.resumeFrom) return;
+    this.resumeFrom = msg.position;
+    this.notices.emit('skipped', {
+      channel: this.channel, table: msg.table ?? '', position: msg.position, bytes: msg.bytes ?? 0,
+      error: new RelayError(msg.code, msg.message, undefined, this.channel),
+    });
   }
 
   /** A pong arrived: everything the relay sent before it, replays included, has arrived. */
@@ -158,7 +169,7 @@ export class Subscription<T extends TableRows = AnyRows> {
     this.notices.clear();
   }
 
-  private deliver(msg: EventMessage): void {
+  private deliver(msg: AnyEventMessage): void {
     this.onEvent(msg as TableEvent<T>);
   }
 }

@@ -101,13 +101,20 @@ function onEvent(event) {
 }
 
 function onMessage({ op, row }) {
-  if (op === 'delete') state.messages.delete(row.id);
+  // TRUNCATE: every message is gone.
+  if (op === 'truncate') state.messages.clear();
+  else if (op === 'delete') state.messages.delete(row.id);
   else state.messages.set(row.id, row);
   while (state.messages.size > MAX_MESSAGES) state.messages.delete(state.messages.keys().next().value);
   renderMessages();
 }
 
 function onPresence({ op, row, commit_time }) {
+  if (op === 'truncate') {
+    state.members.clear();
+    renderPresence();
+    return;
+  }
   // How old the row was when sent, by the server's own clock (snapshot rows
   // and rows written by hand can be old): a row past the TTL is a member gone.
   const age = Math.max(0, Date.parse(commit_time) - Date.parse(row.updated_at)) || 0;
@@ -202,6 +209,7 @@ function renderPresence() {
 }
 
 function logEvent({ op, table, position, row }) {
+  if (op === 'truncate') return appendLog(op, `${table.padEnd(13)} every row removed`, position);
   const what = table === 'chat_messages' ? `${row.sender ?? ''}: ${row.body ?? `#${row.id}`}` : `${row.name || row.user_id}`;
   appendLog(op, `${table.padEnd(13)} ${what}`, position);
 }

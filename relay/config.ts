@@ -21,11 +21,13 @@ export interface Config {
   maxFrameBytes: number;
   sendQueueBytes: number;
   slowConsumerMs: number;
+  maxEventBytes: number;
   heartbeatMs: number;
   ttlSchedule: string;
   recoverySeconds: number;
   recoveryEvents: number;
   recoveryMaxBytes: number;
+  recoveryRebuildBytes: number;
   // Security (relay/auth/settings.ts fills in what a caller leaves out).
   jwtSecret?: string | undefined;
   jwtPublicKey?: string | undefined;
@@ -110,10 +112,12 @@ export const OPTIONS = [
   opt({ key: 'maxFrameBytes', env: 'WALCAST_MAX_FRAME_BYTES', flag: 'max-frame-bytes', default: 65_536, allowed: 'an integer from 1024 to 16777216', parse: int(1024, 16 * 1024 * 1024), help: 'largest frame a client may send; larger closes with 1009' }),
   opt({ key: 'sendQueueBytes', env: 'WALCAST_SEND_QUEUE_BYTES', flag: 'send-queue-bytes', default: 1_048_576, allowed: 'an integer from 65536 to 1073741824', parse: int(65_536, 1024 ** 3), help: 'bytes queued for one slow client before it is closed with 4008' }),
   opt({ key: 'slowConsumerMs', env: 'WALCAST_SLOW_CONSUMER_MS', flag: 'slow-consumer-ms', default: 2000, allowed: 'an integer from 100 to 60000', parse: int(100, 60_000), help: 'a client whose queue stays over half of WALCAST_SEND_QUEUE_BYTES this long is closed with 4008; meanwhile the relay stops reading the replication stream' }),
+  opt({ key: 'maxEventBytes', env: 'WALCAST_MAX_EVENT_BYTES', flag: 'max-event-bytes', default: 16 * 1024 * 1024, allowed: 'an integer from 65536 to 268435456', parse: int(65_536, 256 * 1024 * 1024), help: 'largest event sent to clients (its JSON, in bytes); a larger one is replaced by an event_too_large error naming its table, channel and position' }),
   opt({ key: 'heartbeatMs', env: 'WALCAST_HEARTBEAT_MS', flag: 'heartbeat-ms', default: 15_000, allowed: 'an integer from 100 to 3600000', parse: int(100, 3_600_000), help: 'ping interval; a client silent for two intervals is dropped' }),
   opt({ key: 'ttlSchedule', env: 'WALCAST_TTL_SCHEDULE', flag: 'ttl-schedule', default: '*/10 * * * * *', allowed: 'a cron expression (node-cron, seconds field optional)', parse: (v) => (validateCron(v) ? v : undefined), help: 'when the TTL job prunes expired rows' }),
   opt({ key: 'recoverySeconds', env: 'WALCAST_RECOVERY_SECONDS', flag: 'recovery-seconds', default: 300, allowed: 'an integer from 0 to 86400', parse: int(0, 86_400), help: 'recovery window by age: clients resume with `since` within it; the slot keeps this much WAL' }),
   opt({ key: 'recoveryEvents', env: 'WALCAST_RECOVERY_EVENTS', flag: 'recovery-events', default: 10_000, allowed: 'an integer from 0 to 10000000', parse: int(0, 10_000_000), help: 'recovery window by count: events kept per channel (0: no resume)' }),
+  opt({ key: 'recoveryRebuildBytes', env: 'WALCAST_RECOVERY_REBUILD_BYTES', flag: 'recovery-rebuild-bytes', default: 0, allowed: 'an integer from 0 to 1099511627776', parse: int(0, 1024 ** 4), help: 'the most WAL held back for the recovery window, and re-read by a restarted relay before live rows flow (0: no bound)' }),
   opt({ key: 'recoveryMaxBytes', env: 'WALCAST_RECOVERY_MAX_BYTES', flag: 'recovery-max-bytes', default: 64 * 1024 * 1024, allowed: 'an integer from 0 to 17179869184', parse: int(0, 16 * 1024 ** 3), help: 'recovery window by memory: bytes of events kept in all' }),
   opt({ key: 'jwtSecret', env: 'WALCAST_JWT_SECRET', flag: 'jwt-secret', default: undefined, allowed: 'a secret of at least 32 characters other than whitespace', parse: usableSecret, help: 'verify client tokens as HS256 JWTs with this secret', secret: true }),
   opt({ key: 'jwtPublicKey', env: 'WALCAST_JWT_PUBLIC_KEY', flag: 'jwt-public-key', default: undefined, allowed: 'a PEM public key (-----BEGIN PUBLIC KEY-----, RSA or P-256; \\n may stand for newlines)', parse: pem, help: 'verify client tokens as RS256/ES256 JWTs with this public key' }),

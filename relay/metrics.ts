@@ -50,6 +50,7 @@ export class RelayMetrics {
     total('walcast_deliveries_total', 'Events handed to a subscriber socket', () => source.counters().deliveries);
     total('walcast_transactions_total', 'Committed transactions dispatched', () => source.counters().transactions);
     total('walcast_rows_unrouted_total', 'Rows of tables in the publication that are not registered', () => source.counters().unrouted);
+    total('walcast_events_too_large_total', 'Events over WALCAST_MAX_EVENT_BYTES, sent as an event_too_large error instead', () => source.counters().tooLarge);
     total('walcast_sent_bytes_total', 'Bytes of frame payloads sent to clients (UTF-8)', source.bytesSent);
     total('walcast_slow_consumer_closes_total', 'Clients closed with 4008 because their send queue passed WALCAST_SEND_QUEUE_BYTES', source.slowConsumerCloses);
     total('walcast_heartbeats_total', 'Heartbeat messages the slot watchdog emitted', source.heartbeats);

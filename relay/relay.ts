@@ -32,7 +32,7 @@ import { displayName } from './hub/snapshot.ts';
 
 import { RelayMetrics } from './metrics.ts';
 import { metricsRoutes } from './http/metrics.ts';
-import { SlotWatchdog } from './replication/watchdog.ts';
+import { HEARTBEAT_PREFIX, SlotWatchdog } from './replication/watchdog.ts';
 
 export { asStartupError, safeTarget } from './db/connect-error.ts';
 
@@ -95,13 +95,18 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     maxBytes: config.recoveryMaxBytes,
   });
   let stream: ReplicationStream | undefined;
+  // Until the stream has read this far, it is re-reading the recovery window
+  // (history) and holds live rows back: /readyz says so.
+  const liveFrom = await liveMark(pool);
+  const startLsn = config.recoveryRebuildBytes > 0 ? rebuildFrom(slot.confirmedFlushLsn, liveFrom, config.recoveryRebuildBytes, logger) : slot.confirmedFlushLsn;
   const dispatcher = new Dispatcher({
     router,
     logger,
     recovery,
     epoch: slot.epoch,
-    startLsn: slot.confirmedFlushLsn,
-    liveFromLsn: await currentWalLsn(pool),
+    startLsn,
+    liveFromLsn: liveFrom,
+    maxEventBytes: config.maxEventBytes,
     onDelivered: (lsn, timeMs) => {
       metrics?.commitToDispatch.observe((Date.now() - timeMs) / 1000);
       stream?.delivered(lsn, timeMs);
@@ -117,6 +122,7 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     publication: config.publication,
     logger,
     holdMs: config.recoveryEvents > 0 ? config.recoverySeconds * 1000 : 0,
+    holdMaxBytes: config.recoveryRebuildBytes > 0 ? config.recoveryRebuildBytes : undefined,
     onMessage: (msg) => dispatcher.handle(msg),
     recreateSlot: async (reason) => {
       const info = await recreateSlot(pool, config.slot, logger, reason);
@@ -165,6 +171,7 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
       stopping: () => stopping !== undefined,
       lagging: () => watchdog.lagging,
       slotStatus: () => watchdog.status,
+      rebuilding: () => (liveStream.deliveredPosition < liveFrom ? Number(liveFrom - liveStream.deliveredPosition) : 0),
     },
   });
   await app.register(replayRoutes, {
@@ -188,6 +195,7 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     maxSubscriptions: config.maxSubscriptions,
     maxFrameBytes: config.maxFrameBytes,
     sendQueueBytes: config.sendQueueBytes,
+    maxEventBytes: config.maxEventBytes,
     slowConsumerMs: config.slowConsumerMs,
     onCongestion: (congested) => (congested ? liveStream.pause() : liveStream.resume()),
     heartbeatMs: config.heartbeatMs,
@@ -229,8 +237,8 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
 
-  stream.start(slot.confirmedFlushLsn);
-  logger.info({ slot: config.slot, lsn: formatLsn(slot.confirmedFlushLsn), epoch: slot.epoch, created: slot.created }, 'slot ready');
+  stream.start(startLsn);
+  logger.info({ slot: config.slot, lsn: formatLsn(startLsn), confirmed: formatLsn(slot.confirmedFlushLsn), epoch: slot.epoch, created: slot.created }, 'slot ready');
   const pruner = createPruner({ pool, schedule: config.ttlSchedule, logger, onPruned: (table, rows) => relayMetrics.pruned.inc({ table }, rows) });
   pruner.start();
   watchdog.start();
@@ -265,6 +273,34 @@ async function closeClients(ws: WsServer): Promise<void> {
   await Promise.race([ws.close(CLOSE.goingAway, SHUTDOWN_REASON), new Promise((r) => (timer = setTimeout(r, 2000)))]);
   clearTimeout(timer);
   for (const client of ws.wss.clients) client.terminate();
+}
+
+/**
+ * Where the stream starts: the slot's confirmed position, which the window's
+ * hold keeps at the window's start, so that the window is rebuilt; but at
+ * most `maxBytes` of WAL before the live mark. Re-reading the window holds
+ * live rows back (a busy window is millions of rows: tens of seconds), and
+ * the clients that come back after a restart resume from its newest part.
+ * PostgreSQL skips, without sending them, the transactions that committed
+ * before the requested start.
+ */
+function rebuildFrom(confirmed: Lsn, liveFrom: Lsn, maxBytes: number, logger: Logger): Lsn {
+  const bound = liveFrom - BigInt(maxBytes);
+  if (confirmed >= bound) return confirmed;
+  logger.warn({ confirmed: formatLsn(confirmed), from: formatLsn(bound), skippedBytes: Number(bound - confirmed), maxBytes },
+    'the recovery window holds more WAL than WALCAST_RECOVERY_REBUILD_BYTES: re-reading only its newest part; older positions get recovered:false');
+  return bound;
+}
+
+/**
+ * Emit a heartbeat message and return its LSN: past the server's WAL
+ * position at start, and sure to reach the stream (the stream delivers a
+ * heartbeat's LSN once what precedes it is delivered), so the relay can
+ * tell when it has re-read its window.
+ */
+async function liveMark(pool: pg.Pool): Promise<Lsn> {
+  const { rows } = await pool.query<{ lsn: string }>('SELECT pg_logical_emit_message(false, $1::text, $2::text)::text AS lsn', [HEARTBEAT_PREFIX, '']);
+  return parseLsn(rows[0]!.lsn);
 }
 
 async function currentWalLsn(pool: pg.Pool): Promise<Lsn> {

@@ -102,7 +102,7 @@ const MAIN = new URL('../../relay/main.ts', import.meta.url).pathname;
  * flags: BENCH_RELAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"
  * profiles it; --cpu-prof is not allowed in NODE_OPTIONS).
  */
-async function spawnWalcast(databaseUrl: string, slot: string, env: Record<string, string>): Promise<Forked> {
+export async function spawnWalcast(databaseUrl: string, slot: string, env: Record<string, string>): Promise<Forked> {
   const nodeArgs = (process.env.BENCH_RELAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', MAIN, 'start', '--port', '0', '--slot', slot], {
     env: {

@@ -63,6 +63,10 @@ function session(url: string, token: string | undefined, sub: Subscribe, onPosit
       } else if (msg.type === 'subscribed') {
         process.stderr.write(`# subscribed to ${msg.channel} at ${msg.position}${msg.recovered === false ? ' (could not resume: events were missed)' : ''}\n`);
         if (!sub.since) onPosition(msg.position);
+      } else if (msg.type === 'error' && msg.code === 'event_too_large') {
+        // An event too large to send, in its place: note it and go on after it.
+        process.stderr.write(`# ${msg.message}\n`);
+        if (msg.position) onPosition(msg.position);
       } else if (msg.type === 'error') {
         resolve({ note: msg.message, fatal: `${msg.code}: ${msg.message}` });
         ws.close();

@@ -2,6 +2,7 @@
 // then kept current from the replication stream: walcast.tables is in the
 // publication with REPLICA IDENTITY FULL, so every change carries whole rows.
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { sql } from 'drizzle-orm';
 import { walcastTables } from './schema.ts';
 
 export interface Registration {
@@ -13,6 +14,11 @@ export interface Registration {
   timeColumn: string | null;
   /** What a snapshot sends: every row of the channel (state) or the newest (events). */
   kind: 'events' | 'state';
+  /**
+   * Generated columns the publication does not send (PostgreSQL before 18):
+   * left out of snapshot rows too, and listed in every event's `omitted`.
+   */
+  omitted: string[];
 }
 
 /** Any Drizzle PostgreSQL database; its schema type does not matter here. */
@@ -27,6 +33,8 @@ export async function loadRegistrations(db: AnyPgDatabase): Promise<Registration
       ttl: walcastTables.ttl,
       timeColumn: walcastTables.timeColumn,
       kind: walcastTables.kind,
+      // Computed now, not as recorded: the publication may have changed since.
+      omitted: sql<string[]>`walcast.omitted_columns(to_regclass(format('%I.%I', ${walcastTables.schemaName}, ${walcastTables.tableName})), walcast.publication_name())`,
     })
     .from(walcastTables)
     .orderBy(walcastTables.schemaName, walcastTables.tableName);
@@ -44,7 +52,8 @@ export function registrationFromRow(row: Record<string, unknown>): Registration 
   const channelColumn = nonEmpty(row.channel_column);
   if (schema === null || table === null || channelColumn === null) return null;
   const kind = row.kind === 'state' ? 'state' : 'events';
-  return { schema, table, channelColumn, ttl: nonEmpty(row.ttl), timeColumn: nonEmpty(row.time_column), kind };
+  const omitted = Array.isArray(row.omitted_columns) ? row.omitted_columns.filter((c): c is string => typeof c === 'string') : [];
+  return { schema, table, channelColumn, ttl: nonEmpty(row.ttl), timeColumn: nonEmpty(row.time_column), kind, omitted };
 }
 
 function nonEmpty(value: unknown): string | null {

@@ -41,6 +41,8 @@ export const walcastTables = walcastSchema.table(
     registeredAt: timestamptz('registered_at').notNull().defaultNow(),
     /** 'events' or 'state' (sql/002_delivery.sql): what a snapshot sends. */
     kind: text('kind').$type<'events' | 'state'>().notNull().default('events'),
+    /** Generated columns the publication does not send (sql/004_generated_columns.sql). */
+    omittedColumns: text('omitted_columns').array().notNull().default([]),
   },
   (t) => [primaryKey({ columns: [t.schemaName, t.tableName] })],
 );

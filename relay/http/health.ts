@@ -1,7 +1,8 @@
 // GET /healthz: 200 while the replication stream is up, 503 otherwise, with
 // a JSON body saying why. GET /readyz: 200 when this relay should get
 // clients: it is the active relay (not a standby, not stopping), streaming,
-// its lag is under the warning thresholds and its slot is usable; otherwise
+// its lag is under the warning thresholds, its slot is usable, and it is
+// not re-reading its recovery window (live rows held back); otherwise
 // 503 with every reason. (A standby answers both from standby.ts.)
 // The reasons are public: they say what state the relay is in, never the
 // error behind it (a database address, a server message); that is in the
@@ -18,6 +19,11 @@ export interface HealthSource {
   /** The lag warning, when the lag is above a threshold. */
   lagging?(): string | undefined;
   slotStatus?(): SlotStatus | undefined;
+  /**
+   * Bytes of WAL still to re-read before live rows flow: a restarted relay
+   * rebuilds its recovery window from the slot first. 0 when live.
+   */
+  rebuilding?(): number;
 }
 
 function streamReason(state: StreamState): string {
@@ -37,6 +43,10 @@ export const healthRoutes: FastifyPluginAsync<{ source: HealthSource }> = async 
     const reasons: string[] = [];
     if (source.stopping?.()) reasons.push('the relay is shutting down');
     if (state !== 'streaming') reasons.push(streamReason(state));
+    const rebuilding = source.rebuilding?.() ?? 0;
+    if (rebuilding > 0) {
+      reasons.push(`rebuilding the recovery window from the slot: live rows are held back until ${rebuilding} more bytes of WAL are read`);
+    }
     const lag = source.lagging?.();
     if (lag) reasons.push(lag);
     if (slot && (slot.walStatus === 'unreserved' || slot.walStatus === 'lost' || slot.walStatus === 'missing')) {

@@ -20,8 +20,9 @@ import { registrationFromRow, type Registration } from '../db/registry.ts';
 import { PRUNE_MESSAGE_PREFIX } from '../jobs/ttl.ts';
 import type { Router } from './router.ts';
 import type { RecoveryBuffer } from './recovery.ts';
-import type { EventMessage, Op } from '../../client/protocol.ts';
+import type { EventMessage, Op, TruncateMessage } from '../../client/protocol.ts';
 import { MAX_CHANNEL_LENGTH } from '../../client/protocol.ts';
+import { eventFrame } from './too-large.ts';
 
 interface Transaction {
   finalLsn: Lsn;
@@ -33,7 +34,7 @@ interface Transaction {
   prune: boolean;
 }
 
-type Route = { kind: 'table'; channelColumn: string } | { kind: 'registry' } | { kind: 'none' };
+type Route = { kind: 'table'; channelColumn: string; omitted: string[] | undefined } | { kind: 'registry' } | { kind: 'none' };
 
 export interface DispatcherCounters {
   rows: number;
@@ -41,6 +42,8 @@ export interface DispatcherCounters {
   deliveries: number;
   unrouted: number;
   transactions: number;
+  /** Events over maxEventBytes, replaced by an event_too_large notice. */
+  tooLarge: number;
 }
 
 export interface DispatcherOptions {
@@ -59,10 +62,12 @@ export interface DispatcherOptions {
    */
   liveFromLsn: Lsn;
   recovery: RecoveryBuffer;
+  /** Largest event frame (UTF-8 bytes) sent; larger ones become an event_too_large notice. */
+  maxEventBytes: number;
 }
 
 export class Dispatcher {
-  readonly counters: DispatcherCounters = { rows: 0, events: 0, deliveries: 0, unrouted: 0, transactions: 0 };
+  readonly counters: DispatcherCounters = { rows: 0, events: 0, deliveries: 0, unrouted: 0, transactions: 0, tooLarge: 0 };
   private tx: Transaction | undefined;
   private lastLsn: Lsn;
   private lastIndex = 0;
@@ -136,19 +141,29 @@ export class Dispatcher {
       case 'delete':
         this.change(msg);
         return;
+      case 'truncate':
+        this.truncate(msg.relations);
+        return;
       default:
-        // type, origin, truncate: nothing to route (TRUNCATE has no rows).
+        // type, origin: nothing to route.
         return;
     }
+  }
+
+  /** The next change of the transaction: its index, or 0 when it was dispatched before a reconnect. */
+  private next(tx: Transaction): number {
+    const index = ++tx.index;
+    if (tx.finalLsn < this.lastLsn || (tx.finalLsn === this.lastLsn && index <= this.lastIndex)) return 0;
+    this.lastLsn = tx.finalLsn;
+    this.lastIndex = index;
+    return index;
   }
 
   private change(msg: Extract<PgoutputMessage, { tag: 'insert' | 'update' | 'delete' }>): void {
     const tx = this.tx;
     if (!tx) return;
-    const index = ++tx.index;
-    if (tx.finalLsn < this.lastLsn || (tx.finalLsn === this.lastLsn && index <= this.lastIndex)) return;
-    this.lastLsn = tx.finalLsn;
-    this.lastIndex = index;
+    const index = this.next(tx);
+    if (index === 0) return;
     this.counters.rows++;
     const route = this.route(msg.relation);
     if (route.kind === 'registry') return this.registryChange(msg);
@@ -157,10 +172,11 @@ export class Dispatcher {
       return;
     }
     if (msg.tag === 'delete' && tx.prune) return;
-    this.emit(msg, tx, index, route.channelColumn);
+    this.emit(msg, tx, index, route);
   }
 
-  private emit(msg: Extract<PgoutputMessage, { tag: 'insert' | 'update' | 'delete' }>, tx: Transaction, index: number, column: string): void {
+  private emit(msg: Extract<PgoutputMessage, { tag: 'insert' | 'update' | 'delete' }>, tx: Transaction, index: number, route: Extract<Route, { kind: 'table' }>): void {
+    const column = route.channelColumn;
     const event: EventMessage = {
       type: 'event',
       channel: '',
@@ -170,6 +186,7 @@ export class Dispatcher {
       commit_time: (tx.commitTimeIso ??= pgTimeToIso(tx.commitTime)),
       row: {},
     };
+    if (route.omitted) event.omitted = route.omitted;
     const out = sends(msg, event, column);
     const { router, recovery } = this.opts;
     const keep = recovery.limits.maxPerChannel > 0;
@@ -182,13 +199,45 @@ export class Dispatcher {
       const live = router.hasSubscribers(channel);
       if (!live && !keep) continue;
       e.channel = channel;
-      const frame = JSON.stringify(e);
+      const frame = eventFrame(e, this.opts.maxEventBytes, () => this.tooLarge(e));
       this.counters.events++;
       if (keep) recovery.add({ channel, table: e.table, position: e.position, timeMs, frame }, Date.now());
       // Encoded to UTF-8 once here: a string would be encoded again by every
       // socket it is written to (ws and net each measure or convert it).
       if (live) this.counters.deliveries += router.dispatch(channel, { table: e.table, position: e.position, xid: tx.xid, frame: Buffer.from(frame) });
     }
+  }
+
+  /**
+   * TRUNCATE of one or more tables: one event per registered table (each its
+   * own change index, so its own position), to every subscription whose
+   * filter admits the table, whatever its channel; kept in the window.
+   */
+  private truncate(relations: Relation[]): void {
+    const tx = this.tx;
+    if (!tx) return;
+    for (const relation of relations) {
+      const index = this.next(tx);
+      if (index === 0 || this.route(relation).kind !== 'table') continue;
+      const table = relation.qualifiedName;
+      const event: TruncateMessage = {
+        type: 'event', channel: '', table, op: 'truncate',
+        position: formatPosition(tx.finalLsn, index, this.epoch),
+        commit_time: (tx.commitTimeIso ??= pgTimeToIso(tx.commitTime)),
+      };
+      const frame = JSON.stringify(event);
+      this.counters.events++;
+      this.opts.recovery.addTruncate({ channel: '', table, position: event.position, timeMs: pgTimeToMs(tx.commitTime), frame }, Date.now());
+      this.counters.deliveries += this.opts.router.dispatchTable(table, (channel) => ({
+        table, position: event.position, xid: tx.xid, frame: Buffer.from(JSON.stringify({ ...event, channel })),
+      }));
+    }
+  }
+
+  private tooLarge(event: EventMessage): void {
+    this.counters.tooLarge++;
+    this.opts.logger.warn({ table: event.table, channel: event.channel, position: event.position, maxEventBytes: this.opts.maxEventBytes },
+      'an event over WALCAST_MAX_EVENT_BYTES was replaced by an event_too_large notice');
   }
 
   private route(relation: Relation): Route {
@@ -198,7 +247,7 @@ export class Dispatcher {
     else {
       const reg = this.registrations.get(`${relation.schema}.${relation.name}`);
       if (reg && relation.columns.some((c) => c.name === reg.channelColumn)) {
-        route = { kind: 'table', channelColumn: reg.channelColumn };
+        route = { kind: 'table', channelColumn: reg.channelColumn, omitted: reg.omitted.length ? reg.omitted : undefined };
       } else {
         route = { kind: 'none' };
         this.warnOnce(`unreg:${relation.qualifiedName}`, { table: relation.qualifiedName },

@@ -10,6 +10,10 @@
 // drop in position order across channels) or the channel's own floor
 // (count). A `since` at or above the channel's floor is recoverable: every
 // later event of that channel is still here. Pure: no I/O, no timers.
+//
+// A TRUNCATE belongs to no channel: it is kept once, in a list of its own,
+// under the same age and memory bounds, and merged into every channel's
+// replay in position order with the channel filled in.
 
 import { parsePosition } from '../replication/position.ts';
 
@@ -21,7 +25,12 @@ export interface BufferedEvent {
   timeMs: number;
   frame: string;
   evicted?: boolean;
+  /** A truncate: `channel` is empty and `frame` starts with TRUNCATE_PREFIX. */
+  truncate?: boolean;
 }
+
+/** How a stored truncate frame starts; replay() puts the channel in. */
+export const TRUNCATE_PREFIX = '{"type":"event","channel":""';
 
 export interface RecoveryLimits {
   maxAgeMs: number;
@@ -54,6 +63,7 @@ export class RecoveryBuffer {
   private readonly channels = new Map<string, ChannelLog>();
   private fifo: BufferedEvent[] = [];
   private fifoHead = 0;
+  private truncates: BufferedEvent[] = [];
   private floor = '';
   private epoch = '';
   bytes = 0;
@@ -66,6 +76,7 @@ export class RecoveryBuffer {
     this.channels.clear();
     this.fifo = [];
     this.fifoHead = 0;
+    this.truncates = [];
     this.floor = floor;
     this.epoch = epoch;
     this.bytes = 0;
@@ -94,6 +105,20 @@ export class RecoveryBuffer {
     this.evict(nowMs);
   }
 
+  /** Keep a truncate (channel '', frame starting with TRUNCATE_PREFIX) for every channel's replay. */
+  addTruncate(event: BufferedEvent, nowMs: number): void {
+    if (this.limits.maxPerChannel === 0) {
+      this.floor = event.position;
+      return;
+    }
+    event.truncate = true;
+    this.truncates.push(event);
+    this.fifo.push(event);
+    this.bytes += frameBytes(event.frame) + ENTRY_OVERHEAD;
+    this.count++;
+    this.evict(nowMs);
+  }
+
   /** Drop events past the age and memory bounds. */
   evict(nowMs: number): void {
     const oldest = nowMs - this.limits.maxAgeMs;
@@ -102,6 +127,13 @@ export class RecoveryBuffer {
       if (!e.evicted && e.timeMs >= oldest && this.bytes <= this.limits.maxBytes) break;
       this.fifoHead++;
       if (e.evicted) continue;
+      if (e.truncate) {
+        this.truncates.shift(); // truncates are few: the list stays short
+        this.bytes -= frameBytes(e.frame) + ENTRY_OVERHEAD;
+        this.count--;
+        this.floor = e.position;
+        continue;
+      }
       const log = this.channels.get(e.channel)!;
       this.shiftChannel(log);
       this.floor = e.position;
@@ -122,9 +154,9 @@ export class RecoveryBuffer {
     const log = this.channels.get(channel);
     const floor = log && log.floor > this.floor ? log.floor : this.floor;
     if (since < floor) return { recovered: false, reason: 'events after this position have left the recovery window' };
-    if (!log) return { recovered: true, events: [] };
-    const from = this.firstAfter(log, since);
-    return { recovered: true, events: log.events.slice(from) };
+    const events = log ? log.events.slice(this.firstAfter(log, since)) : [];
+    const truncates = this.truncates.filter((t) => t.position > since).map((t) => forChannel(t, channel));
+    return { recovered: true, events: truncates.length ? mergeByPosition(events, truncates) : events };
   }
 
   /** Where the window starts: positions below it cannot be resumed. */
@@ -159,4 +191,22 @@ export class RecoveryBuffer {
     }
     return e;
   }
+}
+
+/** A stored truncate as `channel` receives it. */
+function forChannel(t: BufferedEvent, channel: string): BufferedEvent {
+  const frame = `{"type":"event","channel":${JSON.stringify(channel)}${t.frame.slice(TRUNCATE_PREFIX.length)}`;
+  return { channel, table: t.table, position: t.position, timeMs: t.timeMs, frame };
+}
+
+/** Two lists each in position order, as one. */
+function mergeByPosition(a: BufferedEvent[], b: BufferedEvent[]): BufferedEvent[] {
+  const out: BufferedEvent[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    if (j >= b.length || (i < a.length && a[i]!.position < b[j]!.position)) out.push(a[i++]!);
+    else out.push(b[j++]!);
+  }
+  return out;
 }

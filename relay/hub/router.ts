@@ -40,10 +40,16 @@ interface Subscription {
   after: string | undefined;
   held: RoutedEvent[] | undefined;
   heldBytes: number;
+  /** The largest held frame: one event may go past the bound (a large row). */
+  largestHeld: number;
   overflow: boolean;
 }
 
-/** Most bytes of frames held for one subscription while its snapshot is read. */
+/**
+ * Most bytes of frames held for one subscription while its snapshot is read,
+ * besides the largest one (an event larger than the bound must not fail a
+ * snapshot; its bytes are shared with every other subscriber).
+ */
 export const MAX_HELD_BYTES = 4 * 1024 * 1024;
 
 export class Router {
@@ -58,7 +64,7 @@ export class Router {
       this.channels.set(channel, subs);
     }
     if (subs.has(sink)) return false;
-    subs.set(sink, { tables: opts.tables, after: opts.after, held: opts.hold ? [] : undefined, heldBytes: 0, overflow: false });
+    subs.set(sink, { tables: opts.tables, after: opts.after, held: opts.hold ? [] : undefined, heldBytes: 0, largestHeld: 0, overflow: false });
     this.subscriptions++;
     return true;
   }
@@ -79,6 +85,7 @@ export class Router {
     const held = sub.overflow ? 'overflow' : sub.held;
     sub.held = undefined;
     sub.heldBytes = 0;
+    sub.largestHeld = 0;
     return held;
   }
 
@@ -97,12 +104,30 @@ export class Router {
         if (!sub.overflow) {
           sub.held.push(event);
           sub.heldBytes += event.frame.length;
-          sub.overflow = sub.heldBytes > MAX_HELD_BYTES;
+          sub.largestHeld = Math.max(sub.largestHeld, event.frame.length);
+          sub.overflow = sub.heldBytes - sub.largestHeld > MAX_HELD_BYTES;
         }
         continue;
       }
       sink.send(event.frame);
       n++;
+    }
+    return n;
+  }
+
+  /**
+   * Hand an event that belongs to no channel (a truncate of `table`) to
+   * every subscription whose filter admits the table, built per channel by
+   * `make`; returns how many received it.
+   */
+  dispatchTable(table: string, make: (channel: string) => RoutedEvent): number {
+    let n = 0;
+    for (const [channel, subs] of this.channels) {
+      for (const sub of subs.values()) {
+        if (sub.tables !== null && !sub.tables.has(table)) continue;
+        n += this.dispatch(channel, make(channel));
+        break;
+      }
     }
     return n;
   }

@@ -29,6 +29,8 @@ export const DEFAULT_SNAPSHOT_LIMIT = 100;
 export interface SnapshotRow {
   table: string;
   row: Record<string, unknown>;
+  /** Generated columns left out, as live events of the table leave them out. */
+  omitted?: string[];
 }
 
 export interface Snapshot {
@@ -115,13 +117,16 @@ async function readTable(client: pg.PoolClient, reg: Registration, channel: stri
   }
   const converters = result.fields.map((f) => converterFor(f.dataTypeID));
   const name = displayName(reg);
+  // The same shape as the table's live events: without the columns they omit.
+  const omitted = reg.omitted.length ? new Set(reg.omitted) : undefined;
   return result.rows.map((r: Record<string, string | null>) => {
     const row: Record<string, unknown> = {};
     result.fields.forEach((f, i) => {
+      if (omitted?.has(f.name)) return;
       const v = r[f.name];
       row[f.name] = v === null || v === undefined ? null : converters[i]!(v);
     });
-    return { table: name, row };
+    return omitted ? { table: name, row, omitted: reg.omitted } : { table: name, row };
   });
 }
 

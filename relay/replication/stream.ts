@@ -41,6 +41,14 @@ export interface StreamOptions {
    */
   holdMs?: number;
   /**
+   * Hold confirmation back by at most this many bytes of WAL behind what is
+   * delivered, whatever holdMs says. A restarted relay re-reads what was not
+   * confirmed before live rows flow, and PostgreSQL decodes all of it (even
+   * what it then skips), so this bounds that wait; positions older than the
+   * bound are not resumable after a restart. Unset: no bound.
+   */
+  holdMaxBytes?: number;
+  /**
    * Called before reconnecting after the slot vanished (dropped) or was
    * invalidated (wal_status lost): recreate it, and return the LSN to start
    * from. Without it such a failure is retried as it is.
@@ -117,18 +125,20 @@ export class ReplicationStream extends EventEmitter {
     else this.samples.push({ lsn, timeMs });
   }
 
-  /** What may be confirmed now: delivered, and (with a hold) older than the window. */
+  /** What may be confirmed now: delivered, and (with a hold) older than the window or than holdMaxBytes. */
   private confirmable(): Lsn {
     if (!this.opts.holdMs) return this.deliveredLsn;
     const horizon = Date.now() - this.opts.holdMs;
+    const floor = this.opts.holdMaxBytes === undefined ? 0n : this.deliveredLsn - BigInt(this.opts.holdMaxBytes);
     let lsn = this.confirmedLsn;
     let drop = 0;
     for (const s of this.samples) {
-      if (s.timeMs > horizon) break;
+      if (s.timeMs > horizon && s.lsn > floor) break;
       lsn = s.lsn;
       drop++;
     }
     if (drop > 0) this.samples.splice(0, drop);
+    if (floor > lsn) lsn = floor;
     return lsn > this.deliveredLsn ? this.deliveredLsn : lsn;
   }
 

@@ -49,13 +49,36 @@ export class WriteCoalescer {
   };
 }
 
+/**
+ * Payloads from this size on are written as they are, after their own frame
+ * header, not copied into the tick's Buffer: a large event's bytes are then
+ * shared by every socket it goes to instead of copied once per subscriber.
+ */
+export const SHARED_PAYLOAD_BYTES = 64 * 1024;
+
 /** Write `queue`'s pending frames now (before a close frame, say). */
 export function flushQueue(queue: FrameQueue): void {
   if (queue.pending.length === 0) return;
-  const frames = encodeTextFrames(queue.pending);
+  const pending = queue.pending;
   queue.pending = [];
   queue.pendingBytes = 0;
-  queue.writeFrames(frames);
+  let from = 0;
+  for (let i = 0; i < pending.length; i++) {
+    const p = pending[i]!;
+    if (p.length < SHARED_PAYLOAD_BYTES) continue;
+    if (i > from) queue.writeFrames(encodeTextFrames(pending.slice(from, i)));
+    queue.writeFrames(textFrameHeader(p.length));
+    queue.writeFrames(p);
+    from = i + 1;
+  }
+  if (from < pending.length) queue.writeFrames(encodeTextFrames(from === 0 ? pending : pending.slice(from)));
+}
+
+/** The header of one unmasked, unfragmented text frame of `len` bytes. */
+export function textFrameHeader(len: number): Buffer {
+  const out = Buffer.allocUnsafe(headerLength(len));
+  writeHeader(out, 0, len);
+  return out;
 }
 
 /**
@@ -68,23 +91,28 @@ export function encodeTextFrames(payloads: Buffer[]): Buffer {
   const out = Buffer.allocUnsafe(total);
   let at = 0;
   for (const p of payloads) {
-    const len = p.length;
-    out[at++] = 0x81;
-    if (len < 126) {
-      out[at++] = len;
-    } else if (len < 65536) {
-      out[at++] = 126;
-      out.writeUInt16BE(len, at);
-      at += 2;
-    } else {
-      out[at++] = 127;
-      out.writeUInt32BE(Math.floor(len / 2 ** 32), at);
-      out.writeUInt32BE(len >>> 0, at + 4);
-      at += 8;
-    }
+    at = writeHeader(out, at, p.length);
     at += p.copy(out, at);
   }
   return out;
+}
+
+/** FIN + opcode 1, then the payload length in 7, 7+16 or 7+64 bits; returns where the payload starts. */
+function writeHeader(out: Buffer, at: number, len: number): number {
+  out[at++] = 0x81;
+  if (len < 126) {
+    out[at++] = len;
+  } else if (len < 65536) {
+    out[at++] = 126;
+    out.writeUInt16BE(len, at);
+    at += 2;
+  } else {
+    out[at++] = 127;
+    out.writeUInt32BE(Math.floor(len / 2 ** 32), at);
+    out.writeUInt32BE(len >>> 0, at + 4);
+    at += 8;
+  }
+  return at;
 }
 
 function headerLength(len: number): number {

@@ -26,6 +26,7 @@ import type { SnapshotReader } from '../hub/snapshot.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { WriteCoalescer, flushQueue, type FrameQueue } from './coalesce.ts';
 import { Congestion } from './congestion.ts';
+import { SendBound } from './send-bound.ts';
 import { subscribe, type Subscriber } from './subscribe.ts';
 import { Gate, type Admission } from '../auth/gate.ts';
 import type { Publisher } from '../publish/publisher.ts';
@@ -37,6 +38,8 @@ export interface WsServerOptions {
   maxSubscriptions: number;
   maxFrameBytes: number;
   sendQueueBytes: number;
+  /** Largest event the dispatcher sends: the room a queue has beyond sendQueueBytes for large events (send-bound.ts). */
+  maxEventBytes: number;
   /** How long a queue may stay over half of sendQueueBytes before 4008 (congestion.ts). */
   slowConsumerMs: number;
   /** Told when sockets are backed up (pause reading the stream) and when they are not. */
@@ -60,6 +63,8 @@ export class Connection implements Sink, Subscriber, FrameQueue {
   /** Frames of this tick not yet written (coalesce.ts). */
   pending: Buffer[] = [];
   pendingBytes = 0;
+  /** The send queue's hard bound, with room for one event larger than it (send-bound.ts). */
+  private readonly bound: SendBound;
 
   constructor(
     readonly ws: WebSocket,
@@ -68,6 +73,7 @@ export class Connection implements Sink, Subscriber, FrameQueue {
     private readonly socket: Duplex,
   ) {
     this.access = new Access(server.opts.gate, this, server.opts.router);
+    this.bound = new SendBound(server.opts.sendQueueBytes, server.opts.maxEventBytes);
   }
 
   close(code: number, reason: string): void {
@@ -89,11 +95,12 @@ export class Connection implements Sink, Subscriber, FrameQueue {
   send(frame: Frame): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
     const bytes = typeof frame === 'string' ? Buffer.from(frame) : frame;
-    const queued = this.queuedBytes() + bytes.length;
-    if (queued > this.server.opts.sendQueueBytes) {
+    const before = this.queuedBytes();
+    if (!this.bound.admit(before, bytes.length)) {
       this.server.closeSlowConsumer(this);
       return;
     }
+    const queued = before + bytes.length;
     this.server.bytesSent += bytes.length;
     this.server.coalescer.enqueue(this, bytes);
     this.server.congestion.note(this, queued);
@@ -266,6 +273,7 @@ export class WsServer {
     if (conn.ws.readyState !== WebSocket.OPEN) return;
     this.slowConsumerCloses++;
     this.drop(conn);
+    conn.flush(); // what was admitted before the overflow goes out before the close frame
     conn.ws.close(CLOSE.slowConsumer, SLOW_CONSUMER_REASON);
     // Its queue is full, so the close frame may never be read: cut it loose.
     setTimeout(() => conn.ws.terminate(), 1000).unref();

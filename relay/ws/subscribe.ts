@@ -115,10 +115,10 @@ async function withSnapshot(
   const held = deps.router.release(channel, conn);
   if (held === 'overflow') return conn.overflow();
   conn.reply({ ...reply(base), snapshot: snapshot.rows.length });
-  snapshot.rows.forEach(({ table, row }, i) => {
+  snapshot.rows.forEach(({ table, row, omitted }, i) => {
     conn.send(JSON.stringify({
       type: 'event', channel, table, op: 'snapshot',
-      position: snapshotPosition(base, i + 1), commit_time: snapshot.readAtIso, row,
+      position: snapshotPosition(base, i + 1), commit_time: snapshot.readAtIso, row, omitted,
     }));
   });
   for (const e of held ?? []) if (!snapshot.visible(e.xid)) conn.send(e.frame);

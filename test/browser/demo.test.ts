@@ -119,4 +119,10 @@ test('two pages in one room: messages, presence, SQL inserts, a relay restart, a
   await member(ada, 'cy').waitFor({ state: 'detached', ...WAIT });
   const rows = await db.query<{ name: string }>(`select name from presence where channel_id = 'lobby' order by name`);
   assert.deepEqual(rows.map((r) => r.name), ['ada', 'ghost'], 'the ghost waits for the TTL job');
+
+  // TRUNCATE empties the room's list; a message after it is then the only one.
+  await db.query('truncate chat_messages');
+  await db.query(`insert into chat_messages (channel_id, sender, body) values ('lobby', 'psql', 'after the truncate')`);
+  await message(ada, 'after the truncate').waitFor(WAIT);
+  assert.deepEqual(await ada.locator('#messages li .body').allTextContents(), ['after the truncate'], 'the truncate cleared the list');
 });

@@ -4,7 +4,7 @@ import { after, before } from 'node:test';
 import { WebSocket, type ClientOptions } from 'ws';
 import { startRelay, type Relay, type RelayConfig } from '../../relay/relay.ts';
 import { createLogger, silentLogger, type Logger } from '../../relay/log.ts';
-import type { ServerMessage } from '../../client/protocol.ts';
+import type { EventMessage, ServerMessage, TruncateMessage } from '../../client/protocol.ts';
 import { createTestDatabase, uniqueName, type TestDatabase } from './postgres.ts';
 
 export function relayConfig(databaseUrl: string, overrides: Partial<RelayConfig> = {}): RelayConfig {
@@ -20,11 +20,13 @@ export function relayConfig(databaseUrl: string, overrides: Partial<RelayConfig>
     maxFrameBytes: 65_536,
     sendQueueBytes: 1_048_576,
     slowConsumerMs: 2000,
+    maxEventBytes: 16 * 1024 * 1024,
     heartbeatMs: 15_000,
     ttlSchedule: '0 0 1 1 *', // the tests run the pruner themselves
     recoverySeconds: 300,
     recoveryEvents: 10_000,
     recoveryMaxBytes: 64 * 1024 * 1024,
+    recoveryRebuildBytes: 0,
     shutdownSeconds: 10,
     watchdogMs: 10_000,
     lagWarnSeconds: 30,
@@ -119,8 +121,14 @@ export class TestClient {
     this.ws.send(typeof msg === 'string' ? msg : JSON.stringify(msg));
   }
 
-  events(): Extract<ServerMessage, { type: 'event' }>[] {
-    return this.messages.filter((m): m is Extract<ServerMessage, { type: 'event' }> => m.type === 'event');
+  /** Row events (insert, update, delete, snapshot) received so far. */
+  events(): EventMessage[] {
+    return this.messages.filter((m): m is EventMessage => m.type === 'event' && m.op !== 'truncate');
+  }
+
+  /** Truncate events received so far. */
+  truncates(): TruncateMessage[] {
+    return this.messages.filter((m): m is TruncateMessage => m.type === 'event' && m.op === 'truncate');
   }
 
   /** Wait until `pick` finds something among the messages received so far. */
@@ -154,7 +162,7 @@ export class TestClient {
     return reply;
   }
 
-  async waitForEvents(n: number, timeoutMs = 10_000): Promise<Extract<ServerMessage, { type: 'event' }>[]> {
+  async waitForEvents(n: number, timeoutMs = 10_000): Promise<EventMessage[]> {
     await this.waitFor(() => (this.events().length >= n ? true : undefined), timeoutMs, `${n} events`);
     return this.events();
   }

@@ -199,8 +199,8 @@ test('with tokens: publish claim, channels, and claim-bound columns that cannot 
     return code(r) === 'invalid_row';
   }, 10_000, 'the claim binding to apply');
   assert.equal(code(await publish(c, 'chat_messages', { channel_id: 'room-claims', body: 'signed' })), 'published');
-  const events = await c.waitFor((m) => m.filter((x) => x.type === 'event' && x.row.body === 'signed')[0]);
-  assert.equal(events.type === 'event' && events.row.sender, 'ada');
+  const events = await c.waitFor((m) => m.filter((x) => x.type === 'event' && x.op !== 'truncate' && x.row.body === 'signed')[0]);
+  assert.equal(events.type === 'event' && events.op !== 'truncate' && events.row.sender, 'ada');
   assert.equal(code(await publish(c, 'presence', { channel_id: 'room-claims', user_id: 'ada' })), 'forbidden');
   assert.equal(code(await publish(c, 'chat_messages', { channel_id: 'lobby', body: 'elsewhere' })), 'forbidden');
   const reader = await client(keyed, `?token=${await token({ sub: 'bob', channels: ['room-*'] })}`);

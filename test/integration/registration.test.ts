@@ -174,6 +174,7 @@ test('loadRegistrations reads walcast.tables with types', async () => {
     ttl: null,
     timeColumn: null,
     kind: 'events',
+    omitted: [],
   });
   await db.query(`SELECT walcast.register_table('public.rooms_log', 'room', interval '90 minutes', 'at')`);
   const again = await loadRegistrations(drizzle(db.pool));
@@ -191,11 +192,11 @@ test('registrationFromRow maps a decoded walcast.tables row', () => {
       time_column: 'created_at',
       registered_at: '2025-01-01 00:00:00+00',
     }),
-    { schema: 'public', table: 'chat_messages', channelColumn: 'channel_id', ttl: '7 days', timeColumn: 'created_at', kind: 'events' },
+    { schema: 'public', table: 'chat_messages', channelColumn: 'channel_id', ttl: '7 days', timeColumn: 'created_at', kind: 'events', omitted: [] },
   );
   assert.deepEqual(
-    registrationFromRow({ schema_name: 'public', table_name: 'call_state', channel_column: 'session_id', ttl: null, time_column: null, kind: 'state' }),
-    { schema: 'public', table: 'call_state', channelColumn: 'session_id', ttl: null, timeColumn: null, kind: 'state' },
+    registrationFromRow({ schema_name: 'public', table_name: 'call_state', channel_column: 'session_id', ttl: null, time_column: null, kind: 'state', omitted_columns: ['total'] }),
+    { schema: 'public', table: 'call_state', channelColumn: 'session_id', ttl: null, timeColumn: null, kind: 'state', omitted: ['total'] },
   );
   assert.equal(registrationFromRow({ schema_name: 'public', table_name: 'x' }), null, 'a key-only old row');
   assert.equal(registrationFromRow({}), null);

@@ -26,7 +26,7 @@ function client(url: string, options = {}): WalcastClient {
 const chat = (channel: string, body: string) =>
   fx.db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 'sdk', $2)`, [channel, body]);
 
-const bodies = (events: TableEvent<Chat>[]) => events.map((e) => (e.table === 'chat_messages' ? e.row.body : `presence:${e.row.user_id}`));
+const bodies = (events: TableEvent<Chat>[]) => events.map((e) => (e.op === 'truncate' ? `truncate:${e.table}` : e.table === 'chat_messages' ? e.row.body : `presence:${e.row.user_id}`));
 
 after(() => {
   for (const c of clients) c.close();
@@ -49,8 +49,8 @@ test('events arrive typed per table; status goes connecting → open, as events 
   await fx.db.query(`insert into presence (channel_id, user_id, name) values ('live', 'u1', 'Ada')`);
   await waitFor(() => events.length === 2, 10_000, 'two events');
   const [msg, here] = events;
-  assert.ok(msg?.table === 'chat_messages' && msg.row.body === 'hello' && typeof msg.row.id === 'string');
-  assert.ok(here?.table === 'presence' && here.row.name === 'Ada');
+  assert.ok(msg?.table === 'chat_messages' && msg.op === 'insert' && msg.row.body === 'hello' && typeof msg.row.id === 'string');
+  assert.ok(here?.table === 'presence' && here.op === 'insert' && here.row.name === 'Ada');
   assert.equal(rt.status, 'open');
   rt.close();
   await reading;
@@ -128,7 +128,7 @@ test('recovered:false is a resync, followed by a fresh snapshot', async () => {
   await waitFor(() => synced.length === 2, 20_000, 'the fresh snapshot');
   assert.deepEqual(resyncs, [since]);
   assert.deepEqual(synced, [0, 2]);
-  assert.deepEqual(events.slice(1).map((e) => [e.op, e.table === 'chat_messages' && e.row.body]), [
+  assert.deepEqual(events.slice(1).map((e) => [e.op, e.table === 'chat_messages' && e.op !== 'truncate' && e.row.body]), [
     ['snapshot', 'missed-5'],
     ['snapshot', 'missed-6'],
   ]);
@@ -149,7 +149,7 @@ test('refusals are typed with the protocol code; unsubscribe stops the events', 
     rt.subscribe('dup', {}, () => {});
   }, { code: 'already_subscribed' });
   const got: string[] = [];
-  const sub = rt.subscribe<Chat>('gone', {}, (e) => got.push(String(e.row.channel_id)));
+  const sub = rt.subscribe<Chat>('gone', {}, (e) => got.push(e.op === 'truncate' ? 'truncate' : String(e.row.channel_id)));
   await sub.ready;
   sub.unsubscribe();
   await waitFor(() => [...r.ws.connections].every((c) => !c.subscriptions.has('gone')), 10_000, 'the relay to drop it');
@@ -184,7 +184,7 @@ test('with a token: the client authenticates with it at every connect; channels 
   let asked = 0;
   const rt = client(r.url, { token: () => (asked++, jwt) });
   const got: string[] = [];
-  await rt.subscribe<Chat>('room-1', {}, (e) => got.push(e.table === 'chat_messages' ? e.row.body : '')).ready;
+  await rt.subscribe<Chat>('room-1', {}, (e) => got.push(e.table === 'chat_messages' && e.op !== 'truncate' ? e.row.body : '')).ready;
   await chat('room-1', 'hello');
   await waitFor(() => got.length === 1, 10_000, 'the row');
   assert.deepEqual(got, ['hello']);

@@ -42,10 +42,42 @@ function run(inputs: Input['type'][]): { state: ConnectionState; effects: string
   return { state, effects };
 }
 
-test('reconnect: failed connects back off further each time; an open resets the count', () => {
-  const { state, effects } = run(['lost', 'timer', 'lost', 'timer', 'lost', 'timer', 'opened', 'lost', 'timer']);
-  assert.deepEqual(effects, ['wait 100', 'connect', 'wait 200', 'connect', 'wait 400', 'connect', 'none', 'wait 100', 'connect']);
+test('reconnect: failed connects back off further each time; only a healthy connection resets the count', () => {
+  const { state, effects } = run(['lost', 'timer', 'lost', 'timer', 'lost', 'timer', 'opened', 'healthy', 'lost', 'timer']);
+  assert.deepEqual(effects, ['wait 100', 'connect', 'wait 200', 'connect', 'wait 400', 'connect', 'none', 'none', 'wait 100', 'connect']);
   assert.deepEqual(state, { status: 'connecting', attempt: 1 });
+});
+
+test('reconnect: a relay that closes every connection right after it opened is retried at growing intervals', () => {
+  const { effects } = run(['opened', 'lost', 'timer', 'opened', 'lost', 'timer', 'opened', 'lost', 'timer', 'opened', 'lost']);
+  assert.deepEqual(effects.filter((e) => e.startsWith('wait')), ['wait 100', 'wait 200', 'wait 400', 'wait 800']);
+  assert.deepEqual(run(['opened', 'lost', 'timer', 'healthy']).effects.at(-1), 'none', 'healthy counts only while open');
+});
+
+test('jitter: a thousand clients cut by one relay restart come back spread over the backoff window', () => {
+  // A seeded generator per client (mulberry32): the test is deterministic, the spread is real.
+  const seeded = (seed: number) => () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const window = backoffCeiling(0, DEFAULT_BACKOFF);
+  const delays: number[] = [];
+  for (let client = 0; client < 1000; client++) {
+    const random = seeded(client + 1);
+    const opened = step(INITIAL_STATE, { type: 'opened' }, () => 0).state;
+    const healthy = step(opened, { type: 'healthy' }, () => 0).state;
+    const { effect } = step(healthy, { type: 'lost' }, (attempt) => backoffDelay(attempt, DEFAULT_BACKOFF, random));
+    assert.equal(effect.type, 'wait');
+    delays.push(effect.type === 'wait' ? effect.ms : -1);
+  }
+  const buckets = Array.from({ length: 10 }, () => 0);
+  for (const d of delays) buckets[Math.min(9, Math.floor((d / window) * 10))]!++;
+  // Uniform: 100 per tenth of the window; none holds more than twice that, none is empty.
+  for (const [i, n] of buckets.entries()) assert.ok(n > 50 && n < 200, `tenth ${i} of the window holds ${n} of 1000 reconnects`);
+  assert.ok(Math.max(...delays) <= window);
+  assert.ok(new Set(delays).size > 300, 'the delays are spread, not a few values');
 });
 
 test('reconnect: close is final from every state, and late inputs are ignored', () => {
@@ -62,7 +94,7 @@ test('reconnect: a loss while already waiting does not schedule a second wait; a
 });
 
 test('reconnect: any sequence of inputs keeps the state machine consistent', () => {
-  const input = fc.constantFrom<Input['type']>('opened', 'lost', 'timer', 'close');
+  const input = fc.constantFrom<Input['type']>('opened', 'healthy', 'lost', 'timer', 'close');
   fc.assert(
     fc.property(fc.array(input, { maxLength: 50 }), (inputs) => {
       let state = INITIAL_STATE;
@@ -72,7 +104,7 @@ test('reconnect: any sequence of inputs keeps the state machine consistent', () 
         if (closed) assert.deepEqual([next, effect.type], [state, 'none']);
         if (effect.type === 'wait') assert.equal(next.status, 'reconnecting');
         if (effect.type === 'connect') assert.equal(next.status, 'connecting');
-        if (next.status === 'open') assert.equal(next.attempt, 0);
+        if (type === 'healthy' && next.status === 'open') assert.equal(next.attempt, 0);
         closed ||= next.status === 'closed';
         state = next;
       }

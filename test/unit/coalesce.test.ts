@@ -4,7 +4,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import type { Writable } from 'node:stream';
 import * as ws from 'ws';
-import { WriteCoalescer, encodeTextFrames, type FrameQueue } from '../../relay/ws/coalesce.ts';
+import { SHARED_PAYLOAD_BYTES, WriteCoalescer, encodeTextFrames, flushQueue, type FrameQueue } from '../../relay/ws/coalesce.ts';
 
 // ws exports its frame parser at runtime; @types/ws does not declare it.
 const Receiver = (ws as unknown as { Receiver: new (opts: { isServer: boolean; maxPayload: number }) => Writable }).Receiver;
@@ -38,4 +38,14 @@ test("a tick's frames for one queue are written once, in order, at the end of th
   coalescer.enqueue(queue, Buffer.from('d'));
   await new Promise((r) => setImmediate(r));
   assert.equal(writes.length, 2);
+});
+
+test('a large payload is written as itself after its header, between the small frames around it, not copied', () => {
+  const writes: Buffer[] = [];
+  const queue: FrameQueue = { pending: [], pendingBytes: 0, writeFrames: (b) => writes.push(b) };
+  const big = Buffer.from('x'.repeat(SHARED_PAYLOAD_BYTES * 3));
+  queue.pending = [Buffer.from('a'), big, Buffer.from('b'), Buffer.from('c')];
+  flushQueue(queue);
+  assert.ok(writes.includes(big), 'the large payload went to the socket as the same Buffer');
+  assert.deepEqual(parse(Buffer.concat(writes)).map((m) => m.text.length), [1, big.length, 1, 1]);
 });

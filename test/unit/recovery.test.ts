@@ -87,3 +87,27 @@ test('a zero window keeps nothing and recovers only from the head', () => {
   assert.equal(b.replay('a', streamPoint(10n, E)).recovered, false);
   assert.deepEqual(lsns(b.replay('a', pos(11))), []);
 });
+
+const truncate = (lsn: number, timeMs = 1000): BufferedEvent =>
+  ({ channel: '', table: 't', position: pos(lsn), timeMs, frame: `{"type":"event","channel":"","table":"t","op":"truncate","lsn":${lsn}}` });
+
+test('a truncate is replayed to every channel, in position order, with the channel filled in', () => {
+  const b = buffer();
+  b.add(ev('a', 11), 1000);
+  b.addTruncate(truncate(12), 1000);
+  b.add(ev('a', 13), 1000);
+  assert.deepEqual(lsns(b.replay('a', pos(10))), [11, 12, 13]);
+  const quiet = b.replay('quiet', pos(11));
+  assert.ok(quiet.recovered);
+  assert.deepEqual(quiet.events.map((e) => JSON.parse(e.frame)), [{ type: 'event', channel: 'quiet', table: 't', op: 'truncate', lsn: 12 }]);
+  assert.deepEqual(lsns(b.replay('a', pos(12))), [13], 'not after it');
+});
+
+test('a truncate that leaves the window by age raises the floor: a since before it is not recoverable', () => {
+  const b = buffer({ maxAgeMs: 1000 });
+  b.addTruncate(truncate(12, 1000), 1000);
+  b.evict(5000);
+  assert.equal(b.count, 0);
+  assert.equal(b.replay('quiet', pos(11)).recovered, false, 'never a replay that lacks the truncate');
+  assert.deepEqual(lsns(b.replay('quiet', pos(12))), []);
+});

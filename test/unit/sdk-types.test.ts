@@ -23,7 +23,8 @@ expect<Equal<Frame['seq'], number>>();
 
 type Tables = Rows<{ chat_messages: typeof chatMessages; presence: typeof presence }>;
 function narrow(e: TableEvent<Tables>): string {
-  // Checking the table narrows the row.
+  // A truncate has no row; checking the table narrows the row.
+  if (e.op === 'truncate') return `${e.table} truncated`;
   if (e.table === 'chat_messages') return e.row.body;
   return e.row.user_id;
 }

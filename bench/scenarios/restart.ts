@@ -1,0 +1,199 @@
+// Scenario 4, restart: a relay restarted during a busy period. Rows are
+// inserted at a steady rate (full: 5,000 rows/s for 60 s, about 200 MB of
+// WAL, all inside the 300 s recovery window) through a relay; it stops
+// gracefully (SIGTERM), the load going on, and a new relay process starts on
+// the same slot while, besides, a row is inserted every 50 ms on a live
+// channel. Measured from the new process's spawn: when it listens,
+// when /readyz first says ready, when the first live row reaches a client
+// subscribed as soon as it listens, how long that row waited, and whether a
+// client that resumes from its last position before the restart recovered.
+//
+// Two settings, run one after the other in the same run (so on the same
+// machine load): the whole window re-read before live rows flow (the
+// default, WALCAST_RECOVERY_REBUILD_BYTES=0), and a 64 MiB bound. The
+// machine is shared: compare the two rows of one run.
+import { performance } from 'node:perf_hooks';
+import { randomBytes } from 'node:crypto';
+import { WebSocket } from 'ws';
+import { progress, type Row } from '../lib/report.ts';
+import { spawnWalcast } from '../lib/targets.ts';
+import type { BenchDatabase } from '../lib/env.ts';
+
+export interface RestartPlan {
+  /** Steady load before (and during) the restart. */
+  rowsPerSecond: number;
+  seconds: number;
+  /** Settings compared: label → WALCAST_RECOVERY_REBUILD_BYTES. */
+  variants: { label: string; rebuildBytes: number }[];
+}
+
+const WHOLE = { label: 'whole window re-read (default)', rebuildBytes: 0 };
+export const RESTART_FULL: RestartPlan = { rowsPerSecond: 5000, seconds: 60, variants: [WHOLE, { label: 'bounded, 64 MiB', rebuildBytes: 64 * 1024 ** 2 }] };
+export const RESTART_QUICK: RestartPlan = { rowsPerSecond: 2000, seconds: 5, variants: [WHOLE, { label: 'bounded, 1 MiB', rebuildBytes: 1024 ** 2 }] };
+
+/** The load: every 100 ms the rows due, as one INSERT, on 100 channels. */
+function startLoad(db: BenchDatabase, rowsPerSecond: number): { rows: () => number; stop: () => Promise<void> } {
+  let running = true;
+  let rows = 0;
+  const started = Date.now();
+  const done = (async () => {
+    while (running) {
+      const due = Math.floor(((Date.now() - started) / 1000) * rowsPerSecond) - rows;
+      if (due > 0) {
+        await db.pool.query(
+          `insert into chat_messages (channel_id, sender, body) select 'burst-' || (g % 100), 'bench', repeat('x', 200) from generate_series($1::int, $2::int) g`,
+          [rows, rows + due - 1]);
+        rows += due;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  return { rows: () => rows, stop: async () => { running = false; await done; } };
+}
+
+export async function runRestart(db: BenchDatabase, plan: RestartPlan): Promise<{ rows: Row[]; notes: string[] }> {
+  const rows: Row[] = [];
+  for (const v of plan.variants) rows.push(await oneRestart(db, plan, v));
+  const [before, after] = rows;
+  const notes = [
+    'Times in ms from the new relay process\'s spawn. "first live row" is when the first row inserted after the spawn ' +
+      'reached a client subscribed as soon as the relay listened; "its wait" is that row\'s insert-to-receipt latency. ' +
+      'The machine is shared with other work: compare the rows of one run.',
+  ];
+  if (before && after && typeof before['first live row ms'] === 'number' && typeof after['first live row ms'] === 'number') {
+    notes.push(`first live row, before ÷ after: ${(before['first live row ms'] / after['first live row ms']).toFixed(1)}×`);
+  }
+  return { rows, notes };
+}
+
+async function oneRestart(db: BenchDatabase, plan: RestartPlan, v: RestartPlan['variants'][number]): Promise<Row> {
+  const slot = `bench_restart_${randomBytes(3).toString('hex')}`;
+  const env = { WALCAST_RECOVERY_REBUILD_BYTES: String(v.rebuildBytes) };
+  const first = await spawnWalcast(db.url, slot, env);
+  let second: Awaited<ReturnType<typeof spawnWalcast>> | undefined;
+  let inserting = false;
+  let inserter: Promise<void> | undefined;
+  const load = startLoad(db, plan.rowsPerSecond);
+  try {
+    // A client on one of the load's channels: its last position is where it resumes after the restart.
+    const before = await Client.open(first.url);
+    await before.subscribe('burst-7');
+    progress(`restart (${v.label}): ${plan.rowsPerSecond} rows/s for ${plan.seconds} s through the first relay`);
+    await new Promise((r) => setTimeout(r, plan.seconds * 1000));
+    const since = before.lastPosition('burst-7');
+    const rowsBefore = load.rows();
+    before.close();
+    await first.stop('SIGTERM');
+    const { rows: wal } = await db.pool.query<{ held: string; decode: string }>(
+      `select pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint::text as held,
+              pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint::text as decode
+         from pg_replication_slots where slot_name = $1`, [slot]);
+
+    const t0 = performance.now();
+    inserting = true;
+    const inserted = new Map<string, number>();
+    inserter = (async () => {
+      for (let n = 0; inserting; n++) {
+        inserted.set(String(n), performance.now());
+        await db.pool.query(`insert into chat_messages (channel_id, sender, body) values ('live', 'bench', $1)`, [String(n)]);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    second = await spawnWalcast(db.url, slot, env);
+    const listening = performance.now() - t0;
+    const httpUrl = second.url.replace(/^ws/, 'http').replace(/\/ws$/, '');
+    let ready: number | undefined;
+    const readiness = (async () => {
+      while (ready === undefined && performance.now() - t0 < 600_000) {
+        const ok = await fetch(`${httpUrl}/readyz`).then((r) => r.status === 200, () => false);
+        if (ok) ready = performance.now() - t0;
+        else await new Promise((r) => setTimeout(r, 25));
+      }
+    })();
+    const live = await Client.open(second.url);
+    const resumer = await Client.open(second.url);
+    const [, resumed] = await Promise.all([live.subscribe('live'), resumer.subscribe('burst-7', since)]);
+    const firstLive = await live.waitFor((m) => m.type === 'event' && m.channel === 'live', 600_000);
+    const firstAt = performance.now() - t0;
+    const waited = performance.now() - (inserted.get(String(firstLive.row.body)) ?? t0);
+    await readiness;
+    inserting = false;
+    await inserter;
+    live.close();
+    resumer.close();
+    const row: Row = {
+      setting: v.label,
+      'rows before the restart': rowsBefore,
+      'WAL held MB': Math.round(Number(wal[0]?.held ?? 0) / 1e6),
+      'WAL to decode MB': Math.round(Number(wal[0]?.decode ?? 0) / 1e6),
+      'listening ms': Math.round(listening),
+      'ready ms': ready === undefined ? null : Math.round(ready),
+      'first live row ms': Math.round(firstAt),
+      'its wait ms': Math.round(waited),
+      'resume from before the restart': resumed.recovered === true ? 'recovered' : 'recovered:false',
+    };
+    progress(`restart (${v.label}): ${JSON.stringify(row)}`);
+    return row;
+  } finally {
+    inserting = false;
+    await inserter;
+    await load.stop();
+    await second?.stop('SIGTERM');
+    await db.pool.query('select pg_drop_replication_slot($1) from pg_replication_slots where slot_name = $1', [slot]).catch(() => {});
+  }
+}
+
+interface Msg {
+  type: string;
+  id?: string;
+  channel?: string;
+  position?: string;
+  recovered?: boolean;
+  row: Record<string, unknown>;
+}
+
+/** A raw WebSocket client that keeps what it received. */
+class Client {
+  private readonly got: Msg[] = [];
+  private wake: () => void = () => {};
+
+  private constructor(private readonly ws: WebSocket) {
+    ws.on('message', (d) => {
+      this.got.push(JSON.parse(d.toString()) as Msg);
+      this.wake();
+    });
+  }
+
+  static async open(url: string): Promise<Client> {
+    const ws = new WebSocket(url);
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    return new Client(ws);
+  }
+
+  async subscribe(channel: string, since?: string): Promise<Msg> {
+    const id = `${channel}-${this.got.length}`;
+    this.ws.send(JSON.stringify(since ? { type: 'subscribe', id, channel, since } : { type: 'subscribe', id, channel }));
+    return this.waitFor((m) => m.id === id, 600_000);
+  }
+
+  lastPosition(channel: string): string | undefined {
+    return this.got.filter((m) => m.type === 'event' && m.channel === channel).at(-1)?.position;
+  }
+
+  async waitFor(pick: (m: Msg) => boolean, timeoutMs: number): Promise<Msg> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.got.find(pick);
+      if (found) return found;
+      if (Date.now() > deadline) throw new Error(`restart: timed out after ${timeoutMs} ms`);
+      await new Promise<void>((r) => {
+        this.wake = r;
+        setTimeout(r, 100);
+      });
+    }
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
