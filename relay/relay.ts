@@ -16,7 +16,7 @@ import { formatLsn, parseLsn, type Lsn } from './replication/lsn.ts';
 import { Dispatcher } from './hub/dispatcher.ts';
 import { Router } from './hub/router.ts';
 import { RecoveryBuffer } from './hub/recovery.ts';
-import { SnapshotReader } from './hub/snapshot.ts';
+import { SnapshotReader } from './db/snapshot.ts';
 import { WsServer } from './ws/server.ts';
 import { healthRoutes } from './http/health.ts';
 import { replayRoutes } from './http/replay.ts';
@@ -27,7 +27,7 @@ import { createPruner } from './jobs/ttl.ts';
 import { describeMode, securitySettings } from './auth/settings.ts';
 import { Gate } from './auth/gate.ts';
 import { Publisher } from './publish/publisher.ts';
-import { displayName } from './hub/snapshot.ts';
+import { displayName } from './db/snapshot.ts';
 
 import { RelayMetrics } from './metrics.ts';
 import { metricsRoutes } from './http/metrics.ts';

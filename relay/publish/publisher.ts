@@ -11,7 +11,7 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import type { ErrorCode, PublishMessage, ServerMessage, ValidationIssue } from '../../client/protocol.ts';
 import type { Registration } from '../db/registry.ts';
-import { displayName } from '../hub/snapshot.ts';
+import { displayName } from '../db/snapshot.ts';
 import type { Logger } from '../log.ts';
 import type { Grants } from '../auth/grants.ts';
 import { deriveSchema, readShape, type TableShape } from './columns.ts';

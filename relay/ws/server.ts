@@ -22,7 +22,7 @@ import {
 import type { Logger } from '../log.ts';
 import type { Frame, Router, Sink } from '../hub/router.ts';
 import type { RecoveryBuffer } from '../hub/recovery.ts';
-import type { SnapshotReader } from '../hub/snapshot.ts';
+import type { SnapshotReader } from '../db/snapshot.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { WriteCoalescer, flushQueue, type FrameQueue } from './coalesce.ts';
 import { Congestion } from './congestion.ts';

@@ -8,7 +8,7 @@
 import type { SubscribeMessage, SubscribedMessage } from '../../client/protocol.ts';
 import type { RecoveryBuffer } from '../hub/recovery.ts';
 import type { Frame, Router, TableFilter } from '../hub/router.ts';
-import { DEFAULT_SNAPSHOT_LIMIT, type SnapshotReader } from '../hub/snapshot.ts';
+import { DEFAULT_SNAPSHOT_LIMIT, type SnapshotReader } from '../db/snapshot.ts';
 import { snapshotPosition } from '../replication/position.ts';
 import type { Logger } from '../log.ts';
 

@@ -4,9 +4,9 @@
 // (visible in the snapshot) and which must still be sent. Values go through
 // the same converters as streamed rows, so both look the same to clients.
 import pg from 'pg';
-import type { Registration } from '../db/registry.ts';
+import type { Registration } from './registry.ts';
 import { converterFor, TEXT_FORMAT_OPTIONS } from '../replication/values.ts';
-import type { TableFilter } from './router.ts';
+import type { TableFilter } from '../hub/router.ts';
 
 /** At most this many rows of one state table are sent per snapshot. */
 export const MAX_STATE_ROWS = 10_000;
