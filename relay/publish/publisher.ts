@@ -9,7 +9,7 @@ import { drizzle } from 'drizzle-orm/node-postgres';
 import { sql, type SQL } from 'drizzle-orm';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
-import type { ErrorCode, PublishMessage, ServerMessage, ValidationIssue } from '../../client/protocol.ts';
+import { withId, type ErrorCode, type ErrorMessage, type PublishMessage, type PublishedMessage, type ValidationIssue } from '../../client/protocol.ts';
 import type { Registration } from '../db/registry.ts';
 import { displayName } from '../db/snapshot.ts';
 import type { Logger } from '../log.ts';
@@ -44,7 +44,7 @@ export interface PublisherOptions {
   registration(name: string): Registration | undefined;
 }
 
-type Reply = Extract<ServerMessage, { type: 'published' | 'error' }>;
+type Reply = PublishedMessage | ErrorMessage;
 
 export class Publisher {
   readonly counters: PublishCounters = { published: 0, invalid: 0, forbidden: 0, failed: 0 };
@@ -112,7 +112,7 @@ export class Publisher {
       return this.error(msg, failure.code, failure.message);
     }
     this.counters.published++;
-    return msg.id === undefined ? { type: 'published', table: name } : { type: 'published', id: msg.id, table: name };
+    return withId<PublishedMessage>({ type: 'published', table: name }, msg.id);
   }
 
   private async plan(reg: Registration): Promise<Plan> {
@@ -169,8 +169,8 @@ export class Publisher {
     return out;
   }
 
-  private error(msg: PublishMessage, code: ErrorCode, message: string): Extract<ServerMessage, { type: 'error' }> {
-    return msg.id === undefined ? { type: 'error', code, message } : { type: 'error', id: msg.id, code, message };
+  private error(msg: PublishMessage, code: ErrorCode, message: string): ErrorMessage {
+    return withId<ErrorMessage>({ type: 'error', code, message }, msg.id);
   }
 
   close(): Promise<void> {

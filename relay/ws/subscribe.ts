@@ -5,7 +5,7 @@
 //   snapshot:  hold the channel's live events, read the current rows in a
 //              REPEATABLE READ transaction, send them, then the held events
 //              the read did not already include, then live.
-import type { SubscribeMessage, SubscribedMessage } from '../../client/protocol.ts';
+import { withId, type SubscribeMessage, type SubscribedMessage } from '../../client/protocol.ts';
 import type { RecoveryBuffer } from '../hub/recovery.ts';
 import type { Frame, Router, TableFilter } from '../hub/router.ts';
 import { DEFAULT_SNAPSHOT_LIMIT, type SnapshotReader } from '../db/snapshot.ts';
@@ -26,7 +26,7 @@ export interface Subscriber {
   readonly open: boolean;
   send(frame: Frame): void;
   reply(msg: SubscribedMessage): void;
-  fail(code: 'snapshot_failed', message: string, id?: string): void;
+  error(code: 'snapshot_failed', message: string, id?: string): void;
   overflow(): void;
 }
 
@@ -43,8 +43,7 @@ export function subscribe(deps: SubscribeDeps, conn: Subscriber, msg: SubscribeM
   const channel = msg.channel;
   pending.get(conn)?.delete(channel);
   const reply = (position: string, recovered?: boolean): SubscribedMessage => {
-    const m: SubscribedMessage = { type: 'subscribed', channel, position };
-    if (msg.id !== undefined) m.id = msg.id;
+    const m = withId<SubscribedMessage>({ type: 'subscribed', channel, position }, msg.id);
     if (recovered !== undefined) m.recovered = recovered;
     return m;
   };
@@ -99,12 +98,12 @@ async function withSnapshot(
       deps.router.unsubscribe(channel, conn);
       conn.subscriptions.delete(channel);
     }
-    conn.fail('snapshot_failed', `reading the current rows of ${channel} failed; try again`, msg.id);
+    conn.error('snapshot_failed', `reading the current rows of ${channel} failed; try again`, msg.id);
     return;
   }
   if (!conn.open) return;
   // A stale read still answers its subscribe (found by test/integration/fuzz.test.ts).
-  if (!current()) return conn.fail('snapshot_failed', `unsubscribed from ${channel} before its snapshot was read`, msg.id);
+  if (!current()) return conn.error('snapshot_failed', `unsubscribed from ${channel} before its snapshot was read`, msg.id);
   reads.delete(channel);
   const held = deps.router.release(channel, conn);
   if (held === 'overflow') return conn.overflow();
