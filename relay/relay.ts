@@ -27,7 +27,7 @@ import { createPruner } from './jobs/ttl.ts';
 import { describeMode, securitySettings } from './auth/settings.ts';
 import { Gate } from './auth/gate.ts';
 import { Publisher } from './publish/publisher.ts';
-import { displayName } from './db/snapshot.ts';
+import { shortName } from './db/names.ts';
 
 import { RelayMetrics } from './metrics.ts';
 import { metricsRoutes } from './http/metrics.ts';
@@ -163,7 +163,7 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
   const publisher = new Publisher({
     databaseUrl: config.databaseUrl,
     logger,
-    registration: (name) => dispatcher.registrationList().find((r) => displayName(r) === name),
+    registration: (name) => dispatcher.registrationList().find((r) => shortName(r) === name),
   });
   ws = new WsServer({
     router,

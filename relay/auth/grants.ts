@@ -8,6 +8,7 @@
 // wildcard). Absent claims grant nothing. With no key configured, the
 // open grant allows every channel, and publishing as WALCAST_PUBLISH says.
 import type { JWTPayload } from 'jose';
+import { toShortName } from '../db/names.ts';
 
 export interface Grants {
   /** True when the grants come from a verified token; false in open mode. */
@@ -40,7 +41,7 @@ export function grantsFromClaims(payload: JWTPayload, publishMode: 'token' | 'op
   const sub = typeof payload.sub === 'string' ? payload.sub : null;
   const channels = compile(strings(payload.channels), sub);
   const publishChannels = payload.publish_channels === undefined ? channels : compile(strings(payload.publish_channels), sub);
-  const tables = new Set(strings(payload.publish).map((t) => (t.startsWith('public.') ? t.slice(7) : t)));
+  const tables = new Set(strings(payload.publish).map(toShortName));
   return {
     token: true,
     sub,

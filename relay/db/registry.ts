@@ -50,8 +50,3 @@ export function registrationFromRow(row: Record<string, unknown>): Registration 
 function nonEmpty(value: unknown): string | null {
   return typeof value === 'string' && value !== '' ? value : null;
 }
-
-/** `schema.table`, unquoted: a label for logs and metrics, not SQL. */
-export function qualifiedName(r: Pick<Registration, 'schema' | 'table'>): string {
-  return `${r.schema}.${r.table}`;
-}

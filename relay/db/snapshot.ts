@@ -5,6 +5,7 @@
 // the same converters as streamed rows, so both look the same to clients.
 import pg from 'pg';
 import type { Registration } from './registry.ts';
+import { shortName } from './names.ts';
 import { converterFor, TEXT_FORMAT_OPTIONS } from '../replication/values.ts';
 import type { TableFilter } from '../hub/router.ts';
 
@@ -35,7 +36,7 @@ export class SnapshotReader {
   }
 
   async read(channel: string, tables: TableFilter, limit: number): Promise<Snapshot> {
-    const regs = this.registrations().filter((r) => tables === null || tables.has(displayName(r)));
+    const regs = this.registrations().filter((r) => tables === null || tables.has(shortName(r)));
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
@@ -57,10 +58,6 @@ export class SnapshotReader {
   close(): Promise<void> {
     return this.pool.end();
   }
-}
-
-export function displayName(r: Pick<Registration, 'schema' | 'table'>): string {
-  return r.schema === 'public' ? r.table : `${r.schema}.${r.table}`;
 }
 
 async function readTable(client: pg.PoolClient, reg: Registration, channel: string, limit: number): Promise<SnapshotRow[]> {
@@ -91,7 +88,7 @@ async function readTable(client: pg.PoolClient, reg: Registration, channel: stri
     throw err;
   }
   const converters = result.fields.map((f) => converterFor(f.dataTypeID));
-  const name = displayName(reg);
+  const name = shortName(reg);
   return result.rows.map((r: Record<string, string | null>) => {
     const row: Record<string, unknown> = {};
     result.fields.forEach((f, i) => {

@@ -17,6 +17,7 @@ import { pgTimeToIso, pgTimeToMs } from '../replication/decoder.ts';
 import { formatPosition, maxPosition, streamPoint } from '../replication/position.ts';
 import type { Lsn } from '../replication/lsn.ts';
 import { registrationFromRow, type Registration } from '../db/registry.ts';
+import { fullName, toFullName } from '../db/names.ts';
 import { PRUNE_MESSAGE_PREFIX } from '../jobs/ttl.ts';
 import type { Router } from './router.ts';
 import type { RecoveryBuffer } from './recovery.ts';
@@ -95,7 +96,7 @@ export class Dispatcher {
 
   setRegistrations(regs: Registration[]): void {
     this.registrations.clear();
-    for (const r of regs) this.registrations.set(`${r.schema}.${r.table}`, r);
+    for (const r of regs) this.registrations.set(fullName(r), r);
     this.routes.clear();
   }
 
@@ -105,7 +106,7 @@ export class Dispatcher {
 
   /** Is `name` ("chat_messages" or "schema.table") a registered table? */
   hasTable(name: string): boolean {
-    return this.registrations.has(name.includes('.') ? name : `public.${name}`);
+    return this.registrations.has(toFullName(name));
   }
 
   /** Where a new subscription starts: every later event reaches it. */
@@ -164,7 +165,7 @@ export class Dispatcher {
     const event: EventMessage = {
       type: 'event',
       channel: '',
-      table: msg.relation.qualifiedName,
+      table: msg.relation.shortName,
       op: msg.tag as Op,
       position: formatPosition(tx.finalLsn, index, this.epoch),
       commit_time: (tx.commitTimeIso ??= pgTimeToIso(tx.commitTime)),
@@ -212,15 +213,15 @@ export class Dispatcher {
     if (route) return route;
     if (relation.schema === 'walcast' && relation.name === 'tables') route = { kind: 'registry' };
     else {
-      const reg = this.registrations.get(`${relation.schema}.${relation.name}`);
+      const reg = this.registrations.get(fullName({ schema: relation.schema, table: relation.name }));
       if (reg && relation.columns.some((c) => c.name === reg.channelColumn)) {
         route = { kind: 'table', channelColumn: reg.channelColumn };
       } else {
         route = { kind: 'none' };
-        this.warnOnce(`unreg:${relation.qualifiedName}`, { table: relation.qualifiedName },
+        this.warnOnce(`unreg:${relation.shortName}`, { table: relation.shortName },
           reg
-            ? `table ${relation.qualifiedName} has no column ${reg.channelColumn}; its rows are not routed. Run select walcast.register_table('${relation.qualifiedName}', channel_column => '<column>')`
-            : `table ${relation.qualifiedName} is in the publication but not registered; its rows are not routed. Run select walcast.register_table('${relation.qualifiedName}', channel_column => '<column>')`);
+            ? `table ${relation.shortName} has no column ${reg.channelColumn}; its rows are not routed. Run select walcast.register_table('${relation.shortName}', channel_column => '<column>')`
+            : `table ${relation.shortName} is in the publication but not registered; its rows are not routed. Run select walcast.register_table('${relation.shortName}', channel_column => '<column>')`);
       }
     }
     this.routes.set(relation.oid, route);
@@ -233,7 +234,7 @@ export class Dispatcher {
     if (prior) this.registrations.delete(`${prior.values.schema_name}.${prior.values.table_name}`);
     if (msg.tag !== 'delete') {
       const reg = registrationFromRow(msg.new.values);
-      if (reg) this.registrations.set(`${reg.schema}.${reg.table}`, reg);
+      if (reg) this.registrations.set(fullName(reg), reg);
     }
     this.routes.clear();
     this.warned.clear();

@@ -11,7 +11,8 @@ import cron, { type ScheduledTask } from 'node-cron';
 import type pg from 'pg';
 import { WalcastError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { loadRegistrations, qualifiedName, type AnyPgDatabase, type Registration } from '../db/registry.ts';
+import { fullName } from '../db/names.ts';
+import { loadRegistrations, type AnyPgDatabase, type Registration } from '../db/registry.ts';
 
 export const PRUNE_MESSAGE_PREFIX = 'walcast.prune';
 export const DEFAULT_PRUNE_SCHEDULE = '*/10 * * * * *';
@@ -109,7 +110,7 @@ async function pruneAll(ctx: RunContext): Promise<PruneResult[]> {
   const results: PruneResult[] = [];
   for (const r of registrations) {
     if (ctx.stopping()) break;
-    const table = qualifiedName(r);
+    const table = fullName(r);
     let deleted: number;
     try {
       deleted = await pruneTable(ctx, r);

@@ -11,7 +11,7 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import { withId, type ErrorCode, type ErrorMessage, type PublishMessage, type PublishedMessage, type ValidationIssue } from '../../client/protocol.ts';
 import type { Registration } from '../db/registry.ts';
-import { displayName } from '../db/snapshot.ts';
+import { fullName, toShortName } from '../db/names.ts';
 import type { Logger } from '../log.ts';
 import type { Grants } from '../auth/grants.ts';
 import { deriveSchema, readShape, type TableShape } from './columns.ts';
@@ -75,7 +75,7 @@ export class Publisher {
   }
 
   private async run(grants: Grants, msg: PublishMessage): Promise<Reply> {
-    const name = msg.table.startsWith('public.') ? msg.table.slice(7) : msg.table;
+    const name = toShortName(msg.table);
     const reg = this.opts.registration(name);
     if (!reg) return this.error(msg, 'unknown_table', `table ${clip(msg.table)} is not registered with walcast`);
     if (!grants.canPublishTo(name)) {
@@ -126,7 +126,7 @@ export class Publisher {
     if (!next) {
       next = (async () => {
         const shape = await readShape(this.pool, reg);
-        if (shape.columns.size === 0) throw new Error(`table ${reg.schema}.${reg.table} has no columns or no longer exists`);
+        if (shape.columns.size === 0) throw new Error(`table ${fullName(reg)} has no columns or no longer exists`);
         return { reg, shape, validate: compile(shape.rowSchema ?? deriveSchema(shape)), readAt: Date.now() };
       })();
       this.plans.set(reg, next);
@@ -225,4 +225,3 @@ function clip(text: string): string {
   return text.length > 120 ? `${text.slice(0, 117)}...` : text;
 }
 
-export { displayName };

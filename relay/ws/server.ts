@@ -29,6 +29,7 @@ import { Heartbeat } from './heartbeat.ts';
 import { WriteCoalescer } from './coalesce.ts';
 import { Congestion } from './congestion.ts';
 import { subscribe } from './subscribe.ts';
+import { toShortName } from '../db/names.ts';
 import { Gate, type Admission } from '../auth/gate.ts';
 import type { Publisher } from '../publish/publisher.ts';
 import { Connection, type ConnectionHost } from './connection.ts';
@@ -203,7 +204,7 @@ export class WsServer {
     }
     let tables: Set<string> | null = null;
     if (msg.tables) {
-      const names = msg.tables.map((t) => (t.startsWith('public.') ? t.slice(7) : t));
+      const names = msg.tables.map(toShortName);
       const unknown = names.find((t) => !this.opts.hasTable(t));
       if (unknown !== undefined) return conn.error('unknown_table', `table ${unknown} is not registered with walcast`, msg.id);
       tables = new Set(names);
