@@ -18,7 +18,7 @@ import { formatPosition, maxPosition, streamPoint } from '../replication/positio
 import type { Lsn } from '../replication/lsn.ts';
 import { registrationFromRow, type Registration } from '../db/registry.ts';
 import { fullName, toFullName } from '../db/names.ts';
-import { PRUNE_MESSAGE_PREFIX } from '../jobs/ttl.ts';
+import { PRUNE_MESSAGE_PREFIX } from '../replication/messages.ts';
 import type { Router } from './router.ts';
 import type { RecoveryBuffer } from './recovery.ts';
 import type { EventMessage, Op } from '../../client/protocol.ts';

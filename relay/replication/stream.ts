@@ -19,7 +19,7 @@ import { SQLSTATE, WalcastError, sqlState } from '../errors.ts';
 import { PgoutputDecoder, type PgoutputMessage } from './decoder.ts';
 import { TEXT_FORMAT_OPTIONS as SESSION_OPTIONS } from './values.ts';
 import { formatLsn, parseLsn, type Lsn } from './lsn.ts';
-import { HEARTBEAT_PREFIX } from './watchdog.ts';
+import { HEARTBEAT_PREFIX } from './messages.ts';
 
 export type StreamState = 'idle' | 'connecting' | 'streaming' | 'reconnecting' | 'closed';
 

@@ -6,7 +6,8 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { migrate } from '../../relay/db/migrate.ts';
 import { WalcastError } from '../../relay/errors.ts';
-import { createPruner, PRUNE_MESSAGE_PREFIX } from '../../relay/jobs/ttl.ts';
+import { createPruner } from '../../relay/jobs/ttl.ts';
+import { PRUNE_MESSAGE_PREFIX } from '../../relay/replication/messages.ts';
 import { silentLogger } from '../../relay/log.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
 
