@@ -4,6 +4,7 @@
 // (visible in the snapshot) and which must still be sent. Values go through
 // the same converters as streamed rows, so both look the same to clients.
 import pg from 'pg';
+import { SQLSTATE_CLASS, sqlState } from '../errors.ts';
 import type { Registration } from './registry.ts';
 import { shortName } from './names.ts';
 import { converterFor, TEXT_FORMAT_OPTIONS } from '../replication/values.ts';
@@ -81,7 +82,7 @@ async function readTable(client: pg.PoolClient, reg: Registration, channel: stri
   } catch (err) {
     // A channel that cannot be a value of the column (text into an integer
     // column, say) has no rows there.
-    if ((err as { code?: string }).code?.startsWith('22')) {
+    if (sqlState(err)?.startsWith(SQLSTATE_CLASS.dataException)) {
       await client.query('ROLLBACK TO SAVEPOINT snapshot_table');
       return [];
     }

@@ -189,6 +189,10 @@ test('tail and replay authenticate with --token (or WALCAST_TOKEN) where the rel
   const denied = await complete(['replay', 'cli-auth', '--since', since, '--url', relay.url]);
   assert.equal(denied.code, 1);
   assert.match(denied.stderr, /401/);
+  assert.match(denied.stderr, /refused the replay of cli-auth: HTTP 401.*Check the token/);
+  const refused = await complete(['tail', 'cli-other', '--url', relay.url, '--token', jwt]);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /refused the subscription to cli-other: forbidden: .*Check the token/);
   const allowed = await complete(['replay', 'cli-auth', '--since', relay.dispatcher.position(), '--url', relay.url], { WALCAST_TOKEN: jwt });
   assert.equal(allowed.code, 0, allowed.stderr);
 });
