@@ -158,10 +158,11 @@ export class Dispatcher {
       return;
     }
     if (msg.tag === 'delete' && tx.prune) return;
-    this.emit(msg, tx, index, route.channelColumn);
+    this.deliverEvent(msg, tx, index, route.channelColumn);
   }
 
-  private emit(msg: Extract<PgoutputMessage, { tag: 'insert' | 'update' | 'delete' }>, tx: Transaction, index: number, column: string): void {
+  /** Build the change's event and hand it to the router and the recovery window, for each channel it belongs to. */
+  private deliverEvent(msg: Extract<PgoutputMessage, { tag: 'insert' | 'update' | 'delete' }>, tx: Transaction, index: number, column: string): void {
     const event: EventMessage = {
       type: 'event',
       channel: '',
