@@ -11,6 +11,7 @@
 // reconnect PostgreSQL may resend a transaction that was partly dispatched;
 // every change at or before the last dispatched position is skipped, so no
 // client sees an event twice.
+import { EventEmitter } from 'node:events';
 import type { Logger } from '../log.ts';
 import type { PgoutputMessage, Relation, Tuple } from '../replication/decoder.ts';
 import { pgTimeToIso, pgTimeToMs } from '../replication/decoder.ts';
@@ -47,8 +48,6 @@ export interface DispatcherCounters {
 export interface DispatcherOptions {
   router: Router;
   logger: Logger;
-  /** Every event at or before this LSN has been handed to the sockets (and buffered). */
-  onDelivered: (lsn: Lsn, commitTimeMs: number) => void;
   /** Where the stream starts: no event at or before it will be dispatched. */
   startLsn: Lsn;
   /** The slot's incarnation, part of every position. */
@@ -62,7 +61,12 @@ export interface DispatcherOptions {
   recovery: RecoveryBuffer;
 }
 
-export class Dispatcher {
+export interface DispatcherEvents {
+  /** Every event at or before `lsn` (committed at `commitTimeMs`) has been handed to the sockets (and buffered). */
+  delivered: [lsn: Lsn, commitTimeMs: number];
+}
+
+export class Dispatcher extends EventEmitter<DispatcherEvents> {
   readonly counters: DispatcherCounters = { rows: 0, events: 0, deliveries: 0, unrouted: 0, transactions: 0 };
   private tx: Transaction | undefined;
   private lastLsn: Lsn;
@@ -74,6 +78,7 @@ export class Dispatcher {
   private readonly warned = new Set<string>();
 
   constructor(private readonly opts: DispatcherOptions) {
+    super();
     this.lastLsn = opts.startLsn;
     this.epoch = opts.epoch;
     this.liveFrom = streamPoint(opts.liveFromLsn, opts.epoch);
@@ -124,7 +129,7 @@ export class Dispatcher {
         this.tx = undefined;
         this.counters.transactions++;
         this.opts.recovery.evict(Date.now());
-        this.opts.onDelivered(msg.endLsn, pgTimeToMs(msg.commitTime));
+        this.emit('delivered', msg.endLsn, pgTimeToMs(msg.commitTime));
         return;
       case 'relation':
         this.routes.delete(msg.relation.oid);

@@ -59,7 +59,7 @@ test('a dropped slot is recreated and logged; clients are closed with 4010 and o
   const closed = await c.waitClosed(20_000);
   assert.equal(closed.code, CLOSE.streamReset);
   assert.match(closed.reason, /slot was recreated/);
-  await waitFor(() => relay.stream.state === 'streaming', 20_000, 'the stream to come back');
+  await waitFor(() => relay.internals.stream.state === 'streaming', 20_000, 'the stream to come back');
   const recreated = logLines.find((l) => l.msg.startsWith('replication slot recreated'));
   assert.ok(recreated, 'the recreation is logged');
   assert.equal(recreated.slot, relay.slot);

@@ -34,7 +34,7 @@ test('a consumer that reads nothing is closed with 4008 at its queue cap; the ot
 
   let peakQueued = 0;
   const sampler = setInterval(() => {
-    for (const c of relay.ws.wss.clients) peakQueued = Math.max(peakQueued, c.bufferedAmount);
+    for (const c of relay.internals.ws.wss.clients) peakQueued = Math.max(peakQueued, c.bufferedAmount);
   }, 5);
   const inserts = (async () => {
     for (let i = 0; i < ROWS; i += 100) {
@@ -45,7 +45,7 @@ test('a consumer that reads nothing is closed with 4008 at its queue cap; the ot
     }
   })();
   try {
-    await waitFor(() => relay.ws.slowConsumerCloses > 0, 60_000, 'the relay to close the slow consumer');
+    await waitFor(() => relay.internals.ws.slowConsumerCloses > 0, 60_000, 'the relay to close the slow consumer');
     // Reading again, the client drains what was queued and finds the close frame.
     socket.resume();
     const closed = await slow.waitClosed(15_000);
@@ -55,7 +55,7 @@ test('a consumer that reads nothing is closed with 4008 at its queue cap; the ot
   } finally {
     clearInterval(sampler);
   }
-  assert.equal(relay.ws.slowConsumerCloses, 1, 'the slow consumer, and only it, was closed');
+  assert.equal(relay.internals.ws.slowConsumerCloses, 1, 'the slow consumer, and only it, was closed');
   assert.ok(peakQueued <= 1_048_576, `the relay queued at most the 1 MiB cap for a socket (peak ${peakQueued})`);
   const bodies = fast.events().map((e) => String(e.row.body).slice(BODY.length));
   assert.deepEqual(bodies, Array.from({ length: ROWS }, (_, i) => String(i)), 'the reading subscriber got every row in order');

@@ -37,7 +37,7 @@ export function relayConfig(databaseUrl: string, overrides: Partial<RelayConfig>
 export async function startTestRelay(databaseUrl: string, overrides: Partial<RelayConfig> = {}, log?: Logger): Promise<Relay> {
   const logger = log ?? (process.env.WALCAST_TEST_LOG ? createLogger('debug', process.stderr) : silentLogger);
   const relay = await startRelay(relayConfig(databaseUrl, overrides), logger);
-  await waitFor(() => relay.stream.state === 'streaming', 10_000, 'replication stream to start');
+  await waitFor(() => relay.internals.stream.state === 'streaming', 10_000, 'replication stream to start');
   return relay;
 }
 

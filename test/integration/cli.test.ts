@@ -185,7 +185,7 @@ test('tail and replay authenticate with --token (or WALCAST_TOKEN) where the rel
   await waitFor(() => tail.stdout.includes('"secret"'), 10_000, 'the event');
   tail.child.kill('SIGINT');
 
-  const since = '0000000000000000-00000000-' + relay.dispatcher.currentEpoch;
+  const since = '0000000000000000-00000000-' + relay.internals.dispatcher.currentEpoch;
   const denied = await complete(['replay', 'cli-auth', '--since', since, '--url', relay.url]);
   assert.equal(denied.code, 1);
   assert.match(denied.stderr, /401/);
@@ -193,6 +193,6 @@ test('tail and replay authenticate with --token (or WALCAST_TOKEN) where the rel
   const refused = await complete(['tail', 'cli-other', '--url', relay.url, '--token', jwt]);
   assert.equal(refused.code, 1);
   assert.match(refused.stderr, /refused the subscription to cli-other: forbidden: .*Check the token/);
-  const allowed = await complete(['replay', 'cli-auth', '--since', relay.dispatcher.position(), '--url', relay.url], { WALCAST_TOKEN: jwt });
+  const allowed = await complete(['replay', 'cli-auth', '--since', relay.internals.dispatcher.position(), '--url', relay.url], { WALCAST_TOKEN: jwt });
   assert.equal(allowed.code, 0, allowed.stderr);
 });

@@ -130,7 +130,7 @@ test('fuzz: the relay survives, answers every frame, stays bounded, and a good c
   }
   const sent = results.reduce((n, r) => n + r.sent, 0);
   const closes = results.reduce((n, r) => n + r.closes, 0);
-  const summary = `fuzz: ${sent} frames tried on ${CONNECTIONS} connections (seed ${SEED}; ${[...kinds].map(([k, n]) => `${k} ${n}`).join(', ')}); ${closes} closed with 1009; ${relay.publisher.counters.published} published, ${relay.publisher.counters.invalid} rejected by validation`;
+  const summary = `fuzz: ${sent} frames tried on ${CONNECTIONS} connections (seed ${SEED}; ${[...kinds].map(([k, n]) => `${k} ${n}`).join(', ')}); ${closes} closed with 1009; ${relay.internals.publisher.counters.published} published, ${relay.internals.publisher.counters.invalid} rejected by validation`;
   t.diagnostic(summary);
   console.log(`# ${summary}`);
   assert.ok(sent >= 5000);
@@ -142,8 +142,8 @@ test('fuzz: the relay survives, answers every frame, stays bounded, and a good c
   assert.equal(good.closed, undefined);
 
   // Bounded: what the fuzzers held is released; the heap did not balloon.
-  await waitFor(() => relay.ws.connections.size === 1, 10_000, 'fuzz connections to be dropped');
-  assert.equal(relay.router.subscriptionCount, 1);
+  await waitFor(() => relay.internals.ws.connections.size === 1, 10_000, 'fuzz connections to be dropped');
+  assert.equal(relay.internals.router.subscriptionCount, 1);
   const grown = process.memoryUsage().heapUsed - heapBefore;
   assert.ok(grown < 256 * 1024 * 1024, `heap grew by ${grown} bytes`);
   assert.equal((await fetch(`${relay.url}/healthz`)).status, 200);

@@ -38,7 +38,7 @@ test('/metrics counts rows, events, deliveries, bytes, connections, subscription
   await fx.db.query(`insert into presence (channel_id, user_id, updated_at) values ('m-9', 'gone', now() - interval '1 hour')`);
   await c.waitForEvents(3);
   await waitFor(async () => (sample(await scrape(r), 'walcast_ttl_pruned_rows_total{table="public.presence"}') ?? 0) >= 1, 10_000, 'the prune to be counted');
-  await waitFor(() => r.watchdog.status !== undefined, 10_000, 'a watchdog round');
+  await waitFor(() => r.internals.watchdog.status !== undefined, 10_000, 'a watchdog round');
 
   const text = await scrape(r);
   assert.ok(sample(text, 'walcast_rows_received_total')! >= 4, 'rows: 3 inserts and the presence insert');
@@ -63,7 +63,7 @@ test('/metrics counts rows, events, deliveries, bytes, connections, subscription
 
 test('/readyz is 200 while streaming and 503 with the reason when the lag passes WALCAST_LAG_WARN_SECONDS', async () => {
   const r = await relay({ watchdogMs: 100, lagWarnSeconds: 1 });
-  await waitFor(() => r.watchdog.status !== undefined, 10_000, 'a watchdog round');
+  await waitFor(() => r.internals.watchdog.status !== undefined, 10_000, 'a watchdog round');
   // Other test files share the server and may write a lot of WAL: ready once caught up.
   let readyBody: { status?: string } = {};
   await waitFor(async () => {
@@ -74,9 +74,9 @@ test('/readyz is 200 while streaming and 503 with the reason when the lag passes
   assert.equal(readyBody.status, 'ready');
 
   // Nothing dispatches any more while WAL keeps being written: the lag grows.
-  await r.stream.stop();
+  await r.internals.stream.stop();
   await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ('lag', 'a', 'b')`);
-  await waitFor(() => r.watchdog.lagging !== undefined, 15_000, 'the lag warning');
+  await waitFor(() => r.internals.watchdog.lagging !== undefined, 15_000, 'the lag warning');
   const res = await fetch(`${r.url}/readyz`);
   assert.equal(res.status, 503);
   const body = (await res.json()) as { status: string; reasons: string[]; lag: { bytes: number; seconds: number } };
@@ -91,8 +91,8 @@ test('/readyz is 200 while streaming and 503 with the reason when the lag passes
 test('the watchdog heartbeat is confirmed: the slot moves past it while the published tables are idle', async () => {
   // No recovery window: delivered positions are confirmed at once.
   const r = await relay({ watchdogMs: 200, recoveryEvents: 0 });
-  await waitFor(() => r.watchdog.heartbeats >= 2, 10_000, 'two heartbeats');
-  const beat = r.watchdog.lastHeartbeatLsn;
+  await waitFor(() => r.internals.watchdog.heartbeats >= 2, 10_000, 'two heartbeats');
+  const beat = r.internals.watchdog.lastHeartbeatLsn;
   assert.ok(beat > 0n);
   await waitFor(async () => {
     const [row] = await fx.db.query<{ lsn: string }>('select confirmed_flush_lsn::text as lsn from pg_replication_slots where slot_name = $1', [r.slot]);

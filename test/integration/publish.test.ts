@@ -57,7 +57,7 @@ before(async () => {
     select walcast.register_table('public.notes', channel_column => 'channel');
     select walcast.set_row_schema('public.notes', '{"type":"object"}');`);
   keyed = await startTestRelay(db.url, { jwtSecret: TEST_SECRET });
-  await waitFor(() => open.dispatcher.hasTable('notes') && keyed.dispatcher.hasTable('notes'), 10_000, 'registrations');
+  await waitFor(() => open.internals.dispatcher.hasTable('notes') && keyed.internals.dispatcher.hasTable('notes'), 10_000, 'registrations');
 });
 
 after(async () => {
@@ -118,13 +118,13 @@ test('rows are validated against the derived schema: columns, server-owned colum
     [{ channel: 'i', qty: 1, tags: 'a' }, '/tags'],
     [{ channel: 'i' }, ''],
   ];
-  const before = open.publisher.counters.invalid;
+  const before = open.internals.publisher.counters.invalid;
   for (const [row, path] of cases) {
     const reply = await publish(c, 'items', row);
     assert.equal(code(reply), 'invalid_row', JSON.stringify(row));
     assert.ok(reply.type === 'error' && reply.errors?.some((e) => e.path === path), JSON.stringify(reply));
   }
-  assert.equal(open.publisher.counters.invalid - before, cases.length);
+  assert.equal(open.internals.publisher.counters.invalid - before, cases.length);
   assert.equal((await db.query("select count(*)::int as n from items where channel = 'i'"))[0]!.n, 0);
 });
 

@@ -101,7 +101,7 @@ test('a client that stops answering pings is dropped within two heartbeat interv
   const ws = new WebSocket(relay.wsUrl, { autoPong: false });
   await new Promise((r) => ws.once('open', r));
   const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
-  await waitFor(() => relay.ws.connections.size > 0);
+  await waitFor(() => relay.internals.ws.connections.size > 0);
   // The bound is two heartbeat intervals (600 ms here); the wait allows for
   // a loaded machine, and fails rather than hangs when nothing drops it.
   const code = await Promise.race([
