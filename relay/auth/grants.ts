@@ -66,13 +66,13 @@ export function compile(patterns: string[], sub: string | null): RegExp[] {
   for (const p of patterns) {
     const parts = p.split('{sub}');
     if (parts.length > 1 && sub === null) continue;
-    const body = parts.map((part) => part.split('*').map(escape).join('.*')).join(escape(sub ?? ''));
+    const body = parts.map((part) => part.split('*').map(escape).join('.*')).join(escapeRegExp(sub ?? ''));
     out.push(new RegExp(`^${body}$`, 's'));
   }
   return out;
 }
 
-function escape(text: string): string {
+function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 

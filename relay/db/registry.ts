@@ -16,6 +16,7 @@ export interface Registration {
 }
 
 /** Any Drizzle PostgreSQL database; its schema type does not matter here. */
+// biome-ignore lint/suspicious/noExplicitAny: the schema parameter is any schema
 export type AnyPgDatabase = PgDatabase<PgQueryResultHKT, any>;
 
 export async function loadRegistrations(db: AnyPgDatabase): Promise<Registration[]> {

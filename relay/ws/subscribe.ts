@@ -8,7 +8,7 @@
 import { withId, type SubscribeMessage, type SubscribedMessage } from '../../client/protocol.ts';
 import type { RecoveryBuffer } from '../hub/recovery.ts';
 import type { Frame, Router, TableFilter } from '../hub/router.ts';
-import { DEFAULT_SNAPSHOT_LIMIT, type SnapshotReader } from '../db/snapshot.ts';
+import { DEFAULT_SNAPSHOT_LIMIT, type Snapshot, type SnapshotReader } from '../db/snapshot.ts';
 import { snapshotPosition } from '../replication/position.ts';
 import type { Logger } from '../log.ts';
 
@@ -88,7 +88,7 @@ async function withSnapshot(
   reads.set(channel, ticket);
   // The client may unsubscribe (and subscribe again) while the rows are read.
   const current = () => reads.get(channel) === ticket && conn.subscriptions.has(channel);
-  let snapshot;
+  let snapshot: Snapshot;
   try {
     snapshot = await deps.snapshots.read(channel, tables, msg.limit ?? DEFAULT_SNAPSHOT_LIMIT);
   } catch (err) {

@@ -69,7 +69,7 @@ test('WALCAST_JWKS_URL: tokens are checked with the keys the URL serves, chosen 
     { ...(await exportJWK(ec.publicKey)), kid: 'ec-1', alg: 'ES256', use: 'sig' },
   ];
   let fetches = 0;
-  jwks = createServer((req, res) => {
+  jwks = createServer((_req, res) => {
     fetches++;
     res.setHeader('content-type', 'application/json');
     res.end(JSON.stringify({ keys }));

@@ -185,7 +185,7 @@ test('tail and replay authenticate with --token (or WALCAST_TOKEN) where the rel
   await waitFor(() => tail.stdout.includes('"secret"'), 10_000, 'the event');
   tail.child.kill('SIGINT');
 
-  const since = '0000000000000000-00000000-' + relay.internals.dispatcher.currentEpoch;
+  const since = `0000000000000000-00000000-${relay.internals.dispatcher.currentEpoch}`;
   const denied = await complete(['replay', 'cli-auth', '--since', since, '--url', relay.url]);
   assert.equal(denied.code, 1);
   assert.match(denied.stderr, /401/);

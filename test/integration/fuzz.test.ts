@@ -50,7 +50,7 @@ const message = fc.oneof(
 const nested = fc.tuple(fc.integer({ min: 1, max: 2000 }), fc.constantFrom('[', '{"a":', '{"type":"publish","table":"chat_messages","row":{"a":'), fc.boolean()).map(
   ([depth, open, closed]) => {
     const close = open === '[' ? ']' : '}';
-    const text = open.repeat(depth) + '1' + (closed ? close.repeat(depth + (open.startsWith('{"type"') ? 1 : 0)) : '');
+    const text = `${open.repeat(depth)}1${closed ? close.repeat(depth + (open.startsWith('{"type"') ? 1 : 0)) : ''}`;
     return text.slice(0, MAX_FRAME);
   },
 );

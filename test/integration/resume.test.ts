@@ -90,7 +90,7 @@ test('the HTTP replay returns the same events as JSON, paged by limit', async ()
   assert.equal(page2.more, false);
   assert.deepEqual(page2.events.map((e) => e.row.body), ['four']);
   assert.deepEqual([...page1.events, ...page2.events], ws.slice(1), 'identical to what the socket delivered');
-  const gone = (await (await fetch(url('0000000000000000-00000000-' + start!.position.split('-')[2]))).json()) as { recovered: boolean; events: unknown[] };
+  const gone = (await (await fetch(url(`0000000000000000-00000000-${start!.position.split('-')[2]}`))).json()) as { recovered: boolean; events: unknown[] };
   assert.equal(gone.recovered, false);
   assert.deepEqual(gone.events, []);
   const bad = await fetch(`${relay.url}/v1/channels/r3/events`);

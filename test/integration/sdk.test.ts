@@ -182,7 +182,12 @@ test('with a token: the client authenticates with it at every connect; channels 
   const r = await relay({ jwtSecret: TEST_SECRET, authTimeoutMs: 300 });
   const jwt = await token({ sub: 'ada', channels: ['room-*'] });
   let asked = 0;
-  const rt = client(r.url, { token: () => (asked++, jwt) });
+  const rt = client(r.url, {
+    token: () => {
+      asked++;
+      return jwt;
+    },
+  });
   const got: string[] = [];
   await rt.subscribe<Chat>('room-1', {}, (e) => got.push(e.table === 'chat_messages' ? e.row.body : '')).ready;
   await chat('room-1', 'hello');

@@ -112,7 +112,7 @@ test('a client that stops answering pings is dropped within two heartbeat interv
 });
 
 test('other paths are not WebSocket endpoints; /healthz reports the stream', async () => {
-  const bad = new WebSocket(relay.url.replace('http', 'ws') + '/nope');
+  const bad = new WebSocket(`${relay.url.replace('http', 'ws')}/nope`);
   const err = await new Promise<Error>((r) => bad.once('error', r));
   assert.match(err.message, /404/);
   const res = await fetch(`${relay.url}/healthz`);
