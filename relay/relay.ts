@@ -21,7 +21,7 @@ import { asStartupError } from './db/connect-error.ts';
 import type { Logger } from './log.ts';
 import { ensurePublication, migrate } from './db/migrate.ts';
 import { loadRegistrations } from './db/registry.ts';
-import { shortName } from './db/names.ts';
+import { shortName } from './table-names.ts';
 import { SnapshotReader } from './db/snapshot.ts';
 import { checkServer, ensureSlot, recreateSlot, type SlotInfo } from './replication/slot.ts';
 import { ReplicationStream } from './replication/stream.ts';

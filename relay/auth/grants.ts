@@ -8,7 +8,7 @@
 // wildcard). Absent claims grant nothing. With no key configured, the
 // open grant allows every channel, and publishing as WALCAST_PUBLISH says.
 import type { JWTPayload } from 'jose';
-import { toShortName } from '../db/names.ts';
+import { toShortName } from '../table-names.ts';
 
 export interface Grants {
   /** True when the grants come from a verified token; false in open mode. */

@@ -4,7 +4,7 @@
 // never dropped (dropping it loses what it holds for a relay that returns).
 import type pg from 'pg';
 import { parseLsn } from '../replication/lsn.ts';
-import { fullName } from './names.ts';
+import { fullName } from '../table-names.ts';
 
 export type Level = 'ok' | 'warning' | 'error';
 

@@ -6,9 +6,8 @@
 import pg from 'pg';
 import { SQLSTATE_CLASS, sqlState } from '../errors.ts';
 import type { Registration } from './registry.ts';
-import { shortName } from './names.ts';
+import { shortName } from '../table-names.ts';
 import { converterFor, TEXT_FORMAT_OPTIONS } from '../replication/values.ts';
-import type { TableFilter } from '../hub/router.ts';
 
 /** At most this many rows of one state table are sent per snapshot. */
 export const MAX_STATE_ROWS = 10_000;
@@ -36,7 +35,7 @@ export class SnapshotReader {
     this.pool.on('error', () => {}); // an idle connection dropped; the next read reconnects
   }
 
-  async read(channel: string, tables: TableFilter, limit: number): Promise<Snapshot> {
+  async read(channel: string, tables: ReadonlySet<string> | null, limit: number): Promise<Snapshot> {
     const regs = this.registrations().filter((r) => tables === null || tables.has(shortName(r)));
     const client = await this.pool.connect();
     try {

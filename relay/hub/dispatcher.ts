@@ -18,7 +18,7 @@ import { pgTimeToIso, pgTimeToMs } from '../replication/decoder.ts';
 import { formatPosition, maxPosition, streamPoint } from '../replication/position.ts';
 import type { Lsn } from '../replication/lsn.ts';
 import { registrationFromRow, type Registration } from '../db/registry.ts';
-import { fullName, toFullName } from '../db/names.ts';
+import { fullName, toFullName } from '../table-names.ts';
 import { PRUNE_MESSAGE_PREFIX } from '../replication/messages.ts';
 import type { Router } from './router.ts';
 import type { RecoveryBuffer } from './recovery.ts';

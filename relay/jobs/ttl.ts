@@ -11,7 +11,7 @@ import cron, { type ScheduledTask } from 'node-cron';
 import type pg from 'pg';
 import { WalcastError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { fullName } from '../db/names.ts';
+import { fullName } from '../table-names.ts';
 import { PRUNE_MESSAGE_PREFIX } from '../replication/messages.ts';
 import { loadRegistrations, type AnyPgDatabase, type Registration } from '../db/registry.ts';
 

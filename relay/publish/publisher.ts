@@ -11,7 +11,7 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import { withId, type ErrorCode, type ErrorMessage, type PublishMessage, type PublishedMessage, type ValidationIssue } from '../../client/protocol.ts';
 import type { Registration } from '../db/registry.ts';
-import { fullName, toShortName } from '../db/names.ts';
+import { fullName, toShortName } from '../table-names.ts';
 import type { Logger } from '../log.ts';
 import type { Grants } from '../auth/grants.ts';
 import { deriveSchema, readShape, type TableShape } from './columns.ts';

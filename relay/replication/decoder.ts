@@ -13,7 +13,7 @@
 // about 27k single-row transactions/s against 35-47k/s for pg_recvlogical.
 import { converterFor, type Converter } from './values.ts';
 import type { Lsn } from './lsn.ts';
-import { shortName } from '../db/names.ts';
+import { shortName } from '../table-names.ts';
 
 export interface Column {
   name: string;
@@ -28,7 +28,7 @@ export interface Relation {
   oid: number;
   schema: string;
   name: string;
-  /** The name clients see (db/names.ts shortName). */
+  /** The name clients see (table-names.ts shortName). */
   shortName: string;
   replicaIdentity: 'default' | 'nothing' | 'full' | 'index';
   columns: Column[];

@@ -29,7 +29,7 @@ import { Heartbeat } from './heartbeat.ts';
 import { WriteCoalescer } from './coalesce.ts';
 import { Congestion } from './congestion.ts';
 import { subscribe } from './subscribe.ts';
-import { toShortName } from '../db/names.ts';
+import { toShortName } from '../table-names.ts';
 import { Gate, type Admission } from '../auth/gate.ts';
 import type { Publisher } from '../publish/publisher.ts';
 import { Connection, type ConnectionHost } from './connection.ts';
