@@ -4,32 +4,25 @@ import { after, before } from 'node:test';
 import { WebSocket, type ClientOptions } from 'ws';
 import { startRelay, type Relay, type RelayConfig } from '../../relay/relay.ts';
 import { createLogger, silentLogger, type Logger } from '../../relay/log.ts';
+import { loadConfig } from '../../relay/config.ts';
 import type { ServerMessage } from '../../client/protocol.ts';
 import { createTestDatabase, uniqueName, type TestDatabase } from './postgres.ts';
 
+/**
+ * What a user gets with nothing set (loadConfig's defaults), then what a test
+ * needs to differ: its database, any free port, its own slot, no logs, and
+ * no TTL schedule (the tests run the pruner themselves).
+ */
 export function relayConfig(databaseUrl: string, overrides: Partial<RelayConfig> = {}): RelayConfig {
+  const { dataDir: _dataDir, embeddedPort: _embeddedPort, databaseUrl: _unset, example: _example, ...defaults } = loadConfig([], {});
   return {
+    ...defaults,
     databaseUrl,
-    host: '127.0.0.1',
+    example: true,
     port: 0,
     slot: uniqueName('walcast_slot'),
-    publication: 'realtime_events',
     logLevel: 'silent',
-    example: true,
-    maxSubscriptions: 100,
-    maxFrameBytes: 65_536,
-    sendQueueBytes: 1_048_576,
-    slowConsumerMs: 2000,
-    heartbeatMs: 15_000,
-    ttlSchedule: '0 0 1 1 *', // the tests run the pruner themselves
-    recoverySeconds: 300,
-    recoveryEvents: 10_000,
-    recoveryMaxBytes: 64 * 1024 * 1024,
-    shutdownSeconds: 10,
-    watchdogMs: 10_000,
-    lagWarnSeconds: 30,
-    lagWarnBytes: 1024 ** 3,
-    standbyPollMs: 500,
+    ttlSchedule: '0 0 1 1 *',
     ...overrides,
   };
 }
