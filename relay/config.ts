@@ -1,6 +1,6 @@
 // Configuration: every option is an environment variable and a CLI flag,
 // with a default. The table below is the single source for both, and for the
-// README's configuration table (a test checks they agree). Invalid values
+// configuration table of docs/configuration.md (a test checks they agree). Invalid values
 // stop start-up with one line naming the variable and what is allowed.
 import { parseArgs } from 'node:util';
 import { validate as validateCron } from 'node-cron';
