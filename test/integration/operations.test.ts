@@ -3,6 +3,7 @@
 // lag turns readiness off, and the heartbeat moves an idle slot.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { relayFixture, waitFor } from '../helpers/relay.ts';
 import type { Relay } from '../../relay/relay.ts';
 import { parseLsn } from '../../relay/replication/lsn.ts';
@@ -115,4 +116,23 @@ test('/metrics counts rows published by clients and publishes refused, by reason
   assert.equal(sample(text, 'walcast_publish_rejected_total{reason="invalid"}'), 1);
   assert.equal(sample(text, 'walcast_publish_rejected_total{reason="forbidden"}'), 0);
   assert.equal(sample(text, 'walcast_auth_failures_total'), 0);
+});
+
+test('every metric docs/grafana-dashboard.json queries is one /metrics exposes', async () => {
+  const r = await relay();
+  const exposed = new Set<string>();
+  for (const m of (await scrape(r)).matchAll(/^# TYPE (\S+) (\w+)$/gm)) {
+    exposed.add(m[1]!);
+    if (m[2] === 'histogram') for (const s of ['_bucket', '_sum', '_count']) exposed.add(m[1]! + s);
+  }
+  const dashboard = JSON.parse(readFileSync(new URL('../../docs/grafana-dashboard.json', import.meta.url), 'utf8')) as {
+    panels: { title: string; targets: { expr: string }[] }[];
+  };
+  const queried = new Set(dashboard.panels.flatMap((p) => p.targets.flatMap((t) => t.expr.match(/\bwalcast_\w+/g) ?? [])));
+  assert.deepEqual([...queried].filter((name) => !exposed.has(name)), [], 'metrics the dashboard queries but /metrics lacks');
+  // The panels operators look for first.
+  for (const name of ['walcast_replication_lag_seconds', 'walcast_deliveries_total', 'walcast_connections',
+    'walcast_slow_consumer_closes_total', 'walcast_errors_total', 'walcast_slot_wal_status']) {
+    assert.ok(queried.has(name), `the dashboard shows ${name}`);
+  }
 });
