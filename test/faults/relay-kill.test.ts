@@ -54,8 +54,10 @@ test('SIGKILL under steady inserts: after restart, resuming clients have every r
 
   const committed = (await db.query<{ body: string }>(`select body from chat_messages where channel_id = 'steady' order by id`)).map((r) => r.body);
   await waitFor(() => received.length >= committed.length, 30_000, `all ${committed.length} rows`);
-  await new Promise((r) => setTimeout(r, 300)); // a duplicate would show up now
-  assert.deepEqual(received.map((r) => r.body), committed, 'every committed row exactly once, in commit order');
+  // A marker row last: events arrive in commit order, so a duplicate would be before it.
+  await db.query(`insert into chat_messages (channel_id, sender, body) values ('steady', 'marker', 'end')`);
+  await waitFor(() => received.some((r) => r.body === 'end'), 30_000, 'the marker row');
+  assert.deepEqual(received.map((r) => r.body), [...committed, 'end'], 'every committed row exactly once, in commit order');
   const positions = received.map((r) => r.position);
   assert.deepEqual([...positions].sort(), positions);
   c2.close();

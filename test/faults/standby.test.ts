@@ -73,8 +73,10 @@ function steady(channel: string) {
         const got = new Set(received.map((r) => r.body));
         throw new Error(`${err.message}; missing ${committed.filter((b) => !got.has(b)).join(',')}`);
       });
-      await new Promise((r) => setTimeout(r, 300)); // a duplicate would show up now
-      assert.deepEqual(received.map((r) => r.body), committed, 'every committed row exactly once, in commit order');
+      // A marker row last: events arrive in commit order, so a duplicate would be before it.
+      await db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 'marker', 'end')`, [channel]);
+      await waitFor(() => received.some((r) => r.body === 'end'), 30_000, 'the marker row');
+      assert.deepEqual(received.map((r) => r.body), [...committed, 'end'], 'every committed row exactly once, in commit order');
     },
   };
 }

@@ -21,6 +21,9 @@ async function confirmedFlush(slot: string): Promise<bigint> {
   return parseLsn(row!.lsn);
 }
 
+/** The prefix of the test's own logical message (not walcast's: the stream handles those itself). */
+const MARKER = 'test.marker';
+
 async function insertReturningLsn(channel: string, body: string): Promise<bigint> {
   await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 's', $2)`, [channel, body]);
   const [row] = await fx.db.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn');
@@ -34,12 +37,14 @@ test('confirmed_flush_lsn advances only past what was reported delivered', async
   const info = await ensureSlot(fx.db.pool, slot, silentLogger);
   const commits: bigint[] = [];
   let withRow = false;
+  let markers = 0;
   const stream = new ReplicationStream({
     connectionString: fx.db.url, slot, publication: 'realtime_events', logger: silentLogger, statusIntervalMs: 50,
     // The test holds delivery back: commits are recorded, not reported.
     // Only those with a row: before PostgreSQL 15, pgoutput also sends empty
     // transactions (autovacuum's, for one).
     onMessage: (msg: PgoutputMessage) => {
+      if (msg.tag === 'message' && msg.prefix === MARKER) markers++;
       if (msg.tag === 'insert') withRow = true;
       if (msg.tag === 'commit' && withRow) commits.push(msg.endLsn);
       if (msg.tag === 'commit') withRow = false;
@@ -50,7 +55,12 @@ test('confirmed_flush_lsn advances only past what was reported delivered', async
     await waitFor(() => stream.state === 'streaming');
     await insertReturningLsn('ack', 'one');
     await waitFor(() => commits.length === 1);
-    await new Promise((r) => setTimeout(r, 500)); // several status intervals and keepalives
+    // A marker written after the commit: once the stream has read it, it has
+    // read everything before it (keepalives included) and had its chance to
+    // treat the commit as delivered.
+    await fx.db.query(`select pg_logical_emit_message(false, $1, '')`, [MARKER]);
+    await waitFor(() => markers === 1, 10_000, 'the marker message');
+    assert.ok(stream.deliveredPosition < commits[0]!, 'the undelivered commit is not counted as delivered');
     const held = await confirmedFlush(slot);
     assert.ok(held < commits[0]!, `confirmed ${held} stays below the undelivered commit's end ${commits[0]}`);
     stream.delivered(commits[0]!);
