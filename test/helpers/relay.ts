@@ -7,6 +7,7 @@ import { createLogger, silentLogger, type Logger } from '../../relay/log.ts';
 import { loadConfig } from '../../relay/config.ts';
 import type { ServerMessage } from '../../client/protocol.ts';
 import { createTestDatabase, uniqueName, type TestDatabase } from './postgres.ts';
+import { spawnRelay, type RelayProcess } from './process.ts';
 
 /**
  * What a user gets with nothing set (loadConfig's defaults), then what a test
@@ -35,43 +36,70 @@ export async function startTestRelay(databaseUrl: string, overrides: Partial<Rel
 }
 
 /**
- * The usual set-up of a test file: a fresh database, relays on it and
- * clients of them, all closed, stopped and dropped after the file's tests.
- * Call at the top level of the file (it registers before/after hooks).
+ * The usual set-up of a test file: a fresh database, relays on it (in this
+ * process, or spawned as processes) and clients of them, all closed, stopped
+ * and dropped after the file's tests. Call at the top level of the file (it
+ * registers before/after hooks). `db` may be taken at once (`const { db } =
+ * fx`): it forwards to the database the before hook creates.
  */
 export function relayFixture(): {
   readonly db: TestDatabase;
-  relay(overrides?: Partial<RelayConfig>, url?: string): Promise<Relay>;
-  client(relay: Relay): Promise<TestClient>;
+  relay(overrides?: Partial<RelayConfig>, url?: string, log?: Logger): Promise<Relay>;
+  client(relay: { wsUrl: string }, protocols?: string[], options?: ClientOptions): Promise<TestClient>;
+  spawn(args: string[], env?: Record<string, string>, timeoutMs?: number): Promise<RelayProcess>;
 } {
-  let db: TestDatabase | undefined;
+  let created: TestDatabase | undefined;
+  let creating: Promise<TestDatabase> | undefined;
+  // Created on first need: node:test may run this file's own before hooks
+  // alongside the fixture's, so whatever needs the database waits for it.
+  const ready = () => (creating ??= createTestDatabase().then((d) => (created = d)));
   const relays: Relay[] = [];
   const clients: TestClient[] = [];
+  const procs: RelayProcess[] = [];
   before(async () => {
-    db = await createTestDatabase();
+    await ready();
   });
   after(async () => {
     for (const c of clients) c.close();
     for (const r of relays) await r.stop(); // stop() is idempotent: tests may have stopped some
-    await db?.drop();
+    for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+    await (await creating?.catch(() => undefined))?.drop();
   });
-  const fixture = {
-    get db(): TestDatabase {
-      if (!db) throw new Error('relayFixture: the database exists once the before hook ran');
-      return db;
+  const real = (): TestDatabase => {
+    if (!created) throw new Error('relayFixture: the database is not created yet (await fx.db.query(...) or fx.relay() first)');
+    return created;
+  };
+  const db: TestDatabase = {
+    get url() {
+      return real().url;
     },
-    async relay(overrides: Partial<RelayConfig> = {}, url?: string): Promise<Relay> {
-      const r = await startTestRelay(url ?? fixture.db.url, overrides);
+    get name() {
+      return real().name;
+    },
+    get pool() {
+      return real().pool;
+    },
+    query: async (text, values) => (await ready()).query(text, values),
+    drop: async () => (await ready()).drop(),
+  };
+  return {
+    db,
+    async relay(overrides = {}, url, log) {
+      const r = await startTestRelay(url ?? (await ready()).url, overrides, log);
       relays.push(r);
       return r;
     },
-    async client(relay: Relay): Promise<TestClient> {
-      const c = await TestClient.connect(relay.wsUrl);
+    async client(relay, protocols, options) {
+      const c = await TestClient.connect(relay.wsUrl, protocols, options);
       clients.push(c);
       return c;
     },
+    async spawn(args, env, timeoutMs) {
+      const p = await spawnRelay(args, env, timeoutMs);
+      procs.push(p);
+      return p;
+    },
   };
-  return fixture;
 }
 
 export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {

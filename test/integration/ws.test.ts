@@ -1,31 +1,21 @@
 // The WebSocket endpoint against hostile and mistaken clients: each kind of
 // bad input gets its error, and the connection (and everyone else) carries on.
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { TestClient, startTestRelay, waitFor } from '../helpers/relay.ts';
+import { type TestClient, waitFor, relayFixture } from '../helpers/relay.ts';
 import type { Relay } from '../../relay/relay.ts';
 
-let db: TestDatabase;
+const fx = relayFixture();
+const { db } = fx;
 let relay: Relay;
-const clients: TestClient[] = [];
 
 async function client(): Promise<TestClient> {
-  const c = await TestClient.connect(relay.wsUrl);
-  clients.push(c);
-  return c;
+  return fx.client(relay);
 }
 
 before(async () => {
-  db = await createTestDatabase();
-  relay = await startTestRelay(db.url, { maxSubscriptions: 3, maxFrameBytes: 4096, heartbeatMs: 300 });
-});
-
-after(async () => {
-  for (const c of clients) c.close();
-  await relay?.stop();
-  await db?.drop();
+  relay = await fx.relay({ maxSubscriptions: 3, maxFrameBytes: 4096, heartbeatMs: 300 });
 });
 
 test('each kind of bad input gets an error frame with a stable code; the connection stays usable', async () => {
