@@ -1,33 +1,27 @@
 // An operator drops the slot while walcast streams: the relay recreates it
 // with a new epoch, logs it, closes its clients with 4010, and positions from
 // before get recovered:false, never a wrong replay. Delivery then goes on.
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { CLOSE } from '../../client/protocol.ts';
 import { createLogger } from '../../relay/log.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { TestClient, startTestRelay, waitFor } from '../helpers/relay.ts';
+import { TestClient, waitFor, relayFixture } from '../helpers/relay.ts';
 import type { Relay } from '../../relay/relay.ts';
 
-let db: TestDatabase;
+const fx = relayFixture();
+const { db } = fx;
 let relay: Relay;
 const logLines: { level: number; msg: string; slot?: string; reason?: string }[] = [];
 before(async () => {
-  db = await createTestDatabase();
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
       for (const line of chunk.toString().split('\n')) if (line) logLines.push(JSON.parse(line));
       done();
     },
   });
-  relay = await startTestRelay(db.url, {}, createLogger('info', sink));
+  relay = await fx.relay({}, undefined, createLogger('info', sink));
 });
-after(async () => {
-  await relay?.stop();
-  await db?.drop();
-});
-
 async function chat(body: string): Promise<void> {
   await db.query(`insert into chat_messages (channel_id, sender, body) values ('ops', 'o', $1)`, [body]);
 }

@@ -1,25 +1,19 @@
 // A subscriber that reads nothing: its send queue is capped (sendQueueBytes,
 // default 1 MiB), it is closed with 4008 and a reason, and a subscriber of
 // the same channel that reads receives every row.
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { CLOSE } from '../../client/protocol.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { TestClient, startTestRelay, waitFor } from '../helpers/relay.ts';
+import { TestClient, waitFor, relayFixture } from '../helpers/relay.ts';
 import type { Relay } from '../../relay/relay.ts';
 
-let db: TestDatabase;
+const fx = relayFixture();
+const { db } = fx;
 let relay: Relay;
 before(async () => {
-  db = await createTestDatabase();
-  relay = await startTestRelay(db.url);
+  relay = await fx.relay();
 });
-after(async () => {
-  await relay?.stop();
-  await db?.drop();
-});
-
 const ROWS = 2000;
 const BODY = 'x'.repeat(8 * 1024); // 16 MiB in all: more than the kernel's socket buffers hold
 

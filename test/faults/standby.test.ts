@@ -4,28 +4,17 @@
 // (SIGKILL) or loses its database connection. Under steady inserts, clients
 // that resume on the new active relay with `since` have every row exactly
 // once, in order.
-import { after, before, test, type TestContext } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTestDatabase, uniqueName, type TestDatabase } from '../helpers/postgres.ts';
-import { spawnRelay, type RelayProcess } from '../helpers/process.ts';
-import { TestClient, waitFor } from '../helpers/relay.ts';
+import { uniqueName } from '../helpers/postgres.ts';
+import type { RelayProcess } from '../helpers/process.ts';
+import { TestClient, relayFixture, waitFor } from '../helpers/relay.ts';
 
-let db: TestDatabase;
-const procs: RelayProcess[] = [];
-const clients: TestClient[] = [];
-before(async () => {
-  db = await createTestDatabase();
-});
-after(async () => {
-  for (const c of clients) c.close();
-  for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
-  await db?.drop();
-});
+const fx = relayFixture();
+const { db } = fx;
 
 async function spawn(slot: string): Promise<RelayProcess> {
-  const p = await spawnRelay(['--database-url', db.url, '--slot', slot, '--example', 'true'], { WALCAST_LOG_LEVEL: 'info' });
-  procs.push(p);
-  return p;
+  return fx.spawn(['--database-url', db.url, '--slot', slot, '--example', 'true'], { WALCAST_LOG_LEVEL: 'info' });
 }
 
 /** Connect, retrying while the relay refuses (standby, or not listening yet during the takeover). */
@@ -33,9 +22,7 @@ async function connectWhenActive(url: string, timeoutMs = 30_000): Promise<TestC
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      const c = await TestClient.connect(url);
-      clients.push(c);
-      return c;
+      return await fx.client({ wsUrl: url });
     } catch (err) {
       if (Date.now() > deadline) throw err;
       await new Promise((r) => setTimeout(r, 100));

@@ -46,7 +46,9 @@ export function relayFixture(): {
   readonly db: TestDatabase;
   relay(overrides?: Partial<RelayConfig>, url?: string, log?: Logger): Promise<Relay>;
   client(relay: { wsUrl: string }, protocols?: string[], options?: ClientOptions): Promise<TestClient>;
-  spawn(args: string[], env?: Record<string, string>, timeoutMs?: number): Promise<RelayProcess>;
+  spawn(args: string[], env?: Record<string, string>, timeoutMs?: number, command?: string[]): Promise<RelayProcess>;
+  /** Run `fn` first when the file's tests are done (before relays stop and the database is dropped). */
+  cleanup(fn: () => unknown): void;
 } {
   let created: TestDatabase | undefined;
   let creating: Promise<TestDatabase> | undefined;
@@ -56,10 +58,12 @@ export function relayFixture(): {
   const relays: Relay[] = [];
   const clients: TestClient[] = [];
   const procs: RelayProcess[] = [];
+  const cleanups: (() => unknown)[] = [];
   before(async () => {
     await ready();
   });
   after(async () => {
+    for (const fn of cleanups) await fn();
     for (const c of clients) c.close();
     for (const r of relays) await r.stop(); // stop() is idempotent: tests may have stopped some
     for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
@@ -94,8 +98,11 @@ export function relayFixture(): {
       clients.push(c);
       return c;
     },
-    async spawn(args, env, timeoutMs) {
-      const p = await spawnRelay(args, env, timeoutMs);
+    cleanup(fn) {
+      cleanups.push(fn);
+    },
+    async spawn(args, env, timeoutMs, command) {
+      const p = await spawnRelay(args, env, timeoutMs, command);
       procs.push(p);
       return p;
     },

@@ -11,9 +11,8 @@ import { cp, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { createTestDatabase, uniqueName, type TestDatabase } from '../helpers/postgres.ts';
-import { spawnRelay } from '../helpers/process.ts';
-import { TestClient } from '../helpers/relay.ts';
+import { uniqueName } from '../helpers/postgres.ts';
+import { relayFixture } from '../helpers/relay.ts';
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -27,10 +26,10 @@ export async function resolve(specifier, context, next) {
 }`;
 const REGISTER = `import { register } from 'node:module';\nregister('./hooks.mjs', import.meta.url);\n`;
 
-let db: TestDatabase;
+const fx = relayFixture();
+const { db } = fx;
 let pkg: string;
 before(async () => {
-  db = await createTestDatabase();
   pkg = await mkdtemp(join(tmpdir(), 'walcast-pkg-'));
   await run(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts/build.ts'), join(pkg, 'dist')], { cwd: ROOT });
   for (const dir of ['bin', 'sql', 'demo']) await cp(join(ROOT, dir), join(pkg, dir), { recursive: true });
@@ -41,20 +40,19 @@ before(async () => {
   await writeFile(join(pkg, 'register.mjs'), REGISTER);
 });
 after(async () => {
-  await db?.drop();
   if (pkg) await rm(pkg, { recursive: true, force: true });
 });
 
 test('the compiled package runs with no TypeScript loader and no esbuild', async () => {
   const env = { DATABASE_URL: db.url, WALCAST_SLOT: uniqueName('walcast_slot'), WALCAST_EXAMPLE: 'true' };
   const command = ['--import', join(pkg, 'register.mjs'), join(pkg, 'bin/walcast.js')];
-  const relay = await spawnRelay([], env, 60_000, command);
+  const relay = await fx.spawn([], env, 60_000, command);
   try {
     const bundle = await fetch(`${relay.url}/client.js`);
     assert.equal(bundle.status, 200);
     assert.match(await bundle.text(), /createClient/);
     assert.equal((await fetch(`${relay.url}/`)).status, 200, 'the demo page');
-    const client = await TestClient.connect(relay.wsUrl);
+    const client = await fx.client(relay);
     assert.equal((await client.subscribe('compiled')).type, 'subscribed');
     await db.query(`insert into chat_messages (channel_id, sender, body) values ('compiled', 'a', 'from dist')`);
     const [event] = await client.waitForEvents(1);

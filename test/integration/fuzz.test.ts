@@ -5,12 +5,11 @@
 // documented close 1009); memory stays bounded (connections, subscriptions
 // and heap go back down); and a well-behaved client keeps receiving every
 // event in order throughout. Frames come from fast-check with a fixed seed.
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { CLOSE } from '../../client/protocol.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { TestClient, startTestRelay, waitFor } from '../helpers/relay.ts';
+import { TestClient, waitFor, relayFixture } from '../helpers/relay.ts';
 import type { Relay } from '../../relay/relay.ts';
 
 const SEED = 20261123;
@@ -18,17 +17,12 @@ const CONNECTIONS = 4;
 const FRAMES_PER_CONNECTION = 1500;
 const MAX_FRAME = 4096;
 
-let db: TestDatabase;
+const fx = relayFixture();
+const { db } = fx;
 let relay: Relay;
 
 before(async () => {
-  db = await createTestDatabase();
-  relay = await startTestRelay(db.url, { maxFrameBytes: MAX_FRAME, maxSubscriptions: 20, rateLimit: 1_000_000, subjectRateLimit: 1_000_000 });
-});
-
-after(async () => {
-  await relay?.stop();
-  await db?.drop();
+  relay = await fx.relay({ maxFrameBytes: MAX_FRAME, maxSubscriptions: 20, rateLimit: 1_000_000, subjectRateLimit: 1_000_000 });
 });
 
 type Frame = { kind: string; data: string | Buffer };
