@@ -47,13 +47,19 @@ export function relayFixture(): {
   relay(overrides?: Partial<RelayConfig>, url?: string, log?: Logger): Promise<Relay>;
   client(relay: { wsUrl: string }, protocols?: string[], options?: ClientOptions): Promise<TestClient>;
   spawn(args: string[], env?: Record<string, string>, timeoutMs?: number, command?: string[]): Promise<RelayProcess>;
+  /**
+   * The database, once created. node:test runs a file's top-level before
+   * hooks concurrently, so a before hook that reads db.pool, db.url or
+   * db.name (not db.query or relay(), which wait) awaits this first.
+   */
+  ready(): Promise<TestDatabase>;
   /** Run `fn` first when the file's tests are done (before relays stop and the database is dropped). */
   cleanup(fn: () => unknown): void;
 } {
   let created: TestDatabase | undefined;
   let creating: Promise<TestDatabase> | undefined;
-  // Created on first need: node:test may run this file's own before hooks
-  // alongside the fixture's, so whatever needs the database waits for it.
+  // Created on first need: node:test runs a file's top-level before hooks
+  // concurrently with the fixture's, so whatever needs the database waits for it.
   const ready = () => (creating ??= createTestDatabase().then((d) => (created = d)));
   const relays: Relay[] = [];
   const clients: TestClient[] = [];
@@ -98,6 +104,7 @@ export function relayFixture(): {
       clients.push(c);
       return c;
     },
+    ready,
     cleanup(fn) {
       cleanups.push(fn);
     },

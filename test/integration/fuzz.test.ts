@@ -147,7 +147,12 @@ test('fuzz: the relay survives, answers every frame, stays bounded, and a good c
 
 test('found by the fuzz: subscribe with snapshot, unsubscribe, subscribe again, at once: one answer each, one stream', async () => {
   const c = await TestClient.connect(relay.wsUrl);
+  // A watcher sees 'old' dispatched first: otherwise s2, a live subscribe, could get it as news.
+  const watcher = await TestClient.connect(relay.wsUrl);
+  await watcher.subscribe('fuzz-race');
   await db.query("insert into chat_messages (channel_id, sender, body) values ('fuzz-race', 'x', 'old')");
+  await watcher.waitForEvents(1);
+  watcher.close();
   c.send({ type: 'subscribe', id: 's1', channel: 'fuzz-race', snapshot: true });
   c.send({ type: 'unsubscribe', id: 'u', channel: 'fuzz-race' });
   c.send({ type: 'subscribe', id: 's2', channel: 'fuzz-race' });

@@ -11,6 +11,7 @@ const fx = relayFixture();
 const { db } = fx;
 
 before(async () => {
+  await fx.ready();
   await migrate(db.pool, {});
 });
 

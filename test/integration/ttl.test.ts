@@ -15,6 +15,7 @@ const fx = relayFixture();
 const { db } = fx;
 
 before(async () => {
+  await fx.ready();
   await migrate(db.pool, {});
   await db.query(`
     CREATE TABLE public.events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, room text NOT NULL, at timestamptz NOT NULL);
