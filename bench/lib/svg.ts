@@ -74,6 +74,7 @@ function escapeXml(text: string): string {
 function frame(width: number, height: number, title: string, subtitle: string | undefined, body: string[]): string {
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ${FONT} font-size="12">`,
+    `<title>${escapeXml(title)}</title>`,
     `<rect width="${width}" height="${height}" fill="#fff"/>`,
     `<text x="${PAD.left}" y="18" font-size="15" font-weight="600">${escapeXml(title)}</text>`,
     subtitle ? `<text x="${PAD.left}" y="34" font-size="11" fill="#555">${escapeXml(subtitle)}</text>` : '',

@@ -66,7 +66,7 @@ export function compile(patterns: string[], sub: string | null): RegExp[] {
   for (const p of patterns) {
     const parts = p.split('{sub}');
     if (parts.length > 1 && sub === null) continue;
-    const body = parts.map((part) => part.split('*').map(escape).join('.*')).join(escapeRegExp(sub ?? ''));
+    const body = parts.map((part) => part.split('*').map(escapeRegExp).join('.*')).join(escapeRegExp(sub ?? ''));
     out.push(new RegExp(`^${body}$`, 's'));
   }
   return out;

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 /** Top-level modules of relay/ any folder may import. */
-const SHARED = ['relay/errors.ts', 'relay/log.ts', 'relay/table-names.ts'];
+const SHARED = ['relay/errors.ts', 'relay/log.ts', 'relay/table-names.ts', 'relay/paths.ts'];
 const ALLOWED: Record<string, string[]> = {
   replication: [],
   db: ['replication'],
