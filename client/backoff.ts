@@ -19,7 +19,7 @@ export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 500, maxMs: 10_000, 
 export function backoffCeiling(attempt: number, opts: BackoffOptions = DEFAULT_BACKOFF): number {
   const n = Math.max(0, Math.floor(attempt));
   // Capped before exponentiation overflows to Infinity.
-  const grown = opts.initialMs * Math.pow(opts.factor, Math.min(n, 64));
+  const grown = opts.initialMs * opts.factor ** Math.min(n, 64);
   return Math.min(opts.maxMs, Number.isFinite(grown) ? grown : opts.maxMs);
 }
 

@@ -376,7 +376,7 @@ function checkChannel(channel: unknown): { code: ErrorCode; message: string } | 
   return undefined;
 }
 
-function withId<T extends { id?: string }>(msg: T, id: string | undefined): T {
+export function withId<T extends { id?: string }>(msg: T, id: string | undefined): T {
   if (id !== undefined) msg.id = id;
   return msg;
 }

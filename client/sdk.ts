@@ -76,6 +76,7 @@ export class WalcastClient {
   private readonly random: () => number;
   private readonly notices = new Emitter<ClientNotices>();
   private readonly statusQueues = new Set<StatusQueue>();
+  // biome-ignore lint/suspicious/noExplicitAny: each subscription has its own row type
   private readonly subs = new Map<string, Subscription<any>>();
   private readonly heartbeat: Heartbeat;
   private state: ConnectionState = INITIAL_STATE;
@@ -253,10 +254,12 @@ export class WalcastClient {
 
   // ---- subscriptions and replies ----
 
+  // biome-ignore lint/suspicious/noExplicitAny: each subscription has its own row type
   private sendSubscribe(sub: Subscription<any>): void {
     this.send(sub.request(`s${this.nextId++}`));
   }
 
+  // biome-ignore lint/suspicious/noExplicitAny: each subscription has its own row type
   private removed(sub: Subscription<any>): void {
     if (this.subs.get(sub.channel) !== sub) return;
     this.subs.delete(sub.channel);

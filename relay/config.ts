@@ -1,11 +1,11 @@
 // Configuration: every option is an environment variable and a CLI flag,
 // with a default. The table below is the single source for both, and for the
-// README's configuration table (a test checks they agree). Invalid values
+// configuration table of docs/configuration.md (a test checks they agree). Invalid values
 // stop start-up with one line naming the variable and what is allowed.
 import { parseArgs } from 'node:util';
 import { validate as validateCron } from 'node-cron';
 import { WalcastError } from './errors.ts';
-import { LOG_LEVELS, type LogLevel } from './log.ts';
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from './log.ts';
 
 export interface Config {
   databaseUrl: string | undefined;
@@ -14,6 +14,7 @@ export interface Config {
   slot: string;
   publication: string;
   logLevel: LogLevel;
+  logFormat: LogFormat;
   dataDir: string;
   embeddedPort: number;
   example: boolean | undefined;
@@ -104,7 +105,8 @@ export const OPTIONS = [
   opt({ key: 'port', env: 'PORT', flag: 'port', default: 8080, allowed: 'an integer from 0 to 65535', parse: int(0, 65535), help: 'port of the HTTP and WebSocket server (0: any free port)' }),
   opt({ key: 'slot', env: 'WALCAST_SLOT', flag: 'slot', default: 'walcast', allowed: 'a lower-case identifier ([a-z_][a-z0-9_]*, at most 63 characters)', parse: ident, help: 'name of the logical replication slot' }),
   opt({ key: 'publication', env: 'WALCAST_PUBLICATION', flag: 'publication', default: 'realtime_events', allowed: 'a lower-case identifier ([a-z_][a-z0-9_]*, at most 63 characters)', parse: ident, help: 'publication whose tables are streamed' }),
-  opt({ key: 'logLevel', env: 'WALCAST_LOG_LEVEL', flag: 'log-level', default: 'info', allowed: LOG_LEVELS.join(', '), parse: (v) => (LOG_LEVELS as readonly string[]).includes(v) ? (v as LogLevel) : undefined, help: 'log level (JSON lines on stdout)' }),
+  opt({ key: 'logLevel', env: 'WALCAST_LOG_LEVEL', flag: 'log-level', default: 'info', allowed: LOG_LEVELS.join(', '), parse: (v) => (LOG_LEVELS as readonly string[]).includes(v) ? (v as LogLevel) : undefined, help: 'log level' }),
+  opt({ key: 'logFormat', env: 'WALCAST_LOG_FORMAT', flag: 'log-format', default: 'auto', allowed: LOG_FORMATS.join(', '), parse: (v) => ((LOG_FORMATS as readonly string[]).includes(v) ? (v as LogFormat) : undefined), help: 'log lines on stdout: pretty (readable), json, or auto (pretty on a terminal, JSON otherwise)' }),
   opt({ key: 'dataDir', env: 'WALCAST_DATA_DIR', flag: 'data-dir', default: '.walcast', allowed: 'a directory path', parse: (v) => (v.length > 0 ? v : undefined), help: 'embedded mode: where the embedded PostgreSQL keeps its data' }),
   opt({ key: 'embeddedPort', env: 'WALCAST_EMBEDDED_PORT', flag: 'embedded-port', default: 54329, allowed: 'an integer from 1 to 65535', parse: int(1, 65535), help: 'embedded mode: the embedded PostgreSQL\'s port on 127.0.0.1' }),
   opt({ key: 'example', env: 'WALCAST_EXAMPLE', flag: 'example', default: undefined, allowed: 'true or false', parse: bool, help: 'install the example tables (default: true in embedded mode, false with DATABASE_URL)' }),

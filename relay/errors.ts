@@ -90,6 +90,10 @@ export const RELAY_ERRORS = {
     message: 'cannot reach the relay at {url}: {detail}. Start one (walcast start) or pass --url (WALCAST_URL)',
     retryable: true,
   },
+  relay_refused: {
+    message: 'the relay at {url} refused {request}: {detail}. Check the token (--token, WALCAST_TOKEN), the channel and the other arguments',
+    retryable: false,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type RelayErrorCode = keyof typeof RELAY_ERRORS;
@@ -135,4 +139,16 @@ export const SQLSTATE = {
   undefinedColumn: '42703',
   invalidParameterValue: '22023',
   objectNotInPrerequisiteState: '55000',
+  invalidCatalogName: '3D000',
+  uniqueViolation: '23505',
+  notNullViolation: '23502',
+  foreignKeyViolation: '23503',
+  checkViolation: '23514',
+  exclusionViolation: '23P01',
+} as const;
+
+/** SQLSTATE classes (the first two characters) the relay reacts to. */
+export const SQLSTATE_CLASS = {
+  /** 22: data exception (invalid text, value too long, out of range, bad date…). */
+  dataException: '22',
 } as const;

@@ -1,6 +1,17 @@
-// The relay, assembled: database checks and schema, the slot, the stream,
-// the dispatcher and router, the HTTP/WebSocket server and the TTL job.
-// Tests start it on port 0; main.ts starts it from the configuration.
+// The relay, assembled in phases, each built from the ones before it:
+//
+//   database   server checks, schema, publication, slot
+//   pipeline   router, recovery window, dispatcher, replication stream, watchdog
+//   server     fastify (health, replay, client bundle, demo), publisher, snapshots, WebSocket
+//   metrics    /metrics over all of the above
+//   jobs       the TTL pruner
+//
+// Parts with a life (something to start or stop) go in one ordered list:
+// started in order, stopped in reverse. A new front door or sink is one more
+// phase (or a part of one) and one more entry in that list. The pieces talk
+// through events (the dispatcher's `delivered`, the stream's `slotRecreated`)
+// wired after both ends exist, so nothing refers to a part built later.
+// Tests start the relay on port 0; main.ts starts it from the configuration.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import pg from 'pg';
 import { drizzle } from 'drizzle-orm/node-postgres';
@@ -10,31 +21,29 @@ import { asStartupError } from './db/connect-error.ts';
 import type { Logger } from './log.ts';
 import { ensurePublication, migrate } from './db/migrate.ts';
 import { loadRegistrations } from './db/registry.ts';
-import { checkServer, ensureSlot, recreateSlot } from './replication/slot.ts';
+import { shortName } from './table-names.ts';
+import { SnapshotReader } from './db/snapshot.ts';
+import { checkServer, ensureSlot, recreateSlot, type SlotInfo } from './replication/slot.ts';
 import { ReplicationStream } from './replication/stream.ts';
 import { formatLsn, parseLsn, type Lsn } from './replication/lsn.ts';
+import { SlotWatchdog } from './replication/watchdog.ts';
+import { liveMark, rebuildFrom } from './replication/start-point.ts';
 import { Dispatcher } from './hub/dispatcher.ts';
 import { Router } from './hub/router.ts';
 import { RecoveryBuffer } from './hub/recovery.ts';
-import { SnapshotReader } from './hub/snapshot.ts';
 import { WsServer } from './ws/server.ts';
 import { healthRoutes } from './http/health.ts';
 import { replayRoutes } from './http/replay.ts';
 import { clientBundleRoutes } from './http/client-bundle.ts';
 import { demoRoutes } from './http/demo.ts';
+import { metricsRoutes } from './http/metrics.ts';
 import { guardRequests } from './http/guard.ts';
 import { CLOSE } from '../client/protocol.ts';
-import { createPruner } from './jobs/ttl.ts';
+import { createPruner, type Pruner } from './jobs/ttl.ts';
 import { describeMode, securitySettings } from './auth/settings.ts';
 import { Gate } from './auth/gate.ts';
 import { Publisher } from './publish/publisher.ts';
-import { displayName } from './hub/snapshot.ts';
-
 import { RelayMetrics } from './metrics.ts';
-import { metricsRoutes } from './http/metrics.ts';
-import { HEARTBEAT_PREFIX, SlotWatchdog } from './replication/watchdog.ts';
-
-export { asStartupError, safeTarget } from './db/connect-error.ts';
 
 export type RelayConfig = Omit<Config, 'databaseUrl' | 'dataDir' | 'embeddedPort' | 'example'> & {
   databaseUrl: string;
@@ -48,6 +57,15 @@ export interface Relay {
   wsUrl: string;
   port: number;
   slot: string;
+  /** The highest LSN sent to PostgreSQL as flushed. */
+  readonly confirmedLsn: Lsn;
+  /** Graceful: close clients with 1001, stop the jobs, confirm, end replication. */
+  stop(): Promise<void>;
+  /** The parts, for tests and benchmarks to observe: not an interface to build on. */
+  internals: RelayInternals;
+}
+
+export interface RelayInternals {
   pool: pg.Pool;
   stream: ReplicationStream;
   dispatcher: Dispatcher;
@@ -59,8 +77,14 @@ export interface Relay {
   publisher: Publisher;
   metrics: RelayMetrics;
   watchdog: SlotWatchdog;
-  /** Graceful: close clients with 1001, stop the jobs, confirm, end replication. */
-  stop(): Promise<void>;
+  pruner: Pruner;
+}
+
+/** A part with a life: the list of them is started in order and stopped in reverse. */
+interface Component {
+  name: string;
+  start?: () => void | Promise<void>;
+  stop?: () => void | Promise<void>;
 }
 
 /** The reason clients read in the 1001 close frame when the relay stops. */
@@ -76,29 +100,93 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
   const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 4 });
   pool.on('error', (err) => logger.warn({ err }, 'idle database connection failed'));
   try {
-    return await assemble(config, logger, pool, gate);
+    return await assemble({ config, logger, pool, gate });
   } catch (err) {
     await pool.end().catch(() => {});
     throw asStartupError(err, config.databaseUrl);
   }
 }
 
-async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate: Gate): Promise<Relay> {
+/** What every phase may use. */
+interface Base {
+  config: RelayConfig;
+  logger: Logger;
+  pool: pg.Pool;
+  gate: Gate;
+}
+
+async function assemble(base: Base): Promise<Relay> {
+  const slot = await prepareDatabase(base);
+  const pipeline = await buildPipeline(base, slot);
+  const lifecycle = { stopping: false };
+  const server = await buildServer(base, pipeline, lifecycle);
+  const metrics = await buildMetrics(base, pipeline, server);
+  const pruner = createPruner({
+    pool: base.pool,
+    schedule: base.config.ttlSchedule,
+    logger: base.logger,
+    onPruned: (table, rows) => metrics.pruned.inc({ table }, rows),
+  });
+  const components = lifeOf(base, slot, pipeline, server, pruner);
+  await startAll(components, base.logger);
+  const { config, logger, pool } = base;
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      lifecycle.stopping = true;
+      logger.info({ slot: config.slot, connections: server.ws.connections.size }, 'relay stopping');
+      await stopAll(components, logger);
+      await pool.end();
+    })());
+  const address = server.app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  return {
+    url: `http://${host}:${port}`,
+    wsUrl: `ws://${host}:${port}/ws`,
+    port,
+    slot: config.slot,
+    get confirmedLsn() {
+      return pipeline.stream.confirmed;
+    },
+    stop,
+    internals: { pool, ...pipeline, ...server, gate: base.gate, metrics, pruner },
+  };
+}
+
+/** Phase 1: the server can replicate, the schema and publication exist, the slot is ours. */
+async function prepareDatabase({ config, logger, pool }: Base): Promise<SlotInfo> {
   await checkServer(pool);
   await migrate(pool, { example: config.example, logger });
   await ensurePublication(pool, config.publication);
-  const slot = await ensureSlot(pool, config.slot, logger);
+  return ensureSlot(pool, config.slot, logger);
+}
+
+interface Pipeline {
+  router: Router;
+  recovery: RecoveryBuffer;
+  dispatcher: Dispatcher;
+  stream: ReplicationStream;
+  watchdog: SlotWatchdog;
+  /** Where the stream starts reading (the slot's confirmed position, or the rebuild bound). */
+  startLsn: Lsn;
+  /** The live mark: until the stream has delivered this far it re-reads the recovery window (history). */
+  liveFrom: Lsn;
+}
+
+/** Phase 2: slot → stream → dispatcher → router and recovery window; the watchdog beside the stream. */
+async function buildPipeline({ config, logger, pool }: Base, slot: SlotInfo): Promise<Pipeline> {
   const router = new Router();
   const recovery = new RecoveryBuffer({
     maxAgeMs: config.recoverySeconds * 1000,
     maxPerChannel: config.recoveryEvents,
     maxBytes: config.recoveryMaxBytes,
   });
-  let stream: ReplicationStream | undefined;
-  // Until the stream has read this far, it is re-reading the recovery window
-  // (history) and holds live rows back: /readyz says so.
   const liveFrom = await liveMark(pool);
-  const startLsn = config.recoveryRebuildBytes > 0 ? rebuildFrom(slot.confirmedFlushLsn, liveFrom, config.recoveryRebuildBytes, logger) : slot.confirmedFlushLsn;
+  const startLsn =
+    config.recoveryRebuildBytes > 0
+      ? rebuildFrom(slot.confirmedFlushLsn, liveFrom, config.recoveryRebuildBytes, logger)
+      : slot.confirmedFlushLsn;
   const dispatcher = new Dispatcher({
     router,
     logger,
@@ -107,16 +195,9 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     startLsn,
     liveFromLsn: liveFrom,
     maxEventBytes: config.maxEventBytes,
-    onDelivered: (lsn, timeMs) => {
-      metrics?.commitToDispatch.observe((Date.now() - timeMs) / 1000);
-      stream?.delivered(lsn, timeMs);
-    },
   });
   dispatcher.setRegistrations(await loadRegistrations(drizzle(pool)));
-  // Set below; the stream calls this only after it started.
-  let ws: WsServer | undefined;
-  let metrics: RelayMetrics | undefined;
-  stream = new ReplicationStream({
+  const stream = new ReplicationStream({
     connectionString: config.databaseUrl,
     slot: config.slot,
     publication: config.publication,
@@ -126,14 +207,11 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     onMessage: (msg) => dispatcher.handle(msg),
     recreateSlot: async (reason) => {
       const info = await recreateSlot(pool, config.slot, logger, reason);
-      metrics?.slotRecreated.inc();
-      dispatcher.reset(info.epoch, info.confirmedFlushLsn, await currentWalLsn(pool));
-      ws?.closeAll(CLOSE.streamReset, 'the replication slot was recreated: subscribe again (earlier positions cannot be resumed)');
-      return info.confirmedFlushLsn;
+      return { epoch: info.epoch, confirmedFlushLsn: info.confirmedFlushLsn, liveFromLsn: await currentWalLsn(pool) };
     },
   });
-  const liveStream = stream;
-  stream.on('failure', () => metrics?.errors.inc({ code: 'replication_failed' }));
+  dispatcher.on('delivered', (lsn, timeMs) => stream.delivered(lsn, timeMs));
+  stream.on('slotRecreated', (s) => dispatcher.reset(s.epoch, s.confirmedFlushLsn, s.liveFromLsn));
   const watchdog = new SlotWatchdog({
     pool,
     slot: config.slot,
@@ -141,16 +219,24 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     intervalMs: config.watchdogMs,
     lagWarnSeconds: config.lagWarnSeconds,
     lagWarnBytes: config.lagWarnBytes,
-    delivered: () => liveStream.deliveredPosition,
-    streaming: () => liveStream.state === 'streaming',
-    onSlotInvalid: (reason) => liveStream.invalidate(reason),
+    delivered: () => stream.deliveredPosition,
+    streaming: () => stream.state === 'streaming',
+    onSlotInvalid: (reason) => stream.invalidate(reason),
   });
-  let stopping: Promise<void> | undefined;
-  const snapshots = new SnapshotReader(config.databaseUrl, () => dispatcher.registrationList(), {
-    perConnection: limit(config, 'snapshotsPerConnection'), perSubject: limit(config, 'snapshotsPerSubject'),
-    queue: limit(config, 'snapshotQueue'), timeoutMs: limit(config, 'snapshotTimeoutMs'),
-  });
+  return { router, recovery, dispatcher, stream, watchdog, startLsn, liveFrom };
+}
 
+interface Server {
+  app: FastifyInstance;
+  ws: WsServer;
+  publisher: Publisher;
+  snapshots: SnapshotReader;
+}
+
+/** Phase 3: HTTP routes, the publisher, the snapshot reader and the WebSocket endpoint. */
+async function buildServer(base: Base, pipeline: Pipeline, lifecycle: { stopping: boolean }): Promise<Server> {
+  const { config, logger, gate } = base;
+  const { router, recovery, dispatcher, stream, watchdog } = pipeline;
   const httpTimeoutMs = limit(config, 'httpTimeoutMs');
   const app: FastifyInstance = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -164,32 +250,45 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     logController: new LogController({ disableRequestLogging: true }),
   });
   guardRequests(app, gate);
+  const { liveFrom } = pipeline;
   await app.register(healthRoutes, {
     source: {
       slot: config.slot,
-      state: () => liveStream.state,
-      stopping: () => stopping !== undefined,
+      state: () => stream.state,
+      stopping: () => lifecycle.stopping,
       lagging: () => watchdog.lagging,
       slotStatus: () => watchdog.status,
-      rebuilding: () => (liveStream.deliveredPosition < liveFrom ? Number(liveFrom - liveStream.deliveredPosition) : 0),
+      rebuilding: () => (stream.deliveredPosition < liveFrom ? Number(liveFrom - stream.deliveredPosition) : 0),
     },
   });
+  const authorize = (header: string | undefined, channel: string) => gate.authorizeRead(header, channel);
   await app.register(replayRoutes, {
     source: {
-      recovery, position: () => dispatcher.position(), authorize: (header, channel) => gate.authorizeRead(header, channel),
-      maxBytes: limit(config, 'replayMaxBytes'), maxPerAddress: limit(config, 'replaysPerIp'),
+      recovery,
+      position: () => dispatcher.position(),
+      authorize,
+      maxBytes: limit(config, 'replayMaxBytes'),
+      maxPerAddress: limit(config, 'replaysPerIp'),
     },
   });
   await app.register(clientBundleRoutes);
   // The demo writes to the example tables, so it exists only where they do;
   // its writes skip the publish checks, so they exist only in open mode.
-  if (config.example) await app.register(demoRoutes, { pool, writes: !gate.authRequired && gate.settings.publish === 'open' });
+  const demoWrites = !gate.authRequired && gate.settings.publish === 'open';
+  if (config.example) await app.register(demoRoutes, { pool: base.pool, writes: demoWrites });
+  const registrations = () => dispatcher.registrationList();
   const publisher = new Publisher({
     databaseUrl: config.databaseUrl,
     logger,
-    registration: (name) => dispatcher.registrationList().find((r) => displayName(r) === name),
+    registration: (name) => registrations().find((r) => shortName(r) === name),
   });
-  ws = new WsServer({
+  const snapshots = new SnapshotReader(config.databaseUrl, registrations, {
+    perConnection: limit(config, 'snapshotsPerConnection'),
+    perSubject: limit(config, 'snapshotsPerSubject'),
+    queue: limit(config, 'snapshotQueue'),
+    timeoutMs: limit(config, 'snapshotTimeoutMs'),
+  });
+  const ws = new WsServer({
     router,
     logger,
     maxSubscriptions: config.maxSubscriptions,
@@ -197,7 +296,7 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     sendQueueBytes: config.sendQueueBytes,
     maxEventBytes: config.maxEventBytes,
     slowConsumerMs: config.slowConsumerMs,
-    onCongestion: (congested) => (congested ? liveStream.pause() : liveStream.resume()),
+    onCongestion: (congested) => (congested ? stream.pause() : stream.resume()),
     heartbeatMs: config.heartbeatMs,
     position: () => dispatcher.position(),
     hasTable: (name) => dispatcher.hasTable(name),
@@ -210,61 +309,102 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
   // Every socket is counted per address before a byte of it is parsed; past the total, Node closes new ones at once.
   app.server.prependListener('connection', (socket) => gate.track(socket));
   app.server.maxConnections = limit(config, 'maxConnections');
-  const wsServer = ws;
-  const relayMetrics = (metrics = new RelayMetrics({
+  const reason = 'the replication slot was recreated: subscribe again (earlier positions cannot be resumed)';
+  stream.on('slotRecreated', () => ws.closeAll(CLOSE.streamReset, reason));
+  return { app, ws, publisher, snapshots };
+}
+
+/** Phase 4: /metrics reads every part; the counters that are events are wired here. */
+async function buildMetrics({ gate }: Base, pipeline: Pipeline, server: Server): Promise<RelayMetrics> {
+  const { router, recovery, dispatcher, stream, watchdog } = pipeline;
+  const { ws, publisher } = server;
+  const metrics = new RelayMetrics({
     counters: () => dispatcher.counters,
-    connections: () => wsServer.connections.size,
+    connections: () => ws.connections.size,
     subscriptions: () => router.subscriptionCount,
     channels: () => router.channelCount,
-    bytesSent: () => wsServer.bytesSent,
-    slowConsumerCloses: () => wsServer.slowConsumerCloses,
-    clientErrors: () => wsServer.clientErrors as Record<string, number>,
-    streamState: () => liveStream.state,
+    bytesSent: () => ws.bytesSent,
+    slowConsumerCloses: () => ws.slowConsumerCloses,
+    clientErrors: () => ws.clientErrors as Record<string, number>,
+    streamState: () => stream.state,
     slot: () => watchdog.status,
     heartbeats: () => watchdog.heartbeats,
     recoveryEvents: () => recovery.count,
     recoveryBytes: () => recovery.bytes,
     gate: () => gate.counters,
     publish: () => publisher.counters,
-  }));
-  await app.register(metricsRoutes, { metrics: relayMetrics });
+  });
+  dispatcher.on('delivered', (_lsn, timeMs) => metrics.commitToDispatch.observe((Date.now() - timeMs) / 1000));
+  stream.on('slotRecreated', () => metrics.slotRecreated.inc());
+  stream.on('failure', () => metrics.errors.inc({ code: 'replication_failed' }));
+  await server.app.register(metricsRoutes, { metrics });
+  return metrics;
+}
+
+/**
+ * The order of life. Stopping runs it backwards: clients first (so they can
+ * resume on another relay at once), then the jobs, then the final
+ * confirmation and the end of replication, then the server and its pools.
+ */
+function lifeOf(base: Base, slot: SlotInfo, pipeline: Pipeline, server: Server, pruner: Pruner): Component[] {
+  const { config, logger } = base;
+  const { stream, watchdog } = pipeline;
+  const { app, ws, publisher, snapshots } = server;
+  return [
+    { name: 'publisher', stop: () => publisher.close() },
+    { name: 'snapshots', stop: () => snapshots.close() },
+    { name: 'http', start: () => listen(app, config), stop: () => app.close() },
+    {
+      name: 'replication',
+      start: () => {
+        stream.start(pipeline.startLsn);
+        const { epoch, created } = slot;
+        const confirmed = formatLsn(slot.confirmedFlushLsn);
+        logger.info({ slot: config.slot, lsn: formatLsn(pipeline.startLsn), confirmed, epoch, created }, 'slot ready');
+      },
+      stop: async () => {
+        await stream.stop();
+        logger.info(
+          { slot: config.slot, delivered: formatLsn(stream.deliveredPosition), confirmed: formatLsn(stream.confirmed) },
+          'relay stopped: confirmed the delivered position (up to the recovery window) and ended replication',
+        );
+      },
+    },
+    { name: 'watchdog', start: () => watchdog.start(), stop: () => watchdog.stop() },
+    { name: 'ttl', start: () => pruner.start(), stop: () => pruner.stop() },
+    { name: 'clients', stop: () => closeClients(ws) },
+  ];
+}
+
+/** Start each part in order; if one fails, stop those before it (in reverse) and rethrow. */
+async function startAll(components: Component[], logger: Logger): Promise<void> {
+  for (let i = 0; i < components.length; i++) {
+    try {
+      await components[i]!.start?.();
+    } catch (err) {
+      await stopAll(components.slice(0, i), logger);
+      throw err;
+    }
+  }
+}
+
+/** Stop each part in reverse order; one that fails is logged and the rest still stop. */
+async function stopAll(components: Component[], logger: Logger): Promise<void> {
+  for (const c of [...components].reverse()) {
+    try {
+      await c.stop?.();
+    } catch (err) {
+      logger.warn({ err, component: c.name }, 'a part of the relay failed to stop');
+    }
+  }
+}
+
+async function listen(app: FastifyInstance, config: RelayConfig): Promise<void> {
   try {
     await app.listen({ host: config.host, port: config.port });
   } catch (err) {
     throw new WalcastError('listen_failed', { host: config.host, port: config.port, detail: (err as Error).message }, err);
   }
-  const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : config.port;
-  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-
-  stream.start(startLsn);
-  logger.info({ slot: config.slot, lsn: formatLsn(startLsn), confirmed: formatLsn(slot.confirmedFlushLsn), epoch: slot.epoch, created: slot.created }, 'slot ready');
-  const pruner = createPruner({ pool, schedule: config.ttlSchedule, logger, onPruned: (table, rows) => relayMetrics.pruned.inc({ table }, rows) });
-  pruner.start();
-  watchdog.start();
-
-  const stop = () =>
-    (stopping ??= (async () => {
-      logger.info({ slot: config.slot, connections: wsServer.connections.size }, 'relay stopping');
-      // Clients first, so they can resume on another relay at once; then the
-      // jobs; then the final confirmation and the end of replication.
-      await closeClients(wsServer);
-      await pruner.stop();
-      await watchdog.stop();
-      await liveStream.stop();
-      logger.info(
-        { slot: config.slot, delivered: formatLsn(liveStream.deliveredPosition), confirmed: formatLsn(liveStream.confirmed) },
-        'relay stopped: confirmed the delivered position (up to the recovery window) and ended replication',
-      );
-      await app.close();
-      await snapshots.close();
-      await publisher.close();
-      await pool.end();
-    })());
-  return {
-    url: `http://${host}:${port}`, wsUrl: `ws://${host}:${port}/ws`, port, slot: config.slot, pool, stream, dispatcher, router,
-    recovery, ws: wsServer, app, gate, publisher, metrics: relayMetrics, watchdog, stop,
-  };
 }
 
 /** Close every client with 1001; one that does not finish the close handshake within 2 s is cut. */
@@ -273,34 +413,6 @@ async function closeClients(ws: WsServer): Promise<void> {
   await Promise.race([ws.close(CLOSE.goingAway, SHUTDOWN_REASON), new Promise((r) => (timer = setTimeout(r, 2000)))]);
   clearTimeout(timer);
   for (const client of ws.wss.clients) client.terminate();
-}
-
-/**
- * Where the stream starts: the slot's confirmed position, which the window's
- * hold keeps at the window's start, so that the window is rebuilt; but at
- * most `maxBytes` of WAL before the live mark. Re-reading the window holds
- * live rows back (a busy window is millions of rows: tens of seconds), and
- * the clients that come back after a restart resume from its newest part.
- * PostgreSQL skips, without sending them, the transactions that committed
- * before the requested start.
- */
-function rebuildFrom(confirmed: Lsn, liveFrom: Lsn, maxBytes: number, logger: Logger): Lsn {
-  const bound = liveFrom - BigInt(maxBytes);
-  if (confirmed >= bound) return confirmed;
-  logger.warn({ confirmed: formatLsn(confirmed), from: formatLsn(bound), skippedBytes: Number(bound - confirmed), maxBytes },
-    'the recovery window holds more WAL than WALCAST_RECOVERY_REBUILD_BYTES: re-reading only its newest part; older positions get recovered:false');
-  return bound;
-}
-
-/**
- * Emit a heartbeat message and return its LSN: past the server's WAL
- * position at start, and sure to reach the stream (the stream delivers a
- * heartbeat's LSN once what precedes it is delivered), so the relay can
- * tell when it has re-read its window.
- */
-async function liveMark(pool: pg.Pool): Promise<Lsn> {
-  const { rows } = await pool.query<{ lsn: string }>('SELECT pg_logical_emit_message(false, $1::text, $2::text)::text AS lsn', [HEARTBEAT_PREFIX, '']);
-  return parseLsn(rows[0]!.lsn);
 }
 
 async function currentWalLsn(pool: pg.Pool): Promise<Lsn> {

@@ -10,9 +10,11 @@ import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 const root = resolve(import.meta.dirname, '..');
-const out = join(root, 'dist/client');
+// Another directory may be given (scripts/build.ts passes its own).
+const out = resolve(process.argv[2] ?? join(root, 'dist/client'));
 rmSync(out, { recursive: true, force: true });
-execFileSync(process.execPath, [join(root, 'node_modules/typescript/lib/tsc.js'), '-p', join(root, 'tsconfig.client.json')], { stdio: 'inherit' });
+const tsc = join(root, 'node_modules/typescript/lib/tsc.js');
+execFileSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.client.json'), '--outDir', out], { stdio: 'inherit' });
 for (const name of readdirSync(out)) {
   if (!name.endsWith('.d.ts')) continue;
   const file = join(out, name);

@@ -1,6 +1,8 @@
-// Results: one JSON file per scenario under bench/results/, a markdown table
-// per scenario on stdout, and progress lines on stderr while it runs.
+// Results: one JSON file per scenario under bench/results/ (and its charts as
+// SVG beside it), a markdown table per scenario on stdout, and progress lines
+// on stderr while it runs.
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { chartsFor } from './charts.ts';
 
 export type Row = Record<string, string | number | null>;
 
@@ -22,12 +24,18 @@ export function progress(message: string): void {
   process.stderr.write(`[${s}s] ${message}\n`);
 }
 
-export function writeResult(result: ScenarioResult): string {
+/** The result as JSON, and its charts (charts.ts) as SVG beside it; returns the paths written. */
+export function writeResult(result: ScenarioResult): string[] {
   mkdirSync(RESULTS_DIR, { recursive: true });
-  const date = result.startedAt.slice(0, 19).replace(/:/g, '-');
-  const path = `${RESULTS_DIR}${date}-${result.scenario}.json`;
+  const prefix = `${RESULTS_DIR}${result.startedAt.slice(0, 19).replace(/:/g, '-')}`;
+  const path = `${prefix}-${result.scenario}.json`;
   writeFileSync(path, `${JSON.stringify(result, null, 2)}\n`);
-  return path;
+  const paths = [path];
+  for (const chart of chartsFor(result)) {
+    paths.push(`${prefix}-${chart.name}.svg`);
+    writeFileSync(paths[paths.length - 1]!, chart.svg);
+  }
+  return paths;
 }
 
 export function markdownTable(rows: Row[]): string {

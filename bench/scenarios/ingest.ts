@@ -88,7 +88,7 @@ async function drainWithWalcast(url: string, slot: string, transactions: number,
   // startRelay returns right after the stream began connecting: like
   // pg_recvlogical, the time includes the replication connection.
   const t0 = performance.now();
-  const counters = relay.dispatcher.counters;
+  const counters = relay.internals.dispatcher.counters;
   while (counters.transactions < transactions) await new Promise((r) => setTimeout(r, 1));
   const seconds = (performance.now() - t0) / 1000;
   const used = process.cpuUsage(cpu0);

@@ -8,6 +8,7 @@
 // wildcard). Absent claims grant nothing. With no key configured, the
 // open grant allows every channel, and publishing as WALCAST_PUBLISH says.
 import type { JWTPayload } from 'jose';
+import { toShortName } from '../table-names.ts';
 
 export interface Grants {
   /** True when the grants come from a verified token; false in open mode. */
@@ -40,7 +41,7 @@ export function grantsFromClaims(payload: JWTPayload, publishMode: 'token' | 'op
   const sub = typeof payload.sub === 'string' ? payload.sub : null;
   const channels = compile(strings(payload.channels), sub);
   const publishChannels = payload.publish_channels === undefined ? channels : compile(strings(payload.publish_channels), sub);
-  const tables = new Set(strings(payload.publish).map((t) => (t.startsWith('public.') ? t.slice(7) : t)));
+  const tables = new Set(strings(payload.publish).map(toShortName));
   return {
     token: true,
     sub,
@@ -65,13 +66,13 @@ export function compile(patterns: string[], sub: string | null): RegExp[] {
   for (const p of patterns) {
     const parts = p.split('{sub}');
     if (parts.length > 1 && sub === null) continue;
-    const body = parts.map((part) => part.split('*').map(escape).join('.*')).join(escape(sub ?? ''));
+    const body = parts.map((part) => part.split('*').map(escapeRegExp).join('.*')).join(escapeRegExp(sub ?? ''));
     out.push(new RegExp(`^${body}$`, 's'));
   }
   return out;
 }
 
-function escape(text: string): string {
+function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 

@@ -35,13 +35,16 @@ export async function replayCommand(argv: string[]): Promise<void> {
   let since = values.since;
   for (;;) {
     const url = `${base}/v1/channels/${encodeURIComponent(channel)}/events?since=${encodeURIComponent(since)}&limit=1000`;
+    let res: Response;
     let page: Page;
     try {
-      const res = await fetch(url, { headers });
+      res = await fetch(url, { headers });
       page = (await res.json()) as Page;
-      if (!res.ok) throw new Error(`HTTP ${res.status}: ${JSON.stringify(page)}`);
     } catch (err) {
       throw new WalcastError('relay_unreachable', { url: base, detail: (err as Error).message }, err);
+    }
+    if (!res.ok) {
+      throw new WalcastError('relay_refused', { url: base, request: `the replay of ${channel}`, detail: `HTTP ${res.status}: ${JSON.stringify(page)}` });
     }
     if (!page.recovered) {
       process.stderr.write(`walcast: cannot replay ${channel} from ${since}: ${page.reason ?? 'outside the recovery window'}\n`);

@@ -18,7 +18,7 @@ export async function start(argv: string[]): Promise<void> {
     return;
   }
   const config = loadConfig(argv, process.env);
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, process.stdout, config.logFormat);
   let embedded: EmbeddedPostgresHandle | undefined;
   let databaseUrl = config.databaseUrl;
   if (!databaseUrl) {

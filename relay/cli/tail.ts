@@ -32,7 +32,7 @@ export async function tailCommand(argv: string[]): Promise<void> {
   const tables = values.table as unknown as string[] | undefined;
   for (let attempt = 0; ; attempt++) {
     const outcome = await session(wsUrl, token, { channel, since, snapshot, tables }, (position) => (since = position));
-    if (outcome.fatal) throw new WalcastError('config_invalid', { detail: `the relay at ${wsUrl} refused the subscription: ${outcome.fatal}` });
+    if (outcome.fatal) throw new WalcastError('relay_refused', { url: wsUrl, request: `the subscription to ${channel}`, detail: outcome.fatal });
     snapshot = false;
     process.stderr.write(`# ${outcome.note}; reconnecting${since ? ` and resuming after ${since}` : ''}\n`);
     await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** Math.min(attempt, 4))));

@@ -4,6 +4,7 @@
 // never dropped (dropping it loses what it holds for a relay that returns).
 import type pg from 'pg';
 import { parseLsn } from '../replication/lsn.ts';
+import { fullName } from '../table-names.ts';
 
 export type Level = 'ok' | 'warning' | 'error';
 
@@ -113,7 +114,7 @@ async function checkPublication(pool: pg.Pool, opts: DoctorOptions, out: Finding
     [pub],
   );
   for (const r of regs) {
-    const name = `${r.schema}.${r.table}`;
+    const name = fullName(r);
     if (!r.exists) out.push({ level: 'error', check: 'registration', message: `${name} is registered but does not exist`, fix: `SELECT walcast.unregister_table('${name}')` });
     else if (!r.published) out.push({ level: 'error', check: 'publication', message: `${name} is registered but not in publication ${pub}: its rows are not streamed`, fix: `walcast register ${name} --channel ${r.channel}` });
     else out.push({ level: 'ok', check: 'publication', message: `${name} is registered (channel ${r.channel}) and published` });
@@ -132,7 +133,7 @@ async function checkPublication(pool: pg.Pool, opts: DoctorOptions, out: Finding
 }
 
 async function checkTable(pool: pg.Pool, r: Registered, out: Finding[]): Promise<void> {
-  const name = `${r.schema}.${r.table}`;
+  const name = fullName(r);
   const { rows } = await pool.query<{ indexed: boolean; identity: string; changes: string; key_has_channel: boolean }>(
     `SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
                      WHERE i.indrelid = c.oid AND a.attname = $2) AS indexed,

@@ -8,8 +8,9 @@ import { readdir, readFile } from 'node:fs/promises';
 import type pg from 'pg';
 import { SQLSTATE, sqlState, WalcastError } from '../errors.ts';
 import { silentLogger, type Logger } from '../log.ts';
+import { packageUrl } from '../paths.ts';
 
-export const SQL_DIR = new URL('../../sql/', import.meta.url);
+export const SQL_DIR = packageUrl('sql/');
 
 // pg_advisory_lock(int4, int4) key: 'walc' in ASCII, then 1 for migrations.
 const LOCK_KEY = [0x77616c63, 1];

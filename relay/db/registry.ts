@@ -22,6 +22,7 @@ export interface Registration {
 }
 
 /** Any Drizzle PostgreSQL database; its schema type does not matter here. */
+// biome-ignore lint/suspicious/noExplicitAny: the schema parameter is any schema
 export type AnyPgDatabase = PgDatabase<PgQueryResultHKT, any>;
 
 export async function loadRegistrations(db: AnyPgDatabase): Promise<Registration[]> {
@@ -58,9 +59,4 @@ export function registrationFromRow(row: Record<string, unknown>): Registration 
 
 function nonEmpty(value: unknown): string | null {
   return typeof value === 'string' && value !== '' ? value : null;
-}
-
-/** `schema.table`, unquoted: a label for logs and metrics, not SQL. */
-export function qualifiedName(r: Pick<Registration, 'schema' | 'table'>): string {
-  return `${r.schema}.${r.table}`;
 }

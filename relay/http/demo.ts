@@ -17,8 +17,9 @@ import { and, eq, sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { chatMessages, presence } from '../db/schema.ts';
 import { MAX_CHANNEL_LENGTH } from '../../client/protocol.ts';
+import { packageUrl } from '../paths.ts';
 
-const DEMO_DIR = new URL('../../demo/', import.meta.url);
+const DEMO_DIR = packageUrl('demo/');
 const FILES = {
   '/': ['index.html', 'text/html; charset=utf-8'],
   '/demo.css': ['demo.css', 'text/css; charset=utf-8'],

@@ -11,13 +11,15 @@
 // reconnect PostgreSQL may resend a transaction that was partly dispatched;
 // every change at or before the last dispatched position is skipped, so no
 // client sees an event twice.
+import { EventEmitter } from 'node:events';
 import type { Logger } from '../log.ts';
 import type { PgoutputMessage, Relation, Tuple } from '../replication/decoder.ts';
 import { pgTimeToIso, pgTimeToMs } from '../replication/decoder.ts';
 import { formatPosition, maxPosition, streamPoint } from '../replication/position.ts';
 import type { Lsn } from '../replication/lsn.ts';
 import { registrationFromRow, type Registration } from '../db/registry.ts';
-import { PRUNE_MESSAGE_PREFIX } from '../jobs/ttl.ts';
+import { fullName, toFullName } from '../table-names.ts';
+import { PRUNE_MESSAGE_PREFIX } from '../replication/messages.ts';
 import type { Router } from './router.ts';
 import type { RecoveryBuffer } from './recovery.ts';
 import type { EventMessage, Op, TruncateMessage } from '../../client/protocol.ts';
@@ -49,8 +51,6 @@ export interface DispatcherCounters {
 export interface DispatcherOptions {
   router: Router;
   logger: Logger;
-  /** Every event at or before this LSN has been handed to the sockets (and buffered). */
-  onDelivered: (lsn: Lsn, commitTimeMs: number) => void;
   /** Where the stream starts: no event at or before it will be dispatched. */
   startLsn: Lsn;
   /** The slot's incarnation, part of every position. */
@@ -66,7 +66,12 @@ export interface DispatcherOptions {
   maxEventBytes: number;
 }
 
-export class Dispatcher {
+export interface DispatcherEvents {
+  /** Every event at or before `lsn` (committed at `commitTimeMs`) has been handed to the sockets (and buffered). */
+  delivered: [lsn: Lsn, commitTimeMs: number];
+}
+
+export class Dispatcher extends EventEmitter<DispatcherEvents> {
   readonly counters: DispatcherCounters = { rows: 0, events: 0, deliveries: 0, unrouted: 0, transactions: 0, tooLarge: 0 };
   private tx: Transaction | undefined;
   private lastLsn: Lsn;
@@ -78,6 +83,7 @@ export class Dispatcher {
   private readonly warned = new Set<string>();
 
   constructor(private readonly opts: DispatcherOptions) {
+    super();
     this.lastLsn = opts.startLsn;
     this.epoch = opts.epoch;
     this.liveFrom = streamPoint(opts.liveFromLsn, opts.epoch);
@@ -100,7 +106,7 @@ export class Dispatcher {
 
   setRegistrations(regs: Registration[]): void {
     this.registrations.clear();
-    for (const r of regs) this.registrations.set(`${r.schema}.${r.table}`, r);
+    for (const r of regs) this.registrations.set(fullName(r), r);
     this.routes.clear();
   }
 
@@ -110,7 +116,7 @@ export class Dispatcher {
 
   /** Is `name` ("chat_messages" or "schema.table") a registered table? */
   hasTable(name: string): boolean {
-    return this.registrations.has(name.includes('.') ? name : `public.${name}`);
+    return this.registrations.has(toFullName(name));
   }
 
   /** Where a new subscription starts: every later event reaches it. */
@@ -128,7 +134,7 @@ export class Dispatcher {
         this.tx = undefined;
         this.counters.transactions++;
         this.opts.recovery.evict(Date.now());
-        this.opts.onDelivered(msg.endLsn, pgTimeToMs(msg.commitTime));
+        this.emit('delivered', msg.endLsn, pgTimeToMs(msg.commitTime));
         return;
       case 'relation':
         this.routes.delete(msg.relation.oid);
@@ -172,15 +178,16 @@ export class Dispatcher {
       return;
     }
     if (msg.tag === 'delete' && tx.prune) return;
-    this.emit(msg, tx, index, route);
+    this.deliverEvent(msg, tx, index, route);
   }
 
-  private emit(msg: Extract<PgoutputMessage, { tag: 'insert' | 'update' | 'delete' }>, tx: Transaction, index: number, route: Extract<Route, { kind: 'table' }>): void {
+  /** Build the change's event and hand it to the router and the recovery window, for each channel it belongs to. */
+  private deliverEvent(msg: Extract<PgoutputMessage, { tag: 'insert' | 'update' | 'delete' }>, tx: Transaction, index: number, route: Extract<Route, { kind: 'table' }>): void {
     const column = route.channelColumn;
     const event: EventMessage = {
       type: 'event',
       channel: '',
-      table: msg.relation.qualifiedName,
+      table: msg.relation.shortName,
       op: msg.tag as Op,
       position: formatPosition(tx.finalLsn, index, this.epoch),
       commit_time: (tx.commitTimeIso ??= pgTimeToIso(tx.commitTime)),
@@ -219,7 +226,7 @@ export class Dispatcher {
     for (const relation of relations) {
       const index = this.next(tx);
       if (index === 0 || this.route(relation).kind !== 'table') continue;
-      const table = relation.qualifiedName;
+      const table = relation.shortName;
       const event: TruncateMessage = {
         type: 'event', channel: '', table, op: 'truncate',
         position: formatPosition(tx.finalLsn, index, this.epoch),
@@ -245,15 +252,15 @@ export class Dispatcher {
     if (route) return route;
     if (relation.schema === 'walcast' && relation.name === 'tables') route = { kind: 'registry' };
     else {
-      const reg = this.registrations.get(`${relation.schema}.${relation.name}`);
+      const reg = this.registrations.get(fullName({ schema: relation.schema, table: relation.name }));
       if (reg && relation.columns.some((c) => c.name === reg.channelColumn)) {
         route = { kind: 'table', channelColumn: reg.channelColumn, omitted: reg.omitted.length ? reg.omitted : undefined };
       } else {
         route = { kind: 'none' };
-        this.warnOnce(`unreg:${relation.qualifiedName}`, { table: relation.qualifiedName },
+        this.warnOnce(`unreg:${relation.shortName}`, { table: relation.shortName },
           reg
-            ? `table ${relation.qualifiedName} has no column ${reg.channelColumn}; its rows are not routed. Run select walcast.register_table('${relation.qualifiedName}', channel_column => '<column>')`
-            : `table ${relation.qualifiedName} is in the publication but not registered; its rows are not routed. Run select walcast.register_table('${relation.qualifiedName}', channel_column => '<column>')`);
+            ? `table ${relation.shortName} has no column ${reg.channelColumn}; its rows are not routed. Run select walcast.register_table('${relation.shortName}', channel_column => '<column>')`
+            : `table ${relation.shortName} is in the publication but not registered; its rows are not routed. Run select walcast.register_table('${relation.shortName}', channel_column => '<column>')`);
       }
     }
     this.routes.set(relation.oid, route);
@@ -266,7 +273,7 @@ export class Dispatcher {
     if (prior) this.registrations.delete(`${prior.values.schema_name}.${prior.values.table_name}`);
     if (msg.tag !== 'delete') {
       const reg = registrationFromRow(msg.new.values);
-      if (reg) this.registrations.set(`${reg.schema}.${reg.table}`, reg);
+      if (reg) this.registrations.set(fullName(reg), reg);
     }
     this.routes.clear();
     this.warned.clear();

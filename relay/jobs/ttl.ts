@@ -2,7 +2,7 @@
 // older than the table's ttl. Each batch is its own transaction, so a large
 // backlog never becomes one long transaction holding locks and WAL. The
 // batch's first statement emits a transactional logical message with prefix
-// PRUNE_MESSAGE_PREFIX; the relay drops the delete events of transactions
+// PRUNE_MESSAGE_PREFIX (replication/messages.ts); the relay drops the delete events of transactions
 // that carry it, so expiry never reaches subscribers as deletes.
 import { sql, type SQL } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
@@ -11,9 +11,10 @@ import cron, { type ScheduledTask } from 'node-cron';
 import type pg from 'pg';
 import { WalcastError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { loadRegistrations, qualifiedName, type AnyPgDatabase, type Registration } from '../db/registry.ts';
+import { fullName } from '../table-names.ts';
+import { PRUNE_MESSAGE_PREFIX } from '../replication/messages.ts';
+import { loadRegistrations, type AnyPgDatabase, type Registration } from '../db/registry.ts';
 
-export const PRUNE_MESSAGE_PREFIX = 'walcast.prune';
 export const DEFAULT_PRUNE_SCHEDULE = '*/10 * * * * *';
 export const DEFAULT_PRUNE_BATCH_SIZE = 5000;
 
@@ -109,7 +110,7 @@ async function pruneAll(ctx: RunContext): Promise<PruneResult[]> {
   const results: PruneResult[] = [];
   for (const r of registrations) {
     if (ctx.stopping()) break;
-    const table = qualifiedName(r);
+    const table = fullName(r);
     let deleted: number;
     try {
       deleted = await pruneTable(ctx, r);

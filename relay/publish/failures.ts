@@ -2,7 +2,7 @@
 // by SQLSTATE (never by message text) and a message that names the column or
 // constraint but carries no value and nothing of the server's internals.
 import type { ErrorCode } from '../../client/protocol.ts';
-import { sqlState } from '../errors.ts';
+import { SQLSTATE, SQLSTATE_CLASS, sqlState } from '../errors.ts';
 
 export interface Failure {
   code: ErrorCode;
@@ -24,18 +24,18 @@ export function failureOf(thrown: unknown): Failure {
   if (!state || !e.severity) return { code: 'publish_failed', message: 'the row could not be inserted; it has been logged' };
   const constraint = e.constraint ? ` (${e.constraint})` : '';
   switch (state) {
-    case '23505':
+    case SQLSTATE.uniqueViolation:
       return { code: 'duplicate', message: `a row with the same unique key already exists${constraint}` };
-    case '23502':
+    case SQLSTATE.notNullViolation:
       return { code: 'missing_value', message: `column ${e.column ?? '?'} may not be null` };
-    case '23503':
+    case SQLSTATE.foreignKeyViolation:
       return { code: 'reference_not_found', message: `a value refers to a row that does not exist${constraint}` };
-    case '23514':
+    case SQLSTATE.checkViolation:
       return { code: 'check_failed', message: `the row violates a check constraint${constraint}` };
-    case '23P01':
+    case SQLSTATE.exclusionViolation:
       return { code: 'check_failed', message: `the row violates an exclusion constraint${constraint}` };
   }
   // Class 22, data exception: invalid text (22P02), too long (22001), out of range (22003), bad date (22007, 22008)…
-  if (state.startsWith('22')) return { code: 'invalid_value', message: `a value cannot be stored in its column (SQLSTATE ${state})` };
+  if (state.startsWith(SQLSTATE_CLASS.dataException)) return { code: 'invalid_value', message: `a value cannot be stored in its column (SQLSTATE ${state})` };
   return { code: 'publish_failed', message: 'the row could not be inserted; it has been logged' };
 }

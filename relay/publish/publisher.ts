@@ -12,9 +12,9 @@ import pg from 'pg';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
-import type { ErrorCode, PublishMessage, ServerMessage, ValidationIssue } from '../../client/protocol.ts';
+import { withId, type ErrorCode, type ErrorMessage, type PublishMessage, type PublishedMessage, type ValidationIssue } from '../../client/protocol.ts';
 import type { Registration } from '../db/registry.ts';
-import { displayName } from '../hub/snapshot.ts';
+import { fullName, toShortName } from '../table-names.ts';
 import type { Logger } from '../log.ts';
 import type { Grants } from '../auth/grants.ts';
 import { deriveSchema, readShape, type TableShape } from './columns.ts';
@@ -49,7 +49,7 @@ export interface PublisherOptions {
   registration(name: string): Registration | undefined;
 }
 
-type Reply = Extract<ServerMessage, { type: 'published' | 'error' }>;
+type Reply = PublishedMessage | ErrorMessage;
 
 export class Publisher {
   readonly counters: PublishCounters = { published: 0, invalid: 0, forbidden: 0, failed: 0 };
@@ -80,7 +80,7 @@ export class Publisher {
   }
 
   private async run(grants: Grants, msg: PublishMessage): Promise<Reply> {
-    const name = msg.table.startsWith('public.') ? msg.table.slice(7) : msg.table;
+    const name = toShortName(msg.table);
     const reg = this.opts.registration(name);
     if (!reg) return this.error(msg, 'unknown_table', `table ${clip(msg.table)} is not registered with walcast`);
     if (!grants.canPublishTo(name)) {
@@ -121,7 +121,7 @@ export class Publisher {
       return this.error(msg, failure.code, failure.message);
     }
     this.counters.published++;
-    return msg.id === undefined ? { type: 'published', table: name } : { type: 'published', id: msg.id, table: name };
+    return withId<PublishedMessage>({ type: 'published', table: name }, msg.id);
   }
 
   private async plan(reg: Registration): Promise<Plan> {
@@ -135,7 +135,7 @@ export class Publisher {
     if (!next) {
       next = (async () => {
         const shape = await readShape(this.pool, reg);
-        if (shape.columns.size === 0) throw new Error(`table ${reg.schema}.${reg.table} has no columns or no longer exists`);
+        if (shape.columns.size === 0) throw new Error(`table ${fullName(reg)} has no columns or no longer exists`);
         return { reg, shape, validate: compile(shape.rowSchema ?? deriveSchema(shape)), readAt: Date.now() };
       })();
       this.plans.set(reg, next);
@@ -185,8 +185,8 @@ export class Publisher {
     return out;
   }
 
-  private error(msg: PublishMessage, code: ErrorCode, message: string): Extract<ServerMessage, { type: 'error' }> {
-    return msg.id === undefined ? { type: 'error', code, message } : { type: 'error', id: msg.id, code, message };
+  private error(msg: PublishMessage, code: ErrorCode, message: string): ErrorMessage {
+    return withId<ErrorMessage>({ type: 'error', code, message }, msg.id);
   }
 
   close(): Promise<void> {
@@ -214,4 +214,3 @@ function clip(text: string): string {
   return text.length > 120 ? `${text.slice(0, 117)}...` : text;
 }
 
-export { displayName };

@@ -13,6 +13,7 @@
 // about 27k single-row transactions/s against 35-47k/s for pg_recvlogical.
 import { converterFor, type Converter } from './values.ts';
 import type { Lsn } from './lsn.ts';
+import { shortName } from '../table-names.ts';
 
 export interface Column {
   name: string;
@@ -27,8 +28,8 @@ export interface Relation {
   oid: number;
   schema: string;
   name: string;
-  /** The name clients see: bare in `public`, schema-qualified elsewhere. */
-  qualifiedName: string;
+  /** The name clients see (table-names.ts shortName). */
+  shortName: string;
   replicaIdentity: 'default' | 'nothing' | 'full' | 'index';
   columns: Column[];
 }
@@ -131,8 +132,7 @@ export class PgoutputDecoder {
       const typeMod = this.int32();
       columns.push({ name: colName, typeOid, typeMod, isKey, convert: converterFor(typeOid) });
     }
-    const qualifiedName = schema === 'public' ? name : `${schema}.${name}`;
-    const relation: Relation = { oid, schema, name, qualifiedName, replicaIdentity, columns };
+    const relation: Relation = { oid, schema, name, shortName: shortName({ schema, table: name }), replicaIdentity, columns };
     this.relations.set(oid, relation);
     return { tag: 'relation', relation };
   }
@@ -192,7 +192,7 @@ export class PgoutputDecoder {
     const buf = this.buf;
     for (let i = 0; i < n; i++) {
       const col = relation.columns[i];
-      if (!col) throw new DecodeError(`tuple has more columns than relation ${relation.qualifiedName}`);
+      if (!col) throw new DecodeError(`tuple has more columns than relation ${relation.shortName}`);
       const kind = buf[this.pos++];
       if (kind === 0x74 /* t */) {
         const len = this.int32();

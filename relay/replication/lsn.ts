@@ -4,8 +4,6 @@
 
 export type Lsn = bigint;
 
-export const ZERO_LSN: Lsn = 0n;
-
 export function parseLsn(text: string): Lsn {
   const m = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(text);
   if (!m) throw new TypeError(`not an LSN: ${JSON.stringify(text)}`);
@@ -25,8 +23,4 @@ export function lsnToHex16(lsn: Lsn): string {
 
 export function hex16ToLsn(hex: string): Lsn {
   return BigInt(`0x${hex}`);
-}
-
-export function maxLsn(a: Lsn, b: Lsn): Lsn {
-  return a > b ? a : b;
 }

@@ -19,7 +19,7 @@ import { SQLSTATE, WalcastError, sqlState } from '../errors.ts';
 import { PgoutputDecoder, type PgoutputMessage } from './decoder.ts';
 import { TEXT_FORMAT_OPTIONS as SESSION_OPTIONS } from './values.ts';
 import { formatLsn, parseLsn, type Lsn } from './lsn.ts';
-import { HEARTBEAT_PREFIX } from './watchdog.ts';
+import { HEARTBEAT_PREFIX } from './messages.ts';
 
 export type StreamState = 'idle' | 'connecting' | 'streaming' | 'reconnecting' | 'closed';
 
@@ -50,10 +50,33 @@ export interface StreamOptions {
   holdMaxBytes?: number;
   /**
    * Called before reconnecting after the slot vanished (dropped) or was
-   * invalidated (wal_status lost): recreate it, and return the LSN to start
-   * from. Without it such a failure is retried as it is.
+   * invalidated (wal_status lost): recreate it, and say where the new slot
+   * starts. Without it such a failure is retried as it is.
    */
-  recreateSlot?: (reason: string) => Promise<Lsn>;
+  recreateSlot?: (reason: string) => Promise<RecreatedSlot>;
+}
+
+/** A slot made anew after the old one was lost. */
+export interface RecreatedSlot {
+  /** The new incarnation (walcast.slots). */
+  epoch: string;
+  /** Streaming starts after it. */
+  confirmedFlushLsn: Lsn;
+  /** The server's WAL position once it was created: events before it are not live news. */
+  liveFromLsn: Lsn;
+}
+
+export interface StreamEvents {
+  state: [state: StreamState];
+  /** A position was sent to PostgreSQL as flushed. */
+  confirmed: [lsn: Lsn];
+  /** The connection failed; a reconnect is scheduled. */
+  failure: [err: Error];
+  /**
+   * The slot was recreated, before streaming it: earlier positions are gone.
+   * Listeners run synchronously, before the first message of the new slot.
+   */
+  slotRecreated: [slot: RecreatedSlot, reason: string];
 }
 
 
@@ -79,7 +102,7 @@ class WalcastPgoutputPlugin {
   }
 }
 
-export class ReplicationStream extends EventEmitter {
+export class ReplicationStream extends EventEmitter<StreamEvents> {
   state: StreamState = 'idle';
   lastError: Error | undefined;
   /** Highest LSN whose events have all been handed to the sockets. */
@@ -197,15 +220,18 @@ export class ReplicationStream extends EventEmitter {
     if (this.state === 'closed') return;
     this.setState(this.attempt === 0 ? 'connecting' : 'reconnecting');
     if (this.slotLost && this.opts.recreateSlot) {
+      const reason = this.slotLost;
+      let slot: RecreatedSlot;
       try {
-        const start = await this.opts.recreateSlot(this.slotLost);
-        this.slotLost = undefined;
-        this.deliveredLsn = this.confirmedLsn = start;
-        this.receivedCommitLsn = 0n;
-        this.samples = [];
+        slot = await this.opts.recreateSlot(reason);
       } catch (err) {
         return this.onFailure(undefined, err as Error);
       }
+      this.slotLost = undefined;
+      this.deliveredLsn = this.confirmedLsn = slot.confirmedFlushLsn;
+      this.receivedCommitLsn = 0n;
+      this.samples = [];
+      this.emit('slotRecreated', slot, reason);
       if ((this.state as StreamState) === 'closed') return;
     }
     const service = new LogicalReplicationService(

@@ -1,6 +1,6 @@
 // The slot watchdog: watches the slot, not only the socket. Every interval it
 //   - emits a heartbeat (a non-transactional logical message, prefix
-//     HEARTBEAT_PREFIX) so the slot's position moves on even when the
+//     HEARTBEAT_PREFIX, messages.ts) so the slot's position moves on even when the
 //     published tables are idle; the stream confirms the heartbeat's LSN once
 //     nothing is pending (stream.ts);
 //   - reads the slot (pg_replication_slots) and the server's WAL position,
@@ -15,8 +15,7 @@ import type pg from 'pg';
 import type { Logger } from '../log.ts';
 import { formatLsn, parseLsn, type Lsn } from './lsn.ts';
 import { LagTracker } from './lag.ts';
-
-export const HEARTBEAT_PREFIX = 'walcast.heartbeat';
+import { HEARTBEAT_PREFIX } from './messages.ts';
 
 export type WalStatus = 'reserved' | 'extended' | 'unreserved' | 'lost' | 'missing' | 'unknown';
 export const WAL_STATUSES: readonly WalStatus[] = ['reserved', 'extended', 'unreserved', 'lost', 'missing', 'unknown'];

@@ -8,7 +8,8 @@
 // relay finds the slot free (ensureSlot waits up to 10 s for it anyway).
 import type { Logger } from '../log.ts';
 import { formatLsn } from '../replication/lsn.ts';
-import { asStartupError, startRelay, type Relay, type RelayConfig } from '../relay.ts';
+import { startRelay, type Relay, type RelayConfig } from '../relay.ts';
+import { asStartupError } from '../db/connect-error.ts';
 import { tryLeadership, waitForLeadership, type Leadership, type LeadershipOptions } from './leadership.ts';
 import { startStandbyServer, type StandbyServer } from './server.ts';
 import { securitySettings } from '../auth/settings.ts';
@@ -83,7 +84,7 @@ export class RelayRunner {
       this.relay = relay;
       this.port = relay.port;
       this.role = 'active';
-      if (promoted) this.logger.info({ slot: relay.slot, lsn: formatLsn(relay.stream.confirmed) }, 'standby promoted: streaming the slot from its confirmed position');
+      if (promoted) this.logger.info({ slot: relay.slot, lsn: formatLsn(relay.confirmedLsn) }, 'standby promoted: streaming the slot from its confirmed position');
       this.hooks.onActive?.(relay, promoted);
       const lost = await Promise.race([leadership.lost, this.stopSignal.then(() => undefined)]);
       if (lost !== undefined) this.logger.error({ slot: relay.slot, reason: lost }, 'lost the slot lock: stopping the relay, then waiting as a standby');

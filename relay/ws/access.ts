@@ -3,7 +3,7 @@
 // limits (taken for every frame, before it is parsed), and which messages
 // are allowed before authentication (auth and ping only).
 import type { AuthMessage, ClientMessage, ErrorCode, ServerMessage } from '../../client/protocol.ts';
-import { CLOSE } from '../../client/protocol.ts';
+import { CLOSE, withId, type AuthenticatedMessage } from '../../client/protocol.ts';
 import type { Gate, Admission } from '../auth/gate.ts';
 import type { Grants } from '../auth/grants.ts';
 import type { TokenBucket } from '../auth/limits.ts';
@@ -75,8 +75,7 @@ export class Access {
     }
     this.grant(grants);
     this.revokeForbidden(grants);
-    const reply: ServerMessage = { type: 'authenticated' };
-    if (msg.id !== undefined) reply.id = msg.id;
+    const reply = withId<AuthenticatedMessage>({ type: 'authenticated' }, msg.id);
     if (grants.sub !== null) reply.sub = grants.sub;
     if (grants.expiresAtMs !== null) reply.expires_at = new Date(grants.expiresAtMs).toISOString();
     this.conn.reply(reply);

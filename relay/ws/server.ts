@@ -14,23 +14,27 @@ import {
   ERROR_CODES,
   WS_PATH,
   parseClientMessage,
+  withId,
   type ClientMessage,
   type ErrorCode,
-  type ServerMessage,
+  type PongMessage,
   type SubscribeMessage,
+  type UnsubscribedMessage,
 } from '../../client/protocol.ts';
 import type { Logger } from '../log.ts';
-import type { Frame, Router, Sink } from '../hub/router.ts';
+import type { Router } from '../hub/router.ts';
 import type { RecoveryBuffer } from '../hub/recovery.ts';
-import type { SnapshotReader } from '../hub/snapshot.ts';
+import type { SnapshotReader } from '../db/snapshot.ts';
 import { Heartbeat } from './heartbeat.ts';
-import { WriteCoalescer, flushQueue, type FrameQueue } from './coalesce.ts';
+import { WriteCoalescer } from './coalesce.ts';
 import { Congestion } from './congestion.ts';
-import { SendBound } from './send-bound.ts';
-import { subscribe, type Subscriber } from './subscribe.ts';
+import { subscribe } from './subscribe.ts';
+import { toShortName } from '../table-names.ts';
 import { Gate, type Admission } from '../auth/gate.ts';
 import type { Publisher } from '../publish/publisher.ts';
-import { Access } from './access.ts';
+import { Connection, type ConnectionHost } from './connection.ts';
+
+export { Connection } from './connection.ts';
 
 export interface WsServerOptions {
   router: Router;
@@ -56,84 +60,12 @@ export interface WsServerOptions {
   publisher: Publisher;
 }
 
-export class Connection implements Sink, Subscriber, FrameQueue {
-  readonly subscriptions = new Set<string>();
-  isAlive = true;
-  readonly access: Access;
-  /** Frames of this tick not yet written (coalesce.ts). */
-  pending: Buffer[] = [];
-  pendingBytes = 0;
-  /** The send queue's hard bound, with room for one event larger than it (send-bound.ts). */
-  private readonly bound: SendBound;
-
-  constructor(
-    readonly ws: WebSocket,
-    private readonly server: WsServer,
-    /** The upgraded TCP socket under `ws`: a tick's frames are written to it in one piece. */
-    private readonly socket: Duplex,
-  ) {
-    this.access = new Access(server.opts.gate, this, server.opts.router);
-    this.bound = new SendBound(server.opts.sendQueueBytes, server.opts.maxEventBytes);
-  }
-
-  close(code: number, reason: string): void {
-    this.server.closeConnection(this, code, reason);
-  }
-
-  get open(): boolean {
-    return this.ws.readyState === WebSocket.OPEN;
-  }
-
-  fail(code: ErrorCode, message: string, id?: string): void {
-    this.error(code, message, id);
-  }
-
-  overflow(): void {
-    this.server.closeSlowConsumer(this);
-  }
-
-  send(frame: Frame): void {
-    if (this.ws.readyState !== WebSocket.OPEN) return;
-    const bytes = typeof frame === 'string' ? Buffer.from(frame) : frame;
-    const before = this.queuedBytes();
-    if (!this.bound.admit(before, bytes.length)) {
-      this.server.closeSlowConsumer(this);
-      return;
-    }
-    const queued = before + bytes.length;
-    this.server.bytesSent += bytes.length;
-    this.server.coalescer.enqueue(this, bytes);
-    this.server.congestion.note(this, queued);
-  }
-
-  queuedBytes(): number {
-    return this.ws.bufferedAmount + this.pendingBytes;
-  }
-
-  writeFrames(frames: Buffer): void {
-    // A connection closed in the meantime must not get data after its close frame.
-    if (this.ws.readyState === WebSocket.OPEN) this.socket.write(frames);
-  }
-
-  /** Write this tick's frames now: before a close frame, they would be dropped. */
-  flush(): void {
-    flushQueue(this);
-  }
-
-  reply(msg: ServerMessage): void {
-    this.send(JSON.stringify(msg));
-  }
-
-  error(code: ErrorCode, message: string = ERROR_CODES[code], id?: string): void {
-    this.server.clientErrors[code] = (this.server.clientErrors[code] ?? 0) + 1;
-    this.reply(id === undefined ? { type: 'error', code, message } : { type: 'error', id, code, message });
-  }
-}
-
 export class WsServer {
   readonly wss: WebSocketServer;
   readonly connections = new Set<Connection>();
   private readonly heartbeat: Heartbeat;
+  /** What each Connection may ask of this server. */
+  private readonly host: ConnectionHost;
   readonly coalescer = new WriteCoalescer();
   readonly congestion: Congestion<Connection>;
   slowConsumerCloses = 0;
@@ -150,6 +82,22 @@ export class WsServer {
     });
     this.wss.on('connection', (ws: WebSocket, req: IncomingMessage, admission: Extract<Admission, { ok: true }>) =>
       this.onConnection(ws, req.socket, admission));
+    this.host = {
+      gate: opts.gate,
+      router: opts.router,
+      sendQueueBytes: opts.sendQueueBytes,
+      maxEventBytes: opts.maxEventBytes,
+      enqueue: (conn, bytes, queued) => {
+        this.bytesSent += bytes.length;
+        this.coalescer.enqueue(conn, bytes);
+        this.congestion.note(conn, queued);
+      },
+      countError: (code) => {
+        this.clientErrors[code] = (this.clientErrors[code] ?? 0) + 1;
+      },
+      closeConnection: (conn, code, reason) => this.closeConnection(conn, code, reason),
+      closeSlowConsumer: (conn) => this.closeSlowConsumer(conn),
+    };
     this.heartbeat = new Heartbeat(opts.heartbeatMs, () => this.connections);
     this.congestion = new Congestion<Connection>({
       softBytes: opts.sendQueueBytes / 2,
@@ -191,7 +139,7 @@ export class WsServer {
   }
 
   private onConnection(ws: WebSocket, socket: Duplex, admission: Extract<Admission, { ok: true }>): void {
-    const conn = new Connection(ws, this, socket);
+    const conn = new Connection(ws, this.host, socket);
     this.connections.add(conn);
     conn.access.start(admission);
     ws.on('pong', () => {
@@ -233,9 +181,9 @@ export class WsServer {
       case 'unsubscribe':
         if (!conn.subscriptions.delete(msg.channel)) return conn.error('not_subscribed', `not subscribed to ${msg.channel}`, msg.id);
         this.opts.router.unsubscribe(msg.channel, conn);
-        return conn.reply(withId({ type: 'unsubscribed', channel: msg.channel }, msg.id));
+        return conn.reply(withId<UnsubscribedMessage>({ type: 'unsubscribed', channel: msg.channel }, msg.id));
       case 'ping':
-        return conn.reply(withId({ type: 'pong' }, msg.id));
+        return conn.reply(withId<PongMessage>({ type: 'pong' }, msg.id));
       case 'auth':
         return void conn.access.auth(msg).catch((err) => this.failed(conn, err, msg.id));
       case 'publish': {
@@ -261,7 +209,7 @@ export class WsServer {
     }
     let tables: Set<string> | null = null;
     if (msg.tables) {
-      const names = msg.tables.map((t) => (t.startsWith('public.') ? t.slice(7) : t));
+      const names = msg.tables.map(toShortName);
       const unknown = names.find((t) => !this.opts.hasTable(t));
       if (unknown !== undefined) return conn.error('unknown_table', `table ${unknown} is not registered with walcast`, msg.id);
       tables = new Set(names);
@@ -320,6 +268,3 @@ export class WsServer {
 
 const SLOW_CONSUMER_REASON = 'slow consumer: send queue over its limit';
 
-function withId<T extends ServerMessage>(msg: T, id: string | undefined): T {
-  return id === undefined ? msg : { ...msg, id };
-}

@@ -5,11 +5,11 @@
 //   snapshot:  hold the channel's live events, read the current rows in a
 //              REPEATABLE READ transaction, send them, then the held events
 //              the read did not already include, then live.
-import type { SubscribeMessage, SubscribedMessage } from '../../client/protocol.ts';
+import { withId, type SubscribeMessage, type SubscribedMessage } from '../../client/protocol.ts';
 import type { RecoveryBuffer } from '../hub/recovery.ts';
 import type { Frame, Router, TableFilter } from '../hub/router.ts';
-import { DEFAULT_SNAPSHOT_LIMIT, type SnapshotReader } from '../hub/snapshot.ts';
-import { SnapshotBusy, SnapshotDropped } from '../hub/snapshot-queue.ts';
+import { DEFAULT_SNAPSHOT_LIMIT, type Snapshot, type SnapshotReader } from '../db/snapshot.ts';
+import { SnapshotBusy, SnapshotDropped } from '../db/snapshot-queue.ts';
 import { snapshotPosition } from '../replication/position.ts';
 import type { Logger } from '../log.ts';
 
@@ -27,7 +27,7 @@ export interface Subscriber {
   readonly open: boolean;
   send(frame: Frame): void;
   reply(msg: SubscribedMessage): void;
-  fail(code: 'snapshot_failed' | 'snapshot_busy', message: string, id?: string): void;
+  error(code: 'snapshot_failed' | 'snapshot_busy', message: string, id?: string): void;
   overflow(): void;
 }
 
@@ -45,8 +45,7 @@ export function subscribe(deps: SubscribeDeps, conn: Subscriber, msg: SubscribeM
   const channel = msg.channel;
   pending.get(conn)?.delete(channel);
   const reply = (position: string, recovered?: boolean): SubscribedMessage => {
-    const m: SubscribedMessage = { type: 'subscribed', channel, position };
-    if (msg.id !== undefined) m.id = msg.id;
+    const m = withId<SubscribedMessage>({ type: 'subscribed', channel, position }, msg.id);
     if (recovered !== undefined) m.recovered = recovered;
     return m;
   };
@@ -92,7 +91,7 @@ async function withSnapshot(
   reads.set(channel, ticket);
   // The client may unsubscribe (and subscribe again) while the rows are read.
   const current = () => reads.get(channel) === ticket && conn.subscriptions.has(channel);
-  let snapshot;
+  let snapshot: Snapshot;
   try {
     const ticket = { owner: conn, subject, alive: () => conn.open && current() };
     snapshot = await deps.snapshots.read(channel, tables, msg.limit ?? DEFAULT_SNAPSHOT_LIMIT, ticket);
@@ -103,14 +102,14 @@ async function withSnapshot(
       conn.subscriptions.delete(channel);
     }
     if (err instanceof SnapshotDropped) return; // nobody left to answer
-    if (err instanceof SnapshotBusy) return conn.fail('snapshot_busy', err.message, msg.id);
+    if (err instanceof SnapshotBusy) return conn.error('snapshot_busy', err.message, msg.id);
     deps.logger.error({ err, channel }, 'snapshot read failed');
-    conn.fail('snapshot_failed', `reading the current rows of ${channel} failed; try again`, msg.id);
+    conn.error('snapshot_failed', `reading the current rows of ${channel} failed; try again`, msg.id);
     return;
   }
   if (!conn.open) return;
   // A stale read still answers its subscribe (found by test/integration/fuzz.test.ts).
-  if (!current()) return conn.fail('snapshot_failed', `unsubscribed from ${channel} before its snapshot was read`, msg.id);
+  if (!current()) return conn.error('snapshot_failed', `unsubscribed from ${channel} before its snapshot was read`, msg.id);
   reads.delete(channel);
   const held = deps.router.release(channel, conn);
   if (held === 'overflow') return conn.overflow();

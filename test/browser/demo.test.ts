@@ -2,20 +2,20 @@
 // playwright-core. Two pages in one room see each other's messages and
 // presence, a row INSERTed with plain SQL, and both recover when the relay
 // restarts. A page that leaves takes its presence with it.
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { startTestRelay } from '../helpers/relay.ts';
+import { relayFixture } from '../helpers/relay.ts';
 import type { Relay } from '../../relay/relay.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = new URL('../../test-artifacts/', import.meta.url);
 const WAIT = { timeout: 15_000 };
 
-let db: TestDatabase;
+const fx = relayFixture();
+const { db } = fx;
 let relay: Relay;
 let browser: Browser;
 
@@ -26,16 +26,11 @@ before(async () => {
         '(apt-get install -y chromium; .ci/run installs it), or CHROMIUM_PATH set to a Chromium binary',
     );
   }
-  db = await createTestDatabase();
-  relay = await startTestRelay(db.url);
+  relay = await fx.relay();
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
 });
 
-after(async () => {
-  await browser?.close();
-  await relay?.stop();
-  await db?.drop();
-});
+fx.cleanup(() => browser?.close());
 
 async function open(name: string): Promise<Page> {
   const page = await browser.newPage({ viewport: { width: 1100, height: 820 } });
@@ -83,7 +78,7 @@ test('two pages in one room: messages, presence, SQL inserts, a relay restart, a
   await ada.locator('#status:not([data-status="open"])').waitFor(WAIT);
   await bob.locator('#status:not([data-status="open"])').waitFor(WAIT);
   await db.query(`insert into chat_messages (channel_id, sender, body) values ('lobby', 'psql', 'while the relay was down')`);
-  relay = await startTestRelay(db.url, { slot: relay.slot, port: relay.port });
+  relay = await fx.relay({ slot: relay.slot, port: relay.port });
   for (const page of [ada, bob]) {
     await page.locator('#status[data-status="open"]').waitFor(WAIT);
     await message(page, 'while the relay was down').waitFor(WAIT);

@@ -2,12 +2,11 @@
 // relay process's memory stays under a stated bound while it streams: the
 // decoder handles one message at a time, the recovery window is capped
 // (recoveryMaxBytes), and each socket's send queue is capped (sendQueueBytes).
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
-import { createTestDatabase, uniqueName, type TestDatabase } from '../helpers/postgres.ts';
-import { spawnRelay, type RelayProcess } from '../helpers/process.ts';
-import { waitFor } from '../helpers/relay.ts';
+import { uniqueName } from '../helpers/postgres.ts';
+import { relayFixture, waitFor } from '../helpers/relay.ts';
 
 const ROWS = 1_000_000;
 /**
@@ -17,16 +16,11 @@ const ROWS = 1_000_000;
  */
 const RSS_BOUND = 384 * 1024 * 1024;
 
-let db: TestDatabase | undefined;
-let relay: RelayProcess | undefined;
-after(async () => {
-  if (relay?.child.exitCode === null) relay.child.kill('SIGKILL');
-  await db?.drop();
-});
+const fx = relayFixture();
+const { db } = fx;
 
 test(`a transaction of ${ROWS.toLocaleString('en')} rows is delivered completely, with relay RSS under ${RSS_BOUND / 2 ** 20} MiB`, { timeout: 300_000 }, async () => {
-  db = await createTestDatabase();
-  relay = await spawnRelay(['--database-url', db.url, '--slot', uniqueName('big_slot'), '--example', 'true']);
+  const relay = await fx.spawn(['--database-url', db.url, '--slot', uniqueName('big_slot'), '--example', 'true']);
   const baseline = relay.rss();
 
   // A lean subscriber: it reads the body of each frame without parsing JSON,

@@ -77,11 +77,12 @@ test('fast and immediate PostgreSQL restarts under load lose nothing and duplica
   const check = new pg.Client({ connectionString: server.url });
   await check.connect();
   const { rows } = await check.query<{ body: string }>(`select body from chat_messages where channel_id = 'load' order by id`);
+  // A marker row last: events arrive in commit order, so a duplicate would be before it.
+  await check.query(`insert into chat_messages (channel_id, sender, body) values ('load', 'marker', 'end')`);
   await check.end();
   const committed = rows.map((r) => r.body);
-  await waitFor(() => c.events().length >= committed.length, 30_000, `all ${committed.length} committed rows`);
-  await new Promise((r) => setTimeout(r, 300));
-  assert.deepEqual(c.events().map((e) => e.row.body), committed);
+  await waitFor(() => c.events().some((e) => e.row.body === 'end'), 30_000, `all ${committed.length} committed rows and the marker`);
+  assert.deepEqual(c.events().map((e) => e.row.body), [...committed, 'end']);
   assert.equal(c.closed, undefined, 'the client stayed connected through both restarts');
   c.close();
   relay.child.kill('SIGTERM');

@@ -1,25 +1,18 @@
 // The relay is killed with SIGKILL while rows are inserted at a steady rate;
 // a new relay process takes over the slot, and a client that resumes from
 // its last position has every row exactly once, in order.
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTestDatabase, uniqueName, type TestDatabase } from '../helpers/postgres.ts';
-import { spawnRelay, type RelayProcess } from '../helpers/process.ts';
-import { TestClient, waitFor } from '../helpers/relay.ts';
+import { uniqueName } from '../helpers/postgres.ts';
+import { TestClient, relayFixture, waitFor } from '../helpers/relay.ts';
 
-let db: TestDatabase | undefined;
-const procs: RelayProcess[] = [];
-after(async () => {
-  for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
-  await db?.drop();
-});
+const fx = relayFixture();
+const { db } = fx;
 
 test('SIGKILL under steady inserts: after restart, resuming clients have every row exactly once, in order', async () => {
-  db = await createTestDatabase();
   const slot = uniqueName('kill_slot');
   const args = ['--database-url', db.url, '--slot', slot, '--example', 'true'];
-  const first = await spawnRelay(args);
-  procs.push(first);
+  const first = await fx.spawn(args);
   const received: { body: string; position: string }[] = [];
   const track = (c: TestClient) => c.ws.on('message', (d) => {
     const m = JSON.parse(d.toString());
@@ -32,7 +25,7 @@ test('SIGKILL under steady inserts: after restart, resuming clients have every r
   let inserting = true;
   const inserter = (async () => {
     for (let i = 0; inserting; i++) {
-      await db!.query(`insert into chat_messages (channel_id, sender, body) values ('steady', 'load', $1)`, [String(i)]);
+      await db.query(`insert into chat_messages (channel_id, sender, body) values ('steady', 'load', $1)`, [String(i)]);
       await new Promise((r) => setTimeout(r, 5));
     }
   })();
@@ -42,8 +35,7 @@ test('SIGKILL under steady inserts: after restart, resuming clients have every r
   const lastSeen = received[received.length - 1]!.position;
   await new Promise((r) => setTimeout(r, 300)); // rows keep coming while no relay runs
 
-  const second = await spawnRelay(args);
-  procs.push(second);
+  const second = await fx.spawn(args);
   const c2 = await TestClient.connect(second.wsUrl);
   track(c2);
   const reply = await c2.subscribe('steady', { since: lastSeen });
@@ -54,8 +46,10 @@ test('SIGKILL under steady inserts: after restart, resuming clients have every r
 
   const committed = (await db.query<{ body: string }>(`select body from chat_messages where channel_id = 'steady' order by id`)).map((r) => r.body);
   await waitFor(() => received.length >= committed.length, 30_000, `all ${committed.length} rows`);
-  await new Promise((r) => setTimeout(r, 300)); // a duplicate would show up now
-  assert.deepEqual(received.map((r) => r.body), committed, 'every committed row exactly once, in commit order');
+  // A marker row last: events arrive in commit order, so a duplicate would be before it.
+  await db.query(`insert into chat_messages (channel_id, sender, body) values ('steady', 'marker', 'end')`);
+  await waitFor(() => received.some((r) => r.body === 'end'), 30_000, 'the marker row');
+  assert.deepEqual(received.map((r) => r.body), [...committed, 'end'], 'every committed row exactly once, in commit order');
   const positions = received.map((r) => r.position);
   assert.deepEqual([...positions].sort(), positions);
   c2.close();

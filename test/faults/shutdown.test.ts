@@ -1,30 +1,22 @@
 // Graceful shutdown of a real relay process: SIGTERM closes clients with
 // 1001 and a reason, confirms what was delivered and exits 0; a shutdown
 // stuck past WALCAST_SHUTDOWN_SECONDS exits 1; a second signal exits at once.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type pg from 'pg';
-import { createTestDatabase, uniqueName, type TestDatabase } from '../helpers/postgres.ts';
-import { spawnRelay, type RelayProcess } from '../helpers/process.ts';
-import { TestClient, waitFor } from '../helpers/relay.ts';
+import { uniqueName } from '../helpers/postgres.ts';
+import type { RelayProcess } from '../helpers/process.ts';
+import { TestClient, relayFixture, waitFor } from '../helpers/relay.ts';
 import { SHUTDOWN_REASON } from '../../relay/relay.ts';
 import { parseLsn } from '../../relay/replication/lsn.ts';
 import { parsePosition } from '../../relay/replication/position.ts';
 
-let db: TestDatabase;
-const procs: RelayProcess[] = [];
-before(async () => {
-  db = await createTestDatabase();
-});
-after(async () => {
-  for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
-  await db?.drop();
-});
+const fx = relayFixture();
+const { db } = fx;
 
 async function start(extra: string[] = []): Promise<{ proc: RelayProcess; slot: string }> {
   const slot = uniqueName('stop_slot');
-  const proc = await spawnRelay(['--database-url', db.url, '--slot', slot, '--example', 'true', ...extra], { WALCAST_LOG_LEVEL: 'info' });
-  procs.push(proc);
+  const proc = await fx.spawn(['--database-url', db.url, '--slot', slot, '--example', 'true', ...extra], { WALCAST_LOG_LEVEL: 'info' });
   return { proc, slot };
 }
 

@@ -1,33 +1,27 @@
 // An operator drops the slot while walcast streams: the relay recreates it
 // with a new epoch, logs it, closes its clients with 4010, and positions from
 // before get recovered:false, never a wrong replay. Delivery then goes on.
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { CLOSE } from '../../client/protocol.ts';
 import { createLogger } from '../../relay/log.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { TestClient, startTestRelay, waitFor } from '../helpers/relay.ts';
+import { TestClient, waitFor, relayFixture } from '../helpers/relay.ts';
 import type { Relay } from '../../relay/relay.ts';
 
-let db: TestDatabase;
+const fx = relayFixture();
+const { db } = fx;
 let relay: Relay;
 const logLines: { level: number; msg: string; slot?: string; reason?: string }[] = [];
 before(async () => {
-  db = await createTestDatabase();
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
       for (const line of chunk.toString().split('\n')) if (line) logLines.push(JSON.parse(line));
       done();
     },
   });
-  relay = await startTestRelay(db.url, {}, createLogger('info', sink));
+  relay = await fx.relay({}, undefined, createLogger('info', sink));
 });
-after(async () => {
-  await relay?.stop();
-  await db?.drop();
-});
-
 async function chat(body: string): Promise<void> {
   await db.query(`insert into chat_messages (channel_id, sender, body) values ('ops', 'o', $1)`, [body]);
 }
@@ -59,7 +53,7 @@ test('a dropped slot is recreated and logged; clients are closed with 4010 and o
   const closed = await c.waitClosed(20_000);
   assert.equal(closed.code, CLOSE.streamReset);
   assert.match(closed.reason, /slot was recreated/);
-  await waitFor(() => relay.stream.state === 'streaming', 20_000, 'the stream to come back');
+  await waitFor(() => relay.internals.stream.state === 'streaming', 20_000, 'the stream to come back');
   const recreated = logLines.find((l) => l.msg.startsWith('replication slot recreated'));
   assert.ok(recreated, 'the recreation is logged');
   assert.equal(recreated.slot, relay.slot);

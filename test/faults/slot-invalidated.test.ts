@@ -58,7 +58,7 @@ test("wal_status 'unreserved' makes the relay recreate the slot: new epoch, clie
   const closed = await first.client.waitClosed(20_000);
   assert.equal(closed.code, CLOSE.streamReset);
   const r = relay;
-  await waitFor(() => r.stream.state === 'streaming' && r.watchdog.status?.walStatus === 'reserved', 20_000, 'the new slot to stream');
+  await waitFor(() => r.internals.stream.state === 'streaming' && r.internals.watchdog.status?.walStatus === 'reserved', 20_000, 'the new slot to stream');
   const metrics = await (await fetch(`${r.url}/metrics`)).text();
   assert.match(metrics, /^walcast_slot_recreated_total 1$/m);
 

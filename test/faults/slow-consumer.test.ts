@@ -1,25 +1,19 @@
 // A subscriber that reads nothing: its send queue is capped (sendQueueBytes,
 // default 1 MiB), it is closed with 4008 and a reason, and a subscriber of
 // the same channel that reads receives every row.
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { CLOSE } from '../../client/protocol.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { TestClient, startTestRelay, waitFor } from '../helpers/relay.ts';
+import { TestClient, waitFor, relayFixture } from '../helpers/relay.ts';
 import type { Relay } from '../../relay/relay.ts';
 
-let db: TestDatabase;
+const fx = relayFixture();
+const { db } = fx;
 let relay: Relay;
 before(async () => {
-  db = await createTestDatabase();
-  relay = await startTestRelay(db.url);
+  relay = await fx.relay();
 });
-after(async () => {
-  await relay?.stop();
-  await db?.drop();
-});
-
 const ROWS = 2000;
 const BODY = 'x'.repeat(8 * 1024); // 16 MiB in all: more than the kernel's socket buffers hold
 
@@ -34,7 +28,7 @@ test('a consumer that reads nothing is closed with 4008 at its queue cap; the ot
 
   let peakQueued = 0;
   const sampler = setInterval(() => {
-    for (const c of relay.ws.wss.clients) peakQueued = Math.max(peakQueued, c.bufferedAmount);
+    for (const c of relay.internals.ws.wss.clients) peakQueued = Math.max(peakQueued, c.bufferedAmount);
   }, 5);
   const inserts = (async () => {
     for (let i = 0; i < ROWS; i += 100) {
@@ -45,7 +39,7 @@ test('a consumer that reads nothing is closed with 4008 at its queue cap; the ot
     }
   })();
   try {
-    await waitFor(() => relay.ws.slowConsumerCloses > 0, 60_000, 'the relay to close the slow consumer');
+    await waitFor(() => relay.internals.ws.slowConsumerCloses > 0, 60_000, 'the relay to close the slow consumer');
     // Reading again, the client drains what was queued and finds the close frame.
     socket.resume();
     const closed = await slow.waitClosed(15_000);
@@ -55,7 +49,7 @@ test('a consumer that reads nothing is closed with 4008 at its queue cap; the ot
   } finally {
     clearInterval(sampler);
   }
-  assert.equal(relay.ws.slowConsumerCloses, 1, 'the slow consumer, and only it, was closed');
+  assert.equal(relay.internals.ws.slowConsumerCloses, 1, 'the slow consumer, and only it, was closed');
   assert.ok(peakQueued <= 1_048_576, `the relay queued at most the 1 MiB cap for a socket (peak ${peakQueued})`);
   const bodies = fast.events().map((e) => String(e.row.body).slice(BODY.length));
   assert.deepEqual(bodies, Array.from({ length: ROWS }, (_, i) => String(i)), 'the reading subscriber got every row in order');

@@ -4,28 +4,17 @@
 // (SIGKILL) or loses its database connection. Under steady inserts, clients
 // that resume on the new active relay with `since` have every row exactly
 // once, in order.
-import { after, before, test, type TestContext } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTestDatabase, uniqueName, type TestDatabase } from '../helpers/postgres.ts';
-import { spawnRelay, type RelayProcess } from '../helpers/process.ts';
-import { TestClient, waitFor } from '../helpers/relay.ts';
+import { uniqueName } from '../helpers/postgres.ts';
+import type { RelayProcess } from '../helpers/process.ts';
+import { TestClient, relayFixture, waitFor } from '../helpers/relay.ts';
 
-let db: TestDatabase;
-const procs: RelayProcess[] = [];
-const clients: TestClient[] = [];
-before(async () => {
-  db = await createTestDatabase();
-});
-after(async () => {
-  for (const c of clients) c.close();
-  for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
-  await db?.drop();
-});
+const fx = relayFixture();
+const { db } = fx;
 
 async function spawn(slot: string): Promise<RelayProcess> {
-  const p = await spawnRelay(['--database-url', db.url, '--slot', slot, '--example', 'true'], { WALCAST_LOG_LEVEL: 'info' });
-  procs.push(p);
-  return p;
+  return fx.spawn(['--database-url', db.url, '--slot', slot, '--example', 'true'], { WALCAST_LOG_LEVEL: 'info' });
 }
 
 /** Connect, retrying while the relay refuses (standby, or not listening yet during the takeover). */
@@ -33,9 +22,7 @@ async function connectWhenActive(url: string, timeoutMs = 30_000): Promise<TestC
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      const c = await TestClient.connect(url);
-      clients.push(c);
-      return c;
+      return await fx.client({ wsUrl: url });
     } catch (err) {
       if (Date.now() > deadline) throw err;
       await new Promise((r) => setTimeout(r, 100));
@@ -73,8 +60,10 @@ function steady(channel: string) {
         const got = new Set(received.map((r) => r.body));
         throw new Error(`${err.message}; missing ${committed.filter((b) => !got.has(b)).join(',')}`);
       });
-      await new Promise((r) => setTimeout(r, 300)); // a duplicate would show up now
-      assert.deepEqual(received.map((r) => r.body), committed, 'every committed row exactly once, in commit order');
+      // A marker row last: events arrive in commit order, so a duplicate would be before it.
+      await db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 'marker', 'end')`, [channel]);
+      await waitFor(() => received.some((r) => r.body === 'end'), 30_000, 'the marker row');
+      assert.deepEqual(received.map((r) => r.body), [...committed, 'end'], 'every committed row exactly once, in commit order');
     },
   };
 }

@@ -14,8 +14,17 @@ export interface RelayProcess {
   rss(): number;
 }
 
-export async function spawnRelay(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<RelayProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'start', '--port', '0', ...args], {
+/**
+ * `command`: node's arguments up to the subcommand; by default the sources
+ * through tsx (test/integration/compiled.test.ts runs the compiled package).
+ */
+export async function spawnRelay(
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 60_000,
+  command: string[] = ['--import', 'tsx', MAIN],
+): Promise<RelayProcess> {
+  const child = spawn(process.execPath, [...command, 'start', '--port', '0', ...args], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', WALCAST_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

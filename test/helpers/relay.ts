@@ -4,34 +4,26 @@ import { after, before } from 'node:test';
 import { WebSocket, type ClientOptions } from 'ws';
 import { startRelay, type Relay, type RelayConfig } from '../../relay/relay.ts';
 import { createLogger, silentLogger, type Logger } from '../../relay/log.ts';
+import { loadConfig } from '../../relay/config.ts';
 import type { EventMessage, ServerMessage, TruncateMessage } from '../../client/protocol.ts';
 import { createTestDatabase, uniqueName, type TestDatabase } from './postgres.ts';
+import { spawnRelay, type RelayProcess } from './process.ts';
 
+/**
+ * What a user gets with nothing set (loadConfig's defaults), then what a test
+ * needs to differ: its database, any free port, its own slot, no logs, and
+ * no TTL schedule (the tests run the pruner themselves).
+ */
 export function relayConfig(databaseUrl: string, overrides: Partial<RelayConfig> = {}): RelayConfig {
+  const { dataDir: _dataDir, embeddedPort: _embeddedPort, databaseUrl: _unset, example: _example, ...defaults } = loadConfig([], {});
   return {
+    ...defaults,
     databaseUrl,
-    host: '127.0.0.1',
+    example: true,
     port: 0,
     slot: uniqueName('walcast_slot'),
-    publication: 'realtime_events',
     logLevel: 'silent',
-    example: true,
-    maxSubscriptions: 100,
-    maxFrameBytes: 65_536,
-    sendQueueBytes: 1_048_576,
-    slowConsumerMs: 2000,
-    maxEventBytes: 16 * 1024 * 1024,
-    heartbeatMs: 15_000,
-    ttlSchedule: '0 0 1 1 *', // the tests run the pruner themselves
-    recoverySeconds: 300,
-    recoveryEvents: 10_000,
-    recoveryMaxBytes: 64 * 1024 * 1024,
-    recoveryRebuildBytes: 0,
-    shutdownSeconds: 10,
-    watchdogMs: 10_000,
-    lagWarnSeconds: 30,
-    lagWarnBytes: 1024 ** 3,
-    standbyPollMs: 500,
+    ttlSchedule: '0 0 1 1 *',
     ...overrides,
   };
 }
@@ -39,48 +31,89 @@ export function relayConfig(databaseUrl: string, overrides: Partial<RelayConfig>
 export async function startTestRelay(databaseUrl: string, overrides: Partial<RelayConfig> = {}, log?: Logger): Promise<Relay> {
   const logger = log ?? (process.env.WALCAST_TEST_LOG ? createLogger('debug', process.stderr) : silentLogger);
   const relay = await startRelay(relayConfig(databaseUrl, overrides), logger);
-  await waitFor(() => relay.stream.state === 'streaming', 10_000, 'replication stream to start');
+  await waitFor(() => relay.internals.stream.state === 'streaming', 10_000, 'replication stream to start');
   return relay;
 }
 
 /**
- * The usual set-up of a test file: a fresh database, relays on it and
- * clients of them, all closed, stopped and dropped after the file's tests.
- * Call at the top level of the file (it registers before/after hooks).
+ * The usual set-up of a test file: a fresh database, relays on it (in this
+ * process, or spawned as processes) and clients of them, all closed, stopped
+ * and dropped after the file's tests. Call at the top level of the file (it
+ * registers before/after hooks). `db` may be taken at once (`const { db } =
+ * fx`): it forwards to the database the before hook creates.
  */
 export function relayFixture(): {
   readonly db: TestDatabase;
-  relay(overrides?: Partial<RelayConfig>, url?: string): Promise<Relay>;
-  client(relay: Relay): Promise<TestClient>;
+  relay(overrides?: Partial<RelayConfig>, url?: string, log?: Logger): Promise<Relay>;
+  client(relay: { wsUrl: string }, protocols?: string[], options?: ClientOptions): Promise<TestClient>;
+  spawn(args: string[], env?: Record<string, string>, timeoutMs?: number, command?: string[]): Promise<RelayProcess>;
+  /**
+   * The database, once created. node:test runs a file's top-level before
+   * hooks concurrently, so a before hook that reads db.pool, db.url or
+   * db.name (not db.query or relay(), which wait) awaits this first.
+   */
+  ready(): Promise<TestDatabase>;
+  /** Run `fn` first when the file's tests are done (before relays stop and the database is dropped). */
+  cleanup(fn: () => unknown): void;
 } {
-  let db: TestDatabase | undefined;
+  let created: TestDatabase | undefined;
+  let creating: Promise<TestDatabase> | undefined;
+  // Created on first need: node:test runs a file's top-level before hooks
+  // concurrently with the fixture's, so whatever needs the database waits for it.
+  const ready = () => (creating ??= createTestDatabase().then((d) => (created = d)));
   const relays: Relay[] = [];
   const clients: TestClient[] = [];
+  const procs: RelayProcess[] = [];
+  const cleanups: (() => unknown)[] = [];
   before(async () => {
-    db = await createTestDatabase();
+    await ready();
   });
   after(async () => {
+    for (const fn of cleanups) await fn();
     for (const c of clients) c.close();
     for (const r of relays) await r.stop(); // stop() is idempotent: tests may have stopped some
-    await db?.drop();
+    for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+    await (await creating?.catch(() => undefined))?.drop();
   });
-  const fixture = {
-    get db(): TestDatabase {
-      if (!db) throw new Error('relayFixture: the database exists once the before hook ran');
-      return db;
+  const real = (): TestDatabase => {
+    if (!created) throw new Error('relayFixture: the database is not created yet (await fx.db.query(...) or fx.relay() first)');
+    return created;
+  };
+  const db: TestDatabase = {
+    get url() {
+      return real().url;
     },
-    async relay(overrides: Partial<RelayConfig> = {}, url?: string): Promise<Relay> {
-      const r = await startTestRelay(url ?? fixture.db.url, overrides);
+    get name() {
+      return real().name;
+    },
+    get pool() {
+      return real().pool;
+    },
+    query: async (text, values) => (await ready()).query(text, values),
+    drop: async () => (await ready()).drop(),
+  };
+  return {
+    db,
+    async relay(overrides = {}, url, log) {
+      const r = await startTestRelay(url ?? (await ready()).url, overrides, log);
       relays.push(r);
       return r;
     },
-    async client(relay: Relay): Promise<TestClient> {
-      const c = await TestClient.connect(relay.wsUrl);
+    async client(relay, protocols, options) {
+      const c = await TestClient.connect(relay.wsUrl, protocols, options);
       clients.push(c);
       return c;
     },
+    ready,
+    cleanup(fn) {
+      cleanups.push(fn);
+    },
+    async spawn(args, env, timeoutMs, command) {
+      const p = await spawnRelay(args, env, timeoutMs, command);
+      procs.push(p);
+      return p;
+    },
   };
-  return fixture;
 }
 
 export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {

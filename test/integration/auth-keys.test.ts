@@ -1,38 +1,26 @@
 // The other key sources against live relays: a PEM public key (RS256 and
 // ES256) and a JWKS served by a local HTTP server. A token signed for one
 // source, or with another algorithm, is refused.
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { connect as tcpConnect, type AddressInfo } from 'node:net';
 import { exportJWK, exportSPKI, generateKeyPair } from 'jose';
 import { CLOSE } from '../../client/protocol.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { TestClient, startTestRelay } from '../helpers/relay.ts';
+import { type TestClient, relayFixture } from '../helpers/relay.ts';
 import { token } from '../helpers/tokens.ts';
 import type { Relay } from '../../relay/relay.ts';
 
-let db: TestDatabase;
-const relays: Relay[] = [];
-const clients: TestClient[] = [];
+const fx = relayFixture();
 let jwks: Server | undefined;
 let slowJwks: Server | undefined;
 
-before(async () => {
-  db = await createTestDatabase();
-});
-
 after(async () => {
-  for (const c of clients) c.close();
-  for (const r of relays) await r.stop();
   for (const server of [jwks, slowJwks]) await new Promise((r) => (server ? server.close(r) : r(undefined)));
-  await db?.drop();
 });
 
 async function connect(relay: Relay, t: string): Promise<TestClient> {
-  const c = await TestClient.connect(`${relay.wsUrl}?token=${t}`);
-  clients.push(c);
-  return c;
+  return fx.client({ wsUrl: `${relay.wsUrl}?token=${t}` });
 }
 
 async function expectAccepted(relay: Relay, t: string): Promise<void> {
@@ -52,8 +40,7 @@ for (const alg of ['RS256', 'ES256'] as const) {
     const { publicKey, privateKey } = await generateKeyPair(alg);
     const other = await generateKeyPair(alg);
     const pem = await exportSPKI(publicKey);
-    const relay = await startTestRelay(db.url, { jwtPublicKey: pem.trim() });
-    relays.push(relay);
+    const relay = await fx.relay({ jwtPublicKey: pem.trim() });
     await expectAccepted(relay, await token(claims, { alg, key: privateKey }));
     await expectRefused(relay, await token(claims, { alg, key: other.privateKey }));
     // An HS256 token "signed" with the public key's text must not pass (algorithm confusion).
@@ -69,15 +56,14 @@ test('WALCAST_JWKS_URL: tokens are checked with the keys the URL serves, chosen 
     { ...(await exportJWK(ec.publicKey)), kid: 'ec-1', alg: 'ES256', use: 'sig' },
   ];
   let fetches = 0;
-  jwks = createServer((req, res) => {
+  jwks = createServer((_req, res) => {
     fetches++;
     res.setHeader('content-type', 'application/json');
     res.end(JSON.stringify({ keys }));
   });
   await new Promise<void>((r) => jwks!.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/.well-known/jwks.json`;
-  const relay = await startTestRelay(db.url, { jwksUrl: url });
-  relays.push(relay);
+  const relay = await fx.relay({ jwksUrl: url });
   await expectAccepted(relay, await token(claims, { alg: 'RS256', key: rsa.privateKey, kid: 'rsa-1' }));
   await expectAccepted(relay, await token(claims, { alg: 'ES256', key: ec.privateKey, kid: 'ec-1' }));
   assert.ok(fetches >= 1);
@@ -92,8 +78,7 @@ test('clients that reset their connection while the relay fetches the JWKS do no
   // Slow keys keep each upgrade waiting while the clients reset.
   slowJwks = createServer((_req, res) => setTimeout(() => res.end(JSON.stringify({ keys })), 500));
   await new Promise<void>((r) => slowJwks!.listen(0, '127.0.0.1', r));
-  const relay = await startTestRelay(db.url, { jwksUrl: `http://127.0.0.1:${(slowJwks.address() as AddressInfo).port}/jwks` });
-  relays.push(relay);
+  const relay = await fx.relay({ jwksUrl: `http://127.0.0.1:${(slowJwks.address() as AddressInfo).port}/jwks` });
   const t = await token(claims, { alg: 'ES256', key: privateKey, kid: 'slow' });
   const port = Number(new URL(relay.wsUrl).port);
   await Promise.all(Array.from({ length: 20 }, (_, i) => new Promise<void>((resolve) => {

@@ -2,40 +2,30 @@
 // HS256 key: the three ways to give a token, bad tokens, expiry while
 // connected and refresh, forbidden channels (live, snapshot, resume, HTTP
 // replay) and the Origin allow-list.
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
 import { CLOSE, type ServerMessage } from '../../client/protocol.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { TestClient, startTestRelay, waitFor } from '../helpers/relay.ts';
+import { type TestClient, waitFor, relayFixture } from '../helpers/relay.ts';
 import { TEST_SECRET, token, unsignedToken } from '../helpers/tokens.ts';
 import type { Relay } from '../../relay/relay.ts';
 
-let db: TestDatabase;
+const fx = relayFixture();
+const { db } = fx;
 let relay: Relay;
-const clients: TestClient[] = [];
 
 async function client(query = '', protocols?: string[], headers?: Record<string, string>): Promise<TestClient> {
-  const c = await TestClient.connect(relay.wsUrl + query, protocols, headers ? { headers } : undefined);
-  clients.push(c);
-  return c;
+  return fx.client({ wsUrl: relay.wsUrl + query }, protocols, headers ? { headers } : undefined);
 }
 
 const ada = () => token({ sub: 'ada', channels: ['room-*', 'user-{sub}'] });
 
 before(async () => {
-  db = await createTestDatabase();
-  relay = await startTestRelay(db.url, {
+  relay = await fx.relay({
     jwtSecret: TEST_SECRET,
     authTimeoutMs: 500,
     allowedOrigins: ['https://app.example.com'],
   });
-});
-
-after(async () => {
-  for (const c of clients) c.close();
-  await relay?.stop();
-  await db?.drop();
 });
 
 const insert = (channel: string, body: string) =>

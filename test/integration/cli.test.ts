@@ -1,29 +1,23 @@
 // The `walcast` command as the package installs it (bin/walcast.js): --help
 // on every subcommand, migrate, register, doctor (findings, fixes, exit
 // status, unused slots reported and kept), tail and replay against a relay.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createTestDatabase, uniqueName, type TestDatabase } from '../helpers/postgres.ts';
-import { startTestRelay, TestClient, waitFor } from '../helpers/relay.ts';
+import { uniqueName } from '../helpers/postgres.ts';
+import { TestClient, waitFor, relayFixture } from '../helpers/relay.ts';
 import { TEST_SECRET, token } from '../helpers/tokens.ts';
-import type { Relay } from '../../relay/relay.ts';
 import type { Finding } from '../../relay/db/doctor.ts';
 
 const BIN = new URL('../../bin/walcast.js', import.meta.url).pathname;
 const SUBCOMMANDS = ['start', 'migrate', 'register', 'doctor', 'tail', 'replay'];
 
-let db: TestDatabase;
+const fx = relayFixture();
+const { db } = fx;
 const children: ChildProcess[] = [];
-const relays: Relay[] = [];
-before(async () => {
-  db = await createTestDatabase();
-});
-after(async () => {
+fx.cleanup(() => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  for (const r of relays) await r.stop();
-  await db?.drop();
 });
 
 interface Run {
@@ -150,8 +144,7 @@ test('doctor: findings with fixes, exit 1 on errors, unused walcast slots report
 });
 
 test('tail prints live events as JSON lines; replay prints the events after a position', async () => {
-  const relay = await startTestRelay(db.url);
-  relays.push(relay);
+  const relay = await fx.relay();
   const tail = walcast(['tail', 'cli-room', '--url', relay.url]);
   await waitFor(() => /# subscribed to cli-room/.test(tail.stderr), 20_000, 'tail to subscribe');
   const probe = await TestClient.connect(relay.wsUrl);
@@ -176,8 +169,7 @@ test('tail prints live events as JSON lines; replay prints the events after a po
 });
 
 test('tail and replay authenticate with --token (or WALCAST_TOKEN) where the relay requires one', async () => {
-  const relay = await startTestRelay(db.url, { jwtSecret: TEST_SECRET });
-  relays.push(relay);
+  const relay = await fx.relay({ jwtSecret: TEST_SECRET });
   const jwt = await token({ sub: 'ops', channels: ['cli-auth'] });
   const tail = walcast(['tail', 'cli-auth', '--url', relay.url, '--token', jwt]);
   await waitFor(() => /# subscribed to cli-auth/.test(tail.stderr), 20_000, 'tail to subscribe with its token');
@@ -185,10 +177,14 @@ test('tail and replay authenticate with --token (or WALCAST_TOKEN) where the rel
   await waitFor(() => tail.stdout.includes('"secret"'), 10_000, 'the event');
   tail.child.kill('SIGINT');
 
-  const since = '0000000000000000-00000000-' + relay.dispatcher.currentEpoch;
+  const since = `0000000000000000-00000000-${relay.internals.dispatcher.currentEpoch}`;
   const denied = await complete(['replay', 'cli-auth', '--since', since, '--url', relay.url]);
   assert.equal(denied.code, 1);
   assert.match(denied.stderr, /401/);
-  const allowed = await complete(['replay', 'cli-auth', '--since', relay.dispatcher.position(), '--url', relay.url], { WALCAST_TOKEN: jwt });
+  assert.match(denied.stderr, /refused the replay of cli-auth: HTTP 401.*Check the token/);
+  const refused = await complete(['tail', 'cli-other', '--url', relay.url, '--token', jwt]);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /refused the subscription to cli-other: forbidden: .*Check the token/);
+  const allowed = await complete(['replay', 'cli-auth', '--since', relay.internals.dispatcher.position(), '--url', relay.url], { WALCAST_TOKEN: jwt });
   assert.equal(allowed.code, 0, allowed.stderr);
 });

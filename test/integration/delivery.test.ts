@@ -1,30 +1,20 @@
 // The core path: rows written with SQL reach the WebSocket subscribers of
 // their channel, through the real slot and the real relay.
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { TestClient, startTestRelay } from '../helpers/relay.ts';
+import { type TestClient, relayFixture } from '../helpers/relay.ts';
 import type { Relay } from '../../relay/relay.ts';
 
-let db: TestDatabase;
+const fx = relayFixture();
+const { db } = fx;
 let relay: Relay;
-const clients: TestClient[] = [];
 
 async function client(): Promise<TestClient> {
-  const c = await TestClient.connect(relay.wsUrl);
-  clients.push(c);
-  return c;
+  return fx.client(relay);
 }
 
 before(async () => {
-  db = await createTestDatabase();
-  relay = await startTestRelay(db.url);
-});
-
-after(async () => {
-  for (const c of clients) c.close();
-  await relay?.stop();
-  await db?.drop();
+  relay = await fx.relay();
 });
 
 test('an INSERT reaches the subscribers of its channel and no one else', async () => {

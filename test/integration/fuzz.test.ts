@@ -5,12 +5,11 @@
 // documented close 1009); memory stays bounded (connections, subscriptions
 // and heap go back down); and a well-behaved client keeps receiving every
 // event in order throughout. Frames come from fast-check with a fixed seed.
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { CLOSE } from '../../client/protocol.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { TestClient, startTestRelay, waitFor } from '../helpers/relay.ts';
+import { TestClient, waitFor, relayFixture } from '../helpers/relay.ts';
 import type { Relay } from '../../relay/relay.ts';
 
 const SEED = 20261123;
@@ -18,17 +17,12 @@ const CONNECTIONS = 4;
 const FRAMES_PER_CONNECTION = 1500;
 const MAX_FRAME = 4096;
 
-let db: TestDatabase;
+const fx = relayFixture();
+const { db } = fx;
 let relay: Relay;
 
 before(async () => {
-  db = await createTestDatabase();
-  relay = await startTestRelay(db.url, { maxFrameBytes: MAX_FRAME, maxSubscriptions: 20, rateLimit: 1_000_000, subjectRateLimit: 1_000_000 });
-});
-
-after(async () => {
-  await relay?.stop();
-  await db?.drop();
+  relay = await fx.relay({ maxFrameBytes: MAX_FRAME, maxSubscriptions: 20, rateLimit: 1_000_000, subjectRateLimit: 1_000_000 });
 });
 
 type Frame = { kind: string; data: string | Buffer };
@@ -50,7 +44,7 @@ const message = fc.oneof(
 const nested = fc.tuple(fc.integer({ min: 1, max: 2000 }), fc.constantFrom('[', '{"a":', '{"type":"publish","table":"chat_messages","row":{"a":'), fc.boolean()).map(
   ([depth, open, closed]) => {
     const close = open === '[' ? ']' : '}';
-    const text = open.repeat(depth) + '1' + (closed ? close.repeat(depth + (open.startsWith('{"type"') ? 1 : 0)) : '');
+    const text = `${open.repeat(depth)}1${closed ? close.repeat(depth + (open.startsWith('{"type"') ? 1 : 0)) : ''}`;
     return text.slice(0, MAX_FRAME);
   },
 );
@@ -130,7 +124,7 @@ test('fuzz: the relay survives, answers every frame, stays bounded, and a good c
   }
   const sent = results.reduce((n, r) => n + r.sent, 0);
   const closes = results.reduce((n, r) => n + r.closes, 0);
-  const summary = `fuzz: ${sent} frames tried on ${CONNECTIONS} connections (seed ${SEED}; ${[...kinds].map(([k, n]) => `${k} ${n}`).join(', ')}); ${closes} closed with 1009; ${relay.publisher.counters.published} published, ${relay.publisher.counters.invalid} rejected by validation`;
+  const summary = `fuzz: ${sent} frames tried on ${CONNECTIONS} connections (seed ${SEED}; ${[...kinds].map(([k, n]) => `${k} ${n}`).join(', ')}); ${closes} closed with 1009; ${relay.internals.publisher.counters.published} published, ${relay.internals.publisher.counters.invalid} rejected by validation`;
   t.diagnostic(summary);
   console.log(`# ${summary}`);
   assert.ok(sent >= 5000);
@@ -142,8 +136,8 @@ test('fuzz: the relay survives, answers every frame, stays bounded, and a good c
   assert.equal(good.closed, undefined);
 
   // Bounded: what the fuzzers held is released; the heap did not balloon.
-  await waitFor(() => relay.ws.connections.size === 1, 10_000, 'fuzz connections to be dropped');
-  assert.equal(relay.router.subscriptionCount, 1);
+  await waitFor(() => relay.internals.ws.connections.size === 1, 10_000, 'fuzz connections to be dropped');
+  assert.equal(relay.internals.router.subscriptionCount, 1);
   const grown = process.memoryUsage().heapUsed - heapBefore;
   assert.ok(grown < 256 * 1024 * 1024, `heap grew by ${grown} bytes`);
   assert.equal((await fetch(`${relay.url}/healthz`)).status, 200);
@@ -153,7 +147,12 @@ test('fuzz: the relay survives, answers every frame, stays bounded, and a good c
 
 test('found by the fuzz: subscribe with snapshot, unsubscribe, subscribe again, at once: one answer each, one stream', async () => {
   const c = await TestClient.connect(relay.wsUrl);
+  // A watcher sees 'old' dispatched first: otherwise s2, a live subscribe, could get it as news.
+  const watcher = await TestClient.connect(relay.wsUrl);
+  await watcher.subscribe('fuzz-race');
   await db.query("insert into chat_messages (channel_id, sender, body) values ('fuzz-race', 'x', 'old')");
+  await watcher.waitForEvents(1);
+  watcher.close();
   c.send({ type: 'subscribe', id: 's1', channel: 'fuzz-race', snapshot: true });
   c.send({ type: 'unsubscribe', id: 'u', channel: 'fuzz-race' });
   c.send({ type: 'subscribe', id: 's2', channel: 'fuzz-race' });

@@ -87,7 +87,7 @@ test('a paused client is still closed with 4008 within the grace period, after w
     await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ('stall', 'big', $1)`, [TEXT]);
   }
   await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ('stall', 'marker', 'after')`);
-  await waitFor(() => relay.ws.slowConsumerCloses > 0, 30_000, 'the paused client to be closed as slow');
+  await waitFor(() => relay.internals.ws.slowConsumerCloses > 0, 30_000, 'the paused client to be closed as slow');
   (paused.ws as unknown as { _socket: Socket })._socket.resume();
   assert.deepEqual(await paused.waitClosed(15_000), { code: CLOSE.slowConsumer, reason: 'slow consumer: send queue over its limit' });
   assert.ok(paused.events().length >= 1, 'the large event admitted before the close was delivered before the close frame');

@@ -5,15 +5,15 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
-import { createTestDatabase, serverUrl, uniqueName, type TestDatabase } from '../helpers/postgres.ts';
-import { TestClient, startTestRelay } from '../helpers/relay.ts';
+import { serverUrl, uniqueName } from '../helpers/postgres.ts';
+import { relayFixture } from '../helpers/relay.ts';
 import type { Relay } from '../../relay/relay.ts';
 
-let db: TestDatabase;
+const fx = relayFixture();
+const { db } = fx;
 let relay: Relay | undefined;
 const role = uniqueName('walcast_relay');
 const password = uniqueName('pw');
-const clients: TestClient[] = [];
 
 /** The SQL block of docs/security.md after its least-privilege marker. */
 function documentedSql(): string {
@@ -35,9 +35,8 @@ async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
 }
 
 before(async () => {
-  db = await createTestDatabase();
   // The owner installs the schema and the example tables once.
-  const owner = await startTestRelay(db.url);
+  const owner = await fx.relay();
   await owner.stop();
   const sql = documentedSql()
     .replaceAll('walcast_relay', role)
@@ -47,9 +46,6 @@ before(async () => {
 });
 
 after(async () => {
-  for (const c of clients) c.close();
-  await relay?.stop();
-  await db?.drop();
   await admin((c) => c.query(`DROP ROLE IF EXISTS ${role}`));
 });
 
@@ -61,9 +57,8 @@ test('the relay streams, snapshots and publishes as the documented role', async 
   assert.deepEqual(attrs, { rolsuper: false, rolreplication: true });
 
   await db.query("insert into chat_messages (channel_id, sender, body) values ('room-lp', 'ada', 'before')");
-  relay = await startTestRelay(url.toString(), { example: false });
-  const c = await TestClient.connect(relay.wsUrl);
-  clients.push(c);
+  relay = await fx.relay({ example: false }, url.toString());
+  const c = await fx.client(relay);
   const sub = await c.subscribe('room-lp', { snapshot: true });
   assert.equal(sub.type === 'subscribed' && sub.snapshot, 1);
   await db.query("insert into chat_messages (channel_id, sender, body) values ('room-lp', 'ada', 'live')");

@@ -1,33 +1,26 @@
 // The limits on what clients send, each with its documented outcome: rate
 // limits per connection and per token subject (rate_limited), connections
 // per address (HTTP 429), publishing turned off (publishing_disabled).
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { TestClient, startTestRelay } from '../helpers/relay.ts';
+import { type TestClient, relayFixture } from '../helpers/relay.ts';
 import { TEST_SECRET, token } from '../helpers/tokens.ts';
 import type { Relay } from '../../relay/relay.ts';
 
-let db: TestDatabase;
+const fx = relayFixture();
 let relay: Relay;
+/** This file's connections, oldest first (the fixture closes them). */
 const clients: TestClient[] = [];
 
 before(async () => {
-  db = await createTestDatabase();
-  relay = await startTestRelay(db.url, { jwtSecret: TEST_SECRET, rateLimit: 5, subjectRateLimit: 2, maxConnectionsPerIp: 4, publish: 'off' });
-});
-
-after(async () => {
-  for (const c of clients) c.close();
-  await relay?.stop();
-  await db?.drop();
+  relay = await fx.relay({ jwtSecret: TEST_SECRET, rateLimit: 5, subjectRateLimit: 2, maxConnectionsPerIp: 4, publish: 'off' });
 });
 
 /** A connection with a token for `sub` (none: a token without sub, so no subject bucket). */
 async function client(sub?: string): Promise<TestClient> {
   const claims = { channels: ['*'], publish: ['*'], ...(sub ? { sub } : {}) };
-  const c = await TestClient.connect(`${relay.wsUrl}?token=${await token(claims)}`);
+  const c = await fx.client({ wsUrl: `${relay.wsUrl}?token=${await token(claims)}` });
   clients.push(c);
   return c;
 }

@@ -1,27 +1,20 @@
 // relay/db/migrate.ts against a real PostgreSQL: idempotence, two relays
 // starting at once, the example tables, the publication, and a failing file.
 import assert from 'node:assert/strict';
+import { relayFixture } from '../helpers/relay.ts';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { eq } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { WalcastError } from '../../relay/errors.ts';
 import { ensurePublication, migrate } from '../../relay/db/migrate.ts';
 import { chatMessages, presence, videoFrames } from '../../relay/db/schema.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
 
-let db: TestDatabase;
-
-before(async () => {
-  db = await createTestDatabase();
-});
-
-after(async () => {
-  await db?.drop();
-});
+const fx = relayFixture();
+const { db } = fx;
 
 function assertNoLeakedClients(): void {
   assert.equal(db.pool.idleCount, db.pool.totalCount, 'every pool client was released');

@@ -3,6 +3,7 @@
 // lag turns readiness off, and the heartbeat moves an idle slot.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { relayFixture, waitFor } from '../helpers/relay.ts';
 import type { Relay } from '../../relay/relay.ts';
 import { parseLsn } from '../../relay/replication/lsn.ts';
@@ -38,7 +39,7 @@ test('/metrics counts rows, events, deliveries, bytes, connections, subscription
   await fx.db.query(`insert into presence (channel_id, user_id, updated_at) values ('m-9', 'gone', now() - interval '1 hour')`);
   await c.waitForEvents(3);
   await waitFor(async () => (sample(await scrape(r), 'walcast_ttl_pruned_rows_total{table="public.presence"}') ?? 0) >= 1, 10_000, 'the prune to be counted');
-  await waitFor(() => r.watchdog.status !== undefined, 10_000, 'a watchdog round');
+  await waitFor(() => r.internals.watchdog.status !== undefined, 10_000, 'a watchdog round');
 
   const text = await scrape(r);
   assert.ok(sample(text, 'walcast_rows_received_total')! >= 4, 'rows: 3 inserts and the presence insert');
@@ -63,7 +64,7 @@ test('/metrics counts rows, events, deliveries, bytes, connections, subscription
 
 test('/readyz is 200 while streaming and 503 with the reason when the lag passes WALCAST_LAG_WARN_SECONDS', async () => {
   const r = await relay({ watchdogMs: 100, lagWarnSeconds: 1 });
-  await waitFor(() => r.watchdog.status !== undefined, 10_000, 'a watchdog round');
+  await waitFor(() => r.internals.watchdog.status !== undefined, 10_000, 'a watchdog round');
   // Other test files share the server and may write a lot of WAL: ready once caught up.
   let readyBody: { status?: string } = {};
   await waitFor(async () => {
@@ -74,9 +75,9 @@ test('/readyz is 200 while streaming and 503 with the reason when the lag passes
   assert.equal(readyBody.status, 'ready');
 
   // Nothing dispatches any more while WAL keeps being written: the lag grows.
-  await r.stream.stop();
+  await r.internals.stream.stop();
   await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ('lag', 'a', 'b')`);
-  await waitFor(() => r.watchdog.lagging !== undefined, 15_000, 'the lag warning');
+  await waitFor(() => r.internals.watchdog.lagging !== undefined, 15_000, 'the lag warning');
   const res = await fetch(`${r.url}/readyz`);
   assert.equal(res.status, 503);
   const body = (await res.json()) as { status: string; reasons: string[]; lag: { bytes: number; seconds: number } };
@@ -91,8 +92,8 @@ test('/readyz is 200 while streaming and 503 with the reason when the lag passes
 test('the watchdog heartbeat is confirmed: the slot moves past it while the published tables are idle', async () => {
   // No recovery window: delivered positions are confirmed at once.
   const r = await relay({ watchdogMs: 200, recoveryEvents: 0 });
-  await waitFor(() => r.watchdog.heartbeats >= 2, 10_000, 'two heartbeats');
-  const beat = r.watchdog.lastHeartbeatLsn;
+  await waitFor(() => r.internals.watchdog.heartbeats >= 2, 10_000, 'two heartbeats');
+  const beat = r.internals.watchdog.lastHeartbeatLsn;
   assert.ok(beat > 0n);
   await waitFor(async () => {
     const [row] = await fx.db.query<{ lsn: string }>('select confirmed_flush_lsn::text as lsn from pg_replication_slots where slot_name = $1', [r.slot]);
@@ -115,4 +116,23 @@ test('/metrics counts rows published by clients and publishes refused, by reason
   assert.equal(sample(text, 'walcast_publish_rejected_total{reason="invalid"}'), 1);
   assert.equal(sample(text, 'walcast_publish_rejected_total{reason="forbidden"}'), 0);
   assert.equal(sample(text, 'walcast_auth_failures_total'), 0);
+});
+
+test('every metric docs/grafana-dashboard.json queries is one /metrics exposes', async () => {
+  const r = await relay();
+  const exposed = new Set<string>();
+  for (const m of (await scrape(r)).matchAll(/^# TYPE (\S+) (\w+)$/gm)) {
+    exposed.add(m[1]!);
+    if (m[2] === 'histogram') for (const s of ['_bucket', '_sum', '_count']) exposed.add(m[1]! + s);
+  }
+  const dashboard = JSON.parse(readFileSync(new URL('../../docs/grafana-dashboard.json', import.meta.url), 'utf8')) as {
+    panels: { title: string; targets: { expr: string }[] }[];
+  };
+  const queried = new Set(dashboard.panels.flatMap((p) => p.targets.flatMap((t) => t.expr.match(/\bwalcast_\w+/g) ?? [])));
+  assert.deepEqual([...queried].filter((name) => !exposed.has(name)), [], 'metrics the dashboard queries but /metrics lacks');
+  // The panels operators look for first.
+  for (const name of ['walcast_replication_lag_seconds', 'walcast_deliveries_total', 'walcast_connections',
+    'walcast_slow_consumer_closes_total', 'walcast_errors_total', 'walcast_slot_wal_status']) {
+    assert.ok(queried.has(name), `the dashboard shows ${name}`);
+  }
 });

@@ -8,19 +8,18 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { startTestRelay } from '../helpers/relay.ts';
+import { relayFixture } from '../helpers/relay.ts';
 import type { Relay } from '../../relay/relay.ts';
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '../..');
 
-let db: TestDatabase;
+const fx = relayFixture();
+const { db } = fx;
 let relay: Relay;
 let app: string;
 before(async () => {
-  db = await createTestDatabase();
-  relay = await startTestRelay(db.url);
+  relay = await fx.relay();
   await run(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts/build-client.ts')], { cwd: ROOT });
   // An application with walcast in its node_modules (as `npm install` would link a local package).
   app = await mkdtemp(join(tmpdir(), 'walcast-app-'));
@@ -29,8 +28,6 @@ before(async () => {
   await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'app', type: 'module', private: true }));
 });
 after(async () => {
-  await relay?.stop();
-  await db?.drop();
   if (app) await rm(app, { recursive: true, force: true });
 });
 

@@ -3,24 +3,21 @@
 // stored JSON Schemas, changed without a restart), server-owned and
 // claim-bound columns, database refusals by SQLSTATE, and injection attempts
 // that must arrive as plain values.
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ServerMessage } from '../../client/protocol.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { TestClient, startTestRelay, waitFor } from '../helpers/relay.ts';
+import { type TestClient, waitFor, relayFixture } from '../helpers/relay.ts';
 import { TEST_SECRET, token } from '../helpers/tokens.ts';
 import type { Relay } from '../../relay/relay.ts';
 
-let db: TestDatabase;
+const fx = relayFixture();
+const { db } = fx;
 let open: Relay;
 let keyed: Relay;
-const clients: TestClient[] = [];
 let seq = 0;
 
 async function client(relay: Relay, query = ''): Promise<TestClient> {
-  const c = await TestClient.connect(relay.wsUrl + query);
-  clients.push(c);
-  return c;
+  return fx.client({ wsUrl: relay.wsUrl + query });
 }
 
 const publish = (c: TestClient, table: string, row: Record<string, unknown>) =>
@@ -31,8 +28,7 @@ function code(reply: ServerMessage): string {
 }
 
 before(async () => {
-  db = await createTestDatabase();
-  open = await startTestRelay(db.url);
+  open = await fx.relay();
   await db.query(`
     create table parents (id bigint primary key);
     insert into parents values (1);
@@ -56,15 +52,8 @@ before(async () => {
     create table notes (channel text not null, body text not null);
     select walcast.register_table('public.notes', channel_column => 'channel');
     select walcast.set_row_schema('public.notes', '{"type":"object"}');`);
-  keyed = await startTestRelay(db.url, { jwtSecret: TEST_SECRET });
-  await waitFor(() => open.dispatcher.hasTable('notes') && keyed.dispatcher.hasTable('notes'), 10_000, 'registrations');
-});
-
-after(async () => {
-  for (const c of clients) c.close();
-  await open?.stop();
-  await keyed?.stop();
-  await db?.drop();
+  keyed = await fx.relay({ jwtSecret: TEST_SECRET });
+  await waitFor(() => open.internals.dispatcher.hasTable('notes') && keyed.internals.dispatcher.hasTable('notes'), 10_000, 'registrations');
 });
 
 test('open mode: a published row is committed before the reply, and reaches subscribers as an event', async () => {
@@ -118,13 +107,13 @@ test('rows are validated against the derived schema: columns, server-owned colum
     [{ channel: 'i', qty: 1, tags: 'a' }, '/tags'],
     [{ channel: 'i' }, ''],
   ];
-  const before = open.publisher.counters.invalid;
+  const before = open.internals.publisher.counters.invalid;
   for (const [row, path] of cases) {
     const reply = await publish(c, 'items', row);
     assert.equal(code(reply), 'invalid_row', JSON.stringify(row));
     assert.ok(reply.type === 'error' && reply.errors?.some((e) => e.path === path), JSON.stringify(reply));
   }
-  assert.equal(open.publisher.counters.invalid - before, cases.length);
+  assert.equal(open.internals.publisher.counters.invalid - before, cases.length);
   assert.equal((await db.query("select count(*)::int as n from items where channel = 'i'"))[0]!.n, 0);
 });
 
@@ -174,7 +163,8 @@ test('injection through table, column, channel and values never reaches SQL as t
   const c = await client(open);
   assert.equal(code(await publish(c, evil, { body: 'x' })), 'unknown_table');
   assert.equal(code(await publish(c, `chat_messages"; drop table chat_messages; --`, {})), 'unknown_table');
-  const col = await publish(c, 'chat_messages', { channel_id: 'room-i', sender: 'a', body: 'b', [`body" ) values ('x'); drop table chat_messages; --`]: 1 });
+  const evilColumn = `body" ) values ('x'); drop table chat_messages; --`;
+  const col = await publish(c, 'chat_messages', { channel_id: 'room-i', sender: 'a', body: 'b', [evilColumn]: 1 });
   assert.equal(code(col), 'invalid_row');
   const sub = await client(open);
   const subscribed = await sub.subscribe(evil, { snapshot: true, tables: ['chat_messages'] });

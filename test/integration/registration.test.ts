@@ -1,21 +1,18 @@
 // walcast.register_table / unregister_table (sql/001_walcast.sql) and
 // relay/db/registry.ts, against a real PostgreSQL.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { relayFixture } from '../helpers/relay.ts';
+import { before, test } from 'node:test';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from '../../relay/db/migrate.ts';
 import { loadRegistrations, registrationFromRow } from '../../relay/db/registry.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
 
-let db: TestDatabase;
+const fx = relayFixture();
+const { db } = fx;
 
 before(async () => {
-  db = await createTestDatabase();
+  await fx.ready();
   await migrate(db.pool, {});
-});
-
-after(async () => {
-  await db?.drop();
 });
 
 /** Runs `text` on one connection and returns the NOTICEs it raised. */

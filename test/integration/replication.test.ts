@@ -21,6 +21,9 @@ async function confirmedFlush(slot: string): Promise<bigint> {
   return parseLsn(row!.lsn);
 }
 
+/** The prefix of the test's own logical message (not walcast's: the stream handles those itself). */
+const MARKER = 'test.marker';
+
 async function insertReturningLsn(channel: string, body: string): Promise<bigint> {
   await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 's', $2)`, [channel, body]);
   const [row] = await fx.db.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn');
@@ -34,12 +37,14 @@ test('confirmed_flush_lsn advances only past what was reported delivered', async
   const info = await ensureSlot(fx.db.pool, slot, silentLogger);
   const commits: bigint[] = [];
   let withRow = false;
+  let markers = 0;
   const stream = new ReplicationStream({
     connectionString: fx.db.url, slot, publication: 'realtime_events', logger: silentLogger, statusIntervalMs: 50,
     // The test holds delivery back: commits are recorded, not reported.
     // Only those with a row: before PostgreSQL 15, pgoutput also sends empty
     // transactions (autovacuum's, for one).
     onMessage: (msg: PgoutputMessage) => {
+      if (msg.tag === 'message' && msg.prefix === MARKER) markers++;
       if (msg.tag === 'insert') withRow = true;
       if (msg.tag === 'commit' && withRow) commits.push(msg.endLsn);
       if (msg.tag === 'commit') withRow = false;
@@ -50,7 +55,12 @@ test('confirmed_flush_lsn advances only past what was reported delivered', async
     await waitFor(() => stream.state === 'streaming');
     await insertReturningLsn('ack', 'one');
     await waitFor(() => commits.length === 1);
-    await new Promise((r) => setTimeout(r, 500)); // several status intervals and keepalives
+    // A marker written after the commit: once the stream has read it, it has
+    // read everything before it (keepalives included) and had its chance to
+    // treat the commit as delivered.
+    await fx.db.query(`select pg_logical_emit_message(false, $1, '')`, [MARKER]);
+    await waitFor(() => markers === 1, 10_000, 'the marker message');
+    assert.ok(stream.deliveredPosition < commits[0]!, 'the undelivered commit is not counted as delivered');
     const held = await confirmedFlush(slot);
     assert.ok(held < commits[0]!, `confirmed ${held} stays below the undelivered commit's end ${commits[0]}`);
     stream.delivered(commits[0]!);
@@ -86,7 +96,7 @@ test('rows committed while the relay is stopped are decoded after it restarts, a
   await first.stop();
   const downLsn = await insertReturningLsn('restart', 'while down');
   const second = await relay({ slot });
-  await waitFor(() => second.dispatcher.position() >= second.dispatcher.position() && second.stream.state === 'streaming');
+  await waitFor(() => second.internals.stream.state === 'streaming');
   const c2 = await client(second);
   const reply = await c2.subscribe('restart', { since: seen!.position });
   assert.equal(reply.type === 'subscribed' && reply.recovered, true);
@@ -132,7 +142,7 @@ test('/healthz is 503 with a generic reason while the stream is down (the cause 
     assert.equal(body.replication, 'reconnecting');
     // The public reason names the state; the server's message stays inside (it is logged).
     assert.equal(body.reason, "replication stream is reconnecting; the relay's log has the cause");
-    assert.match(r.stream.lastError?.message ?? '', /not permitted to log in|terminat/);
+    assert.match(r.internals.stream.lastError?.message ?? '', /not permitted to log in|terminat/);
     await fx.db.query(`alter role ${role} login`);
     await waitFor(async () => (await fetch(`${r.url}/healthz`)).status === 200, 20_000, 'healthz to recover');
   } finally {

@@ -1,34 +1,24 @@
 // Resume with `since`, snapshots on subscribe, and the HTTP replay: what a
 // client that drops and comes back, or arrives late, is owed.
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { TestClient, startTestRelay } from '../helpers/relay.ts';
+import { type TestClient, relayFixture } from '../helpers/relay.ts';
 import type { Relay } from '../../relay/relay.ts';
 import type { EventMessage } from '../../client/protocol.ts';
 
-let db: TestDatabase;
+const fx = relayFixture();
+const { db } = fx;
 let relay: Relay;
-const clients: TestClient[] = [];
 
 async function client(r: Relay = relay): Promise<TestClient> {
-  const c = await TestClient.connect(r.wsUrl);
-  clients.push(c);
-  return c;
+  return fx.client(r);
 }
 
 const chat = (channel: string, body: string) =>
   db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 's', $2)`, [channel, body]);
 
 before(async () => {
-  db = await createTestDatabase();
-  relay = await startTestRelay(db.url, { recoveryEvents: 50 });
-});
-
-after(async () => {
-  for (const c of clients) c.close();
-  await relay?.stop();
-  await db?.drop();
+  relay = await fx.relay({ recoveryEvents: 50 });
 });
 
 test('since within the window: the missed events in order, then live, no gap and no duplicate', async () => {
@@ -90,7 +80,7 @@ test('the HTTP replay returns the same events as JSON, paged by limit', async ()
   assert.equal(page2.more, false);
   assert.deepEqual(page2.events.map((e) => e.row.body), ['four']);
   assert.deepEqual([...page1.events, ...page2.events], ws.slice(1), 'identical to what the socket delivered');
-  const gone = (await (await fetch(url('0000000000000000-00000000-' + start!.position.split('-')[2]))).json()) as { recovered: boolean; events: unknown[] };
+  const gone = (await (await fetch(url(`0000000000000000-00000000-${start!.position.split('-')[2]}`))).json()) as { recovered: boolean; events: unknown[] };
   assert.equal(gone.recovered, false);
   assert.deepEqual(gone.events, []);
   const bad = await fetch(`${relay.url}/v1/channels/r3/events`);

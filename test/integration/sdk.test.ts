@@ -71,7 +71,7 @@ test('a cut connection: it reconnects, resubscribes with since, and has every ro
   await sub.ready;
   await chat('cut', 'before');
   await waitFor(() => events.length === 1, 10_000, 'the first row');
-  for (const conn of r.ws.connections) conn.ws.terminate();
+  for (const conn of r.internals.ws.connections) conn.ws.terminate();
   for (const b of ['gap-1', 'gap-2', 'gap-3']) await chat('cut', b);
   await waitFor(() => replies.length === 2, 10_000, 'the resubscribe');
   await chat('cut', 'after');
@@ -152,7 +152,7 @@ test('refusals are typed with the protocol code; unsubscribe stops the events', 
   const sub = rt.subscribe<Chat>('gone', {}, (e) => got.push(e.op === 'truncate' ? 'truncate' : String(e.row.channel_id)));
   await sub.ready;
   sub.unsubscribe();
-  await waitFor(() => [...r.ws.connections].every((c) => !c.subscriptions.has('gone')), 10_000, 'the relay to drop it');
+  await waitFor(() => [...r.internals.ws.connections].every((c) => !c.subscriptions.has('gone')), 10_000, 'the relay to drop it');
   await chat('gone', 'unheard');
   const probe: string[] = [];
   await rt.subscribe('probe', {}, () => probe.push('seen')).ready;
@@ -182,14 +182,19 @@ test('with a token: the client authenticates with it at every connect; channels 
   const r = await relay({ jwtSecret: TEST_SECRET, authTimeoutMs: 300 });
   const jwt = await token({ sub: 'ada', channels: ['room-*'] });
   let asked = 0;
-  const rt = client(r.url, { token: () => (asked++, jwt) });
+  const rt = client(r.url, {
+    token: () => {
+      asked++;
+      return jwt;
+    },
+  });
   const got: string[] = [];
   await rt.subscribe<Chat>('room-1', {}, (e) => got.push(e.table === 'chat_messages' && e.op !== 'truncate' ? e.row.body : '')).ready;
   await chat('room-1', 'hello');
   await waitFor(() => got.length === 1, 10_000, 'the row');
   assert.deepEqual(got, ['hello']);
   await assert.rejects(rt.subscribe('user-bob', {}, () => {}).ready, (err: unknown) => err instanceof RelayError && err.code === 'forbidden');
-  for (const c of r.ws.connections) c.ws.terminate();
+  for (const c of r.internals.ws.connections) c.ws.terminate();
   await waitFor(() => asked === 2 && rt.status === 'open', 10_000, 'a reconnect with the token');
   await chat('room-1', 'again');
   await waitFor(() => got.length === 2, 10_000, 'the row after the reconnect');

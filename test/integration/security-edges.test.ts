@@ -52,8 +52,8 @@ test('/healthz and /readyz give a generic reason, not the database error', async
   await admin.query(`alter database ${name} allow_connections false`);
   try {
     await admin.query(`select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1`, [relay.slot]);
-    await waitFor(() => relay.stream.lastError !== undefined && relay.stream.state !== 'streaming', 15_000, 'the stream to fail');
-    const detail = relay.stream.lastError!.message;
+    await waitFor(() => relay.internals.stream.lastError !== undefined && relay.internals.stream.state !== 'streaming', 15_000, 'the stream to fail');
+    const detail = relay.internals.stream.lastError!.message;
     for (const path of ['/healthz', '/readyz']) {
       const res = await fetch(`${relay.url}${path}`);
       const text = await res.text();
@@ -65,7 +65,7 @@ test('/healthz and /readyz give a generic reason, not the database error', async
     await admin.query(`alter database ${name} allow_connections true`);
     await admin.end();
   }
-  await waitFor(() => relay.stream.state === 'streaming', 20_000, 'the stream to come back');
+  await waitFor(() => relay.internals.stream.state === 'streaming', 20_000, 'the stream to come back');
 });
 
 test('open mode refuses a Host that is a DNS name (DNS rebinding), over HTTP and on upgrade', async () => {

@@ -38,7 +38,7 @@ async function lockMessages(): Promise<pg.Client> {
 
 test('snapshot limits: per connection, per subject, a bounded queue, and reads of closed sockets dropped', async () => {
   const relay = await fx.relay({ jwtSecret: TEST_SECRET, snapshotsPerConnection: 1, snapshotsPerSubject: 2, snapshotQueue: 1, snapshotTimeoutMs: 60_000 });
-  const queue = relay.ws.opts.snapshots.queue;
+  const queue = relay.internals.ws.opts.snapshots.queue;
   const locker = await lockMessages();
   const [a1, a2, a3, b, c] = [await as(relay, 'a'), await as(relay, 'a'), await as(relay, 'a'), await as(relay, 'b'), await as(relay, 'c')];
   const first = snapshot(a1, 'snap-1');
@@ -57,7 +57,7 @@ test('snapshot limits: per connection, per subject, a bounded queue, and reads o
   // b goes away while its read waits: when a connection frees up, that read is dropped, not run.
   b.close();
   await b.waitClosed();
-  await waitFor(() => relay.ws.connections.size === 4, 5000, 'the relay to see b close');
+  await waitFor(() => relay.internals.ws.connections.size === 4, 5000, 'the relay to see b close');
   await locker.query('COMMIT');
   await locker.end();
   assert.equal(code(await first), 'subscribed');

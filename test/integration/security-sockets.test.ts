@@ -29,7 +29,7 @@ function trickle(relay: Relay): Promise<{ socket: Socket; closed: Promise<string
 }
 
 async function connections(relay: Relay): Promise<number> {
-  return new Promise((resolve, reject) => relay.app.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+  return new Promise((resolve, reject) => relay.internals.app.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
 }
 
 test('trickling requests count against the address limit and are cut by the request timeout; WebSockets stay', async () => {

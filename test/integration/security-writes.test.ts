@@ -26,7 +26,7 @@ const ready = () => (setUp ??= (async () => {
     select walcast.register_table('defaulted', channel_column => 'room');
     create table amounts (id serial primary key, room text not null, amount numeric);
     select walcast.register_table('amounts', channel_column => 'room');`);
-  await waitFor(() => ['docs', 'defaulted', 'amounts'].every((t) => relay.dispatcher.hasTable(t)), 10_000, 'registrations');
+  await waitFor(() => ['docs', 'defaulted', 'amounts'].every((t) => relay.internals.dispatcher.hasTable(t)), 10_000, 'registrations');
 })());
 
 async function attacker(claims: Record<string, unknown> = {}): Promise<TestClient> {

@@ -1,25 +1,22 @@
 // The start-up rule, on the real command: with no JWT key the relay serves
 // only on loopback (and says it is open); on any other address it refuses
 // to start with auth_required, unless told --insecure.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTestDatabase, uniqueName, type TestDatabase } from '../helpers/postgres.ts';
+import { relayFixture } from '../helpers/relay.ts';
+import { uniqueName } from '../helpers/postgres.ts';
 import { spawnRelay, type RelayProcess } from '../helpers/process.ts';
 import { TEST_SECRET } from '../helpers/tokens.ts';
 
-let db: TestDatabase;
+const fx = relayFixture();
+const { db } = fx;
 const running: RelayProcess[] = [];
 
-before(async () => {
-  db = await createTestDatabase();
-});
-
-after(async () => {
+fx.cleanup(async () => {
   for (const r of running) {
     r.child.kill('SIGTERM');
     await r.exited;
   }
-  await db?.drop();
 });
 
 const env = (extra: Record<string, string>) => ({ DATABASE_URL: db.url, WALCAST_SLOT: uniqueName('slot'), WALCAST_LOG_LEVEL: 'info', ...extra });

@@ -1,19 +1,21 @@
 // relay/jobs/ttl.ts against a real PostgreSQL: what it deletes, in which
 // transactions, and the walcast.prune message that marks them.
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, test } from 'node:test';
+import { relayFixture } from '../helpers/relay.ts';
+import { before, beforeEach, test } from 'node:test';
 import pg from 'pg';
 import { pino } from 'pino';
 import { migrate } from '../../relay/db/migrate.ts';
 import { WalcastError } from '../../relay/errors.ts';
-import { createPruner, PRUNE_MESSAGE_PREFIX } from '../../relay/jobs/ttl.ts';
+import { createPruner } from '../../relay/jobs/ttl.ts';
+import { PRUNE_MESSAGE_PREFIX } from '../../relay/replication/messages.ts';
 import { silentLogger } from '../../relay/log.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
 
-let db: TestDatabase;
+const fx = relayFixture();
+const { db } = fx;
 
 before(async () => {
-  db = await createTestDatabase();
+  await fx.ready();
   await migrate(db.pool, {});
   await db.query(`
     CREATE TABLE public.events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, room text NOT NULL, at timestamptz NOT NULL);
@@ -27,10 +29,6 @@ before(async () => {
 
 beforeEach(async () => {
   await db.query('TRUNCATE public.events, public.kept, public."Daily Notes"');
-});
-
-after(async () => {
-  await db?.drop();
 });
 
 /** Inserts `old` rows two hours old and `fresh` rows from now into `table`. */

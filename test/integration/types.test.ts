@@ -1,17 +1,16 @@
 // Row values as clients see them: the encoding of docs/protocol.md, through
 // the real decoder and stream.
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { TestClient, startTestRelay } from '../helpers/relay.ts';
+import { TestClient, relayFixture } from '../helpers/relay.ts';
 import type { Relay } from '../../relay/relay.ts';
 
-let db: TestDatabase;
+const fx = relayFixture();
+const { db } = fx;
 let relay: Relay;
 let c: TestClient;
 
 before(async () => {
-  db = await createTestDatabase();
   await db.query(`
     create table all_types (
       id serial primary key, channel text not null,
@@ -20,16 +19,10 @@ before(async () => {
       ts timestamp, tstz timestamptz, d date, by bytea,
       ia integer[], ta text[], i8a bigint[], ja jsonb[], u uuid, n text
     )`);
-  relay = await startTestRelay(db.url, { example: false });
+  relay = await fx.relay({ example: false });
   await db.query(`select walcast.register_table('all_types', channel_column => 'channel')`);
   c = await TestClient.connect(relay.wsUrl);
   await c.subscribe('types');
-});
-
-after(async () => {
-  c?.close();
-  await relay?.stop();
-  await db?.drop();
 });
 
 test('every listed type has its JSON encoding', async () => {

@@ -1,31 +1,21 @@
 // The WebSocket endpoint against hostile and mistaken clients: each kind of
 // bad input gets its error, and the connection (and everyone else) carries on.
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.ts';
-import { TestClient, startTestRelay, waitFor } from '../helpers/relay.ts';
+import { type TestClient, waitFor, relayFixture } from '../helpers/relay.ts';
 import type { Relay } from '../../relay/relay.ts';
 
-let db: TestDatabase;
+const fx = relayFixture();
+const { db } = fx;
 let relay: Relay;
-const clients: TestClient[] = [];
 
 async function client(): Promise<TestClient> {
-  const c = await TestClient.connect(relay.wsUrl);
-  clients.push(c);
-  return c;
+  return fx.client(relay);
 }
 
 before(async () => {
-  db = await createTestDatabase();
-  relay = await startTestRelay(db.url, { maxSubscriptions: 3, maxFrameBytes: 4096, heartbeatMs: 300 });
-});
-
-after(async () => {
-  for (const c of clients) c.close();
-  await relay?.stop();
-  await db?.drop();
+  relay = await fx.relay({ maxSubscriptions: 3, maxFrameBytes: 4096, heartbeatMs: 300 });
 });
 
 test('each kind of bad input gets an error frame with a stable code; the connection stays usable', async () => {
@@ -101,7 +91,7 @@ test('a client that stops answering pings is dropped within two heartbeat interv
   const ws = new WebSocket(relay.wsUrl, { autoPong: false });
   await new Promise((r) => ws.once('open', r));
   const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
-  await waitFor(() => relay.ws.connections.size > 0);
+  await waitFor(() => relay.internals.ws.connections.size > 0);
   // The bound is two heartbeat intervals (600 ms here); the wait allows for
   // a loaded machine, and fails rather than hangs when nothing drops it.
   const code = await Promise.race([
@@ -112,7 +102,7 @@ test('a client that stops answering pings is dropped within two heartbeat interv
 });
 
 test('other paths are not WebSocket endpoints; /healthz reports the stream', async () => {
-  const bad = new WebSocket(relay.url.replace('http', 'ws') + '/nope');
+  const bad = new WebSocket(`${relay.url.replace('http', 'ws')}/nope`);
   const err = await new Promise<Error>((r) => bad.once('error', r));
   assert.match(err.message, /404/);
   const res = await fetch(`${relay.url}/healthz`);

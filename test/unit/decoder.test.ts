@@ -40,11 +40,11 @@ test('Relation messages name the table, its identity and key columns', () => {
   const msg = d.decode(relationMsg(7, 'app', 'events', COLS, 'f'));
   assert.equal(msg.tag, 'relation');
   if (msg.tag !== 'relation') return;
-  assert.equal(msg.relation.qualifiedName, 'app.events');
+  assert.equal(msg.relation.shortName, 'app.events');
   assert.equal(msg.relation.replicaIdentity, 'full');
   assert.deepEqual(msg.relation.columns.map((c) => [c.name, c.isKey]), [['id', true], ['channel_id', false], ['body', false]]);
   assert.equal(d.decode(relationMsg(8, 'public', 'x', [])).tag, 'relation');
-  assert.equal(d.relation(8)?.qualifiedName, 'x');
+  assert.equal(d.relation(8)?.shortName, 'x');
 });
 
 test('Insert decodes text values through the column types', () => {

@@ -5,7 +5,7 @@ import { grantsFromClaims, matchChannel } from '../../relay/auth/grants.ts';
 import { isLoopback, originAllowed, securitySettings } from '../../relay/auth/settings.ts';
 import { TokenBucket, Shared } from '../../relay/auth/limits.ts';
 import { loadConfig } from '../../relay/config.ts';
-import { WalcastError } from '../../relay/errors.ts';
+import type { WalcastError } from '../../relay/errors.ts';
 
 test('patterns: * matches any run of characters, {sub} is the subject literally', () => {
   assert.ok(matchChannel('room-*', 'room-1', null));

@@ -84,7 +84,7 @@ test('every truncation of a valid message is invalid_json', () => {
 test('nesting: deep frames fail cleanly; rows deeper than the limit are refused', () => {
   fc.assert(fc.property(fc.integer({ min: 1, max: 30_000 }), fc.constantFrom('[', '{"a":'), (depth, open) => {
     const close = open === '[' ? ']' : '}';
-    checkResult(open.repeat(depth) + '1' + close.repeat(depth));
+    checkResult(`${open.repeat(depth)}1${close.repeat(depth)}`);
     const nested = `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
     const r = parseClientMessage(`{"type":"publish","table":"t","row":${nested}}`);
     assert.equal(r.ok, depth < MAX_ROW_DEPTH, `depth ${depth}`);

@@ -1,7 +1,7 @@
 // SnapshotQueue: the admission of snapshot reads, driven with promises.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SnapshotBusy, SnapshotDropped, SnapshotQueue, type SnapshotTicket } from '../../relay/hub/snapshot-queue.ts';
+import { SnapshotBusy, SnapshotDropped, SnapshotQueue, type SnapshotTicket } from '../../relay/db/snapshot-queue.ts';
 
 /** A read that finishes when told to. */
 function gate(): { read: () => Promise<string>; open: (v: string) => void } {

@@ -6,9 +6,10 @@
 // Reads are admitted by a SnapshotQueue (per connection, per subject, a
 // bounded wait) and each query has a statement_timeout.
 import pg from 'pg';
-import type { Registration } from '../db/registry.ts';
+import { SQLSTATE_CLASS, sqlState } from '../errors.ts';
+import type { Registration } from './registry.ts';
+import { shortName } from '../table-names.ts';
 import { converterFor, TEXT_FORMAT_OPTIONS } from '../replication/values.ts';
-import type { TableFilter } from './router.ts';
 import { SnapshotQueue, type SnapshotTicket } from './snapshot-queue.ts';
 
 /** Database connections for snapshot reads. */
@@ -55,12 +56,12 @@ export class SnapshotReader {
   }
 
   /** Read when admitted (throws SnapshotBusy, or SnapshotDropped when `ticket` is no longer alive at its turn). */
-  read(channel: string, tables: TableFilter, limit: number, ticket: SnapshotTicket): Promise<Snapshot> {
+  read(channel: string, tables: ReadonlySet<string> | null, limit: number, ticket: SnapshotTicket): Promise<Snapshot> {
     return this.queue.run(ticket, () => this.readNow(channel, tables, limit));
   }
 
-  private async readNow(channel: string, tables: TableFilter, limit: number): Promise<Snapshot> {
-    const regs = this.registrations().filter((r) => tables === null || tables.has(displayName(r)));
+  private async readNow(channel: string, tables: ReadonlySet<string> | null, limit: number): Promise<Snapshot> {
+    const regs = this.registrations().filter((r) => tables === null || tables.has(shortName(r)));
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
@@ -84,10 +85,6 @@ export class SnapshotReader {
   }
 }
 
-export function displayName(r: Pick<Registration, 'schema' | 'table'>): string {
-  return r.schema === 'public' ? r.table : `${r.schema}.${r.table}`;
-}
-
 async function readTable(client: pg.PoolClient, reg: Registration, channel: string, limit: number): Promise<SnapshotRow[]> {
   const table = `${pg.escapeIdentifier(reg.schema)}.${pg.escapeIdentifier(reg.table)}`;
   const where = `${pg.escapeIdentifier(reg.channelColumn)} = $1`;
@@ -109,14 +106,14 @@ async function readTable(client: pg.PoolClient, reg: Registration, channel: stri
   } catch (err) {
     // A channel that cannot be a value of the column (text into an integer
     // column, say) has no rows there.
-    if ((err as { code?: string }).code?.startsWith('22')) {
+    if (sqlState(err)?.startsWith(SQLSTATE_CLASS.dataException)) {
       await client.query('ROLLBACK TO SAVEPOINT snapshot_table');
       return [];
     }
     throw err;
   }
   const converters = result.fields.map((f) => converterFor(f.dataTypeID));
-  const name = displayName(reg);
+  const name = shortName(reg);
   // The same shape as the table's live events: without the columns they omit.
   const omitted = reg.omitted.length ? new Set(reg.omitted) : undefined;
   return result.rows.map((r: Record<string, string | null>) => {
