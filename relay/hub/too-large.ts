@@ -5,7 +5,7 @@
 // and at its position, an `event_too_large` error naming the table, channel
 // and position, so a row is never skipped silently, the client's resume
 // position moves past it (no reconnect loop), and the rows after it follow.
-import { type ErrorMessage, type EventMessage } from '../../client/protocol.ts';
+import type { ErrorMessage, EventMessage } from '../../client/protocol.ts';
 
 /** The frame to send for `event`: its JSON, or the notice when that is over `maxBytes`. */
 export function eventFrame(event: EventMessage, maxBytes: number, onTooLarge: () => void): string {

@@ -16,7 +16,7 @@ const ALLOWED: Record<string, string[]> = {
   auth: ['client', 'relay/config.ts'],
   publish: ['auth', 'db', 'client'],
   ws: ['hub', 'db', 'auth', 'publish', 'replication', 'client'],
-  http: ['hub', 'db', 'replication', 'client'],
+  http: ['hub', 'db', 'auth', 'replication', 'client'],
   jobs: ['db', 'replication'],
   standby: ['relay/relay.ts', 'db', 'auth', 'replication'],
 };
