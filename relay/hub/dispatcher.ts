@@ -22,6 +22,8 @@ import type { Router } from './router.ts';
 import type { RecoveryBuffer } from './recovery.ts';
 import type { EventMessage, Op } from '../../client/protocol.ts';
 import { MAX_CHANNEL_LENGTH } from '../../client/protocol.ts';
+import { orderKey } from '../sinks/queue.ts';
+import type { SinkEvent } from '../sinks/message.ts';
 
 interface Transaction {
   finalLsn: Lsn;
@@ -59,6 +61,18 @@ export interface DispatcherOptions {
    */
   liveFromLsn: Lsn;
   recovery: RecoveryBuffer;
+  /**
+   * [sinks] A change stream to another system (relay/sinks/): it gets every
+   * routed event, and after a rewind (the stream re-read from an earlier
+   * position) the events it asks for again, which the sockets do not get twice.
+   */
+  sink?: DispatchSink | undefined;
+}
+
+export interface DispatchSink {
+  /** Does the sink want the change with this order key (sinks/queue.ts orderKey)? */
+  wants(key: string): boolean;
+  event(e: SinkEvent): void;
 }
 
 export class Dispatcher {
@@ -146,21 +160,25 @@ export class Dispatcher {
     const tx = this.tx;
     if (!tx) return;
     const index = ++tx.index;
-    if (tx.finalLsn < this.lastLsn || (tx.finalLsn === this.lastLsn && index <= this.lastIndex)) return;
-    this.lastLsn = tx.finalLsn;
-    this.lastIndex = index;
-    this.counters.rows++;
+    // Already dispatched (a resent transaction): only a rewinding sink wants it.
+    const fresh = !(tx.finalLsn < this.lastLsn || (tx.finalLsn === this.lastLsn && index <= this.lastIndex));
+    if (!fresh && !this.opts.sink?.wants(orderKey(tx.finalLsn, index))) return;
+    if (fresh) {
+      this.lastLsn = tx.finalLsn;
+      this.lastIndex = index;
+      this.counters.rows++;
+    }
     const route = this.route(msg.relation);
-    if (route.kind === 'registry') return this.registryChange(msg);
+    if (route.kind === 'registry') return fresh ? this.registryChange(msg) : undefined;
     if (route.kind === 'none') {
-      this.counters.unrouted++;
+      if (fresh) this.counters.unrouted++;
       return;
     }
     if (msg.tag === 'delete' && tx.prune) return;
-    this.emit(msg, tx, index, route.channelColumn);
+    this.emit(msg, tx, index, route.channelColumn, fresh);
   }
 
-  private emit(msg: Extract<PgoutputMessage, { tag: 'insert' | 'update' | 'delete' }>, tx: Transaction, index: number, column: string): void {
+  private emit(msg: Extract<PgoutputMessage, { tag: 'insert' | 'update' | 'delete' }>, tx: Transaction, index: number, column: string, fresh = true): void {
     const event: EventMessage = {
       type: 'event',
       channel: '',
@@ -187,18 +205,22 @@ export class Dispatcher {
       event.row = prior?.values ?? {};
       channels = [prior ? channelOf(prior.values, column) : undefined];
     }
-    const { router, recovery } = this.opts;
-    const keep = recovery.limits.maxPerChannel > 0;
+    const { router, recovery, sink } = this.opts;
+    const keep = fresh && recovery.limits.maxPerChannel > 0;
     const timeMs = pgTimeToMs(tx.commitTime);
+    let part = 0;
     for (const channel of channels) {
       if (channel === undefined) {
         this.warnOnce(`nochan:${event.table}`, { table: event.table, column }, 'row without a usable channel value was not routed');
         continue;
       }
-      const live = router.hasSubscribers(channel);
-      if (!live && !keep) continue;
+      const live = fresh && router.hasSubscribers(channel);
+      if (!live && !keep && !sink) continue;
       event.channel = channel;
       const frame = JSON.stringify(event);
+      // [sinks] every routed event, in stream order.
+      sink?.event({ commitLsn: tx.finalLsn, index, part: part++, commitTimeMs: timeMs, event, frame });
+      if (!fresh) continue;
       this.counters.events++;
       if (keep) recovery.add({ channel, table: event.table, position: event.position, timeMs, frame }, Date.now());
       // Encoded to UTF-8 once here: a string would be encoded again by every
