@@ -44,6 +44,16 @@ export interface Config {
   lagWarnSeconds: number;
   lagWarnBytes: number;
   standbyPollMs: number;
+  // [sinks] The JetStream change stream (relay/sinks/, docs/streams.md); unset URL: no sink.
+  natsUrl?: string | undefined;
+  natsStream?: string;
+  natsToken?: string | undefined;
+  natsUser?: string | undefined;
+  natsPassword?: string | undefined;
+  natsCreds?: string | undefined;
+  natsCa?: string | undefined;
+  natsMaxAgeSeconds?: number;
+  natsBufferBytes?: number;
 }
 
 type Parser<T> = (raw: string) => T | undefined;
@@ -121,6 +131,16 @@ export const OPTIONS = [
   opt({ key: 'lagWarnSeconds', env: 'WALCAST_LAG_WARN_SECONDS', flag: 'lag-warn-seconds', default: 30, allowed: 'an integer from 1 to 86400', parse: int(1, 86_400), help: 'replication lag (seconds) above which a warning is logged and /readyz is 503' }),
   opt({ key: 'lagWarnBytes', env: 'WALCAST_LAG_WARN_BYTES', flag: 'lag-warn-bytes', default: 1024 ** 3, allowed: 'an integer from 1 to 1099511627776', parse: int(1, 1024 ** 4), help: 'replication lag (bytes of WAL) above which a warning is logged and /readyz is 503' }),
   opt({ key: 'standbyPollMs', env: 'WALCAST_STANDBY_POLL_MS', flag: 'standby-poll-ms', default: 500, allowed: 'an integer from 50 to 60000', parse: int(50, 60_000), help: 'a standby relay tries to take over the slot this often' }),
+  // [sinks]
+  opt({ key: 'natsUrl', env: 'WALCAST_NATS_URL', flag: 'nats-url', default: undefined, allowed: 'nats:// or tls:// URLs, comma-separated', parse: (v) => (v.split(',').every((u) => /^(nats|tls):\/\/\S+$/.test(u.trim())) ? v : undefined), help: 'publish every event to JetStream on this NATS server (docs/streams.md); unset: no JetStream sink' }),
+  opt({ key: 'natsStream', env: 'WALCAST_NATS_STREAM', flag: 'nats-stream', default: 'walcast', allowed: 'a JetStream stream name (letters, digits, - and _)', parse: (v) => (/^[A-Za-z0-9_-]{1,64}$/.test(v) ? v : undefined), help: 'the JetStream stream events go to (created if missing)' }),
+  opt({ key: 'natsToken', env: 'WALCAST_NATS_TOKEN', flag: 'nats-token', default: undefined, allowed: 'a token', parse: (v) => v, help: 'NATS token authentication', secret: true }),
+  opt({ key: 'natsUser', env: 'WALCAST_NATS_USER', flag: 'nats-user', default: undefined, allowed: 'a user name', parse: (v) => v, help: 'NATS user (with WALCAST_NATS_PASSWORD)' }),
+  opt({ key: 'natsPassword', env: 'WALCAST_NATS_PASSWORD', flag: 'nats-password', default: undefined, allowed: 'a password', parse: (v) => v, help: 'NATS password', secret: true }),
+  opt({ key: 'natsCreds', env: 'WALCAST_NATS_CREDS', flag: 'nats-creds', default: undefined, allowed: 'a path to a .creds file', parse: (v) => v, help: 'NATS credentials file (JWT and NKey seed)' }),
+  opt({ key: 'natsCa', env: 'WALCAST_NATS_CA', flag: 'nats-ca', default: undefined, allowed: 'a path to a PEM file', parse: (v) => v, help: 'CA certificate(s) to verify the NATS server with (TLS)' }),
+  opt({ key: 'natsMaxAgeSeconds', env: 'WALCAST_NATS_MAX_AGE_SECONDS', flag: 'nats-max-age-seconds', default: 604_800, allowed: 'an integer from 60 to 315360000', parse: int(60, 315_360_000), help: 'max_age of a stream walcast creates (an existing stream keeps its own)' }),
+  opt({ key: 'natsBufferBytes', env: 'WALCAST_NATS_BUFFER_BYTES', flag: 'nats-buffer-bytes', default: 64 * 1024 * 1024, allowed: 'an integer from 65536 to 17179869184', parse: int(65_536, 16 * 1024 ** 3), help: 'bytes of events held for JetStream; beyond it the sink re-reads them from the slot later' }),
 ] as const;
 
 /** Read the configuration from flags (first) and the environment. */

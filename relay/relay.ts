@@ -32,6 +32,7 @@ import { displayName } from './hub/snapshot.ts';
 import { RelayMetrics } from './metrics.ts';
 import { metricsRoutes } from './http/metrics.ts';
 import { SlotWatchdog } from './replication/watchdog.ts';
+import { Sinks } from './sinks/sinks.ts';
 
 export { asStartupError, safeTarget } from './db/connect-error.ts';
 
@@ -58,6 +59,8 @@ export interface Relay {
   publisher: Publisher;
   metrics: RelayMetrics;
   watchdog: SlotWatchdog;
+  /** [sinks] The change-stream sinks (JetStream). */
+  sinks: Sinks;
   /** Graceful: close clients with 1001, stop the jobs, confirm, end replication. */
   stop(): Promise<void>;
 }
@@ -94,6 +97,12 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     maxBytes: config.recoveryMaxBytes,
   });
   let stream: ReplicationStream | undefined;
+  // [sinks] The slot's delivered position passes through the sinks: it moves
+  // only once every sink has what it covers.
+  const sinks = new Sinks(config, logger, {
+    delivered: (lsn, timeMs) => stream?.delivered(lsn, timeMs),
+    rewind: () => stream?.rewind(),
+  });
   const dispatcher = new Dispatcher({
     router,
     logger,
@@ -101,11 +110,14 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     epoch: slot.epoch,
     startLsn: slot.confirmedFlushLsn,
     liveFromLsn: await currentWalLsn(pool),
+    sink: sinks.dispatchSink,
     onDelivered: (lsn, timeMs) => {
       metrics?.commitToDispatch.observe((Date.now() - timeMs) / 1000);
-      stream?.delivered(lsn, timeMs);
+      stream?.dispatched(lsn);
+      sinks.commit(lsn, timeMs);
     },
   });
+  await sinks.start();
   dispatcher.setRegistrations(await loadRegistrations(drizzle(pool)));
   // Set below; the stream calls this only after it started.
   let ws: WsServer | undefined;
@@ -134,7 +146,7 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     intervalMs: config.watchdogMs,
     lagWarnSeconds: config.lagWarnSeconds,
     lagWarnBytes: config.lagWarnBytes,
-    delivered: () => liveStream.deliveredPosition,
+    delivered: () => liveStream.dispatchedPosition,
     streaming: () => liveStream.state === 'streaming',
     onSlotInvalid: (reason) => liveStream.invalidate(reason),
   });
@@ -154,6 +166,7 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
       stopping: () => stopping !== undefined,
       lagging: () => watchdog.lagging,
       slotStatus: () => watchdog.status,
+      sinks: () => sinks.status(),
     },
   });
   await app.register(replayRoutes, { source: { recovery, position: () => dispatcher.position(), authorize: (header, channel) => gate.authorizeRead(header, channel) } });
@@ -199,6 +212,7 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     gate: () => gate.counters,
     publish: () => publisher.counters,
   }));
+  sinks.register(relayMetrics.registry);
   await app.register(metricsRoutes, { metrics: relayMetrics });
   try {
     await app.listen({ host: config.host, port: config.port });
@@ -223,6 +237,7 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
       await closeClients(wsServer);
       await pruner.stop();
       await watchdog.stop();
+      await sinks.stop(); // [sinks] publishes in flight finish, so the last confirmation covers them
       await liveStream.stop();
       logger.info(
         { slot: config.slot, delivered: formatLsn(liveStream.deliveredPosition), confirmed: formatLsn(liveStream.confirmed) },
@@ -235,7 +250,7 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     })());
   return {
     url: `http://${host}:${port}`, wsUrl: `ws://${host}:${port}/ws`, port, slot: config.slot, pool, stream, dispatcher, router,
-    recovery, ws: wsServer, app, gate, publisher, metrics: relayMetrics, watchdog, stop,
+    recovery, ws: wsServer, app, gate, publisher, metrics: relayMetrics, watchdog, sinks, stop,
   };
 }
 
