@@ -185,6 +185,18 @@ export class JetStreamSink {
     this.retryTimer = setTimeout(() => void this.resync().catch((e: unknown) => this.fail(e)), delay);
   }
 
+  /** The client reconnects by itself; the sink stops at a disconnect and resyncs at once on reconnect. */
+  private async watch(nc: NatsConnection): Promise<void> {
+    for await (const s of nc.status()) {
+      if (nc !== this.nc || this.state === 'closed') return;
+      if (s.type === 'disconnect') this.fail(new Error(`disconnected from NATS (${s.server})`));
+      else if (s.type === 'reconnect') {
+        clearTimeout(this.retryTimer);
+        void this.resync().catch((e: unknown) => this.fail(e));
+      }
+    }
+  }
+
   /** (Re)connect if needed, make sure of the stream, and restart after its last stored message. */
   private resync(): Promise<void> {
     return (this.resyncing ??= this.doResync().finally(() => (this.resyncing = undefined)));
@@ -196,6 +208,7 @@ export class JetStreamSink {
       this.nc = await openNats(this.opts);
       this.js = jetstream(this.nc, { timeout: PUBLISH_TIMEOUT_MS });
       this.jsm = await jetstreamManager(this.nc, { timeout: PUBLISH_TIMEOUT_MS });
+      void this.watch(this.nc);
     }
     await ensureStream(this.jsm!, this.opts);
     const tail = await readTail(this.jsm!, this.opts.stream);

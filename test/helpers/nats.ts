@@ -90,7 +90,7 @@ export async function readStream(url: string, stream: string, filter?: string): 
     const info = await jsm.streams.info(stream);
     const out: StoredEvent[] = [];
     if (info.state.messages === 0) return out;
-    const consumer = await jetstream(nc).consumers.get(stream, filter ? { filter_subjects: [filter] } : {});
+    const consumer = await jetstream(nc).consumers.get(stream, filter ? { filter_subjects: filter } : {});
     const pending = filter ? (await jsm.streams.info(stream, { subjects_filter: filter })).state.subjects : undefined;
     const expected = pending ? Object.values(pending).reduce((a, b) => a + b, 0) : info.state.messages;
     if (expected === 0) return out;
