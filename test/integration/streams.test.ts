@@ -95,10 +95,14 @@ test('an existing stream that cannot hold walcast.> stops start-up with nats_str
   await deleteStream('orders_only');
 });
 
-test('NATS away: WebSocket clients keep receiving, /readyz and /metrics show the sink behind; when it returns the stream gets every row once, in order', async () => {
+test('NATS away: WebSocket clients keep receiving, /readyz and /metrics show the sink behind; when it returns the stream gets every row once, in order', async (t) => {
   // A 64 KiB buffer: the rows below overflow it, so the sink drops what it
   // cannot hold and re-reads it from the slot once NATS is back.
   const relay = await fx.relay({ natsUrl: nats.url, natsStream: 'walcast_t3', natsBufferBytes: 65_536 });
+  t.after(async () => {
+    await relay.stop();
+    await deleteStream('walcast_t3');
+  });
   const client = await fx.client(relay);
   await client.subscribe('outage');
   await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ('outage', 'x', 'before')`);
@@ -131,5 +135,29 @@ test('NATS away: WebSocket clients keep receiving, /readyz and /metrics show the
   assert.equal(client.events().length, committed.length, 'no row reached the WebSocket twice after the re-read');
   const after = await (await fetch(`${relay.url}/metrics`)).text();
   assert.match(after, /walcast_sink_rewinds_total\{sink="jetstream"\} [1-9]/);
-  await relay.stop();
+});
+
+test('beyond the duplicate window: a restarted relay re-reads the recovery window from the slot and skips what the stream already holds', async (t) => {
+  // An existing stream, used as it is: a 1 s duplicate window, so Nats-Msg-Id
+  // cannot be what keeps the re-read rows out.
+  const nc = await connect({ servers: nats.url });
+  await (await jetstreamManager(nc)).streams.add({ name: 'walcast_t4', subjects: ['walcast.>'], duplicate_window: 1e9 });
+  await nc.close();
+  const slot = `js_window_${Date.now()}`;
+  const first = await fx.relay({ natsUrl: nats.url, natsStream: 'walcast_t4', slot });
+  t.after(async () => {
+    await deleteStream('walcast_t4');
+  });
+  await fx.db.query(`insert into chat_messages (channel_id, sender, body) select 'window', 'x', g::text from generate_series(1, 50) g`);
+  await waitFor(async () => (await streamCount('walcast_t4')) === 50, 10_000, '50 rows in the stream');
+  await first.stop();
+  await new Promise((r) => setTimeout(r, 1500)); // past the duplicate window
+  // Same slot: its confirmed position is held back by the recovery window, so
+  // the new relay reads those 50 rows again.
+  const second = await fx.relay({ natsUrl: nats.url, natsStream: 'walcast_t4', slot });
+  await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ('window', 'x', 'marker')`);
+  await waitFor(async () => (await readStream(nats.url, 'walcast_t4')).some((m) => m.event.row.body === 'marker'), 10_000, 'the marker');
+  const stored = await readStream(nats.url, 'walcast_t4');
+  assert.deepEqual(stored.map((m) => m.event.row.body), [...Array.from({ length: 50 }, (_, i) => String(i + 1)), 'marker']);
+  await second.stop();
 });
