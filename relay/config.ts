@@ -54,6 +54,13 @@ export interface Config {
   natsCa?: string | undefined;
   natsMaxAgeSeconds?: number;
   natsBufferBytes?: number;
+  // [sinks] Webhooks (relay/sinks/webhooks.ts, docs/webhooks.md).
+  webhookBatchEvents?: number;
+  webhookBatchBytes?: number;
+  webhookMaxAttempts?: number;
+  webhookTimeoutMs?: number;
+  webhookRetryMs?: number;
+  webhookBufferBytes?: number;
 }
 
 type Parser<T> = (raw: string) => T | undefined;
@@ -141,6 +148,12 @@ export const OPTIONS = [
   opt({ key: 'natsCa', env: 'WALCAST_NATS_CA', flag: 'nats-ca', default: undefined, allowed: 'a path to a PEM file', parse: (v) => v, help: 'CA certificate(s) to verify the NATS server with (TLS)' }),
   opt({ key: 'natsMaxAgeSeconds', env: 'WALCAST_NATS_MAX_AGE_SECONDS', flag: 'nats-max-age-seconds', default: 604_800, allowed: 'an integer from 60 to 315360000', parse: int(60, 315_360_000), help: 'max_age of a stream walcast creates (an existing stream keeps its own)' }),
   opt({ key: 'natsBufferBytes', env: 'WALCAST_NATS_BUFFER_BYTES', flag: 'nats-buffer-bytes', default: 64 * 1024 * 1024, allowed: 'an integer from 65536 to 17179869184', parse: int(65_536, 16 * 1024 ** 3), help: 'bytes of events held for JetStream; beyond it the sink re-reads them from the slot later' }),
+  opt({ key: 'webhookBatchEvents', env: 'WALCAST_WEBHOOK_BATCH_EVENTS', flag: 'webhook-batch-events', default: 100, allowed: 'an integer from 1 to 10000', parse: int(1, 10_000), help: 'events in one webhook request, at most' }),
+  opt({ key: 'webhookBatchBytes', env: 'WALCAST_WEBHOOK_BATCH_BYTES', flag: 'webhook-batch-bytes', default: 1024 * 1024, allowed: 'an integer from 1024 to 67108864', parse: int(1024, 64 * 1024 * 1024), help: 'bytes of events in one webhook request; a batch closes once it reaches this' }),
+  opt({ key: 'webhookMaxAttempts', env: 'WALCAST_WEBHOOK_MAX_ATTEMPTS', flag: 'webhook-max-attempts', default: 10, allowed: 'an integer from 1 to 1000', parse: int(1, 1000), help: 'attempts of a webhook batch before it goes to walcast.webhook_dead_letters' }),
+  opt({ key: 'webhookTimeoutMs', env: 'WALCAST_WEBHOOK_TIMEOUT_MS', flag: 'webhook-timeout-ms', default: 10_000, allowed: 'an integer from 100 to 300000', parse: int(100, 300_000), help: 'a webhook request without a response by then counts as failed' }),
+  opt({ key: 'webhookRetryMs', env: 'WALCAST_WEBHOOK_RETRY_MS', flag: 'webhook-retry-ms', default: 1000, allowed: 'an integer from 10 to 600000', parse: int(10, 600_000), help: 'first webhook retry delay ceiling; it doubles per attempt up to 5 minutes (full jitter; Retry-After honoured)' }),
+  opt({ key: 'webhookBufferBytes', env: 'WALCAST_WEBHOOK_BUFFER_BYTES', flag: 'webhook-buffer-bytes', default: 16 * 1024 * 1024, allowed: 'an integer from 65536 to 17179869184', parse: int(65_536, 16 * 1024 ** 3), help: 'bytes of events held per webhook; beyond it they are re-read from the slot later' }),
 ] as const;
 
 /** Read the configuration from flags (first) and the environment. */

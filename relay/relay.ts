@@ -33,6 +33,7 @@ import { RelayMetrics } from './metrics.ts';
 import { metricsRoutes } from './http/metrics.ts';
 import { SlotWatchdog } from './replication/watchdog.ts';
 import { Sinks } from './sinks/sinks.ts';
+import { streamPoint } from './replication/position.ts';
 
 export { asStartupError, safeTarget } from './db/connect-error.ts';
 
@@ -102,7 +103,7 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
   const sinks = new Sinks(config, logger, {
     delivered: (lsn, timeMs) => stream?.delivered(lsn, timeMs),
     rewind: () => stream?.rewind(),
-  });
+  }, { pool, startPoint: async () => streamPoint(await currentWalLsn(pool), dispatcher.currentEpoch) });
   const dispatcher = new Dispatcher({
     router,
     logger,
@@ -110,7 +111,7 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     epoch: slot.epoch,
     startLsn: slot.confirmedFlushLsn,
     liveFromLsn: await currentWalLsn(pool),
-    sink: sinks.dispatchSink,
+    sink: sinks,
     onDelivered: (lsn, timeMs) => {
       metrics?.commitToDispatch.observe((Date.now() - timeMs) / 1000);
       stream?.dispatched(lsn);
