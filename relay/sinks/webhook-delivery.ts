@@ -60,6 +60,9 @@ export class WebhookDelivery {
   private timer: NodeJS.Timeout | undefined;
   private abort: AbortController | undefined;
   private stopped = false;
+  /** Messages pushed and not taken into a batch yet. */
+  private unsent = 0;
+  private unsentBytes = 0;
 
   constructor(
     def: WebhookDefinition,
@@ -104,12 +107,18 @@ export class WebhookDelivery {
     if (event.channel === undefined ? this.def.channels !== '*' : !matchChannel(this.def.channels, event.channel, null)) return;
     const key = orderKey(e.commitLsn, e.index, e.part);
     if (!this.queue.wants(key)) return;
-    this.queue.push({ key, bytes: Buffer.byteLength(e.frame), commitTimeMs: e.commitTimeMs, position: msgIdOf(event.position, e.part), frame: e.frame });
-    this.kick();
+    const bytes = Buffer.byteLength(e.frame);
+    this.queue.push({ key, bytes, commitTimeMs: e.commitTimeMs, position: msgIdOf(event.position, e.part), frame: e.frame });
+    // Batches hold whole transactions, unless one is larger than a batch.
+    this.unsent++;
+    this.unsentBytes += bytes;
+    const { batchEvents, batchBytes } = this.opts.limits;
+    if (this.unsent >= batchEvents || this.unsentBytes >= batchBytes) this.kick();
   }
 
   commit(lsn: Lsn, timeMs: number): void {
     this.queue.commit(lsn, timeMs);
+    this.kick();
   }
 
   stop(): void {
@@ -128,13 +137,14 @@ export class WebhookDelivery {
       if (!m) break;
       batch.push(m);
       bytes += m.bytes;
+      this.unsent--;
+      this.unsentBytes -= m.bytes;
       if (bytes >= batchBytes) break;
     }
     if (batch.length === 0) return;
     this.batch = batch;
     this.attempt = 0;
-    // Later in this tick: the rest of the transaction joins the batch.
-    this.timer = setTimeout(() => void this.send(), 0);
+    void this.send();
   }
 
   private async send(): Promise<void> {

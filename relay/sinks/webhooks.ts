@@ -48,6 +48,8 @@ export class Webhooks {
   private timer: NodeJS.Timeout | undefined;
   private loading: Promise<void> | undefined;
   private stopped = false;
+  /** Disabled after a 410, until walcast.webhooks says so too (a read in flight may still list them). */
+  private readonly gone = new Set<string>();
 
   constructor(private readonly opts: WebhooksOptions) {}
 
@@ -78,7 +80,9 @@ export class Webhooks {
     this.stopped = true;
     clearInterval(this.timer);
     await this.loading;
-    for (const name of [...this.deliveries.keys()]) this.remove(name);
+    // Stopped, not removed: they stay in the gate, so the last confirmation
+    // does not pass what they have not delivered.
+    for (const d of this.deliveries.values()) d.stop();
   }
 
   load(): Promise<void> {
@@ -93,7 +97,9 @@ export class Webhooks {
     );
     if (this.stopped) return;
     const seen = new Set<string>();
+    for (const name of this.gone) if (!rows.some((r) => r.name === name)) this.gone.delete(name);
     for (const row of rows) {
+      if (this.gone.has(row.name)) continue;
       seen.add(row.name);
       const def = await this.definition(row);
       if (this.stopped) return;
@@ -127,7 +133,10 @@ export class Webhooks {
       limits,
       onSafe: (lsn, timeMs) => this.opts.release(def.name, lsn, timeMs),
       onRewind: () => this.opts.rewind(),
-      onGone: (name) => this.remove(name),
+      onGone: (name) => {
+        this.gone.add(name);
+        this.remove(name);
+      },
     });
     this.deliveries.set(def.name, delivery);
     logger.info({ webhook: def.name, cursor: def.cursor }, `webhook ${def.name} delivering after ${def.cursor}`);

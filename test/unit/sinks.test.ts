@@ -8,6 +8,9 @@ import { msgIdOf, parseMsgId } from '../../relay/sinks/message.ts';
 import { orderKey, PublishQueue, type QueuedMessage } from '../../relay/sinks/queue.ts';
 import { formatPosition } from '../../relay/replication/position.ts';
 import { coversWalcast } from '../../relay/sinks/nats-stream.ts';
+import { secretKey, signWebhook } from '../../relay/sinks/signing.ts';
+import { outcome, retryAfterMs, retryDelay } from '../../relay/sinks/retry.ts';
+import { CommitGate } from '../../relay/sinks/gate.ts';
 
 test('subject tokens: plain names stay as they are, everything else is %XX of its UTF-8 bytes', () => {
   assert.equal(subjectFor('chat_messages', 'room-1'), 'walcast.chat_messages.room-1');
@@ -123,4 +126,49 @@ test('queue: one message larger than the bound is taken when nothing else is pen
   q.push(msg(0x10n, 1, 100));
   assert.equal(q.behind, false);
   assert.equal(q.pending, 1);
+});
+
+test('webhook signatures verify with the standardwebhooks package, and fail for another body', async () => {
+  const { Webhook } = await import('standardwebhooks');
+  const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+  const body = '{"events":[{"type":"event","op":"insert"}]}';
+  const headers = signWebhook(secretKey(secret)!, '0000000001801F28-00000001-1', Date.now() / 1000, body);
+  assert.match(headers['webhook-signature'], /^v1,[A-Za-z0-9+/]+=*$/);
+  assert.deepEqual(new Webhook(secret).verify(body, { ...headers }), JSON.parse(body));
+  assert.throws(() => new Webhook(secret).verify(body.replace('insert', 'delete'), { ...headers }));
+  assert.equal(secretKey('MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'), undefined);
+  assert.equal(secretKey('whsec_not base64!'), undefined);
+});
+
+test('webhook retries: backoff with jitter, never sooner than Retry-After (seconds or a date), capped; 2xx delivers, 410 disables', () => {
+  const opts = { initialMs: 100, maxMs: 10_000, factor: 2 };
+  assert.equal(retryDelay(1, null, opts, 0, () => 1), 100);
+  assert.equal(retryDelay(3, null, opts, 0, () => 1), 400);
+  assert.equal(retryDelay(3, null, opts, 0, () => 0), 0);
+  assert.equal(retryDelay(1, '2', opts, 0, () => 0), 2000);
+  assert.equal(retryDelay(1, new Date(5000).toUTCString(), opts, 1000, () => 0), 4000);
+  assert.equal(retryDelay(1, '86400', opts, 0, () => 0), 10_000, 'capped at the backoff maximum');
+  assert.equal(retryDelay(1, 'soon', opts, 0, () => 1), 100, 'an unreadable Retry-After is ignored');
+  assert.equal(retryAfterMs(undefined, 0), undefined);
+  assert.deepEqual([200, 204, 299, 410, 500, 429, 301].map(outcome), ['delivered', 'delivered', 'delivered', 'gone', 'retry', 'retry', 'retry']);
+});
+
+test('commit gate: the slowest member decides; a member that leaves stops holding; with none, commits pass', () => {
+  const passed: bigint[] = [];
+  const gate = new CommitGate((lsn) => passed.push(lsn));
+  gate.committed(0x10n, 0);
+  assert.deepEqual(passed, [0x10n], 'no member: passes');
+  gate.join('a');
+  gate.join('b');
+  gate.committed(0x20n, 0);
+  gate.release('a', 0x20n, 0);
+  assert.deepEqual(passed, [0x10n]);
+  gate.release('b', 0x20n, 0);
+  assert.deepEqual(passed, [0x10n, 0x20n]);
+  gate.committed(0x30n, 0);
+  gate.release('a', 0x30n, 0);
+  gate.leave('b');
+  assert.deepEqual(passed, [0x10n, 0x20n, 0x30n], 'b left: a alone decides');
+  gate.release('zzz', 0x99n, 0);
+  assert.deepEqual(passed, [0x10n, 0x20n, 0x30n], 'not a member: ignored');
 });
