@@ -76,6 +76,8 @@ export async function startNatsServer(): Promise<NatsServer> {
 
 export interface StoredEvent {
   seq: number;
+  /** When JetStream stored it, ms since 1970. */
+  storedMs: number;
   subject: string;
   msgId: string;
   headers: Record<string, string>;
@@ -108,5 +110,5 @@ export async function readStream(url: string, stream: string, filter?: string): 
 function toStored(m: JsMsg): StoredEvent {
   const headers: Record<string, string> = {};
   for (const k of m.headers?.keys() ?? []) headers[k] = m.headers!.get(k);
-  return { seq: m.seq, subject: m.subject, msgId: headers['Nats-Msg-Id'] ?? '', headers, event: m.json() };
+  return { seq: m.seq, storedMs: m.info.timestampNanos / 1e6, subject: m.subject, msgId: headers['Nats-Msg-Id'] ?? '', headers, event: m.json() };
 }
