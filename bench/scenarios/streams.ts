@@ -72,26 +72,22 @@ async function runCase(db: BenchDatabase, nats: NatsServer, c: StreamsPlan['case
   const slot = `bench_streams_${process.pid}`;
   await db.pool.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
   await db.pool.query('CALL bench_stream_backlog($1, $2, 0)', [c.transactions, c.rowsPerTransaction]);
-  const drain = await timed(nats, async () => relayWithSink(db, nats, slot), (r) => r.sinks.jetstream!.counters.published >= total, (r) => r.stop());
+  const drain = await timed(nats, () => relayWithSink(db, nats, slot), async () => {}, (r) => r.sinks.jetstream!.counters.published >= total, (r) => r.stop());
   await dropSlot(db.pool, slot);
   progress('streams: plain async JetStream publisher of the same messages');
   const raw = await rawPublisher(nats, total);
   progress('streams: live, walcast while a procedure inserts');
+  const insert = async () => void db.pool.query('CALL bench_stream_backlog($1, $2, 0)', [c.transactions, c.rowsPerTransaction]);
   const live = await timed(nats, async () => {
     const r = await relayWithSink(db, nats, `bench_streams_live_${process.pid}`);
     await waitUntil(() => r.stream.state === 'streaming');
-    void db.pool.query('CALL bench_stream_backlog($1, $2, 0)', [c.transactions, c.rowsPerTransaction]);
     return r;
-  }, (r) => r.sinks.jetstream!.counters.published >= total, async (r) => {
+  }, insert, (r) => r.sinks.jetstream!.counters.published >= total, async (r) => {
     await r.stop();
     await dropSlot(db.pool, `bench_streams_live_${process.pid}`);
   });
   progress('streams: live, postgres.js sql.subscribe → JetStream');
-  const pgjs = await timed(nats, async () => {
-    const p = await startPgjsPipeline(db.url, nats.url, PUBLICATION);
-    void db.pool.query('CALL bench_stream_backlog($1, $2, 0)', [c.transactions, c.rowsPerTransaction]);
-    return p;
-  }, (p) => p.acked() >= total, (p) => p.stop());
+  const pgjs = await timed(nats, () => startPgjsPipeline(db.url, nats.url, PUBLICATION), insert, (p) => p.acked() >= total, (p) => p.stop());
   await db.pool.query('TRUNCATE chat_messages');
   return {
     backlog: label,
@@ -108,11 +104,12 @@ function rate(n: number, seconds: number): number {
   return Math.round(n / seconds);
 }
 
-/** Seconds from start() until done(), with a fresh `walcast` stream. */
-async function timed<T>(nats: NatsServer, start: () => Promise<T>, done: (t: T) => boolean, stop: (t: T) => Promise<void>): Promise<number> {
+/** Seconds from go() (after start(): set-up is not timed) until done(), with a fresh `walcast` stream. */
+async function timed<T>(nats: NatsServer, start: () => Promise<T>, go: () => Promise<void>, done: (t: T) => boolean, stop: (t: T) => Promise<void>): Promise<number> {
   await resetStream(nats);
-  const t0 = performance.now();
   const it = await start();
+  const t0 = performance.now();
+  await go();
   await waitUntil(() => done(it));
   const seconds = (performance.now() - t0) / 1000;
   await stop(it);
@@ -143,6 +140,7 @@ async function rawPublisher(nats: NatsServer, n: number): Promise<number> {
   await resetStream(nats);
   const nc = await connect({ servers: nats.url });
   const js = jetstream(nc);
+  await js.publish('walcast.warm.up', 'x');
   const t0 = performance.now();
   let next = 0;
   let done = 0;
@@ -198,8 +196,8 @@ async function webhookThroughput(db: BenchDatabase, rows: number): Promise<numbe
   await db.pool.query(`select walcast.add_webhook('bench', $1, 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw')`, [url]);
   await db.pool.query(`update walcast.webhooks set cursor = $1 where name = 'bench'`, [`${hi}${lo}-00000000-0`]);
   await db.pool.query('CALL bench_stream_backlog($1, 1, 0)', [rows]);
-  const t0 = performance.now();
   const relay = await startRelay(relayConfig(db.url, { slot, ttlSchedule: '0 0 1 1 *' }), silentLogger);
+  const t0 = performance.now();
   await waitUntil(() => events >= rows);
   const seconds = (performance.now() - t0) / 1000;
   await relay.stop();

@@ -139,8 +139,13 @@ export class JetStreamSink {
     const nc = this.nc;
     this.nc = undefined;
     // Drain: publishes in flight get their acknowledgement (so their commits
-    // are released before the stream's last confirmation) or fail.
-    await nc?.drain().catch(() => nc.close());
+    // are released before the stream's last confirmation) or fail. NATS away:
+    // closed after 2 s; what was not acknowledged stays in the slot.
+    if (!nc) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([nc.drain().catch(() => {}), new Promise((r) => (timer = setTimeout(r, 2000)))]);
+    clearTimeout(timer);
+    await nc.close().catch(() => {});
   }
 
   private pump(): void {
