@@ -134,17 +134,17 @@ export class JetStreamSink {
 
   async stop(): Promise<void> {
     this.state = 'closed';
-    this.generation++;
     clearTimeout(this.retryTimer);
     const nc = this.nc;
-    this.nc = undefined;
     // Drain: publishes in flight get their acknowledgement (so their commits
     // are released before the stream's last confirmation) or fail. NATS away:
     // closed after 2 s; what was not acknowledged stays in the slot.
     if (!nc) return;
+    this.nc = undefined;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([nc.drain().catch(() => {}), new Promise((r) => (timer = setTimeout(r, 2000)))]);
     clearTimeout(timer);
+    this.generation++;
     await nc.close().catch(() => {});
   }
 
@@ -210,7 +210,12 @@ export class JetStreamSink {
   private async doResync(): Promise<void> {
     if (this.state === 'closed') return;
     if (!this.nc || this.nc.isClosed()) {
-      this.nc = await openNats(this.opts);
+      const nc = await openNats(this.opts);
+      if ((this.state as SinkState) === 'closed') {
+        await nc.close();
+        return;
+      }
+      this.nc = nc;
       this.js = jetstream(this.nc, { timeout: PUBLISH_TIMEOUT_MS });
       this.jsm = await jetstreamManager(this.nc, { timeout: PUBLISH_TIMEOUT_MS });
       void this.watch(this.nc);
