@@ -20,7 +20,8 @@
 //   a standby taking over, and retries older than the duplicate window.
 import type { NatsConnection } from '@nats-io/transport-node';
 import { headers as natsHeaders } from '@nats-io/transport-node';
-import { jetstream, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import type { JetStreamManager } from '@nats-io/jetstream';
+import { PubAcks } from './pub-acks.ts';
 import type { Logger } from '../log.ts';
 import type { Lsn } from '../replication/lsn.ts';
 import { WalcastError } from '../errors.ts';
@@ -62,13 +63,10 @@ export class JetStreamSink {
   readonly counters: SinkCounters = { published: 0, duplicates: 0, failures: 0, resyncs: 0, rewinds: 0 };
   private readonly queue: PublishQueue<StreamMessage>;
   private nc: NatsConnection | undefined;
-  private js: JetStreamClient | undefined;
+  private acks: PubAcks<StreamMessage> | undefined;
   private jsm: JetStreamManager | undefined;
   /** The stream sequence the next message must follow. */
   private lastSeq = 0;
-  private inFlight = 0;
-  /** Bumped on every failure: results of older publishes are ignored. */
-  private generation = 0;
   private attempt = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private resyncing: Promise<void> | undefined;
@@ -144,42 +142,34 @@ export class JetStreamSink {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([nc.drain().catch(() => {}), new Promise((r) => (timer = setTimeout(r, 2000)))]);
     clearTimeout(timer);
-    this.generation++;
+    this.acks?.close();
     await nc.close().catch(() => {});
   }
 
   private pump(): void {
     if (this.state !== 'publishing') return;
-    const js = this.js!;
-    const generation = this.generation;
-    while (this.inFlight < MAX_IN_FLIGHT) {
+    const acks = this.acks!;
+    while (acks.size < MAX_IN_FLIGHT) {
       const msg = this.queue.take();
       if (!msg) return;
-      const expected = this.lastSeq++;
-      this.inFlight++;
       const h = natsHeaders();
+      h.set('Nats-Msg-Id', msg.msgId);
+      h.set('Nats-Expected-Last-Sequence', String(this.lastSeq++));
       for (const [k, v] of msg.headers) h.set(k, v);
-      js.publish(msg.subject, msg.payload, { msgID: msg.msgId, headers: h, expect: { lastSequence: expected }, timeout: PUBLISH_TIMEOUT_MS }).then(
-        (ack) => {
-          if (generation !== this.generation) return;
-          this.inFlight--;
-          if (ack.duplicate) this.counters.duplicates++;
-          else this.counters.published++;
-          this.queue.ack(msg);
-          this.pump();
-        },
-        (err: unknown) => {
-          if (generation !== this.generation) return;
-          this.fail(err);
-        },
-      );
+      acks.publish(msg.subject, msg.payload, h, msg);
     }
+  }
+
+  private onAck(msg: StreamMessage, duplicate: boolean): void {
+    if (duplicate) this.counters.duplicates++;
+    else this.counters.published++;
+    this.queue.ack(msg);
+    this.pump();
   }
 
   private fail(err: unknown): void {
     if (this.state === 'closed') return;
-    this.generation++;
-    this.inFlight = 0;
+    this.acks?.clear();
     this.counters.failures++;
     this.lastError = (err as Error).message;
     if (this.state !== 'failed') this.state = 'resyncing';
@@ -216,7 +206,11 @@ export class JetStreamSink {
         return;
       }
       this.nc = nc;
-      this.js = jetstream(this.nc, { timeout: PUBLISH_TIMEOUT_MS });
+      this.acks?.close();
+      this.acks = new PubAcks<StreamMessage>(nc, PUBLISH_TIMEOUT_MS, {
+        acked: (m, duplicate) => this.onAck(m, duplicate),
+        failed: (err) => this.fail(err),
+      });
       this.jsm = await jetstreamManager(this.nc, { timeout: PUBLISH_TIMEOUT_MS });
       void this.watch(this.nc);
     }
