@@ -75,6 +75,9 @@ async function runCase(db: BenchDatabase, nats: NatsServer, c: StreamsPlan['case
   await db.pool.query('CALL bench_stream_backlog($1, $2, 0)', [c.transactions, c.rowsPerTransaction]);
   const drain = await timed(nats, () => relayWithSink(db, nats, slot), async () => {}, (r) => r.sinks.jetstream!.counters.published >= total, (r) => r.stop());
   await dropSlot(db.pool, slot);
+  // The same backlog without the sink: how fast this machine's replication read itself is.
+  progress('streams: the same backlog drained with no sink');
+  const bare = await rereadBacklog(db, nats, c.transactions);
   progress('streams: plain async JetStream publisher of the same messages');
   const raw = await rawPublisher(nats, total);
   progress('streams: live, walcast while a procedure inserts');
@@ -92,6 +95,7 @@ async function runCase(db: BenchDatabase, nats: NatsServer, c: StreamsPlan['case
   await db.pool.query('TRUNCATE chat_messages');
   return {
     backlog: label,
+    'drain, no sink rows/s': rate(total, bare),
     'walcast drain rows/s': rate(total, drain),
     'raw publisher rows/s': rate(total, raw),
     'ratio (≥0.8)': Number((raw / drain).toFixed(2)),
@@ -99,6 +103,18 @@ async function runCase(db: BenchDatabase, nats: NatsServer, c: StreamsPlan['case
     'postgres.js live rows/s': rate(total, pgjs),
     'ratio (≥1)': Number((pgjs / live).toFixed(2)),
   };
+}
+
+/** Seconds for a relay with no sink to dispatch the backlog already in chat_messages (a slot created at its start, rows re-inserted). */
+async function rereadBacklog(db: BenchDatabase, nats: NatsServer, transactions: number): Promise<number> {
+  const slot = `bench_streams_bare_${process.pid}`;
+  await db.pool.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
+  const rowsPer = Number((await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM chat_messages')).rows[0]!.n) / transactions;
+  await db.pool.query('CALL bench_stream_backlog($1, $2, 0)', [transactions, rowsPer]);
+  const seconds = await timed(nats, () => startRelay(relayConfig(db.url, { slot, ttlSchedule: '0 0 1 1 *' }), silentLogger), async () => {},
+    (r) => r.dispatcher.counters.transactions >= transactions, (r) => r.stop());
+  await dropSlot(db.pool, slot);
+  return seconds;
 }
 
 function rate(n: number, seconds: number): number {
