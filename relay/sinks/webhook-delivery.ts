@@ -5,9 +5,10 @@
 // walcast.webhook_dead_letters and delivery goes on).
 //
 // The cursor (walcast.webhooks.cursor: the last delivered position) is
-// written after a 2xx, before the batch's commits are released to the slot,
-// so a restart or takeover resumes exactly after it; webhook-id is the
-// batch's first position, the same on every retry and after a restart.
+// written after a 2xx (while the next batch is already sent), before the
+// batch's commits are released to the slot, so a restart or takeover resumes
+// exactly after it; webhook-id is the batch's first position, the same on
+// every retry and after a restart.
 import type pg from 'pg';
 import type { Logger } from '../log.ts';
 import type { Lsn } from '../replication/lsn.ts';
@@ -60,6 +61,8 @@ export class WebhookDelivery {
   private timer: NodeJS.Timeout | undefined;
   private abort: AbortController | undefined;
   private stopped = false;
+  /** Cursor and dead-letter writes, in order. */
+  private records: Promise<void> = Promise.resolve();
   /** Messages pushed and not taken into a batch yet. */
   private unsent = 0;
   private unsentBytes = 0;
@@ -176,26 +179,37 @@ export class WebhookDelivery {
     if (result === 'gone') return this.gone(status!);
     this.counters.failed++;
     this.attempt++;
-    if (this.attempt >= this.opts.limits.maxAttempts) return this.settle(batch, () => this.deadLetter(batch, id, status, text));
+    if (this.attempt >= this.opts.limits.maxAttempts) {
+      const attempts = this.attempt;
+      return this.settle(batch, () => this.deadLetter(batch, id, attempts, status, text));
+    }
     const delay = retryDelay(this.attempt, retryAfter, this.opts.limits.retry);
     this.opts.logger.warn({ webhook: this.def.name, status, attempt: this.attempt, delayMs: delay, detail: text.slice(0, 200) }, `webhook ${this.def.name} delivery failed; retrying`);
     this.timer = setTimeout(() => void this.send(), delay);
   }
 
-  /** Record the batch as done (cursor, or dead letter) and release it. */
-  private async settle(batch: WebhookMessage[], record: () => Promise<void>): Promise<void> {
-    try {
-      await record();
-    } catch (err) {
-      // The database is away: the batch is sent again, with the same id.
-      this.opts.logger.warn({ err, webhook: this.def.name }, `recording webhook ${this.def.name}'s progress failed; sending the batch again`);
-      this.timer = setTimeout(() => void this.send(), retryDelay(1, null, this.opts.limits.retry));
-      return;
-    }
-    if (this.stopped) return;
+  /**
+   * The batch is done (delivered, or dead-lettered): the next one goes out at
+   * once, while its record (the cursor, or the dead letter) is written; the
+   * batch is released to the slot only once its record is stored. Records are
+   * written in order, each retried until the database takes it.
+   */
+  private settle(batch: WebhookMessage[], record: () => Promise<void>): void {
     this.def.cursor = batch[batch.length - 1]!.position;
-    for (const m of batch) this.queue.ack(m);
     this.batch = undefined;
+    this.records = this.records.then(async () => {
+      for (let attempt = 1; !this.stopped; attempt++) {
+        try {
+          await record();
+          break;
+        } catch (err) {
+          this.opts.logger.warn({ err, webhook: this.def.name }, `recording webhook ${this.def.name}'s progress failed; retrying`);
+          await new Promise((r) => setTimeout(r, retryDelay(attempt, null, this.opts.limits.retry)));
+        }
+      }
+      if (this.stopped) return;
+      for (const m of batch) this.queue.ack(m);
+    });
     this.kick();
   }
 
@@ -204,13 +218,13 @@ export class WebhookDelivery {
     this.counters.delivered += batch.length;
   }
 
-  private async deadLetter(batch: WebhookMessage[], id: string, status: number | undefined, text: string): Promise<void> {
+  private async deadLetter(batch: WebhookMessage[], id: string, attempts: number, status: number | undefined, text: string): Promise<void> {
     const client = await this.opts.pool.connect();
     try {
       await client.query('BEGIN');
       await client.query(
         `INSERT INTO walcast.webhook_dead_letters (webhook, message_id, events, attempts, last_status, last_body) VALUES ($1, $2, $3::jsonb, $4, $5, $6)`,
-        [this.def.name, id, `[${batch.map((m) => m.frame).join(',')}]`, this.attempt, status ?? null, text.slice(0, BODY_EXCERPT)],
+        [this.def.name, id, `[${batch.map((m) => m.frame).join(',')}]`, attempts, status ?? null, text.slice(0, BODY_EXCERPT)],
       );
       await client.query('UPDATE walcast.webhooks SET cursor = $2 WHERE name = $1', [this.def.name, batch[batch.length - 1]!.position]);
       await client.query('COMMIT');
@@ -221,7 +235,7 @@ export class WebhookDelivery {
       client.release();
     }
     this.counters.deadLettered += batch.length;
-    this.opts.logger.error({ webhook: this.def.name, status, attempts: this.attempt, id }, `webhook ${this.def.name}: batch ${id} failed ${this.attempt} times; moved to walcast.webhook_dead_letters`);
+    this.opts.logger.error({ webhook: this.def.name, status, attempts, id }, `webhook ${this.def.name}: batch ${id} failed ${attempts} times; moved to walcast.webhook_dead_letters`);
   }
 
   private async gone(status: number): Promise<void> {

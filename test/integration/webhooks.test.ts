@@ -173,6 +173,7 @@ test('after the last attempt the batch goes to walcast.webhook_dead_letters with
   await insert('d', 'poison');
   await insert('d', 'after');
   await waitFor(() => r.bodies().includes('after'), 10_000, 'the next batch');
+  await waitFor(async () => (await fx.db.query(`select 1 from walcast.webhook_dead_letters where webhook = 'dead'`)).length > 0, 10_000, 'the dead letter');
   const rows = await fx.db.query<{ message_id: string; attempts: number; last_status: number; last_body: string; events: { row: { body: string } }[] }>(
     `select message_id, attempts, last_status, last_body, events from walcast.webhook_dead_letters where webhook = 'dead'`,
   );
