@@ -11,6 +11,7 @@ import { FANOUT_FULL, FANOUT_QUICK, runFanout, type FanoutPlan } from './scenari
 import type { SystemName } from './lib/targets.ts';
 import { CONNECTIONS_FULL, CONNECTIONS_QUICK, runConnections } from './scenarios/connections.ts';
 import { RESTART_FULL, RESTART_QUICK, runRestart } from './scenarios/restart.ts';
+import { STREAMS_FULL, STREAMS_QUICK, runStreams } from './scenarios/streams.ts';
 
 type Scenario = { name: string; run: () => Promise<{ rows: Row[]; notes: string[] }> };
 
@@ -28,6 +29,7 @@ async function main(): Promise<void> {
     { name: 'fanout', run: () => runFanout(db, fanoutPlan(argv, quick)) },
     { name: 'connections', run: () => runConnections(db, quick ? CONNECTIONS_QUICK : CONNECTIONS_FULL) },
     { name: 'restart', run: () => runRestart(db, quick ? RESTART_QUICK : RESTART_FULL) },
+    { name: 'streams', run: () => runStreams(db, quick ? STREAMS_QUICK : STREAMS_FULL) },
   ];
   let failed = false;
   try {

@@ -56,6 +56,23 @@ export interface Config {
   snapshotTimeoutMs?: number;
   replayMaxBytes?: number;
   replaysPerIp?: number;
+  // [sinks] The JetStream change stream (relay/sinks/, docs/streams.md); unset URL: no sink.
+  natsUrl?: string | undefined;
+  natsStream?: string;
+  natsToken?: string | undefined;
+  natsUser?: string | undefined;
+  natsPassword?: string | undefined;
+  natsCreds?: string | undefined;
+  natsCa?: string | undefined;
+  natsMaxAgeSeconds?: number;
+  natsBufferBytes?: number;
+  // [sinks] Webhooks (relay/sinks/webhooks.ts, docs/webhooks.md).
+  webhookBatchEvents?: number;
+  webhookBatchBytes?: number;
+  webhookMaxAttempts?: number;
+  webhookTimeoutMs?: number;
+  webhookRetryMs?: number;
+  webhookBufferBytes?: number;
 }
 
 type Parser<T> = (raw: string) => T | undefined;
@@ -146,6 +163,22 @@ export const OPTIONS = [
   opt({ key: 'lagWarnSeconds', env: 'WALCAST_LAG_WARN_SECONDS', flag: 'lag-warn-seconds', default: 30, allowed: 'an integer from 1 to 86400', parse: int(1, 86_400), help: 'replication lag (seconds) above which a warning is logged and /readyz is 503' }),
   opt({ key: 'lagWarnBytes', env: 'WALCAST_LAG_WARN_BYTES', flag: 'lag-warn-bytes', default: 1024 ** 3, allowed: 'an integer from 1 to 1099511627776', parse: int(1, 1024 ** 4), help: 'replication lag (bytes of WAL) above which a warning is logged and /readyz is 503' }),
   opt({ key: 'standbyPollMs', env: 'WALCAST_STANDBY_POLL_MS', flag: 'standby-poll-ms', default: 500, allowed: 'an integer from 50 to 60000', parse: int(50, 60_000), help: 'a standby relay tries to take over the slot this often' }),
+  // [sinks]
+  opt({ key: 'natsUrl', env: 'WALCAST_NATS_URL', flag: 'nats-url', default: undefined, allowed: 'nats:// or tls:// URLs, comma-separated', parse: (v) => (v.split(',').every((u) => /^(nats|tls):\/\/\S+$/.test(u.trim())) ? v : undefined), help: 'publish every event to JetStream on this NATS server (docs/streams.md); unset: no JetStream sink' }),
+  opt({ key: 'natsStream', env: 'WALCAST_NATS_STREAM', flag: 'nats-stream', default: 'walcast', allowed: 'a JetStream stream name (letters, digits, - and _)', parse: (v) => (/^[A-Za-z0-9_-]{1,64}$/.test(v) ? v : undefined), help: 'the JetStream stream events go to (created if missing)' }),
+  opt({ key: 'natsToken', env: 'WALCAST_NATS_TOKEN', flag: 'nats-token', default: undefined, allowed: 'a token', parse: (v) => v, help: 'NATS token authentication', secret: true }),
+  opt({ key: 'natsUser', env: 'WALCAST_NATS_USER', flag: 'nats-user', default: undefined, allowed: 'a user name', parse: (v) => v, help: 'NATS user (with WALCAST_NATS_PASSWORD)' }),
+  opt({ key: 'natsPassword', env: 'WALCAST_NATS_PASSWORD', flag: 'nats-password', default: undefined, allowed: 'a password', parse: (v) => v, help: 'NATS password', secret: true }),
+  opt({ key: 'natsCreds', env: 'WALCAST_NATS_CREDS', flag: 'nats-creds', default: undefined, allowed: 'a path to a .creds file', parse: (v) => v, help: 'NATS credentials file (JWT and NKey seed)' }),
+  opt({ key: 'natsCa', env: 'WALCAST_NATS_CA', flag: 'nats-ca', default: undefined, allowed: 'a path to a PEM file', parse: (v) => v, help: 'CA certificate(s) to verify the NATS server with (TLS)' }),
+  opt({ key: 'natsMaxAgeSeconds', env: 'WALCAST_NATS_MAX_AGE_SECONDS', flag: 'nats-max-age-seconds', default: 604_800, allowed: 'an integer from 60 to 315360000', parse: int(60, 315_360_000), help: 'max_age of a stream walcast creates (an existing stream keeps its own)' }),
+  opt({ key: 'natsBufferBytes', env: 'WALCAST_NATS_BUFFER_BYTES', flag: 'nats-buffer-bytes', default: 64 * 1024 * 1024, allowed: 'an integer from 65536 to 17179869184', parse: int(65_536, 16 * 1024 ** 3), help: 'bytes of events held for JetStream; beyond it the sink re-reads them from the slot later' }),
+  opt({ key: 'webhookBatchEvents', env: 'WALCAST_WEBHOOK_BATCH_EVENTS', flag: 'webhook-batch-events', default: 100, allowed: 'an integer from 1 to 10000', parse: int(1, 10_000), help: 'events in one webhook request, at most' }),
+  opt({ key: 'webhookBatchBytes', env: 'WALCAST_WEBHOOK_BATCH_BYTES', flag: 'webhook-batch-bytes', default: 1024 * 1024, allowed: 'an integer from 1024 to 67108864', parse: int(1024, 64 * 1024 * 1024), help: 'bytes of events in one webhook request; a batch closes once it reaches this' }),
+  opt({ key: 'webhookMaxAttempts', env: 'WALCAST_WEBHOOK_MAX_ATTEMPTS', flag: 'webhook-max-attempts', default: 10, allowed: 'an integer from 1 to 1000', parse: int(1, 1000), help: 'attempts of a webhook batch before it goes to walcast.webhook_dead_letters' }),
+  opt({ key: 'webhookTimeoutMs', env: 'WALCAST_WEBHOOK_TIMEOUT_MS', flag: 'webhook-timeout-ms', default: 10_000, allowed: 'an integer from 100 to 300000', parse: int(100, 300_000), help: 'a webhook request without a response by then counts as failed' }),
+  opt({ key: 'webhookRetryMs', env: 'WALCAST_WEBHOOK_RETRY_MS', flag: 'webhook-retry-ms', default: 1000, allowed: 'an integer from 10 to 600000', parse: int(10, 600_000), help: 'first webhook retry delay ceiling; it doubles per attempt up to 5 minutes (full jitter; Retry-After honoured)' }),
+  opt({ key: 'webhookBufferBytes', env: 'WALCAST_WEBHOOK_BUFFER_BYTES', flag: 'webhook-buffer-bytes', default: 16 * 1024 * 1024, allowed: 'an integer from 65536 to 17179869184', parse: int(65_536, 16 * 1024 ** 3), help: 'bytes of events held per webhook; beyond it they are re-read from the slot later' }),
 ] as const;
 
 type LimitKey = 'maxConnections' | 'httpTimeoutMs' | 'snapshotsPerConnection' | 'snapshotsPerSubject' | 'snapshotQueue' |

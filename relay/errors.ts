@@ -94,6 +94,15 @@ export const RELAY_ERRORS = {
     message: 'the relay at {url} refused {request}: {detail}. Check the token (--token, WALCAST_TOKEN), the channel and the other arguments',
     retryable: false,
   },
+  nats_stream_incompatible: {
+    message:
+      "JetStream stream {stream} cannot be used: {detail}. It must hold the subjects walcast.> (or be absent, and walcast creates it): add walcast.> to its subjects (nats stream edit {stream} --subjects 'walcast.>'), or set WALCAST_NATS_STREAM to another name",
+    retryable: false,
+  },
+  nats_publish_failed: {
+    message: 'publishing to JetStream stream {stream} failed: {detail}; the relay retries from the last stored event (check that NATS is running at WALCAST_NATS_URL)',
+    retryable: true,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type RelayErrorCode = keyof typeof RELAY_ERRORS;

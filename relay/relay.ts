@@ -44,6 +44,8 @@ import { describeMode, securitySettings } from './auth/settings.ts';
 import { Gate } from './auth/gate.ts';
 import { Publisher } from './publish/publisher.ts';
 import { RelayMetrics } from './metrics.ts';
+import { Sinks } from './sinks/sinks.ts';
+import { streamPoint } from './replication/position.ts';
 
 export type RelayConfig = Omit<Config, 'databaseUrl' | 'dataDir' | 'embeddedPort' | 'example'> & {
   databaseUrl: string;
@@ -78,6 +80,8 @@ export interface RelayInternals {
   metrics: RelayMetrics;
   watchdog: SlotWatchdog;
   pruner: Pruner;
+  /** The change-stream sinks (JetStream, webhooks). */
+  sinks: Sinks;
 }
 
 /** A part with a life: the list of them is started in order and stopped in reverse. */
@@ -168,6 +172,7 @@ interface Pipeline {
   dispatcher: Dispatcher;
   stream: ReplicationStream;
   watchdog: SlotWatchdog;
+  sinks: Sinks;
   /** Where the stream starts reading (the slot's confirmed position, or the rebuild bound). */
   startLsn: Lsn;
   /** The live mark: until the stream has delivered this far it re-reads the recovery window (history). */
@@ -187,7 +192,17 @@ async function buildPipeline({ config, logger, pool }: Base, slot: SlotInfo): Pr
     config.recoveryRebuildBytes > 0
       ? rebuildFrom(slot.confirmedFlushLsn, liveFrom, config.recoveryRebuildBytes, logger)
       : slot.confirmedFlushLsn;
+  // The sinks gate the slot's delivered position: it moves only once every
+  // sink has what it covers. Their callbacks reach the stream and the
+  // dispatcher built just below; none is called before the relay starts.
+  const sinks = new Sinks(
+    config,
+    logger,
+    { delivered: (lsn, timeMs) => stream.delivered(lsn, timeMs), rewind: () => stream.rewind() },
+    { pool, startPoint: async () => streamPoint(await currentWalLsn(pool), dispatcher.currentEpoch) },
+  );
   const dispatcher = new Dispatcher({
+    sink: sinks,
     router,
     logger,
     recovery,
@@ -210,7 +225,10 @@ async function buildPipeline({ config, logger, pool }: Base, slot: SlotInfo): Pr
       return { epoch: info.epoch, confirmedFlushLsn: info.confirmedFlushLsn, liveFromLsn: await currentWalLsn(pool) };
     },
   });
-  dispatcher.on('delivered', (lsn, timeMs) => stream.delivered(lsn, timeMs));
+  dispatcher.on('delivered', (lsn, timeMs) => {
+    stream.dispatched(lsn);
+    sinks.commit(lsn, timeMs);
+  });
   stream.on('slotRecreated', (s) => dispatcher.reset(s.epoch, s.confirmedFlushLsn, s.liveFromLsn));
   const watchdog = new SlotWatchdog({
     pool,
@@ -219,11 +237,12 @@ async function buildPipeline({ config, logger, pool }: Base, slot: SlotInfo): Pr
     intervalMs: config.watchdogMs,
     lagWarnSeconds: config.lagWarnSeconds,
     lagWarnBytes: config.lagWarnBytes,
-    delivered: () => stream.deliveredPosition,
+    // What reached the sockets: a sink that is behind does not make the relay lag.
+    delivered: () => stream.dispatchedPosition,
     streaming: () => stream.state === 'streaming',
     onSlotInvalid: (reason) => stream.invalidate(reason),
   });
-  return { router, recovery, dispatcher, stream, watchdog, startLsn, liveFrom };
+  return { router, recovery, dispatcher, stream, watchdog, sinks, startLsn, liveFrom };
 }
 
 interface Server {
@@ -258,7 +277,8 @@ async function buildServer(base: Base, pipeline: Pipeline, lifecycle: { stopping
       stopping: () => lifecycle.stopping,
       lagging: () => watchdog.lagging,
       slotStatus: () => watchdog.status,
-      rebuilding: () => (stream.deliveredPosition < liveFrom ? Number(liveFrom - stream.deliveredPosition) : 0),
+      rebuilding: () => (stream.dispatchedPosition < liveFrom ? Number(liveFrom - stream.dispatchedPosition) : 0),
+      sinks: () => pipeline.sinks.status(),
     },
   });
   const authorize = (header: string | undefined, channel: string) => gate.authorizeRead(header, channel);
@@ -337,6 +357,7 @@ async function buildMetrics({ gate }: Base, pipeline: Pipeline, server: Server):
   dispatcher.on('delivered', (_lsn, timeMs) => metrics.commitToDispatch.observe((Date.now() - timeMs) / 1000));
   stream.on('slotRecreated', () => metrics.slotRecreated.inc());
   stream.on('failure', () => metrics.errors.inc({ code: 'replication_failed' }));
+  pipeline.sinks.register(metrics.registry);
   await server.app.register(metricsRoutes, { metrics });
   return metrics;
 }
@@ -354,6 +375,8 @@ function lifeOf(base: Base, slot: SlotInfo, pipeline: Pipeline, server: Server, 
     { name: 'publisher', stop: () => publisher.close() },
     { name: 'snapshots', stop: () => snapshots.close() },
     { name: 'http', start: () => listen(app, config), stop: () => app.close() },
+    // Sinks read where their streams stand before the first event reaches them.
+    { name: 'sinks', start: () => pipeline.sinks.start() },
     {
       name: 'replication',
       start: () => {
@@ -370,6 +393,8 @@ function lifeOf(base: Base, slot: SlotInfo, pipeline: Pipeline, server: Server, 
         );
       },
     },
+    // Stopped before the stream: publishes in flight finish, so the last confirmation covers them.
+    { name: 'sinks-drain', stop: () => pipeline.sinks.stop() },
     { name: 'watchdog', start: () => watchdog.start(), stop: () => watchdog.stop() },
     { name: 'ttl', start: () => pruner.start(), stop: () => pruner.stop() },
     { name: 'clients', stop: () => closeClients(ws) },

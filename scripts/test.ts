@@ -23,25 +23,30 @@ async function findTests(path: string): Promise<string[]> {
 }
 
 // The browser tests drive Debian's Chromium (playwright's downloads are not
-// reachable here). On a fresh Debian machine it is installed once, so that
-// `npm test` needs no other set-up; elsewhere the browser test says what to do.
-function ensureChromium(files: string[]): void {
-  if (process.env.CHROMIUM_PATH || existsSync('/usr/bin/chromium')) return;
-  if (!files.some((f) => f.includes(`${join('test', 'browser')}`))) return;
+// reachable here), and the change-stream tests Debian's nats-server (with
+// JetStream). On a fresh Debian machine each is installed once, so that
+// `npm test` needs no other set-up; elsewhere the test says what to do.
+function ensureDebianPackage(pkg: string, present: boolean, neededBy: string, files: string[]): void {
+  if (present || !files.some((f) => f.includes(neededBy))) return;
   if (!existsSync('/usr/bin/apt-get')) return;
   const root = process.getuid?.() === 0;
   if (!root && spawnSync('sudo', ['-n', 'true']).status !== 0) return;
   const run = (args: string[]) => spawnSync(root ? args[0]! : 'sudo', root ? args.slice(1) : args, { stdio: 'inherit' }).status === 0;
-  console.log("# installing Debian's chromium for the browser tests: apt-get install -y chromium");
-  if (!run(['apt-get', 'update', '-qq']) || !run(['apt-get', 'install', '-y', '-qq', 'chromium'])) {
-    console.log('# chromium could not be installed; the browser tests will say how to provide it');
+  console.log(`# installing Debian's ${pkg} for the tests that need it: apt-get install -y ${pkg}`);
+  if (!run(['apt-get', 'update', '-qq']) || !run(['apt-get', 'install', '-y', '-qq', pkg])) {
+    console.log(`# ${pkg} could not be installed; the tests that need it will say how to provide it`);
   }
+}
+
+function onPath(binary: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${binary}`]).status === 0;
 }
 
 async function main(): Promise<number> {
   const roots = process.argv.slice(2).filter((a) => !a.startsWith('-'));
   const files = (await Promise.all((roots.length ? roots : ['test']).map((r) => findTests(resolve(r))))).flat();
-  ensureChromium(files);
+  ensureDebianPackage('chromium', Boolean(process.env.CHROMIUM_PATH) || existsSync('/usr/bin/chromium'), join('test', 'browser'), files);
+  ensureDebianPackage('nats-server', Boolean(process.env.NATS_SERVER_PATH) || onPath('nats-server'), 'streams', files);
   let pg: EmbeddedPostgresHandle | undefined;
   let url = process.env.TEST_DATABASE_URL;
   if (!url) {

@@ -10,6 +10,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { StreamState } from '../replication/stream.ts';
 import type { SlotStatus } from '../replication/watchdog.ts';
+import type { SinkStatus } from '../sinks/sinks.ts';
 
 export interface HealthSource {
   slot: string;
@@ -24,6 +25,8 @@ export interface HealthSource {
    * rebuilds its recovery window from the slot first. 0 when live.
    */
   rebuilding?(): number;
+  /** [sinks] Shown, not judged: a sink that is down does not take WebSocket clients away. */
+  sinks?(): SinkStatus[];
 }
 
 function streamReason(state: StreamState): string {
@@ -60,6 +63,8 @@ export const healthRoutes: FastifyPluginAsync<{ source: HealthSource }> = async 
       lag: slot ? { bytes: slot.lagBytes, seconds: slot.lagSeconds } : undefined,
       wal_status: slot?.walStatus,
       reasons,
+      // The sink's error text stays in the log (it can name hosts).
+      sinks: source.sinks?.().map((s) => ({ name: s.name, state: s.state, lag: s.lag })),
     };
     return reply.code(reasons.length ? 503 : 200).send(body);
   });

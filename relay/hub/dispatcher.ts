@@ -25,6 +25,8 @@ import type { RecoveryBuffer } from './recovery.ts';
 import type { EventMessage, Op, TruncateMessage } from '../../client/protocol.ts';
 import { MAX_CHANNEL_LENGTH } from '../../client/protocol.ts';
 import { eventFrame } from './too-large.ts';
+import { orderKey } from '../sinks/queue.ts';
+import type { SinkEvent } from '../sinks/message.ts';
 
 interface Transaction {
   finalLsn: Lsn;
@@ -64,6 +66,18 @@ export interface DispatcherOptions {
   recovery: RecoveryBuffer;
   /** Largest event frame (UTF-8 bytes) sent; larger ones become an event_too_large notice. */
   maxEventBytes: number;
+  /**
+   * [sinks] A change stream to another system (relay/sinks/): it gets every
+   * routed event, and after a rewind (the stream re-read from an earlier
+   * position) the events it asks for again, which the sockets do not get twice.
+   */
+  sink?: DispatchSink | undefined;
+}
+
+export interface DispatchSink {
+  /** Does the sink want the change with this order key (sinks/queue.ts orderKey)? */
+  wants(key: string): boolean;
+  event(e: SinkEvent): void;
 }
 
 export interface DispatcherEvents {
@@ -156,33 +170,44 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
     }
   }
 
-  /** The next change of the transaction: its index, or 0 when it was dispatched before a reconnect. */
-  private next(tx: Transaction): number {
+  /**
+   * The next change of the transaction: its index, and whether it is fresh
+   * (not dispatched before a reconnect or a sink's rewind). A change that is
+   * not fresh goes only to a sink that asks for it again.
+   */
+  private next(tx: Transaction): { index: number; fresh: boolean } {
     const index = ++tx.index;
-    if (tx.finalLsn < this.lastLsn || (tx.finalLsn === this.lastLsn && index <= this.lastIndex)) return 0;
-    this.lastLsn = tx.finalLsn;
-    this.lastIndex = index;
-    return index;
+    const fresh = !(tx.finalLsn < this.lastLsn || (tx.finalLsn === this.lastLsn && index <= this.lastIndex));
+    if (fresh) {
+      this.lastLsn = tx.finalLsn;
+      this.lastIndex = index;
+    }
+    return { index, fresh };
+  }
+
+  /** Is this change wanted at all: fresh, or asked for again by a rewinding sink? */
+  private wanted(tx: Transaction, index: number, fresh: boolean): boolean {
+    return fresh || this.opts.sink?.wants(orderKey(tx.finalLsn, index)) === true;
   }
 
   private change(msg: Extract<PgoutputMessage, { tag: 'insert' | 'update' | 'delete' }>): void {
     const tx = this.tx;
     if (!tx) return;
-    const index = this.next(tx);
-    if (index === 0) return;
-    this.counters.rows++;
+    const { index, fresh } = this.next(tx);
+    if (!this.wanted(tx, index, fresh)) return;
+    if (fresh) this.counters.rows++;
     const route = this.route(msg.relation);
-    if (route.kind === 'registry') return this.registryChange(msg);
+    if (route.kind === 'registry') return fresh ? this.registryChange(msg) : undefined;
     if (route.kind === 'none') {
-      this.counters.unrouted++;
+      if (fresh) this.counters.unrouted++;
       return;
     }
     if (msg.tag === 'delete' && tx.prune) return;
-    this.deliverEvent(msg, tx, index, route);
+    this.deliverEvent(msg, tx, index, route, fresh);
   }
 
   /** Build the change's event and hand it to the router and the recovery window, for each channel it belongs to. */
-  private deliverEvent(msg: Extract<PgoutputMessage, { tag: 'insert' | 'update' | 'delete' }>, tx: Transaction, index: number, route: Extract<Route, { kind: 'table' }>): void {
+  private deliverEvent(msg: Extract<PgoutputMessage, { tag: 'insert' | 'update' | 'delete' }>, tx: Transaction, index: number, route: Extract<Route, { kind: 'table' }>, fresh: boolean): void {
     const column = route.channelColumn;
     const event: EventMessage = {
       type: 'event',
@@ -195,18 +220,22 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
     };
     if (route.omitted) event.omitted = route.omitted;
     const out = sends(msg, event, column);
-    const { router, recovery } = this.opts;
-    const keep = recovery.limits.maxPerChannel > 0;
+    const { router, recovery, sink } = this.opts;
+    const keep = fresh && recovery.limits.maxPerChannel > 0;
     const timeMs = pgTimeToMs(tx.commitTime);
+    let part = 0;
     for (const [channel, e] of out) {
       if (channel === undefined) {
         this.warnOnce(`nochan:${event.table}`, { table: event.table, column }, 'row without a usable channel value was not routed');
         continue;
       }
-      const live = router.hasSubscribers(channel);
-      if (!live && !keep) continue;
+      const live = fresh && router.hasSubscribers(channel);
+      if (!live && !keep && !sink) continue;
       e.channel = channel;
-      const frame = eventFrame(e, this.opts.maxEventBytes, () => this.tooLarge(e));
+      const frame = eventFrame(e, this.opts.maxEventBytes, () => fresh && this.tooLarge(e));
+      // [sinks] every routed event, in stream order.
+      sink?.event({ commitLsn: tx.finalLsn, index, part: part++, commitTimeMs: timeMs, event: e, frame });
+      if (!fresh) continue;
       this.counters.events++;
       if (keep) recovery.add({ channel, table: e.table, position: e.position, timeMs, frame }, Date.now());
       // Encoded to UTF-8 once here: a string would be encoded again by every
@@ -224,8 +253,8 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
     const tx = this.tx;
     if (!tx) return;
     for (const relation of relations) {
-      const index = this.next(tx);
-      if (index === 0 || this.route(relation).kind !== 'table') continue;
+      const { index, fresh } = this.next(tx);
+      if (!this.wanted(tx, index, fresh) || this.route(relation).kind !== 'table') continue;
       const table = relation.shortName;
       const event: TruncateMessage = {
         type: 'event', channel: '', table, op: 'truncate',
@@ -233,6 +262,10 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
         commit_time: (tx.commitTimeIso ??= pgTimeToIso(tx.commitTime)),
       };
       const frame = JSON.stringify(event);
+      const commitTimeMs = pgTimeToMs(tx.commitTime);
+      // [sinks] table-wide: no channel (the subject's channel token is `%`).
+      this.opts.sink?.event({ commitLsn: tx.finalLsn, index, part: 0, commitTimeMs, event, frame });
+      if (!fresh) continue;
       this.counters.events++;
       this.opts.recovery.addTruncate({ channel: '', table, position: event.position, timeMs: pgTimeToMs(tx.commitTime), frame }, Date.now());
       this.counters.deliveries += this.opts.router.dispatchTable(table, (channel) => ({

@@ -107,6 +107,12 @@ export class ReplicationStream extends EventEmitter<StreamEvents> {
   lastError: Error | undefined;
   /** Highest LSN whose events have all been handed to the sockets. */
   private deliveredLsn: Lsn = 0n;
+  /**
+   * [sinks] Highest LSN whose events reached the sockets, whether or not a
+   * sink (relay/sinks/) has them yet: what the WebSocket side's lag is
+   * measured against. Without a sink it equals deliveredLsn.
+   */
+  private dispatchedLsn: Lsn = 0n;
   /** Highest LSN sent to PostgreSQL as flushed. */
   private confirmedLsn: Lsn = 0n;
   /** Inside Begin…Commit: keepalive positions must not be confirmed. */
@@ -132,6 +138,7 @@ export class ReplicationStream extends EventEmitter<StreamEvents> {
   /** Start streaming after `fromLsn` (the slot's confirmed position, or 0 for the slot's own). */
   start(fromLsn: Lsn): void {
     this.deliveredLsn = fromLsn;
+    this.dispatchedLsn = fromLsn;
     this.confirmedLsn = fromLsn;
     this.statusTimer = setInterval(() => this.sendStatus(false), this.opts.statusIntervalMs ?? 1000);
     this.statusTimer.unref();
@@ -146,6 +153,25 @@ export class ReplicationStream extends EventEmitter<StreamEvents> {
     const last = this.samples[this.samples.length - 1];
     if (last && timeMs - last.timeMs < 100) last.lsn = lsn;
     else this.samples.push({ lsn, timeMs });
+  }
+
+  /** [sinks] Every event at or before `lsn` reached the sockets (a sink may still hold it: see `delivered`). */
+  dispatched(lsn: Lsn): void {
+    if (lsn > this.dispatchedLsn) this.dispatchedLsn = lsn;
+  }
+
+  /**
+   * [sinks] Re-read the slot from the delivered position (a sink fell behind
+   * and dropped what it could not hold). The dispatcher skips for the
+   * sockets what they already had.
+   */
+  rewind(): void {
+    const service = this.service;
+    if (!service || this.state !== 'streaming') return; // a reconnect starts from the delivered position anyway
+    this.service = undefined;
+    void service.destroy().catch(() => {});
+    this.setState('reconnecting');
+    this.retryTimer = setTimeout(() => void this.connect(), 0);
   }
 
   /** What may be confirmed now: delivered, and (with a hold) older than the window or than holdMaxBytes. */
@@ -189,9 +215,14 @@ export class ReplicationStream extends EventEmitter<StreamEvents> {
     return this.confirmedLsn;
   }
 
-  /** Highest LSN whose events have all been handed to the sockets. */
+  /** Highest LSN whose events have all been handed to the sockets (and to the sinks). */
   get deliveredPosition(): Lsn {
     return this.deliveredLsn;
+  }
+
+  /** [sinks] Highest LSN whose events have all been handed to the sockets. */
+  get dispatchedPosition(): Lsn {
+    return this.dispatchedLsn > this.deliveredLsn ? this.dispatchedLsn : this.deliveredLsn;
   }
 
   /**
@@ -228,7 +259,7 @@ export class ReplicationStream extends EventEmitter<StreamEvents> {
         return this.onFailure(undefined, err as Error);
       }
       this.slotLost = undefined;
-      this.deliveredLsn = this.confirmedLsn = slot.confirmedFlushLsn;
+      this.deliveredLsn = this.dispatchedLsn = this.confirmedLsn = slot.confirmedFlushLsn;
       this.receivedCommitLsn = 0n;
       this.samples = [];
       this.emit('slotRecreated', slot, reason);
@@ -262,7 +293,7 @@ export class ReplicationStream extends EventEmitter<StreamEvents> {
     if (msg.tag === 'message' && !msg.transactional && msg.prefix === HEARTBEAT_PREFIX) {
       // The watchdog's heartbeat: no event; its position is delivered once
       // nothing before it is pending, so an idle publication moves the slot.
-      if (!this.inTransaction && this.deliveredLsn >= this.receivedCommitLsn) this.delivered(msg.lsn);
+      this.idleAt(msg.lsn);
       return;
     }
     if (msg.tag === 'begin') this.inTransaction = true;
@@ -276,13 +307,19 @@ export class ReplicationStream extends EventEmitter<StreamEvents> {
   private onKeepalive(lsnText: string, shouldRespond: boolean): void {
     // Nothing pending: the server's position is delivered too, so an idle
     // publication does not pin WAL.
-    const idle = !this.inTransaction && this.deliveredLsn >= this.receivedCommitLsn;
-    if (idle) this.delivered(parseLsn(lsnText));
+    this.idleAt(parseLsn(lsnText));
     // The server asks for a reply when it is shutting down: its walsender
     // exits only once the flush position reaches what it sent, so a held
     // window would stall a fast shutdown. (The periodic status below keeps
     // it from asking otherwise.) The hold yields; the window in memory stays.
     if (shouldRespond) this.sendStatus(true, true);
+  }
+
+  /** A position with no event (keepalive, heartbeat): reached once nothing before it is pending. */
+  private idleAt(lsn: Lsn): void {
+    if (this.inTransaction) return;
+    if (this.dispatchedPosition >= this.receivedCommitLsn) this.dispatched(lsn);
+    if (this.deliveredLsn >= this.receivedCommitLsn) this.delivered(lsn);
   }
 
   private sendStatus(force: boolean, release = false): void {

@@ -1,0 +1,229 @@
+// The JetStream sink: every event the active relay routes goes into one
+// JetStream stream, exactly once and in commit order.
+//
+//   connecting ──connected, stream ready, tail read──▶ publishing
+//        ▲                                                │ a publish failed / NATS gone
+//        └──────────── resyncing (backoff) ◀──────────────┘
+//   any ──stop()──▶ closed       (stream unusable: `failed`, retried the same way)
+//
+// How exactly-once holds (docs/streams.md):
+// - The slot's position is gated (queue.ts): a commit is released to the
+//   replication stream only once JetStream acknowledged every message before it.
+// - Each message says which stream sequence must precede it
+//   (Nats-Expected-Last-Sequence). JetStream refuses one that would land after
+//   a gap or after another writer, so the stream never holds a message whose
+//   predecessor is missing; and Nats-Msg-Id drops retries within the window.
+// - On start and after any failure the sink reads the stream's last message
+//   (nats-stream.ts readTail): everything at or before its position is
+//   treated as stored and publishing restarts right after it. That covers a
+//   relay killed after JetStream stored a message but before the slot moved,
+//   a standby taking over, and retries older than the duplicate window.
+import type { NatsConnection } from '@nats-io/transport-node';
+import { headers as natsHeaders } from '@nats-io/transport-node';
+import type { JetStreamManager } from '@nats-io/jetstream';
+import { PubAcks } from './pub-acks.ts';
+import type { Logger } from '../log.ts';
+import type { Lsn } from '../replication/lsn.ts';
+import { WalcastError } from '../errors.ts';
+import { PublishQueue } from './queue.ts';
+import { toStreamMessage, type SinkEvent, type StreamMessage } from './message.ts';
+import { ensureStream, jetstreamManager, openNats, readTail, type NatsSettings } from './nats-stream.ts';
+import { backoffDelay } from '../../client/backoff.ts';
+
+export type SinkState = 'connecting' | 'publishing' | 'resyncing' | 'failed' | 'closed';
+export const SINK_STATES: readonly SinkState[] = ['connecting', 'publishing', 'resyncing', 'failed', 'closed'];
+
+export interface JetStreamSinkOptions extends NatsSettings {
+  /** Bytes of event payloads held for JetStream before the sink falls behind and re-reads from the slot. */
+  bufferBytes: number;
+  logger: Logger;
+  /** Every event of the transaction ending at `lsn` is stored: the stream may confirm it. */
+  onSafe(lsn: Lsn, commitTimeMs: number): void;
+  /** The buffer overflowed and has drained: re-read the slot from the last safe position. */
+  onRewind(): void;
+}
+
+/** Messages sent and not yet acknowledged, at most. */
+const MAX_IN_FLIGHT = 2048;
+const PUBLISH_TIMEOUT_MS = 5000;
+/** Retries after a failure: full jitter, ceiling 200 ms doubling to 5 s. */
+const RETRY = { initialMs: 200, maxMs: 5000, factor: 2 };
+
+export interface SinkCounters {
+  published: number;
+  duplicates: number;
+  failures: number;
+  resyncs: number;
+  rewinds: number;
+}
+
+export class JetStreamSink {
+  state: SinkState = 'connecting';
+  lastError: string | undefined;
+  readonly counters: SinkCounters = { published: 0, duplicates: 0, failures: 0, resyncs: 0, rewinds: 0 };
+  private readonly queue: PublishQueue<StreamMessage>;
+  private nc: NatsConnection | undefined;
+  private acks: PubAcks<StreamMessage> | undefined;
+  private jsm: JetStreamManager | undefined;
+  /** The stream sequence the next message must follow. */
+  private lastSeq = 0;
+  private attempt = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private resyncing: Promise<void> | undefined;
+
+  constructor(private readonly opts: JetStreamSinkOptions) {
+    this.queue = new PublishQueue<StreamMessage>(opts.bufferBytes, {
+      onSafe: opts.onSafe,
+      onRewind: () => {
+        this.counters.rewinds++;
+        opts.logger.info({ stream: opts.stream }, 'JetStream sink caught up after falling behind: re-reading the slot from the last stored event');
+        opts.onRewind();
+      },
+    });
+  }
+
+  /**
+   * Connect, check or create the stream and read its last position. A stream
+   * that cannot hold the subjects is a start-up error; NATS unreachable is
+   * not: the relay serves WebSocket clients and the sink keeps trying.
+   */
+  async start(): Promise<void> {
+    try {
+      await this.resync();
+    } catch (err) {
+      if (err instanceof WalcastError && err.code === 'nats_stream_incompatible') {
+        await this.stop();
+        throw err;
+      }
+      this.fail(err);
+    }
+  }
+
+  // ---- from the dispatcher ----
+
+  wants(key: string): boolean {
+    return this.queue.wants(key);
+  }
+
+  event(e: SinkEvent): void {
+    if (this.state === 'closed') return;
+    this.queue.push(toStreamMessage(e));
+    this.pump();
+  }
+
+  commit(lsn: Lsn, timeMs: number): void {
+    this.queue.commit(lsn, timeMs);
+  }
+
+  // ---- state for /readyz and /metrics ----
+
+  get lag(): { events: number; seconds: number; behind: boolean } {
+    const oldest = this.queue.oldest();
+    return {
+      events: this.queue.pending,
+      seconds: oldest ? Math.max(0, (Date.now() - oldest.commitTimeMs) / 1000) : 0,
+      behind: this.queue.behind,
+    };
+  }
+
+  get bufferedBytes(): number {
+    return this.queue.bytes;
+  }
+
+  async stop(): Promise<void> {
+    this.state = 'closed';
+    clearTimeout(this.retryTimer);
+    const nc = this.nc;
+    // Drain: publishes in flight get their acknowledgement (so their commits
+    // are released before the stream's last confirmation) or fail. NATS away:
+    // closed after 2 s; what was not acknowledged stays in the slot.
+    if (!nc) return;
+    this.nc = undefined;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([nc.drain().catch(() => {}), new Promise((r) => (timer = setTimeout(r, 2000)))]);
+    clearTimeout(timer);
+    this.acks?.close();
+    await nc.close().catch(() => {});
+  }
+
+  private pump(): void {
+    if (this.state !== 'publishing') return;
+    const acks = this.acks!;
+    while (acks.size < MAX_IN_FLIGHT) {
+      const msg = this.queue.take();
+      if (!msg) return;
+      const h = natsHeaders();
+      h.set('Nats-Msg-Id', msg.msgId);
+      h.set('Nats-Expected-Last-Sequence', String(this.lastSeq++));
+      for (const [k, v] of msg.headers) h.set(k, v);
+      acks.publish(msg.subject, msg.payload, h, msg);
+    }
+  }
+
+  private onAck(msg: StreamMessage, duplicate: boolean): void {
+    if (duplicate) this.counters.duplicates++;
+    else this.counters.published++;
+    this.queue.ack(msg);
+    this.pump();
+  }
+
+  private fail(err: unknown): void {
+    if (this.state === 'closed') return;
+    this.acks?.clear();
+    this.counters.failures++;
+    this.lastError = (err as Error).message;
+    if (this.state !== 'failed') this.state = 'resyncing';
+    const delay = backoffDelay(this.attempt++, RETRY);
+    const wrapped = err instanceof WalcastError ? err : new WalcastError('nats_publish_failed', { stream: this.opts.stream, detail: this.lastError }, err);
+    this.opts.logger.warn({ err: wrapped, delayMs: Math.round(delay) }, wrapped.message);
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => void this.resync().catch((e: unknown) => this.fail(e)), delay);
+  }
+
+  /** The client reconnects by itself; the sink stops at a disconnect and resyncs at once on reconnect. */
+  private async watch(nc: NatsConnection): Promise<void> {
+    for await (const s of nc.status()) {
+      if (nc !== this.nc || this.state === 'closed') return;
+      if (s.type === 'disconnect') this.fail(new Error(`disconnected from NATS (${s.server})`));
+      else if (s.type === 'reconnect') {
+        clearTimeout(this.retryTimer);
+        void this.resync().catch((e: unknown) => this.fail(e));
+      }
+    }
+  }
+
+  /** (Re)connect if needed, make sure of the stream, and restart after its last stored message. */
+  private resync(): Promise<void> {
+    return (this.resyncing ??= this.doResync().finally(() => (this.resyncing = undefined)));
+  }
+
+  private async doResync(): Promise<void> {
+    if (this.state === 'closed') return;
+    if (!this.nc || this.nc.isClosed()) {
+      const nc = await openNats(this.opts);
+      if ((this.state as SinkState) === 'closed') {
+        await nc.close();
+        return;
+      }
+      this.nc = nc;
+      this.acks?.close();
+      this.acks = new PubAcks<StreamMessage>(nc, PUBLISH_TIMEOUT_MS, {
+        acked: (m, duplicate) => this.onAck(m, duplicate),
+        failed: (err) => this.fail(err),
+      });
+      this.jsm = await jetstreamManager(this.nc, { timeout: PUBLISH_TIMEOUT_MS });
+      void this.watch(this.nc);
+    }
+    await ensureStream(this.jsm!, this.opts);
+    const tail = await readTail(this.jsm!, this.opts.stream);
+    if ((this.state as SinkState) === 'closed') return;
+    this.counters.resyncs++;
+    this.lastSeq = tail.seq;
+    this.queue.resync(tail.key);
+    this.state = 'publishing';
+    this.lastError = undefined;
+    this.attempt = 0;
+    this.opts.logger.info({ stream: this.opts.stream, seq: tail.seq, pending: this.queue.pending }, 'JetStream sink publishing after the last stored event');
+    this.pump();
+  }
+}

@@ -1,0 +1,109 @@
+// NATS and the JetStream stream the sink writes to: connection options from
+// the configuration, the stream created when missing (or checked when it
+// exists), and the last position it stores, read at start and after every
+// failure so that publishing resumes exactly after it.
+import { readFileSync } from 'node:fs';
+import { connect, credsAuthenticator, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
+import { JetStreamApiCodes, JetStreamApiError, jetstreamManager, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
+import { WalcastError } from '../errors.ts';
+import { SUBJECT_PREFIX } from './subject.ts';
+import { parseMsgId } from './message.ts';
+
+export interface NatsSettings {
+  url: string;
+  stream: string;
+  maxAgeSeconds: number;
+  token?: string | undefined;
+  user?: string | undefined;
+  password?: string | undefined;
+  credsFile?: string | undefined;
+  caFile?: string | undefined;
+}
+
+/** Duplicate window of a stream walcast creates (Nats-Msg-Id dedup). */
+export const DUPLICATE_WINDOW_SECONDS = 120;
+const NANOS = 1_000_000_000;
+
+export function connectionOptions(s: NatsSettings): ConnectionOptions {
+  const opts: ConnectionOptions = {
+    servers: s.url,
+    name: 'walcast',
+    // Reconnect for ever: publishing resumes where it stopped.
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 500,
+    timeout: 5000,
+  };
+  if (s.token) opts.token = s.token;
+  if (s.user) opts.user = s.user;
+  if (s.password) opts.pass = s.password;
+  if (s.credsFile) opts.authenticator = credsAuthenticator(readFileSync(s.credsFile));
+  if (s.caFile) opts.tls = { caFile: s.caFile };
+  return opts;
+}
+
+export function openNats(s: NatsSettings): Promise<NatsConnection> {
+  return connect(connectionOptions(s));
+}
+
+/** The stream's settings when walcast creates it (docs/streams.md). */
+export function streamConfig(s: NatsSettings): Partial<StreamConfig> & { name: string } {
+  return {
+    name: s.stream,
+    subjects: [`${SUBJECT_PREFIX}.>`],
+    storage: 'file' as StreamConfig['storage'],
+    max_age: s.maxAgeSeconds * NANOS,
+    duplicate_window: DUPLICATE_WINDOW_SECONDS * NANOS,
+  };
+}
+
+/** Can a stream with these subjects hold every walcast.<table>.<channel>? */
+export function coversWalcast(subjects: readonly string[]): boolean {
+  return subjects.some((s) => s === '>' || s === `${SUBJECT_PREFIX}.>` || s === `${SUBJECT_PREFIX}.*.*` || s === `${SUBJECT_PREFIX}.*.>`);
+}
+
+/** Create the stream if missing; an existing one is used as it is, if it can hold the subjects. */
+export async function ensureStream(jsm: JetStreamManager, s: NatsSettings): Promise<void> {
+  let subjects: string[] | undefined;
+  try {
+    subjects = (await jsm.streams.info(s.stream)).config.subjects ?? [];
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+  if (subjects === undefined) {
+    try {
+      await jsm.streams.add(streamConfig(s));
+      return;
+    } catch (err) {
+      throw new WalcastError('nats_stream_incompatible', { stream: s.stream, detail: `creating it failed: ${(err as Error).message}` }, err);
+    }
+  }
+  if (!coversWalcast(subjects)) {
+    throw new WalcastError('nats_stream_incompatible', { stream: s.stream, detail: `its subjects are ${JSON.stringify(subjects)}` });
+  }
+}
+
+export interface StoredTail {
+  /** The stream's last sequence (0: empty). */
+  seq: number;
+  /** Order key of the last walcast message stored ('' when none). */
+  key: string;
+}
+
+/** The last message the stream stores, as an order key. */
+export async function readTail(jsm: JetStreamManager, stream: string): Promise<StoredTail> {
+  const info = await jsm.streams.info(stream);
+  const seq = info.state.last_seq;
+  if (seq === 0 || info.state.messages === 0) return { seq, key: '' };
+  const msg = await jsm.streams.getMessage(stream, { seq }).catch((err: unknown) => {
+    if (isNotFound(err)) return null;
+    throw err;
+  });
+  const id = msg?.header?.get('Nats-Msg-Id');
+  return { seq, key: (id && parseMsgId(id)) || '' };
+}
+
+export { jetstreamManager };
+
+function isNotFound(err: unknown): boolean {
+  return err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamNotFound || err.code === JetStreamApiCodes.NoMessageFound);
+}
