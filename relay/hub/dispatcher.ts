@@ -25,8 +25,10 @@ import type { RecoveryBuffer } from './recovery.ts';
 import type { EventMessage, Op, TruncateMessage } from '../../client/protocol.ts';
 import { MAX_CHANNEL_LENGTH } from '../../client/protocol.ts';
 import { eventFrame } from './too-large.ts';
-import { orderKey } from '../sinks/queue.ts';
-import type { SinkEvent } from '../sinks/message.ts';
+import { orderKey } from '../replication/position.ts';
+import type { DispatchSink } from './sink.ts';
+
+export type { DispatchSink } from './sink.ts';
 
 interface Transaction {
   finalLsn: Lsn;
@@ -74,11 +76,6 @@ export interface DispatcherOptions {
   sink?: DispatchSink | undefined;
 }
 
-export interface DispatchSink {
-  /** Does the sink want the change with this order key (sinks/queue.ts orderKey)? */
-  wants(key: string): boolean;
-  event(e: SinkEvent): void;
-}
 
 export interface DispatcherEvents {
   /** Every event at or before `lsn` (committed at `commitTimeMs`) has been handed to the sockets (and buffered). */

@@ -45,3 +45,8 @@ export function parsePosition(text: string): PositionParts | undefined {
 export function maxPosition(a: string, b: string): string {
   return a > b ? a : b;
 }
+
+/** Sortable key of the `part`th message (0-based) of the change at (commit LSN, index). */
+export function orderKey(commitLsn: Lsn, index: number, part = 0): string {
+  return `${lsnToHex16(commitLsn)}-${index.toString(16).toUpperCase().padStart(8, '0')}-${part}`;
+}

@@ -5,32 +5,12 @@
 // that moved) gives two messages of one position: the second and later ones
 // get the id `<position>+<n>` so that JetStream's duplicate detection does
 // not drop them as retries of the first.
-import type { Lsn } from '../replication/lsn.ts';
 import { parsePosition } from '../replication/position.ts';
 import { orderKey, type QueuedMessage } from './queue.ts';
 import { subjectFor } from './subject.ts';
+import type { SinkEvent } from '../hub/sink.ts';
 
-/** An event as the WebSocket protocol sends it; `channel` absent for table-wide events (truncate). */
-export interface SinkEventBody {
-  type: string;
-  table: string;
-  op: string;
-  position: string;
-  commit_time: string;
-  channel?: string | undefined;
-}
-
-export interface SinkEvent {
-  commitLsn: Lsn;
-  /** The change's index in its transaction (from 1). */
-  index: number;
-  /** Which of the change's messages this is (0, or 1 for the old channel of a moved row). */
-  part: number;
-  commitTimeMs: number;
-  event: SinkEventBody;
-  /** The event serialised, exactly as the WebSocket protocol sends it. */
-  frame: string;
-}
+export type { SinkEvent, SinkEventBody } from '../hub/sink.ts';
 
 export interface StreamMessage extends QueuedMessage {
   subject: string;

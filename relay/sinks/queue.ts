@@ -18,7 +18,9 @@
 //   again what came after `lastKey`. Memory stays bounded while the downstream
 //   is away; PostgreSQL keeps the WAL meanwhile (the slot is not confirmed).
 import type { Lsn } from '../replication/lsn.ts';
-import { lsnToHex16 } from '../replication/lsn.ts';
+import { orderKey } from '../replication/position.ts';
+
+export { orderKey };
 
 export interface QueuedMessage {
   /** Stream order: orderKey(commit LSN, index, part). */
@@ -28,11 +30,6 @@ export interface QueuedMessage {
 }
 
 type Entry<M> = { kind: 'msg'; msg: M; acked: boolean } | { kind: 'commit'; lsn: Lsn; timeMs: number };
-
-/** Sortable key of the `part`th message (0-based) of the change at (commit LSN, index). */
-export function orderKey(commitLsn: Lsn, index: number, part = 0): string {
-  return `${lsnToHex16(commitLsn)}-${index.toString(16).toUpperCase().padStart(8, '0')}-${part}`;
-}
 
 export interface QueueHooks {
   onSafe(lsn: Lsn, timeMs: number): void;

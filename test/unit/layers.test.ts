@@ -16,8 +16,9 @@ const ALLOWED: Record<string, string[]> = {
   auth: ['client', 'relay/config.ts'],
   publish: ['auth', 'db', 'client'],
   ws: ['hub', 'db', 'auth', 'publish', 'replication', 'client'],
-  http: ['hub', 'db', 'auth', 'replication', 'client'],
+  http: ['hub', 'db', 'auth', 'replication', 'sinks', 'client'],
   jobs: ['db', 'replication'],
+  sinks: ['hub', 'auth', 'replication', 'client', 'relay/config.ts'],
   standby: ['relay/relay.ts', 'db', 'auth', 'replication'],
 };
 
