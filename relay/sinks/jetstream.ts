@@ -26,7 +26,7 @@ import type { Logger } from '../log.ts';
 import type { Lsn } from '../replication/lsn.ts';
 import { WalcastError } from '../errors.ts';
 import { PublishQueue } from './queue.ts';
-import { toStreamMessage, type SinkEvent, type StreamMessage } from './message.ts';
+import { fitPayload, toStreamMessage, type SinkEvent, type StreamMessage } from './message.ts';
 import { ensureStream, jetstreamManager, openNats, readTail, type NatsSettings } from './nats-stream.ts';
 import { backoffDelay } from '../../client/backoff.ts';
 
@@ -55,12 +55,14 @@ export interface SinkCounters {
   failures: number;
   resyncs: number;
   rewinds: number;
+  /** Events over the server's max_payload, stored as event_too_large notices. */
+  tooLarge: number;
 }
 
 export class JetStreamSink {
   state: SinkState = 'connecting';
   lastError: string | undefined;
-  readonly counters: SinkCounters = { published: 0, duplicates: 0, failures: 0, resyncs: 0, rewinds: 0 };
+  readonly counters: SinkCounters = { published: 0, duplicates: 0, failures: 0, resyncs: 0, rewinds: 0, tooLarge: 0 };
   private readonly queue: PublishQueue<StreamMessage>;
   private nc: NatsConnection | undefined;
   private acks: PubAcks<StreamMessage> | undefined;
@@ -152,6 +154,10 @@ export class JetStreamSink {
     while (acks.size < MAX_IN_FLIGHT) {
       const msg = this.queue.take();
       if (!msg) return;
+      if (fitPayload(msg, this.nc?.info?.max_payload)) {
+        this.counters.tooLarge++;
+        this.opts.logger.warn({ position: msg.event.position, table: msg.event.table }, 'an event over the NATS max_payload was stored as an event_too_large notice');
+      }
       const h = natsHeaders();
       h.set('Nats-Msg-Id', msg.msgId);
       h.set('Nats-Expected-Last-Sequence', String(this.lastSeq++));

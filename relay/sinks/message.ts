@@ -8,7 +8,9 @@
 import { parsePosition } from '../replication/position.ts';
 import { orderKey, type QueuedMessage } from './queue.ts';
 import { subjectFor } from './subject.ts';
-import type { SinkEvent } from '../hub/sink.ts';
+import type { SinkEvent, SinkEventBody } from '../hub/sink.ts';
+import { tooLargeNotice } from '../hub/too-large.ts';
+import type { EventMessage } from '../../client/protocol.ts';
 
 export type { SinkEvent, SinkEventBody } from '../hub/sink.ts';
 
@@ -17,6 +19,27 @@ export interface StreamMessage extends QueuedMessage {
   msgId: string;
   payload: Uint8Array;
   headers: [string, string][];
+  /** The event, for the notice that replaces it when it is over the server's max_payload (fitPayload). */
+  event: SinkEventBody;
+}
+
+/** Room kept below max_payload for the headers (ids, position, table, op, time). */
+const HEADER_ROOM = 1024;
+
+/**
+ * A message over the NATS server's max_payload (1 MiB by default) could
+ * never be stored: retrying it would stop the stream, and the slot with it.
+ * It is replaced, at its position and with its id, by the `event_too_large`
+ * notice WebSocket clients get for events over WALCAST_MAX_EVENT_BYTES, so a
+ * consumer knows a row was skipped and can read it from the table.
+ */
+export function fitPayload(msg: StreamMessage, maxPayload: number | undefined): boolean {
+  if (!maxPayload || msg.payload.length + HEADER_ROOM <= maxPayload) return false;
+  const notice = tooLargeNotice(msg.event as EventMessage, msg.payload.length, maxPayload - HEADER_ROOM);
+  notice.message = `the ${msg.event.op} of ${msg.event.table} at position ${msg.event.position} is ${msg.payload.length} bytes, ` +
+    `over the NATS server's max_payload (${maxPayload}): it was not stored. Read the row from the table, or raise max_payload`;
+  msg.payload = Buffer.from(JSON.stringify(notice));
+  return true;
 }
 
 export function msgIdOf(position: string, part: number): string {
@@ -43,6 +66,7 @@ export function toStreamMessage(e: SinkEvent): StreamMessage {
     subject: subjectFor(event.table, event.channel),
     msgId,
     payload,
+    event,
     headers: [
       ['Walcast-Position', event.position],
       ['Walcast-Table', event.table],

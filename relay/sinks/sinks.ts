@@ -133,6 +133,7 @@ export class Sinks implements DispatchSink {
     total('walcast_sink_duplicates_total', 'Publishes the sink answered as duplicates (Nats-Msg-Id within the window)', 'duplicates');
     total('walcast_sink_failures_total', 'Failed publishes or connection losses; each is followed by a resync from the last stored message', 'failures');
     total('walcast_sink_rewinds_total', 'Times the sink fell behind (buffer full) and re-read the slot', 'rewinds');
+    total('walcast_sink_too_large_total', "Events over the NATS server's max_payload, stored as event_too_large notices", 'tooLarge');
   }
 
   private registerWebhooks(registry: Registry): void {

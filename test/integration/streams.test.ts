@@ -51,13 +51,14 @@ test('every routed event lands in the stream: encoded subjects, headers, the Web
   await waitFor(async () => (await streamCount('walcast_t1')) >= 5, 10_000, 'five messages in the stream');
 
   const stored = await readStream(nats.url, 'walcast_t1');
-  assert.deepEqual(stored.map((m) => [m.subject, m.event.op, m.event.row.body]), [
-    ['walcast.chat_messages.room-1', 'insert', 'one'],
-    ['walcast.chat_messages.a%2Eb%20c%2A', 'insert', 'two'],
-    ['walcast.chat_messages.room-1', 'insert', 'three'],
-    ['walcast.chat_messages.room-2', 'update', 'three'],
-    ['walcast.chat_messages.room-1', 'update', 'three'],
+  assert.deepEqual(stored.map((m) => [m.subject, m.event.op, m.event.moved, m.event.row.id === undefined]), [
+    ['walcast.chat_messages.room-1', 'insert', undefined, false],
+    ['walcast.chat_messages.a%2Eb%20c%2A', 'insert', undefined, false],
+    ['walcast.chat_messages.room-1', 'insert', undefined, false],
+    ['walcast.chat_messages.room-2', 'insert', 'in', false],
+    ['walcast.chat_messages.room-1', 'delete', 'out', false],
   ]);
+  assert.deepEqual(stored.slice(0, 4).map((m) => m.event.row.body), ['one', 'two', 'three', 'three']);
   // The payload is the WebSocket event, byte for byte in meaning.
   assert.deepEqual(stored[0]!.event, ws);
   const first = stored[0]!;
@@ -66,12 +67,12 @@ test('every routed event lands in the stream: encoded subjects, headers, the Web
     [first.headers['Walcast-Position'], first.headers['Walcast-Table'], first.headers['Walcast-Op'], first.headers['Walcast-Commit-Time']],
     [ws!.position, 'chat_messages', 'insert', ws!.commit_time],
   );
-  // A moved row: two messages of one position, the second with its own id.
+  // A moved row: two messages of one position (moved in, moved out), the second with its own id.
   assert.equal(stored[3]!.msgId, stored[3]!.event.position);
   assert.equal(stored[4]!.msgId, `${stored[3]!.event.position}+1`);
 
   const room1 = await readStream(nats.url, 'walcast_t1', 'walcast.*.room-1');
-  assert.deepEqual(room1.map((m) => m.event.row.body), ['one', 'three', 'three']);
+  assert.deepEqual(room1.map((m) => m.event.op), ['insert', 'insert', 'delete']);
 
   const nc = await connect({ servers: nats.url });
   const info = await (await jetstreamManager(nc)).streams.info('walcast_t1');
@@ -160,4 +161,25 @@ test('beyond the duplicate window: a restarted relay re-reads the recovery windo
   const stored = await readStream(nats.url, 'walcast_t4');
   assert.deepEqual(stored.map((m) => m.event.row.body), [...Array.from({ length: 50 }, (_, i) => String(i + 1)), 'marker']);
   await second.stop();
+});
+
+test("an event over the NATS server's max_payload is stored as an event_too_large notice at its position, and the rows after it follow", async (t) => {
+  const relay = await fx.relay({ natsUrl: nats.url, natsStream: 'walcast_big' });
+  t.after(async () => {
+    await relay.stop();
+    await deleteStream('walcast_big');
+  });
+  // 2 MB: over nats-server's default max_payload of 1 MiB, under WALCAST_MAX_EVENT_BYTES.
+  await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ('big', 'ada', repeat('x', 2000000))`);
+  await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ('big', 'ada', 'after')`);
+  await waitFor(async () => (await streamCount('walcast_big')) >= 2, 20_000, 'two messages in the stream');
+  const [notice, after] = await readStream(nats.url, 'walcast_big');
+  assert.equal(notice!.event.type, 'error');
+  assert.equal(notice!.event.code, 'event_too_large');
+  assert.deepEqual([notice!.event.table, notice!.event.channel], ['chat_messages', 'big']);
+  assert.equal(notice!.msgId, notice!.event.position);
+  assert.ok((notice!.event.bytes as number) > 2_000_000);
+  assert.deepEqual([after!.event.op, after!.event.row.body], ['insert', 'after']);
+  const metrics = await (await fetch(`${relay.url}/metrics`)).text();
+  assert.match(metrics, /walcast_sink_too_large_total\{sink="jetstream"\} 1/);
 });
