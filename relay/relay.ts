@@ -32,6 +32,7 @@ import { displayName } from './hub/snapshot.ts';
 import { RelayMetrics } from './metrics.ts';
 import { metricsRoutes } from './http/metrics.ts';
 import { SlotWatchdog } from './replication/watchdog.ts';
+import { startMqtt, type MqttFrontDoor } from './mqtt/start.ts'; // MQTT front door (issue 12)
 
 export { asStartupError, safeTarget } from './db/connect-error.ts';
 
@@ -58,6 +59,10 @@ export interface Relay {
   publisher: Publisher;
   metrics: RelayMetrics;
   watchdog: SlotWatchdog;
+  /** MQTT front door (relay/mqtt/): its TCP port is null when off or when the default was taken. */
+  mqtt: MqttFrontDoor;
+  /** ws://host:port/mqtt */
+  mqttWsUrl: string;
   /** Graceful: close clients with 1001, stop the jobs, confirm, end replication. */
   stop(): Promise<void>;
 }
@@ -139,6 +144,13 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     onSlotInvalid: (reason) => liveStream.invalidate(reason),
   });
   let stopping: Promise<void> | undefined;
+  // Reading the stream pauses while WebSocket or MQTT clients are backed up.
+  const congested = { ws: false, mqtt: false };
+  const congestion = (door: 'ws' | 'mqtt', on: boolean) => {
+    congested[door] = on;
+    if (congested.ws || congested.mqtt) liveStream.pause();
+    else liveStream.resume();
+  };
   const snapshots = new SnapshotReader(config.databaseUrl, () => dispatcher.registrationList());
 
   const app: FastifyInstance = Fastify({
@@ -172,7 +184,7 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     maxFrameBytes: config.maxFrameBytes,
     sendQueueBytes: config.sendQueueBytes,
     slowConsumerMs: config.slowConsumerMs,
-    onCongestion: (congested) => (congested ? liveStream.pause() : liveStream.resume()),
+    onCongestion: (congested) => congestion('ws', congested),
     heartbeatMs: config.heartbeatMs,
     position: () => dispatcher.position(),
     hasTable: (name) => dispatcher.hasTable(name),
@@ -200,9 +212,18 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     publish: () => publisher.counters,
   }));
   await app.register(metricsRoutes, { metrics: relayMetrics });
+  // ---- MQTT front door (relay/mqtt/, issue 12) ----
+  const mqtt = await startMqtt({
+    databaseUrl: config.databaseUrl, router, gate, publisher, logger, host: config.host, port: config.mqttPort, http: app.server,
+    registry: relayMetrics.registry, registrations: () => dispatcher.registrationList(), position: () => dispatcher.position(),
+    maxPacketBytes: config.maxFrameBytes, sendQueueBytes: config.sendQueueBytes, slowConsumerMs: config.slowConsumerMs,
+    maxSubscriptions: config.maxSubscriptions, retainedLimit: config.mqttRetainedLimit ?? 1000,
+    connectTimeoutMs: config.authTimeoutMs ?? 10_000, onCongestion: (on) => congestion('mqtt', on),
+  });
   try {
     await app.listen({ host: config.host, port: config.port });
   } catch (err) {
+    await mqtt.close();
     throw new WalcastError('listen_failed', { host: config.host, port: config.port, detail: (err as Error).message }, err);
   }
   const address = app.server.address();
@@ -220,7 +241,7 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
       logger.info({ slot: config.slot, connections: wsServer.connections.size }, 'relay stopping');
       // Clients first, so they can resume on another relay at once; then the
       // jobs; then the final confirmation and the end of replication.
-      await closeClients(wsServer);
+      await Promise.all([closeClients(wsServer), mqtt.close()]);
       await pruner.stop();
       await watchdog.stop();
       await liveStream.stop();
@@ -236,6 +257,7 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
   return {
     url: `http://${host}:${port}`, wsUrl: `ws://${host}:${port}/ws`, port, slot: config.slot, pool, stream, dispatcher, router,
     recovery, ws: wsServer, app, gate, publisher, metrics: relayMetrics, watchdog, stop,
+    mqtt, mqttWsUrl: `ws://${host}:${port}/mqtt`,
   };
 }
 

@@ -67,6 +67,20 @@ export class Gate {
     }
   }
 
+  /**
+   * MQTT over TCP (relay/mqtt/listener.ts): the per-address limit; counts the
+   * connection until `socket` closes. Returns why it is refused, or null.
+   */
+  admitAddress(address: string, socket: Duplex): string | null {
+    if (this.perAddress.holders(address) >= this.settings.maxConnectionsPerIp) {
+      this.counters.refusedAddress++;
+      return `address holds ${this.settings.maxConnectionsPerIp} connections (WALCAST_MAX_CONNECTIONS_PER_IP)`;
+    }
+    this.perAddress.acquire(address);
+    socket.once('close', () => this.perAddress.release(address));
+    return null;
+  }
+
   /** Verify `token` and read what it allows; throws TokenError. */
   async grantsFor(token: string): Promise<Grants> {
     if (!this.verifier) return openGrants(this.settings.publish === 'open');

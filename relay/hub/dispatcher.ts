@@ -18,6 +18,8 @@ import { formatPosition, maxPosition, streamPoint } from '../replication/positio
 import type { Lsn } from '../replication/lsn.ts';
 import { registrationFromRow, type Registration } from '../db/registry.ts';
 import { PRUNE_MESSAGE_PREFIX } from '../jobs/ttl.ts';
+import { MQTT_MESSAGE_PREFIX, decodeMessage } from '../mqtt/messages.ts';
+import { channelOfTopic } from '../mqtt/topics.ts';
 import type { Router } from './router.ts';
 import type { RecoveryBuffer } from './recovery.ts';
 import type { EventMessage, Op } from '../../client/protocol.ts';
@@ -130,6 +132,7 @@ export class Dispatcher {
         return;
       case 'message':
         if (msg.transactional && msg.prefix === PRUNE_MESSAGE_PREFIX && this.tx) this.tx.prune = true;
+        if (msg.transactional && msg.prefix === MQTT_MESSAGE_PREFIX && this.tx) this.mqttMessage(msg.content, this.tx);
         return;
       case 'insert':
       case 'update':
@@ -205,6 +208,24 @@ export class Dispatcher {
       // socket it is written to (ws and net each measure or convert it).
       if (live) this.counters.deliveries += router.dispatch(channel, { table: event.table, position: event.position, xid: tx.xid, frame: Buffer.from(frame) });
     }
+  }
+
+  /**
+   * An MQTT message (relay/mqtt/messages.ts): routed on its topic's channel
+   * to the subscriptions that take messages, with a position of its own like
+   * a row change. Not kept in the recovery window.
+   */
+  private mqttMessage(content: Buffer, tx: Transaction): void {
+    const index = ++tx.index;
+    if (tx.finalLsn < this.lastLsn || (tx.finalLsn === this.lastLsn && index <= this.lastIndex)) return;
+    this.lastLsn = tx.finalLsn;
+    this.lastIndex = index;
+    const message = decodeMessage(content);
+    if (!message) return;
+    const channel = channelOfTopic(message.topic);
+    const table = message.topic.split('/', 1)[0]!;
+    const position = formatPosition(tx.finalLsn, index, this.epoch);
+    this.counters.deliveries += this.opts.router.dispatch(channel, { table, position, xid: tx.xid, frame: content, message: true });
   }
 
   private route(relation: Relation): Route {

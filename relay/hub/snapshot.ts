@@ -36,27 +36,51 @@ export class SnapshotReader {
 
   async read(channel: string, tables: TableFilter, limit: number): Promise<Snapshot> {
     const regs = this.registrations().filter((r) => tables === null || tables.has(displayName(r)));
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const { rows: snap } = await client.query<{ s: string; t: string }>(
-        `SELECT pg_current_snapshot()::text AS s, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`,
-      );
+    return inSnapshot(this.pool, async (client) => {
       const rows: SnapshotRow[] = [];
       for (const reg of regs) rows.push(...(await readTable(client, reg, channel, limit)));
-      await client.query('COMMIT');
-      return { rows, visible: visibility(snap[0]!.s), readAtIso: snap[0]!.t };
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
+      return rows;
+    });
   }
 
   close(): Promise<void> {
     return this.pool.end();
   }
+}
+
+/**
+ * Run `body` in one REPEATABLE READ transaction and return what it read with
+ * that transaction's snapshot (also used by relay/mqtt/retained.ts).
+ */
+export async function inSnapshot<T>(pool: pg.Pool, body: (client: pg.PoolClient) => Promise<T>): Promise<{ rows: T; visible(xid: number): boolean; readAtIso: string }> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const { rows: snap } = await client.query<{ s: string; t: string }>(
+      `SELECT pg_current_snapshot()::text AS s, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`,
+    );
+    const rows = await body(client);
+    await client.query('COMMIT');
+    return { rows, visible: visibility(snap[0]!.s), readAtIso: snap[0]!.t };
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/** A query's rows with values converted as streamed rows are (raw text in, event values out). */
+export function convertRows(result: pg.QueryResult): Record<string, unknown>[] {
+  const converters = result.fields.map((f) => converterFor(f.dataTypeID));
+  return result.rows.map((r: Record<string, string | null>) => {
+    const row: Record<string, unknown> = {};
+    result.fields.forEach((f, i) => {
+      const v = r[f.name];
+      row[f.name] = v === null || v === undefined ? null : converters[i]!(v);
+    });
+    return row;
+  });
 }
 
 export function displayName(r: Pick<Registration, 'schema' | 'table'>): string {
@@ -90,16 +114,8 @@ async function readTable(client: pg.PoolClient, reg: Registration, channel: stri
     }
     throw err;
   }
-  const converters = result.fields.map((f) => converterFor(f.dataTypeID));
   const name = displayName(reg);
-  return result.rows.map((r: Record<string, string | null>) => {
-    const row: Record<string, unknown> = {};
-    result.fields.forEach((f, i) => {
-      const v = r[f.name];
-      row[f.name] = v === null || v === undefined ? null : converters[i]!(v);
-    });
-    return { table: name, row };
-  });
+  return convertRows(result).map((row) => ({ table: name, row }));
 }
 
 /** Newest first by the time column, else by the primary key; none: any order. */

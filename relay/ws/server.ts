@@ -30,6 +30,7 @@ import { subscribe, type Subscriber } from './subscribe.ts';
 import { Gate, type Admission } from '../auth/gate.ts';
 import type { Publisher } from '../publish/publisher.ts';
 import { Access } from './access.ts';
+import { MQTT_WS_PATH } from '../mqtt/listener.ts';
 
 export interface WsServerOptions {
   router: Router;
@@ -156,6 +157,7 @@ export class WsServer {
   attach(server: Server): void {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       const path = (req.url ?? '').split('?')[0];
+      if (path === MQTT_WS_PATH) return; // MQTT over WebSocket: relay/mqtt/listener.ts
       if (path !== WS_PATH) {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
         return;

@@ -30,6 +30,7 @@ export function relayConfig(databaseUrl: string, overrides: Partial<RelayConfig>
     lagWarnSeconds: 30,
     lagWarnBytes: 1024 ** 3,
     standbyPollMs: 500,
+    mqttPort: 0, // never the machine's 1883 (a Mosquitto may listen there)
     ...overrides,
   };
 }

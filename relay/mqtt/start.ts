@@ -1,0 +1,70 @@
+// Starting the MQTT front door: the TCP listener on WALCAST_MQTT_PORT
+// (default 1883; `0` any free port; `off` none), the WebSocket door at
+// /mqtt, the table keys, and its metrics. The default port is often taken by
+// another broker on the machine: then the relay warns with the fix and
+// serves MQTT over WebSocket only. A port set explicitly that cannot be
+// bound stops start-up with listen_failed.
+import type { Server } from 'node:http';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { WalcastError } from '../errors.ts';
+import { MqttServer, type MqttOptions } from './server.ts';
+import { attachWebSocket, listenTcp, MQTT_WS_PATH } from './listener.ts';
+
+export const DEFAULT_MQTT_PORT = 1883;
+
+export interface MqttStart extends MqttOptions {
+  host: string;
+  /** undefined: the default port, given up with a warning if taken. */
+  port: number | 'off' | undefined;
+  http: Server;
+  registry: Registry;
+}
+
+export interface MqttFrontDoor {
+  server: MqttServer;
+  /** The TCP port, or null when MQTT is served over WebSocket only. */
+  port: number | null;
+  close(): Promise<void>;
+}
+
+export async function startMqtt(o: MqttStart): Promise<MqttFrontDoor> {
+  const server = new MqttServer(o);
+  await server.keys.refresh();
+  server.wss = attachWebSocket(server, o.http);
+  let port: number | null = null;
+  if (o.port !== 'off') {
+    const wanted = o.port ?? DEFAULT_MQTT_PORT;
+    try {
+      server.tcp = await listenTcp(server, o.host, wanted);
+      const address = server.tcp.address();
+      port = typeof address === 'object' && address ? address.port : wanted;
+    } catch (err) {
+      if (o.port !== undefined) {
+        await server.close();
+        throw new WalcastError('listen_failed', { host: o.host, port: wanted, detail: `MQTT: ${(err as Error).message}` }, err);
+      }
+      o.logger.warn(
+        { host: o.host, port: wanted, err: (err as Error).message },
+        `MQTT port ${wanted} cannot be bound (another broker?): serving MQTT over WebSocket only, at ${MQTT_WS_PATH}. Set WALCAST_MQTT_PORT to a free port (0: any) or to off`,
+      );
+    }
+  }
+  registerMetrics(server, o.registry);
+  o.logger.info({ port, path: MQTT_WS_PATH }, port === null ? 'MQTT over WebSocket only' : 'MQTT listening');
+  return { server, port, close: () => server.close() };
+}
+
+function registerMetrics(server: MqttServer, registry: Registry): void {
+  const registers = [registry];
+  const total = (name: string, help: string, read: () => number) =>
+    new Counter({ name, help, registers, collect() { this.reset(); this.inc(read()); } });
+  const gauge = (name: string, help: string, read: () => number) =>
+    new Gauge({ name, help, registers, collect() { this.set(read()); } });
+  gauge('walcast_mqtt_connections', 'Open MQTT connections (TCP and WebSocket)', () => server.sessions.size);
+  gauge('walcast_mqtt_subscriptions', 'MQTT topic filters subscribed across all connections', () => server.subscriptionCount);
+  total('walcast_mqtt_connections_total', 'MQTT connections accepted since start', () => server.counters.connectionsTotal);
+  total('walcast_mqtt_messages_received_total', 'PUBLISH packets received from MQTT clients', () => server.counters.messagesIn);
+  total('walcast_mqtt_messages_sent_total', 'PUBLISH packets sent to MQTT clients', () => server.counters.messagesOut);
+  total('walcast_mqtt_publish_refused_total', 'MQTT publishes refused (grants, validation, rate limit, database)', () => server.counters.publishRefused);
+  total('walcast_mqtt_slow_consumer_closes_total', 'MQTT clients closed because their send queue passed WALCAST_SEND_QUEUE_BYTES', () => server.counters.slowConsumerCloses);
+}

@@ -1,0 +1,88 @@
+// Real MQTT clients (mqtt.js) against the relay's MQTT front door, collecting
+// what they receive so tests can wait for it.
+import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient, type Packet } from 'mqtt';
+import type { Relay } from '../../relay/relay.ts';
+
+export interface Received {
+  topic: string;
+  payload: string;
+  retain: boolean;
+  qos: number;
+  user: Record<string, unknown>;
+}
+
+export class MqttTestClient {
+  readonly received: Received[] = [];
+  /** Every packet from the relay (PUBACK reason strings, SUBACK properties). */
+  readonly packets: Packet[] = [];
+
+  private constructor(readonly client: MqttClient) {
+    client.on('packetreceive', (p) => this.packets.push(p));
+    client.on('message', (topic, payload, packet) => {
+      this.received.push({ topic, payload: payload.toString(), retain: packet.retain, qos: packet.qos, user: (packet.properties?.userProperties ?? {}) as Record<string, unknown> });
+    });
+  }
+
+  /** Connect over TCP (`tcp`) or WebSocket (`ws`) with protocol 4 (3.1.1) or 5. */
+  static async connect(relay: Relay, transport: 'tcp' | 'ws', version: 4 | 5, options: IClientOptions = {}): Promise<MqttTestClient> {
+    const url = transport === 'tcp' ? `mqtt://127.0.0.1:${relay.mqtt.port}` : relay.mqttWsUrl;
+    const client = mqtt.connect(url, { protocolVersion: version, reconnectPeriod: 0, connectTimeout: 10_000, ...options });
+    await new Promise<void>((resolve, reject) => {
+      client.once('connect', () => resolve());
+      client.once('error', reject);
+    });
+    return new MqttTestClient(client);
+  }
+
+  /** Connect and expect a refusal; resolves to the CONNACK's code. */
+  static async refused(relay: Relay, version: 4 | 5, options: IClientOptions): Promise<number> {
+    const client = mqtt.connect(`mqtt://127.0.0.1:${relay.mqtt.port}`, { protocolVersion: version, reconnectPeriod: 0, ...options });
+    try {
+      return await new Promise<number>((resolve, reject) => {
+        client.once('connect', () => reject(new Error('connected, but a refusal was expected')));
+        client.once('error', (err) => resolve((err as Error & { code: number }).code));
+      });
+    } finally {
+      client.end(true);
+    }
+  }
+
+  async subscribe(filter: string | string[], qos: 0 | 1 = 1): Promise<number[]> {
+    const granted = await this.client.subscribeAsync(filter, { qos });
+    return granted.map((g) => g.qos);
+  }
+
+  /** Publish with QoS 1 and return the PUBACK's reason code and string (MQTT 5), refused or not. */
+  async ack(topic: string, payload: string | Buffer, opts: IClientPublishOptions = {}): Promise<{ code: number; reason: string | undefined }> {
+    await this.publish(topic, payload, opts).catch(() => {});
+    const puback = this.packets.filter((p) => p.cmd === 'puback').at(-1) as { reasonCode?: number; properties?: { reasonString?: string } };
+    return { code: puback.reasonCode ?? 0, reason: puback.properties?.reasonString };
+  }
+
+  /** Publish and wait for the acknowledgement (QoS 1); resolves to the PUBACK packet. */
+  publish(topic: string, payload: string | Buffer, opts: IClientPublishOptions = {}): Promise<Packet | undefined> {
+    return this.client.publishAsync(topic, payload, { qos: 1, ...opts });
+  }
+
+  async waitFor<T>(pick: (msgs: Received[]) => T | undefined | false, what = 'a message', timeoutMs = 10_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = pick(this.received);
+      if (found !== undefined && found !== false) return found;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.received).slice(0, 2000)}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Wait for the message on `topic` whose payload contains `marker`; returns everything received before it too. */
+  until(topic: string, marker: string): Promise<Received[]> {
+    return this.waitFor((msgs) => {
+      const i = msgs.findIndex((m) => m.topic === topic && m.payload.includes(marker));
+      return i >= 0 ? msgs.slice(0, i + 1) : undefined;
+    }, `${topic} with ${marker}`);
+  }
+
+  end(): Promise<void> {
+    return this.client.endAsync();
+  }
+}

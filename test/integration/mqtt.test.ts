@@ -1,0 +1,109 @@
+// The MQTT front door with mqtt.js, 3.1.1 and 5, over TCP and WebSocket:
+// current rows first as retained messages, then live changes in order;
+// wildcards; publishing with retain writes the row; without retain it is a
+// message that reaches subscribers and leaves the tables alone.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { relayFixture } from '../helpers/relay.ts';
+import { MqttTestClient } from '../helpers/mqtt.ts';
+
+const fx = relayFixture();
+const clients: MqttTestClient[] = [];
+after(async () => {
+  for (const c of clients) await c.end();
+});
+async function connect(...args: Parameters<typeof MqttTestClient.connect>): Promise<MqttTestClient> {
+  const c = await MqttTestClient.connect(...args);
+  clients.push(c);
+  return c;
+}
+
+test('MQTT 5 over TCP: current rows first as retained, then insert, update and delete live; op, position and commit_time as user properties', async () => {
+  const relay = await fx.relay();
+  await fx.db.query(`insert into presence (channel_id, user_id, name) values ('r1', 'ada', 'Ada'), ('r1', 'bob', 'Bob'), ('r2', 'eve', 'Eve')`);
+  const c = await connect(relay, 'tcp', 5);
+  assert.deepEqual(await c.subscribe('presence/r1/+'), [1]);
+  const first = await c.waitFor((m) => (m.length >= 2 ? m : undefined), 'two retained rows');
+  assert.deepEqual(first.map((m) => [m.topic, m.retain, JSON.parse(m.payload).name]).sort(), [['presence/r1/ada', true, 'Ada'], ['presence/r1/bob', true, 'Bob']]);
+  assert.equal(first[0]!.user.op, 'snapshot');
+  await fx.db.query(`insert into presence (channel_id, user_id, name) values ('r1', 'cy', 'Cy')`);
+  await fx.db.query(`update presence set name = 'Ada L' where user_id = 'ada'`);
+  await fx.db.query(`delete from presence where user_id = 'bob'`);
+  await fx.db.query(`insert into presence (channel_id, user_id, name) values ('r2', 'zed', 'not for r1'), ('r1', 'mark', 'marker')`);
+  const all = await c.until('presence/r1/mark', 'marker');
+  const live = all.slice(2);
+  assert.deepEqual(live.map((m) => [m.topic, m.retain, m.user.op, m.payload === '' ? '' : JSON.parse(m.payload).name]), [
+    ['presence/r1/cy', false, 'insert', 'Cy'],
+    ['presence/r1/ada', false, 'update', 'Ada L'],
+    ['presence/r1/bob', false, 'delete', ''],
+    ['presence/r1/mark', false, 'insert', 'marker'],
+  ]);
+  assert.match(String(live[0]!.user.position), /^[0-9A-F]{16}-[0-9A-F]{8}-/);
+  assert.match(String(live[0]!.user.commit_time), /^\d{4}-\d\d-\d\dT/);
+});
+
+test('MQTT 3.1.1 over WebSocket: +/<channel>/# gets every table of the channel, # at the table level every channel', async () => {
+  const relay = await fx.relay();
+  const c = await connect(relay, 'ws', 4);
+  const all = await connect(relay, 'tcp', 4);
+  assert.deepEqual(await c.subscribe('+/room-9/#', 0), [0]);
+  assert.deepEqual(await all.subscribe('chat_messages/#', 1), [1]);
+  await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ('room-9', 'ada', 'hi'), ('room-8', 'bob', 'elsewhere')`);
+  await fx.db.query(`insert into presence (channel_id, user_id, name) values ('room-9', 'ada', 'marker')`);
+  const got = await c.until('presence/room-9/ada', 'marker');
+  assert.deepEqual(got.map((m) => m.topic.replace(/\/\d+$/, '/<id>')), ['chat_messages/room-9/<id>', 'presence/room-9/ada']);
+  const chat = await all.waitFor((m) => (m.length >= 2 ? m : undefined), 'both chat rows');
+  assert.deepEqual(chat.map((m) => JSON.parse(m.payload).body).sort(), ['elsewhere', 'hi']);
+});
+
+test('retain=1 upserts the row, an empty retained payload deletes it; the PUBACK comes after the commit', async () => {
+  const relay = await fx.relay();
+  const c = await connect(relay, 'tcp', 5);
+  await c.publish('presence/lobby/u-7', JSON.stringify({ name: 'Grace', status: 'away' }), { retain: true });
+  // The acknowledgement arrived: the row is visible now.
+  const rows = await fx.db.query(`select name, status from presence where channel_id = 'lobby' and user_id = 'u-7'`);
+  assert.deepEqual(rows, [{ name: 'Grace', status: 'away' }]);
+  await c.publish('presence/lobby/u-7', JSON.stringify({ name: 'Grace H' }), { retain: true });
+  assert.deepEqual(await fx.db.query(`select name from presence where channel_id = 'lobby' and user_id = 'u-7'`), [{ name: 'Grace H' }]);
+  await c.publish('chat_messages/lobby', JSON.stringify({ sender: 'grace', body: 'inserted' }), { retain: true });
+  assert.equal((await fx.db.query(`select * from chat_messages where channel_id = 'lobby' and body = 'inserted'`)).length, 1);
+  await c.publish('presence/lobby/u-7', '', { retain: true });
+  assert.deepEqual(await fx.db.query(`select * from presence where channel_id = 'lobby' and user_id = 'u-7'`), []);
+});
+
+test('MQTT 5: a refused publish gets a negative PUBACK with a reason string', async () => {
+  const relay = await fx.relay();
+  const c = await connect(relay, 'tcp', 5);
+  const ack = (topic: string, payload: string) => c.ack(topic, payload, { retain: true });
+  const notJson = await ack('presence/lobby/u-1', 'not json');
+  assert.equal(notJson.code, 0x99);
+  assert.match(notJson.reason ?? '', /invalid_row/);
+  const badColumn = await ack('presence/lobby/u-1', JSON.stringify({ nope: 1 }));
+  assert.equal(badColumn.code, 0x99);
+  const noKey = await ack('presence/lobby', JSON.stringify({ name: 'x' }));
+  // presence's key (user_id) is neither in the topic nor in the row.
+  assert.equal(noKey.code, 0x99);
+  const badTopic = await ack('presence/lobby/u-1/extra', JSON.stringify({ name: 'x' }));
+  assert.equal(badTopic.code, 0x90);
+  assert.match(badTopic.reason ?? '', /presence\/<channel_id>\/<user_id>/);
+  assert.deepEqual(await fx.db.query(`select * from presence where channel_id = 'lobby'`), []);
+});
+
+test('retain=0 is a message: it reaches the matching subscribers, in order with the rows, and is not stored', async () => {
+  const relay = await fx.relay();
+  const sub = await connect(relay, 'ws', 5);
+  const pub = await connect(relay, 'tcp', 4);
+  await sub.subscribe(['alerts/#', 'presence/hall/#']);
+  await pub.publish('alerts/fire', 'smoke in hall 2');
+  await fx.db.query(`insert into presence (channel_id, user_id, name) values ('hall', 'x', 'row')`);
+  await pub.publish('presence/hall/x', 'typing', { retain: false });
+  await pub.publish('alerts/fire', 'marker');
+  const got = await sub.until('alerts/fire', 'marker');
+  assert.deepEqual(got.map((m) => [m.topic, m.payload.startsWith('{') ? 'row' : m.payload]), [
+    ['alerts/fire', 'smoke in hall 2'],
+    ['presence/hall/x', 'row'],
+    ['presence/hall/x', 'typing'],
+    ['alerts/fire', 'marker'],
+  ]);
+  assert.deepEqual(await fx.db.query(`select name from presence where channel_id = 'hall'`), [{ name: 'row' }]);
+});
