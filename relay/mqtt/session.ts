@@ -21,6 +21,7 @@ import { publishFromClient, REASON } from './inbound.ts';
 import { connect, type Will } from './connect.ts';
 import { subscribe, unsubscribe } from './subscribe.ts';
 import type { MqttServer } from './server.ts';
+import { PacketSizeGuard } from './framing.ts';
 
 export interface Transport {
   readonly remoteAddress: string;
@@ -56,6 +57,7 @@ export class Session implements Sink {
   pending: Buffer[] = [];
   pendingBytes = 0;
   private readonly parser = mqttPacket.parser();
+  private readonly sizes: PacketSizeGuard;
   private chain: Promise<void> = Promise.resolve();
   private queued = 0;
   private lastHeard = Date.now();
@@ -73,6 +75,7 @@ export class Session implements Sink {
     /** Grants the WebSocket upgrade already decided (a token in the URL), if any. */
     readonly admitted: Grants | null,
   ) {
+    this.sizes = new PacketSizeGuard(server.opts.maxPacketBytes);
     this.subs = new Subscriptions(server.opts.router, this, this, () => this.grants, server.opts.position);
     this.parser.on('packet', (p: Packet) => this.onPacket(p));
     this.parser.on('error', (err: Error) => this.protocolError(0x81, `malformed packet: ${err.message}`));
@@ -85,12 +88,11 @@ export class Session implements Sink {
   onData(bytes: Buffer): void {
     if (this.closed) return;
     this.lastHeard = Date.now();
+    const oversized = this.sizes.feed(bytes);
+    if (oversized === -1) return this.protocolError(0x81, 'malformed Remaining Length');
+    // Refused before the parser buffers it (WALCAST_MAX_FRAME_BYTES; MQTT 5 Maximum Packet Size in CONNACK).
+    if (oversized !== null) return this.protocolError(0x95, `a packet of ${oversized} bytes is over the ${this.server.opts.maxPacketBytes}-byte limit`);
     this.parser.parse(bytes);
-    // The packet being read declares its size first: refuse it before it is buffered whole.
-    const declared = (this.parser as unknown as { packet: { length: number } }).packet.length;
-    if (declared > this.server.opts.maxPacketBytes && !this.closed) {
-      this.protocolError(0x95, `packet of ${declared} bytes is over the ${this.server.opts.maxPacketBytes}-byte limit`);
-    }
   }
 
   private onPacket(p: Packet): void {

@@ -47,9 +47,13 @@ export class MqttTestClient {
     }
   }
 
+  /** Subscribe; resolves to the SUBACK's codes (mqtt.js rejects on any failure code, so they are read from the packet). */
   async subscribe(filter: string | string[], qos: 0 | 1 = 1): Promise<number[]> {
-    const granted = await this.client.subscribeAsync(filter, { qos });
-    return granted.map((g) => g.qos);
+    const before = this.packets.length;
+    await this.client.subscribeAsync(filter, { qos }).catch(() => {});
+    const suback = this.packets.slice(before).find((p) => p.cmd === 'suback') as { granted: (number | { qos: number })[] } | undefined;
+    if (!suback) throw new Error('no SUBACK');
+    return suback.granted.map((g) => (typeof g === 'number' ? g : g.qos));
   }
 
   /** Publish with QoS 1 and return the PUBACK's reason code and string (MQTT 5), refused or not. */
