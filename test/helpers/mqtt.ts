@@ -1,5 +1,6 @@
 // Real MQTT clients (mqtt.js) against the relay's MQTT front door, collecting
 // what they receive so tests can wait for it.
+import { after } from 'node:test';
 import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient, type Packet } from 'mqtt';
 import type { Relay } from '../../relay/relay.ts';
 
@@ -89,4 +90,17 @@ export class MqttTestClient {
   end(): Promise<void> {
     return this.client.endAsync();
   }
+}
+
+/** Connects clients that are ended after the file's tests (call at the top level). */
+export function mqttClients(): (...args: Parameters<typeof MqttTestClient.connect>) => Promise<MqttTestClient> {
+  const clients: MqttTestClient[] = [];
+  after(async () => {
+    for (const c of clients) await c.end().catch(() => {});
+  });
+  return async (...args) => {
+    const c = await MqttTestClient.connect(...args);
+    clients.push(c);
+    return c;
+  };
 }

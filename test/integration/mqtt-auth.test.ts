@@ -2,24 +2,16 @@
 // bad one gets CONNACK "not authorized"; a filter outside the channel grants
 // fails alone in the SUBACK; publish grants as on WebSocket; a client id is
 // bound to the token's subject; wills, keepalive and the packet size limit.
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import mqttPacket from 'mqtt-packet';
 import { relayFixture, waitFor } from '../helpers/relay.ts';
-import { MqttTestClient } from '../helpers/mqtt.ts';
+import { MqttTestClient, mqttClients } from '../helpers/mqtt.ts';
 import { TEST_SECRET, token } from '../helpers/tokens.ts';
 
 const fx = relayFixture();
-const clients: MqttTestClient[] = [];
-after(async () => {
-  for (const c of clients) await c.end();
-});
-async function connect(...args: Parameters<typeof MqttTestClient.connect>): Promise<MqttTestClient> {
-  const c = await MqttTestClient.connect(...args);
-  clients.push(c);
-  return c;
-}
+const connect = mqttClients();
 const keyed = () => fx.relay({ jwtSecret: TEST_SECRET });
 
 test('a bad, missing or expired token gets CONNACK not authorized (0x05 for 3.1.1, 0x87 for 5)', async () => {

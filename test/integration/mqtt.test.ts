@@ -2,21 +2,13 @@
 // current rows first as retained messages, then live changes in order;
 // wildcards; publishing with retain writes the row; without retain it is a
 // message that reaches subscribers and leaves the tables alone.
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { relayFixture } from '../helpers/relay.ts';
-import { MqttTestClient } from '../helpers/mqtt.ts';
+import { MqttTestClient, mqttClients } from '../helpers/mqtt.ts';
 
 const fx = relayFixture();
-const clients: MqttTestClient[] = [];
-after(async () => {
-  for (const c of clients) await c.end();
-});
-async function connect(...args: Parameters<typeof MqttTestClient.connect>): Promise<MqttTestClient> {
-  const c = await MqttTestClient.connect(...args);
-  clients.push(c);
-  return c;
-}
+const connect = mqttClients();
 
 test('MQTT 5 over TCP: current rows first as retained, then insert, update and delete live; op, position and commit_time as user properties', async () => {
   const relay = await fx.relay();
