@@ -224,7 +224,7 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     await app.listen({ host: config.host, port: config.port });
   } catch (err) {
     await mqtt.close();
-    throw new WalcastError('listen_failed', { host: config.host, port: config.port, detail: (err as Error).message }, err);
+    throw new WalcastError('listen_failed', { host: config.host, port: config.port, detail: (err as Error).message, fix: 'Set PORT (or --port) to a free port' }, err);
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;

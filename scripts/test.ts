@@ -28,13 +28,26 @@ async function findTests(path: string): Promise<string[]> {
 function ensureChromium(files: string[]): void {
   if (process.env.CHROMIUM_PATH || existsSync('/usr/bin/chromium')) return;
   if (!files.some((f) => f.includes(`${join('test', 'browser')}`))) return;
+  aptInstall(['chromium'], 'the browser tests will say how to provide it');
+}
+
+// The MQTT tests run Debian's mosquitto_sub / mosquitto_pub against the relay,
+// and the MQTT benchmark runs Debian's mosquitto broker (on a free port, in a
+// temporary directory; never the machine's 1883). Installed like chromium.
+function ensureMosquitto(files: string[]): void {
+  if (existsSync('/usr/bin/mosquitto_sub') && existsSync('/usr/sbin/mosquitto')) return;
+  if (!files.some((f) => /mqtt/.test(f))) return;
+  aptInstall(['mosquitto-clients', 'mosquitto'], 'the MQTT tests will say how to provide them');
+}
+
+function aptInstall(packages: string[], otherwise: string): void {
   if (!existsSync('/usr/bin/apt-get')) return;
   const root = process.getuid?.() === 0;
   if (!root && spawnSync('sudo', ['-n', 'true']).status !== 0) return;
   const run = (args: string[]) => spawnSync(root ? args[0]! : 'sudo', root ? args.slice(1) : args, { stdio: 'inherit' }).status === 0;
-  console.log("# installing Debian's chromium for the browser tests: apt-get install -y chromium");
-  if (!run(['apt-get', 'update', '-qq']) || !run(['apt-get', 'install', '-y', '-qq', 'chromium'])) {
-    console.log('# chromium could not be installed; the browser tests will say how to provide it');
+  console.log(`# installing Debian's ${packages.join(', ')} for the tests: apt-get install -y ${packages.join(' ')}`);
+  if (!run(['apt-get', 'update', '-qq']) || !run(['apt-get', 'install', '-y', '-qq', ...packages])) {
+    console.log(`# ${packages.join(', ')} could not be installed; ${otherwise}`);
   }
 }
 
@@ -42,6 +55,7 @@ async function main(): Promise<number> {
   const roots = process.argv.slice(2).filter((a) => !a.startsWith('-'));
   const files = (await Promise.all((roots.length ? roots : ['test']).map((r) => findTests(resolve(r))))).flat();
   ensureChromium(files);
+  ensureMosquitto(files);
   let pg: EmbeddedPostgresHandle | undefined;
   let url = process.env.TEST_DATABASE_URL;
   if (!url) {

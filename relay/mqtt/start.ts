@@ -5,6 +5,7 @@
 // serves MQTT over WebSocket only. A port set explicitly that cannot be
 // bound stops start-up with listen_failed.
 import type { Server } from 'node:http';
+import type net from 'node:net';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { WalcastError } from '../errors.ts';
 import { MqttServer, type MqttOptions } from './server.ts';
@@ -31,27 +32,43 @@ export async function startMqtt(o: MqttStart): Promise<MqttFrontDoor> {
   const server = new MqttServer(o);
   await server.keys.refresh();
   server.wss = attachWebSocket(server, o.http);
-  let port: number | null = null;
-  if (o.port !== 'off') {
-    const wanted = o.port ?? DEFAULT_MQTT_PORT;
-    try {
-      server.tcp = await listenTcp(server, o.host, wanted);
-      const address = server.tcp.address();
-      port = typeof address === 'object' && address ? address.port : wanted;
-    } catch (err) {
-      if (o.port !== undefined) {
-        await server.close();
-        throw new WalcastError('listen_failed', { host: o.host, port: wanted, detail: `MQTT: ${(err as Error).message}` }, err);
-      }
-      o.logger.warn(
-        { host: o.host, port: wanted, err: (err as Error).message },
-        `MQTT port ${wanted} cannot be bound (another broker?): serving MQTT over WebSocket only, at ${MQTT_WS_PATH}. Set WALCAST_MQTT_PORT to a free port (0: any) or to off`,
-      );
-    }
+  try {
+    server.tcp = (await bindTcp((p) => listenTcp(server, o.host, p), o.port, DEFAULT_MQTT_PORT, o.host, (msg, fields) => o.logger.warn(fields, msg))) ?? undefined;
+  } catch (err) {
+    await server.close();
+    throw err;
   }
+  const address = server.tcp?.address();
+  const port = typeof address === 'object' && address ? address.port : null;
   registerMetrics(server, o.registry);
   o.logger.info({ port, path: MQTT_WS_PATH }, port === null ? 'MQTT over WebSocket only' : 'MQTT listening');
   return { server, port, close: () => server.close() };
+}
+
+/**
+ * The TCP listener: `wanted` explicit (a port, 0) must bind or start-up stops
+ * with listen_failed; unset, the default is tried and, if it cannot be bound,
+ * given up with a warning (null: MQTT over WebSocket only); 'off': none.
+ */
+export async function bindTcp(
+  listen: (port: number) => Promise<net.Server>,
+  wanted: number | 'off' | undefined,
+  defaultPort: number,
+  host: string,
+  warn: (message: string, fields: object) => void,
+): Promise<net.Server | null> {
+  if (wanted === 'off') return null;
+  const port = wanted ?? defaultPort;
+  try {
+    return await listen(port);
+  } catch (err) {
+    if (wanted !== undefined) throw new WalcastError('listen_failed', { host, port, detail: `MQTT: ${(err as Error).message}`, fix: 'Set WALCAST_MQTT_PORT (or --mqtt-port) to a free port, 0 (any free port) or off' }, err);
+    warn(
+      `MQTT port ${port} cannot be bound (another broker?): serving MQTT over WebSocket only, at ${MQTT_WS_PATH}. Set WALCAST_MQTT_PORT to a free port (0: any) or to off`,
+      { host, port, err: (err as Error).message },
+    );
+    return null;
+  }
 }
 
 function registerMetrics(server: MqttServer, registry: Registry): void {
