@@ -144,6 +144,7 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
     onSlotInvalid: (reason) => liveStream.invalidate(reason),
   });
   let stopping: Promise<void> | undefined;
+  let mqttDoor: MqttFrontDoor | undefined; // set once the MQTT front door started
   // Reading the stream pauses while WebSocket or MQTT clients are backed up.
   const congested = { ws: false, mqtt: false };
   const congestion = (door: 'ws' | 'mqtt', on: boolean) => {
@@ -166,6 +167,7 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
       stopping: () => stopping !== undefined,
       lagging: () => watchdog.lagging,
       slotStatus: () => watchdog.status,
+      mqtt: () => mqttDoor?.summary(), // MQTT front door (issue 12)
     },
   });
   await app.register(replayRoutes, { source: { recovery, position: () => dispatcher.position(), authorize: (header, channel) => gate.authorizeRead(header, channel) } });
@@ -213,13 +215,13 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
   }));
   await app.register(metricsRoutes, { metrics: relayMetrics });
   // ---- MQTT front door (relay/mqtt/, issue 12) ----
-  const mqtt = await startMqtt({
+  const mqtt = (mqttDoor = await startMqtt({
     databaseUrl: config.databaseUrl, router, gate, publisher, logger, host: config.host, port: config.mqttPort, http: app.server,
     registry: relayMetrics.registry, registrations: () => dispatcher.registrationList(), position: () => dispatcher.position(),
     maxPacketBytes: config.maxFrameBytes, sendQueueBytes: config.sendQueueBytes, slowConsumerMs: config.slowConsumerMs,
     maxSubscriptions: config.maxSubscriptions, retainedLimit: config.mqttRetainedLimit ?? 1000,
     connectTimeoutMs: config.authTimeoutMs ?? 10_000, onCongestion: (on) => congestion('mqtt', on),
-  });
+  }));
   try {
     await app.listen({ host: config.host, port: config.port });
   } catch (err) {

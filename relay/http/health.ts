@@ -9,6 +9,8 @@ import type { SlotStatus } from '../replication/watchdog.ts';
 
 export interface HealthSource {
   slot: string;
+  /** The MQTT front door's counts (relay/mqtt/), once it started. */
+  mqtt?(): object | undefined;
   state(): StreamState;
   lastError(): string | undefined;
   /** Set once a shutdown began. */
@@ -52,6 +54,7 @@ export const healthRoutes: FastifyPluginAsync<{ source: HealthSource }> = async 
       slot: source.slot,
       lag: slot ? { bytes: slot.lagBytes, seconds: slot.lagSeconds } : undefined,
       wal_status: slot?.walStatus,
+      mqtt: source.mqtt?.(),
       reasons,
     };
     return reply.code(reasons.length ? 503 : 200).send(body);

@@ -25,6 +25,8 @@ export interface MqttFrontDoor {
   server: MqttServer;
   /** The TCP port, or null when MQTT is served over WebSocket only. */
   port: number | null;
+  /** For /readyz. */
+  summary(): { port: number | null; connections: number; subscriptions: number; messages_in: number; messages_out: number };
   close(): Promise<void>;
 }
 
@@ -42,7 +44,14 @@ export async function startMqtt(o: MqttStart): Promise<MqttFrontDoor> {
   const port = typeof address === 'object' && address ? address.port : null;
   registerMetrics(server, o.registry);
   o.logger.info({ port, path: MQTT_WS_PATH }, port === null ? 'MQTT over WebSocket only' : 'MQTT listening');
-  return { server, port, close: () => server.close() };
+  const summary = () => ({
+    port,
+    connections: server.sessions.size,
+    subscriptions: server.subscriptionCount,
+    messages_in: server.counters.messagesIn,
+    messages_out: server.counters.messagesOut,
+  });
+  return { server, port, summary, close: () => server.close() };
 }
 
 /**

@@ -99,3 +99,19 @@ test('retain=0 is a message: it reaches the matching subscribers, in order with 
   ]);
   assert.deepEqual(await fx.db.query(`select name from presence where channel_id = 'hall'`), [{ name: 'row' }]);
 });
+
+test('/metrics and /readyz count MQTT connections, subscriptions and messages in and out', async () => {
+  const relay = await fx.relay();
+  const c = await connect(relay, 'tcp', 4);
+  await c.subscribe(['metrics/#', 'presence/metrics/#']);
+  await c.publish('metrics/a', 'one');
+  await c.waitFor((m) => m.length === 1 || undefined, 'the message back');
+  const metrics = await (await fetch(`${relay.url}/metrics`)).text();
+  const value = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(metrics)?.[1]);
+  assert.equal(value('walcast_mqtt_connections'), 1);
+  assert.equal(value('walcast_mqtt_subscriptions'), 2);
+  assert.equal(value('walcast_mqtt_messages_received_total'), 1);
+  assert.equal(value('walcast_mqtt_messages_sent_total'), 1);
+  const ready = (await (await fetch(`${relay.url}/readyz`)).json()) as { mqtt: Record<string, number> };
+  assert.deepEqual(ready.mqtt, { port: relay.mqtt.port, connections: 1, subscriptions: 2, messages_in: 1, messages_out: 1 });
+});
