@@ -9,6 +9,7 @@ import { INGEST_FULL, INGEST_QUICK, runIngest } from './scenarios/ingest.ts';
 import { FANOUT_FULL, FANOUT_QUICK, runFanout, type FanoutPlan } from './scenarios/fanout.ts';
 import type { SystemName } from './lib/targets.ts';
 import { CONNECTIONS_FULL, CONNECTIONS_QUICK, runConnections } from './scenarios/connections.ts';
+import { MQTT_FULL, MQTT_QUICK, runMqtt } from './scenarios/mqtt.ts';
 
 type Scenario = { name: string; run: () => Promise<{ rows: Row[]; notes: string[] }> };
 
@@ -25,6 +26,7 @@ async function main(): Promise<void> {
     { name: 'ingest', run: async () => ({ rows: await runIngest(db, quick ? INGEST_QUICK : INGEST_FULL), notes: [] }) },
     { name: 'fanout', run: () => runFanout(db, fanoutPlan(argv, quick)) },
     { name: 'connections', run: () => runConnections(db, quick ? CONNECTIONS_QUICK : CONNECTIONS_FULL) },
+    { name: 'mqtt', run: () => runMqtt(db, quick ? MQTT_QUICK : MQTT_FULL) },
   ];
   let failed = false;
   try {
