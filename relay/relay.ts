@@ -217,7 +217,7 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
   // ---- MQTT front door (relay/mqtt/, issue 12) ----
   const mqtt = (mqttDoor = await startMqtt({
     databaseUrl: config.databaseUrl, router, gate, publisher, logger, host: config.host, port: config.mqttPort, http: app.server,
-    registry: relayMetrics.registry, registrations: () => dispatcher.registrationList(), position: () => dispatcher.position(),
+    registry: relayMetrics.registry, registrations: () => dispatcher.registrationList(), position: () => dispatcher.position(), recovery,
     maxPacketBytes: config.maxFrameBytes, sendQueueBytes: config.sendQueueBytes, slowConsumerMs: config.slowConsumerMs,
     maxSubscriptions: config.maxSubscriptions, retainedLimit: config.mqttRetainedLimit ?? 1000,
     connectTimeoutMs: config.authTimeoutMs ?? 10_000, onCongestion: (on) => congestion('mqtt', on),

@@ -9,6 +9,11 @@ import { randomUUID } from 'node:crypto';
 import type { Grants } from '../auth/grants.ts';
 import type { MessageProperties } from './messages.ts';
 import type { Session } from './session.ts';
+import { MAX_EXPIRY_SECONDS, type StoredSession } from './sessions.ts';
+import { resume } from './resume.ts';
+
+/** How long a 3.1.1 persistent session (clean session 0) is kept after it disconnects. */
+export const DEFAULT_EXPIRY_SECONDS = 86_400;
 
 export interface Will {
   topic: string;
@@ -49,9 +54,11 @@ export async function connect(s: Session, p: IConnectPacket): Promise<void> {
     clientId = assigned = `walcast-${randomUUID()}`;
   }
   s.clientId = clientId;
-  s.key = `${grants.sub ?? ''}\u0000${clientId}`;
+  s.key = JSON.stringify([grants.sub ?? null, clientId]);
   s.grants = grants;
   s.server.admitted(s, grants);
+  const stored = await session(s, p);
+  if (s.closed) return;
   if (p.will) {
     const w = p.will;
     s.will = { topic: w.topic, payload: typeof w.payload === 'string' ? Buffer.from(w.payload) : w.payload, qos: w.qos ? 1 : 0, retain: w.retain ?? false };
@@ -59,12 +66,12 @@ export async function connect(s: Session, p: IConnectPacket): Promise<void> {
   const props = p.properties;
   if (props?.maximumPacketSize) s.maxPacket = props.maximumPacketSize;
   if (props?.receiveMaximum) s.receiveMaximum = props.receiveMaximum;
-  const connack: IConnackPacket = { cmd: 'connack', sessionPresent: false };
+  const connack: IConnackPacket = { cmd: 'connack', sessionPresent: stored !== null };
   if (version === 5) {
     connack.reasonCode = 0;
     connack.properties = {
-      // Sessions end with the connection (docs/mqtt.md): the client is told so (3.2.2.3.2).
-      sessionExpiryInterval: 0,
+      // What the relay keeps, which may be less than asked for (3.2.2.3.2).
+      sessionExpiryInterval: s.expirySeconds,
       maximumQoS: 1,
       retainAvailable: true,
       maximumPacketSize: s.server.opts.maxPacketBytes,
@@ -79,6 +86,30 @@ export async function connect(s: Session, p: IConnectPacket): Promise<void> {
   }
   s.write(mqttPacket.generate(connack, { protocolVersion: version }));
   s.started(p.keepalive ?? 0);
+  if (stored) await resume(s, stored);
+}
+
+/**
+ * Clean session / clean start (MQTT 3.1.2.4, 3.1.2.11.2): a clean one
+ * discards what was stored; a persistent one (clean session 0, or Session
+ * Expiry Interval > 0) is kept in walcast.mqtt_sessions and returned if it
+ * existed. A 3.1.1 session is kept for DEFAULT_EXPIRY_SECONDS.
+ */
+async function session(s: Session, p: IConnectPacket): Promise<StoredSession | null> {
+  const store = s.server.store;
+  await s.server.parked(s.key);
+  const requested = s.version === 5 ? (p.properties?.sessionExpiryInterval ?? 0) : p.clean === false ? DEFAULT_EXPIRY_SECONDS : 0;
+  s.expirySeconds = Math.min(requested, MAX_EXPIRY_SECONDS);
+  s.persistent = s.expirySeconds > 0;
+  if (p.clean !== false) {
+    await store.discard(s.key);
+    if (s.persistent) await store.save(s);
+    return null;
+  }
+  const stored = await store.take(s.key);
+  if (!stored && s.persistent) await store.save(s);
+  if (stored && !s.persistent) await store.discard(s.key);
+  return stored;
 }
 
 /** The connection's grants: from the CONNECT password, else from the WebSocket upgrade, else open mode. */

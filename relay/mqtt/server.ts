@@ -22,6 +22,8 @@ import { TableKeys } from './keys.ts';
 import { RetainedReader, type RetainedRead } from './retained.ts';
 import { publishFromClient, type InboundDeps } from './inbound.ts';
 import type { Will } from './connect.ts';
+import { SessionStore } from './sessions.ts';
+import type { RecoveryBuffer } from '../hub/recovery.ts';
 
 export interface MqttOptions {
   databaseUrl: string;
@@ -32,6 +34,8 @@ export interface MqttOptions {
   registrations: () => Registration[];
   /** The position from which a new subscription is sure to receive events. */
   position: () => string;
+  /** Where persistent sessions resume from. */
+  recovery: RecoveryBuffer;
   maxPacketBytes: number;
   sendQueueBytes: number;
   slowConsumerMs: number;
@@ -58,6 +62,9 @@ export class MqttServer {
   readonly congestion: Congestion<Session>;
   readonly keys: TableKeys;
   readonly inbound: InboundDeps;
+  readonly store: SessionStore;
+  /** Persistent sessions being written at disconnect, by key: a reconnect waits for its own. */
+  private readonly parking = new Map<string, Promise<void>>();
   private readonly pool: pg.Pool;
   private readonly retained: RetainedReader;
   private readonly subjects = new Map<Session, TokenBucket>();
@@ -69,6 +76,8 @@ export class MqttServer {
     this.pool.on('error', (err) => opts.logger.warn({ err }, 'idle MQTT database connection failed'));
     this.keys = new TableKeys(this.pool, opts.registrations, opts.logger);
     this.retained = new RetainedReader(opts.databaseUrl);
+    this.store = new SessionStore(this.pool, opts.logger);
+    this.store.start();
     this.inbound = { publisher: opts.publisher, pool: this.pool, keys: this.keys, logger: opts.logger, publishing: opts.gate.settings.publish };
     this.congestion = new Congestion<Session>({
       softBytes: opts.sendQueueBytes / 2,
@@ -119,6 +128,21 @@ export class MqttServer {
     if (this.subjects.delete(s) && s.subject !== null) this.opts.gate.releaseSubject(s.subject);
   }
 
+  /** A persistent session's connection ended: write its filters and position. */
+  park(s: Session): void {
+    this.store.forget(s);
+    const saved = this.store.save(s).catch((err: unknown) => this.opts.logger.error({ err, clientId: s.clientId }, 'MQTT: saving a persistent session failed'));
+    this.parking.set(s.key, saved);
+    void saved.finally(() => {
+      if (this.parking.get(s.key) === saved) this.parking.delete(s.key);
+    });
+  }
+
+  /** Wait until an earlier connection of the session `key` has been written. */
+  async parked(key: string): Promise<void> {
+    await this.parking.get(key);
+  }
+
   readRetained(s: Session, filters: string[]): Promise<RetainedRead> {
     const grants = s.grants!;
     return this.retained.read(s.subs.plans(filters), this.keys.list(), this.opts.retainedLimit, this.opts.position(), (c) => grants.canSubscribe(c));
@@ -144,12 +168,14 @@ export class MqttServer {
 
   async close(): Promise<void> {
     this.congestion.stop();
+    this.store.stop();
     for (const s of [...this.sessions]) s.disconnectWith(0x8b, 'relay shutting down: reconnect');
     await Promise.all([
       new Promise<void>((r) => (this.tcp ? this.tcp.close(() => r()) : r())),
       new Promise<void>((r) => (this.wss ? this.wss.close(() => r()) : r())),
     ]);
     for (const ws of this.wss?.clients ?? []) ws.terminate();
+    await Promise.all([...this.parking.values()]);
     await this.retained.close();
     await this.pool.end();
   }

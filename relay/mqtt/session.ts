@@ -22,6 +22,7 @@ import { connect, type Will } from './connect.ts';
 import { subscribe, unsubscribe } from './subscribe.ts';
 import type { MqttServer } from './server.ts';
 import { PacketSizeGuard } from './framing.ts';
+import type { Persistent } from './sessions.ts';
 
 export interface Transport {
   readonly remoteAddress: string;
@@ -38,7 +39,7 @@ export interface Transport {
 /** Packets waiting for the database per session before the relay stops reading its socket. */
 export const MAX_QUEUED_PACKETS = 32;
 
-export class Session implements Sink {
+export class Session implements Sink, Persistent {
   version: ProtocolVersion = 4;
   clientId = '';
   /** Sessions are keyed by token subject and client id: one user cannot take over another's. */
@@ -50,6 +51,9 @@ export class Session implements Sink {
   receiveMaximum = 65_535;
   connected = false;
   closed = false;
+  /** Clean session 0 / Session Expiry Interval > 0: kept in walcast.mqtt_sessions (sessions.ts). */
+  persistent = false;
+  expirySeconds = 0;
   private disconnected = false;
   readonly subs: Subscriptions;
   bucket: TokenBucket | null = null;
@@ -63,8 +67,12 @@ export class Session implements Sink {
   private lastHeard = Date.now();
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private nextId = 1;
-  private readonly inflight = new Set<number>();
-  private waiting: Buffer[] = [];
+  private readonly inflight = new Map<number, Unacked>();
+  /** QoS 1 messages in delivery order, until acknowledged: the resume position trails the oldest. */
+  private unacked: Unacked[] = [];
+  private unackedHead = 0;
+  private safe: string | null = null;
+  private waiting: { bytes: Buffer; entry: Unacked }[] = [];
   private waitingBytes = 0;
   private lastFrame: Frame | undefined;
   private readonly endHooks: (() => void)[] = [];
@@ -119,6 +127,12 @@ export class Session implements Sink {
         this.disconnected = true;
         // MQTT 5 reason 0x04: disconnect with will message (3.14.2.1).
         if (this.version !== 5 || p.reasonCode !== 0x04) this.will = null;
+        // MQTT 5 may shorten (or end) the session's expiry at DISCONNECT (3.14.2.2.2).
+        if (this.persistent && p.properties?.sessionExpiryInterval !== undefined) this.expirySeconds = Math.min(this.expirySeconds, p.properties.sessionExpiryInterval);
+        if (this.persistent && this.expirySeconds === 0) {
+          this.persistent = false;
+          void this.server.store.discard(this.key).catch(() => {});
+        }
         return this.close();
       case 'connect':
         return this.protocolError(0x82, 'a second CONNECT (MQTT-3.1.0-2)');
@@ -192,33 +206,67 @@ export class Session implements Sink {
     const bytes = packet(m, this.version, qos, retain);
     if (bytes.length > this.maxPacket) return; // MQTT-3.1.2-25: discarded for this client
     this.server.counters.messagesOut++;
-    if (qos === 0) return this.write(bytes);
+    if (qos === 0) {
+      if (this.unackedHead === this.unacked.length) this.moveSafe(m.position);
+      return this.write(bytes);
+    }
+    const entry: Unacked = { position: m.position, acked: false };
+    this.unacked.push(entry);
     if (this.inflight.size >= this.receiveMaximum) {
-      this.waiting.push(bytes);
+      this.waiting.push({ bytes, entry });
       this.waitingBytes += bytes.length;
       return this.checkQueue();
     }
-    this.write(this.numbered(bytes));
+    this.write(this.numbered(bytes, entry));
+  }
+
+  /** Persistent: every QoS 1 message at or before this position was acknowledged. */
+  resumeAfter(): string | null {
+    return this.safe;
+  }
+
+  filters(): Record<string, 0 | 1> {
+    return Object.fromEntries([...this.subs.filters].map(([f, sub]) => [f, sub.qos]));
+  }
+
+  /** Continue from a stored session's position. */
+  resumeFrom(position: string | null): void {
+    this.safe = position;
+  }
+
+  private moveSafe(position: string): void {
+    this.safe = position;
+    if (this.persistent) this.server.store.touch(this);
   }
 
   overflow(): void {
     this.server.closeSlowConsumer(this);
   }
 
-  private numbered(template: Buffer): Buffer {
+  private numbered(template: Buffer, entry: Unacked): Buffer {
     let id = this.nextId;
     while (this.inflight.has(id)) id = (id % 65_535) + 1;
     this.nextId = (id % 65_535) + 1;
-    this.inflight.add(id);
+    this.inflight.set(id, entry);
     return withPacketId(template, id);
   }
 
   private acked(id: number): void {
-    if (!this.inflight.delete(id)) return;
+    const entry = this.inflight.get(id);
+    if (!entry) return;
+    this.inflight.delete(id);
+    entry.acked = true;
+    let moved: string | undefined;
+    while (this.unackedHead < this.unacked.length && this.unacked[this.unackedHead]!.acked) moved = this.unacked[this.unackedHead++]!.position;
+    if (this.unackedHead > 1024 && this.unackedHead * 2 > this.unacked.length) {
+      this.unacked = this.unacked.slice(this.unackedHead);
+      this.unackedHead = 0;
+    }
+    if (moved !== undefined) this.moveSafe(moved);
     const next = this.waiting.shift();
     if (next) {
-      this.waitingBytes -= next.length;
-      this.write(this.numbered(next));
+      this.waitingBytes -= next.bytes.length;
+      this.write(this.numbered(next.bytes, next.entry));
     }
   }
 
@@ -294,12 +342,19 @@ export class Session implements Sink {
     this.closed = true;
     clearInterval(this.keepaliveTimer);
     for (const hook of this.endHooks) hook();
+    // Parked before the filters are dropped: park() writes them (synchronously read).
+    if (this.persistent && this.connected) this.server.park(this);
     this.subs.clear();
     this.server.forget(this);
     const will = this.will;
     this.will = null;
     if (will && !this.disconnected && this.grants) void this.server.publishWill(this, will);
   }
+}
+
+interface Unacked {
+  position: string;
+  acked: boolean;
 }
 
 function pick(props: NonNullable<IPublishPacket['properties']>): import('./messages.ts').MessageProperties {

@@ -60,38 +60,56 @@ export async function subscribe(s: Session, p: ISubscribePacket): Promise<void> 
     if (rh === 0 || (rh === 1 && !existed)) wantRetained.push(filter);
     codes.push(qos);
   }
-  let read: RetainedRead | null = null;
-  if (wantRetained.length > 0) {
-    try {
-      read = await server.readRetained(s, wantRetained);
-    } catch (err) {
-      server.opts.logger.error({ err }, 'MQTT: reading the retained rows failed');
-      for (const filter of wantRetained) {
-        s.subs.remove(filter);
-        codes[p.subscriptions.findIndex((x) => x.topic === filter)] = s.version === 5 ? SUBACK.unspecified : 0x80;
-      }
-      reasons.push('reading the current rows failed; subscribe again');
-      wantRetained.length = 0;
-    }
-  }
-  if (s.closed) return;
-  const retained = new Map<string, OutMessage[]>();
-  wantRetained.forEach((filter, i) => {
-    retained.set(filter, read!.messages[i]!);
-    if (read!.truncated[i]) {
-      const why = `${filter.slice(0, 80)}: more than ${server.opts.retainedLimit} rows match; the newest ${server.opts.retainedLimit} are sent (WALCAST_MQTT_RETAINED_LIMIT)`;
-      reasons.push(why);
-      server.opts.logger.info({ clientId: s.clientId, filter, limit: server.opts.retainedLimit }, 'MQTT subscription matched more rows than WALCAST_MQTT_RETAINED_LIMIT: the newest were sent as retained messages');
-    }
+  const current = await readCurrentRows(s, wantRetained, (filter) => {
+    codes[p.subscriptions.findIndex((x) => x.topic === filter)] = s.version === 5 ? SUBACK.unspecified : 0x80;
   });
+  if (s.closed) return;
+  reasons.push(...current.reasons);
+  if (s.persistent) await server.store.save(s);
   const suback: ISubackPacket = { cmd: 'suback', messageId: p.messageId, granted: codes };
   if (s.version === 5 && reasons.length > 0) suback.properties = { reasonString: reasons.join('; ').slice(0, 400) };
   s.write(mqttPacket.generate(suback, { protocolVersion: s.version }));
-  s.subs.settle(pending.filter((f) => s.subs.filters.has(f)), retained, read ? read.visible : null);
+  s.subs.settle(pending.filter((f) => s.subs.filters.has(f)), current.retained, current.visible);
+}
+
+export interface CurrentRows {
+  retained: Map<string, OutMessage[]>;
+  visible: ((xid: number) => boolean) | null;
+  /** Why some filters got fewer rows, or none (for the reason string). */
+  reasons: string[];
+}
+
+/** The current rows of `filters`; a filter whose read failed is removed and reported to `failed`. */
+export async function readCurrentRows(s: Session, filters: string[], failed: (filter: string) => void): Promise<CurrentRows> {
+  const { server } = s;
+  const out: CurrentRows = { retained: new Map(), visible: null, reasons: [] };
+  if (filters.length === 0) return out;
+  let read: RetainedRead;
+  try {
+    read = await server.readRetained(s, filters);
+  } catch (err) {
+    server.opts.logger.error({ err }, 'MQTT: reading the retained rows failed');
+    for (const filter of filters) {
+      s.subs.remove(filter);
+      failed(filter);
+    }
+    out.reasons.push('reading the current rows failed; subscribe again');
+    return out;
+  }
+  out.visible = read.visible;
+  filters.forEach((filter, i) => {
+    out.retained.set(filter, read.messages[i]!);
+    if (!read.truncated[i]) return;
+    const limit = server.opts.retainedLimit;
+    out.reasons.push(`${filter.slice(0, 80)}: more than ${limit} rows match; the newest ${limit} are sent (WALCAST_MQTT_RETAINED_LIMIT)`);
+    server.opts.logger.info({ clientId: s.clientId, filter, limit }, 'MQTT subscription matched more rows than WALCAST_MQTT_RETAINED_LIMIT: the newest were sent as retained messages');
+  });
+  return out;
 }
 
 export async function unsubscribe(s: Session, p: IUnsubscribePacket): Promise<void> {
   const codes = p.unsubscriptions.map((filter) => (s.subs.remove(filter) ? 0x00 : 0x11));
+  if (s.persistent) await s.server.store.save(s);
   // 3.1.1's UNSUBACK has no reason codes (mqtt-packet writes them for 5 only).
   const unsuback: IUnsubackPacket = { cmd: 'unsuback', messageId: p.messageId, granted: codes };
   s.write(mqttPacket.generate(unsuback, { protocolVersion: s.version }));

@@ -68,6 +68,12 @@ export class Subscriptions {
     return false;
   }
 
+  /** Make a filter live without reading its rows (a resumed session replays it instead). */
+  activate(filter: string): void {
+    const f = this.filters.get(filter);
+    if (f) f.live = true;
+  }
+
   remove(filter: string): boolean {
     const f = this.filters.get(filter);
     if (!f) return false;

@@ -28,11 +28,13 @@ export class MqttTestClient {
   static async connect(relay: Relay, transport: 'tcp' | 'ws', version: 4 | 5, options: IClientOptions = {}): Promise<MqttTestClient> {
     const url = transport === 'tcp' ? `mqtt://127.0.0.1:${relay.mqtt.port}` : relay.mqttWsUrl;
     const client = mqtt.connect(url, { protocolVersion: version, reconnectPeriod: 0, connectTimeout: 10_000, ...options });
+    // Listening before CONNACK: a resumed session's messages may come in the same read.
+    const c = new MqttTestClient(client);
     await new Promise<void>((resolve, reject) => {
       client.once('connect', () => resolve());
       client.once('error', reject);
     });
-    return new MqttTestClient(client);
+    return c;
   }
 
   /** Connect and expect a refusal; resolves to the CONNACK's code. */
@@ -67,6 +69,11 @@ export class MqttTestClient {
   /** Publish and wait for the acknowledgement (QoS 1); resolves to the PUBACK packet. */
   publish(topic: string, payload: string | Buffer, opts: IClientPublishOptions = {}): Promise<Packet | undefined> {
     return this.client.publishAsync(topic, payload, { qos: 1, ...opts });
+  }
+
+  /** The CONNACK's Session Present flag. */
+  get sessionPresent(): boolean {
+    return (this.packets.find((p) => p.cmd === 'connack') as { sessionPresent?: boolean } | undefined)?.sessionPresent ?? false;
   }
 
   async waitFor<T>(pick: (msgs: Received[]) => T | undefined | false, what = 'a message', timeoutMs = 10_000): Promise<T> {

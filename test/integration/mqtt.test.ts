@@ -115,3 +115,27 @@ test('/metrics and /readyz count MQTT connections, subscriptions and messages in
   const ready = (await (await fetch(`${relay.url}/readyz`)).json()) as { mqtt: Record<string, number> };
   assert.deepEqual(ready.mqtt, { port: relay.mqtt.port, connections: 1, subscriptions: 2, messages_in: 1, messages_out: 1 });
 });
+
+for (const version of [4, 5] as const) {
+  test(`MQTT ${version === 4 ? '3.1.1' : '5'}: a persistent session gets, on reconnect, what it missed while away (from the recovery window), once`, async () => {
+    const relay = await fx.relay();
+    const channel = `ps-${version}`;
+    const persistent = { clientId: `keeper-${version}`, clean: false, ...(version === 5 ? { properties: { sessionExpiryInterval: 300 } } : {}) };
+    const first = await connect(relay, 'tcp', version, persistent);
+    assert.equal(first.sessionPresent, false);
+    await first.subscribe(`chat_messages/${channel}/#`, 1);
+    await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 'a', 'before')`, [channel]);
+    await first.waitFor((m) => m.some((x) => x.payload.includes('before')) || undefined, 'the first row');
+    await first.end();
+    await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 'a', 'away-1'), ($1, 'a', 'away-2')`, [channel]);
+    const again = await connect(relay, 'tcp', version, persistent);
+    assert.equal(again.sessionPresent, true);
+    await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 'a', 'marker')`, [channel]);
+    const got = await again.waitFor((m) => (m.some((x) => x.payload.includes('marker')) ? m : undefined), 'the marker');
+    assert.deepEqual(got.map((m) => [JSON.parse(m.payload).body, m.retain]), [['away-1', false], ['away-2', false], ['marker', false]]);
+    // A clean session discards it.
+    await again.end();
+    const clean = await connect(relay, 'tcp', version, { ...persistent, clean: true, properties: {} });
+    assert.equal(clean.sessionPresent, false);
+  });
+}
