@@ -67,7 +67,7 @@ function connect(i: number): Promise<void> {
       if (subscribed) {
         open--;
         closed++;
-      }
+      } else reject(new Error(`connection ${i} closed before its SUBACK`));
     });
   });
 }
