@@ -24,7 +24,7 @@ export async function resume(s: Session, stored: StoredSession): Promise<void> {
   const fromRows: string[] = [];
   const replays = new Map<string, BufferedEvent[] | null>();
   for (const [filter, qos] of Object.entries(stored.filters)) {
-    s.subs.add(filter, qos);
+    s.subs.add(filter, qos, since ?? undefined);
     const channel = s.subs.filters.get(filter)!.plan.channel;
     if (channel === null || since === null || !s.grants!.canSubscribe(channel)) {
       if (channel === null || since === null) fromRows.push(filter);

@@ -49,8 +49,13 @@ export class Subscriptions {
     return this.filters.size;
   }
 
-  /** Add (or replace) a filter; returns whether it existed. A new one is pending until settle(). */
-  add(filter: string, qos: 0 | 1): boolean {
+  /**
+   * Add (or replace) a filter; returns whether it existed. A new one is
+   * pending until settle(). `after`: a resumed session's position, so events
+   * the stream still replays after it (a promoted standby rebuilding its
+   * window) reach the filter too, as a WebSocket resume does.
+   */
+  add(filter: string, qos: 0 | 1, after?: string): boolean {
     const existing = this.filters.get(filter);
     if (existing) {
       existing.qos = qos;
@@ -63,7 +68,7 @@ export class Subscriptions {
     } else {
       const n = this.channels.get(plan.channel) ?? 0;
       this.channels.set(plan.channel, n + 1);
-      if (n === 0) this.router.subscribe(plan.channel, this.sink, { tables: null, after: this.position(), messages: true });
+      if (n === 0) this.router.subscribe(plan.channel, this.sink, { tables: null, after: after ?? this.position(), messages: true });
     }
     return false;
   }

@@ -71,6 +71,12 @@ export class MqttTestClient {
     return this.client.publishAsync(topic, payload, { qos: 1, ...opts });
   }
 
+  /** The last CONNACK (after an automatic reconnect) said Session Present. */
+  sessionPresentAfterReconnect(): boolean {
+    const connacks = this.packets.filter((p) => p.cmd === 'connack') as { sessionPresent?: boolean }[];
+    return connacks.length > 1 && connacks.at(-1)!.sessionPresent === true;
+  }
+
   /** The CONNACK's Session Present flag. */
   get sessionPresent(): boolean {
     return (this.packets.find((p) => p.cmd === 'connack') as { sessionPresent?: boolean } | undefined)?.sessionPresent ?? false;
