@@ -127,6 +127,7 @@ async function assemble(config: RelayConfig, logger: Logger, pool: pg.Pool, gate
       metrics?.slotRecreated.inc();
       dispatcher.reset(info.epoch, info.confirmedFlushLsn, await currentWalLsn(pool));
       ws?.closeAll(CLOSE.streamReset, 'the replication slot was recreated: subscribe again (earlier positions cannot be resumed)');
+      mqttDoor?.server.disconnectAll(0x80, 'the replication slot was recreated: reconnect (sessions resume from current rows)'); // issue 12
       return info.confirmedFlushLsn;
     },
   });

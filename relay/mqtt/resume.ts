@@ -12,6 +12,7 @@ import type { BufferedEvent } from '../hub/recovery.ts';
 import type { EventMessage } from '../../client/protocol.ts';
 import { fromRow } from './outgoing.ts';
 import { readCurrentRows } from './subscribe.ts';
+import { planFilter } from './topics.ts';
 import type { StoredSession } from './sessions.ts';
 import type { Session } from './session.ts';
 
@@ -24,19 +25,17 @@ export async function resume(s: Session, stored: StoredSession): Promise<void> {
   const fromRows: string[] = [];
   const replays = new Map<string, BufferedEvent[] | null>();
   for (const [filter, qos] of Object.entries(stored.filters)) {
-    s.subs.add(filter, qos, since ?? undefined);
-    const channel = s.subs.filters.get(filter)!.plan.channel;
-    if (channel === null || since === null || !s.grants!.canSubscribe(channel)) {
-      if (channel === null || since === null) fromRows.push(filter);
-      else s.subs.remove(filter); // the new token no longer allows it
-      continue;
-    }
-    if (!replays.has(channel)) {
+    const channel = planFilter(filter).channel;
+    if (channel !== null && !s.grants!.canSubscribe(channel)) continue; // the new token no longer allows it
+    if (channel !== null && since !== null && !replays.has(channel)) {
       const r = recovery.replay(channel, since);
       replays.set(channel, r.recovered ? r.events : null);
       if (r.recovered) replayed.push(...r.events);
     }
-    if (replays.get(channel)) s.subs.activate(filter);
+    const recovered = channel !== null && replays.get(channel);
+    // A recovered channel follows the stream from `since`, as a WebSocket resume does.
+    s.subs.add(filter, qos, recovered ? since! : undefined);
+    if (recovered) s.subs.activate(filter);
     else fromRows.push(filter);
   }
   replayed.sort((a, b) => (a.position < b.position ? -1 : a.position > b.position ? 1 : 0));
@@ -44,5 +43,5 @@ export async function resume(s: Session, stored: StoredSession): Promise<void> {
   for (const e of replayed) s.subs.route(fromRow(JSON.parse(e.frame) as EventMessage, 0, keys));
   s.server.opts.logger.info({ clientId: s.clientId, replayed: replayed.length, currentRows: fromRows.length }, 'MQTT persistent session resumed');
   const current = await readCurrentRows(s, fromRows, () => {});
-  if (!s.closed) s.subs.settle(fromRows.filter((f) => s.subs.filters.has(f)), current.retained, current.visible);
+  if (!s.closed) await s.subs.settle(fromRows.filter((f) => s.subs.filters.has(f)), current.retained, current.visible);
 }

@@ -48,7 +48,8 @@ export class RetainedReader {
           }
           const found = await readRows(client, t, plan, left + 1);
           if (found.length > left) more = true;
-          for (const row of found.slice(0, left)) rows.push({ t, row });
+          // Oldest first: the extra row read to tell truncation is the oldest one.
+          for (const row of found.slice(Math.max(0, found.length - left))) rows.push({ t, row });
         }
         perPlan.push({ rows, more });
       }
@@ -90,9 +91,12 @@ async function readRows(client: pg.PoolClient, t: TableTopic, plan: FilterPlan, 
     where.push(`${pg.escapeIdentifier(t.keys[i]!)} = $${values.length}`);
   });
   const table = `${pg.escapeIdentifier(t.reg.schema)}.${pg.escapeIdentifier(t.reg.table)}`;
-  const order = (t.reg.timeColumn ? [t.reg.timeColumn] : t.keys.length ? t.keys : [t.channelColumn]).map((c) => pg.escapeIdentifier(c));
+  // Newest by the time column, ties (rows of one transaction) by the key.
+  const order = [...(t.reg.timeColumn ? [t.reg.timeColumn] : []), ...t.keys];
+  if (order.length === 0) order.push(t.channelColumn);
+  const cols = order.map((c) => pg.escapeIdentifier(c));
   const sql = `SELECT * FROM (SELECT * FROM ${table}${where.length ? ` WHERE ${where.join(' AND ')}` : ''}
-    ORDER BY ${order.map((c) => `${c} DESC`).join(', ')} LIMIT ${limit}) s ORDER BY ${order.map((c) => `${c} ASC`).join(', ')}`;
+    ORDER BY ${cols.map((c) => `${c} DESC`).join(', ')} LIMIT ${limit}) s ORDER BY ${cols.map((c) => `${c} ASC`).join(', ')}`;
   await client.query('SAVEPOINT retained_table');
   let result: pg.QueryResult;
   try {

@@ -166,10 +166,15 @@ export class MqttServer {
     s.destroy('slow consumer');
   }
 
+  /** Disconnect every client (MQTT 5: with `reason`); the listeners keep accepting. */
+  disconnectAll(reason: number, message: string): void {
+    for (const s of [...this.sessions]) s.disconnectWith(reason, message);
+  }
+
   async close(): Promise<void> {
     this.congestion.stop();
     this.store.stop();
-    for (const s of [...this.sessions]) s.disconnectWith(0x8b, 'relay shutting down: reconnect');
+    this.disconnectAll(0x8b, 'relay shutting down: reconnect');
     await Promise.all([
       new Promise<void>((r) => (this.tcp ? this.tcp.close(() => r()) : r())),
       new Promise<void>((r) => (this.wss ? this.wss.close(() => r()) : r())),

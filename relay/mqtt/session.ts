@@ -243,6 +243,12 @@ export class Session implements Sink, Persistent {
     this.server.closeSlowConsumer(this);
   }
 
+  /** Retained rows wait while the queue is over a quarter of its bound (well under congestion at half). */
+  async drained(): Promise<void> {
+    const limit = this.server.opts.sendQueueBytes / 4;
+    while (!this.closed && this.queuedBytes() > limit) await new Promise((r) => setTimeout(r, 5));
+  }
+
   private numbered(template: Buffer, entry: Unacked): Buffer {
     let id = this.nextId;
     while (this.inflight.has(id)) id = (id % 65_535) + 1;

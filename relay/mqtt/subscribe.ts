@@ -69,7 +69,7 @@ export async function subscribe(s: Session, p: ISubscribePacket): Promise<void> 
   const suback: ISubackPacket = { cmd: 'suback', messageId: p.messageId, granted: codes };
   if (s.version === 5 && reasons.length > 0) suback.properties = { reasonString: reasons.join('; ').slice(0, 400) };
   s.write(mqttPacket.generate(suback, { protocolVersion: s.version }));
-  s.subs.settle(pending.filter((f) => s.subs.filters.has(f)), current.retained, current.visible);
+  await s.subs.settle(pending.filter((f) => s.subs.filters.has(f)), current.retained, current.visible);
 }
 
 export interface CurrentRows {

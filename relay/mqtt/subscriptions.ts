@@ -28,6 +28,8 @@ export interface Filter {
 export interface Delivery {
   deliver(m: OutMessage, qos: 0 | 1, retain: boolean): void;
   overflow(): void;
+  /** Resolves once the client's queue is short enough to take more retained rows (or it closed). */
+  drained(): Promise<void>;
 }
 
 export class Subscriptions {
@@ -127,10 +129,16 @@ export class Subscriptions {
    * make the `pending` filters live, then route the held events the read did
    * not include (`visible`: the read's snapshot; null when nothing was read).
    */
-  settle(pending: string[], retained: Map<string, OutMessage[]>, visible: ((xid: number) => boolean) | null): void {
+  async settle(pending: string[], retained: Map<string, OutMessage[]>, visible: ((xid: number) => boolean) | null): Promise<void> {
+    // Many rows are paced by the client's queue (backpressure), not queued at once; live
+    // events of the pending filters stay held meanwhile.
     for (const [filter, messages] of retained) {
-      const f = this.filters.get(filter);
-      if (f) for (const m of messages) this.delivery.deliver(m, f.qos, true);
+      for (const m of messages) {
+        const f = this.filters.get(filter);
+        if (!f) break;
+        this.delivery.deliver(m, f.qos, true);
+        await this.delivery.drained();
+      }
     }
     for (const filter of pending) {
       const f = this.filters.get(filter);

@@ -139,3 +139,19 @@ for (const version of [4, 5] as const) {
     assert.equal(clean.sessionPresent, false);
   });
 }
+
+test('a filter over more rows than WALCAST_MQTT_RETAINED_LIMIT gets the newest, paced by the client (not closed as a slow consumer), and MQTT 5 is told why', async () => {
+  const relay = await fx.relay({ sendQueueBytes: 65_536, mqttRetainedLimit: 1500 });
+  await fx.db.query(`insert into chat_messages (channel_id, sender, body) select 'big', 'gen', 'row ' || i || ' ' || repeat('x', 200) from generate_series(1, 2000) i`);
+  const c = await connect(relay, 'ws', 5);
+  await c.subscribe('chat_messages/big/#', 1);
+  const suback = c.packets.find((p) => p.cmd === 'suback') as { properties?: { reasonString?: string } };
+  assert.match(suback.properties?.reasonString ?? '', /more than 1500 rows match; the newest 1500 are sent/);
+  await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ('big', 'gen', 'marker')`);
+  const got = await c.waitFor((m) => (m.some((x) => x.payload.includes('"marker"')) ? m : undefined), 'the marker', 30_000);
+  const bodies = got.map((m) => JSON.parse(m.payload).body.split(' ').slice(0, 2).join(' '));
+  assert.equal(bodies.length, 1501);
+  assert.deepEqual([bodies[0], bodies[1499], bodies[1500]], ['row 501', 'row 2000', 'marker']);
+  assert.equal(got.slice(0, 1500).every((m) => m.retain), true);
+  assert.equal(c.client.connected, true);
+});
