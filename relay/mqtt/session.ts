@@ -63,6 +63,7 @@ export class Session implements Sink, Persistent {
   private readonly parser = mqttPacket.parser();
   private readonly sizes: PacketSizeGuard;
   private chain: Promise<void> = Promise.resolve();
+  private connecting = false;
   private queued = 0;
   private lastHeard = Date.now();
   private keepaliveTimer: NodeJS.Timeout | undefined;
@@ -106,7 +107,10 @@ export class Session implements Sink, Persistent {
   private onPacket(p: Packet): void {
     if (this.closed) return;
     if (!this.connected) {
+      // A client may send packets right after CONNECT (MQTT 3.1.4): they wait for the CONNACK.
+      if (this.connecting) return this.serial(() => (this.connected ? this.onPacket(p) : undefined));
       if (p.cmd !== 'connect') return this.destroy('first packet was not CONNECT');
+      this.connecting = true;
       return this.serial(() => connect(this, p as IConnectPacket));
     }
     switch (p.cmd) {

@@ -104,3 +104,21 @@ test('keepalive: a client silent for 1.5 keepalive periods is dropped; a packet 
   await rawClosed;
   assert.deepEqual(packets.map((p) => [p.cmd, (p as { reasonCode?: number }).reasonCode]), [['connack', 0], ['disconnect', 0x95]]);
 });
+
+test('packets sent right after CONNECT, before the CONNACK, are handled after it (MQTT 3.1.4)', async () => {
+  const relay = await fx.relay();
+  const raw = net.connect(relay.mqtt.port!, '127.0.0.1');
+  const packets: mqttPacket.Packet[] = [];
+  const parser = mqttPacket.parser({ protocolVersion: 4 });
+  parser.on('packet', (p) => packets.push(p));
+  raw.on('data', (d) => parser.parse(d));
+  await new Promise((r) => raw.once('connect', r));
+  raw.write(Buffer.concat([
+    mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'eager', clean: true, keepalive: 60 }),
+    mqttPacket.generate({ cmd: 'subscribe', messageId: 7, subscriptions: [{ topic: 'eager/#', qos: 1 }] }),
+    mqttPacket.generate({ cmd: 'publish', topic: 'eager/x', payload: Buffer.from('hi'), qos: 1, messageId: 8, retain: false, dup: false }),
+  ]));
+  await waitFor(() => packets.some((p) => p.cmd === 'publish'), 10_000, 'the message back');
+  assert.deepEqual(packets.map((p) => p.cmd).slice(0, 3), ['connack', 'suback', 'puback']);
+  raw.destroy();
+});
