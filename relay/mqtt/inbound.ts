@@ -14,7 +14,7 @@ import type { Publisher } from '../publish/publisher.ts';
 import { failureOf } from '../publish/failures.ts';
 import type { ErrorCode } from '../../client/protocol.ts';
 import type { Logger } from '../log.ts';
-import { encodeMessage, MQTT_MESSAGE_PREFIX, type MessageProperties } from './messages.ts';
+import { encodeMessage, encodeProperties, MQTT_MESSAGE_PREFIX, type MessageProperties } from './messages.ts';
 import { splitTopic, topicNameError } from './topics.ts';
 import type { TableKeys, TableTopic } from './keys.ts';
 
@@ -80,11 +80,21 @@ export async function publishFromClient(deps: InboundDeps, conn: object, grants:
     return refuse('forbidden', `this connection may not publish on ${p.topic.slice(0, 120)}`);
   }
   if (deps.publishing === 'off') return refuse('publishing_disabled', 'publishing is turned off on this relay (WALCAST_PUBLISH=off)');
-  // Retained messages on topics that are not rows are not stored (docs/mqtt.md): delivered as messages.
-  await deps.pool.query('SELECT pg_logical_emit_message(true, $1, $2::text)', [
-    MQTT_MESSAGE_PREFIX,
-    encodeMessage({ topic: p.topic, payload: p.payload, qos: p.qos, ...(p.properties ? { properties: p.properties } : {}) }),
-  ]);
+  const content = encodeMessage({ topic: p.topic, payload: p.payload, qos: p.qos, ...(p.retain ? { retained: true } : {}), ...(p.properties ? { properties: p.properties } : {}) });
+  if (!p.retain) {
+    await deps.pool.query('SELECT pg_logical_emit_message(true, $1, $2::text)', [MQTT_MESSAGE_PREFIX, content]);
+    return { ok: true };
+  }
+  // A retained message on a generic topic is stored (or, empty, cleared) in the message's own
+  // transaction: a data-modifying WITH runs whether or not the SELECT reads it.
+  const store = p.payload.length === 0
+    ? { sql: 'DELETE FROM walcast.mqtt_retained WHERE topic = $3', values: [p.topic] }
+    : {
+        sql: `INSERT INTO walcast.mqtt_retained (topic, payload, qos, properties) VALUES ($3, $4, $5, $6)
+              ON CONFLICT (topic) DO UPDATE SET payload = EXCLUDED.payload, qos = EXCLUDED.qos, properties = EXCLUDED.properties, updated_at = now()`,
+        values: [p.topic, p.payload, p.qos, encodeProperties(p.properties)],
+      };
+  await deps.pool.query(`WITH stored AS (${store.sql}) SELECT pg_logical_emit_message(true, $1, $2::text)`, [MQTT_MESSAGE_PREFIX, content, ...store.values]);
   return { ok: true };
 }
 

@@ -13,6 +13,8 @@ export interface EphemeralMessage {
   payload: Buffer;
   /** QoS it was published with: a subscriber gets min(this, its granted QoS). */
   qos: 0 | 1;
+  /** Published with retain on a topic that is not a row: also stored in walcast.mqtt_retained. */
+  retained?: boolean;
   /** MQTT 5 properties carried from the publisher to the subscribers. */
   properties?: MessageProperties;
 }
@@ -29,6 +31,7 @@ interface Wire {
   t: string;
   q: 0 | 1;
   p: string;
+  k?: true;
   f?: boolean;
   c?: string;
   r?: string;
@@ -36,8 +39,23 @@ interface Wire {
   u?: Record<string, string | string[]>;
 }
 
+/** The MQTT 5 properties as stored in walcast.mqtt_retained.properties (null: none). */
+export function encodeProperties(props: MessageProperties | undefined): string | null {
+  if (!props || Object.keys(props).length === 0) return null;
+  return JSON.stringify({ ...props, correlationData: props.correlationData?.toString('base64') });
+}
+
+export function decodeProperties(json: Record<string, unknown> | null): MessageProperties | undefined {
+  if (!json) return undefined;
+  const props = { ...json } as MessageProperties & { correlationData?: unknown };
+  if (typeof json.correlationData === 'string') props.correlationData = Buffer.from(json.correlationData, 'base64');
+  else delete props.correlationData;
+  return props;
+}
+
 export function encodeMessage(m: EphemeralMessage): string {
   const w: Wire = { t: m.topic, q: m.qos, p: m.payload.toString('base64') };
+  if (m.retained) w.k = true;
   const props = m.properties;
   if (props?.payloadFormatIndicator !== undefined) w.f = props.payloadFormatIndicator;
   if (props?.contentType !== undefined) w.c = props.contentType;
@@ -67,6 +85,7 @@ function parse(content: Buffer): EphemeralMessage | null {
   }
   if (typeof w?.t !== 'string' || typeof w.p !== 'string') return null;
   const m: EphemeralMessage = { topic: w.t, payload: Buffer.from(w.p, 'base64'), qos: w.q === 1 ? 1 : 0 };
+  if (w.k === true) m.retained = true;
   const props: MessageProperties = {};
   if (typeof w.f === 'boolean') props.payloadFormatIndicator = w.f;
   if (typeof w.c === 'string') props.contentType = w.c;

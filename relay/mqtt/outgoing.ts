@@ -23,6 +23,8 @@ export interface OutMessage {
   xid: number;
   /** A row change (or a current row sent as retained), not an MQTT message. */
   row: boolean;
+  /** Stored (a row, or a retained message on a generic topic): a retained read may already include it. */
+  stored?: boolean;
   /** MQTT 5 properties: op, position, commit_time as user properties for rows. */
   properties: MessageProperties;
   /** Serialised packets by form; see packet(). */
@@ -44,7 +46,7 @@ export function fromRouted(frame: Buffer | string, event: RoutedEvent, table: (n
 function fromMessage(content: Buffer, event: RoutedEvent): OutMessage | null {
   const m = decodeMessage(content);
   if (!m) return null;
-  return { topic: m.topic, payload: m.payload, qos: m.qos, table: event.table, position: event.position, xid: event.xid, row: false, properties: m.properties ?? {} };
+  return { topic: m.topic, payload: m.payload, qos: m.qos, table: event.table, position: event.position, xid: event.xid, row: false, stored: m.retained === true, properties: m.properties ?? {} };
 }
 
 /** A row change: upserts carry the row, a delete (or a row moved to another channel) an empty payload. */

@@ -3,9 +3,9 @@
 // router subscriptions, so nothing falls between the two:
 //   - a filter with a literal channel whose events after the stored position
 //     are all in the recovery window gets them, in commit order;
-//   - any other filter (a wildcard channel, events gone from the window, or
-//     nothing delivered yet) gets its current rows as retained messages, as
-//     a new subscription does, then live.
+//   - any other filter (a wildcard channel or table, a topic that is not a
+//     row, events gone from the window, or nothing delivered yet) gets its
+//     current rows and retained messages, as a new subscription does, then live.
 // MQTT messages (retain=0 publishes) are not in the recovery window: they
 // are not replayed.
 import type { BufferedEvent } from '../hub/recovery.ts';
@@ -25,8 +25,10 @@ export async function resume(s: Session, stored: StoredSession): Promise<void> {
   const fromRows: string[] = [];
   const replays = new Map<string, BufferedEvent[] | null>();
   for (const [filter, qos] of Object.entries(stored.filters)) {
-    const channel = planFilter(filter).channel;
-    if (channel !== null && !s.grants!.canSubscribe(channel)) continue; // the new token no longer allows it
+    const plan = planFilter(filter);
+    // Only rows are in the recovery window: a filter that may match other topics gets their retained messages again.
+    const channel = plan.table !== null && s.server.keys.known(plan.table) ? plan.channel : null;
+    if (plan.channel !== null && !s.grants!.canSubscribe(plan.channel)) continue; // the new token no longer allows it
     if (channel !== null && since !== null && !replays.has(channel)) {
       const r = recovery.replay(channel, since);
       replays.set(channel, r.recovered ? r.events : null);

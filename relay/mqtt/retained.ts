@@ -10,7 +10,8 @@ import pg from 'pg';
 import { TEXT_FORMAT_OPTIONS } from '../replication/values.ts';
 import { convertRows, displayName, inSnapshot } from '../hub/snapshot.ts';
 import { snapshotPosition } from '../replication/position.ts';
-import { matches, rowTopic, type FilterPlan } from './topics.ts';
+import { channelOfTopic, matches, rowTopic, type FilterPlan } from './topics.ts';
+import { decodeProperties, type MessageProperties } from './messages.ts';
 import { keyText, type TableTopic } from './keys.ts';
 import { rowProperties, type OutMessage } from './outgoing.ts';
 
@@ -32,38 +33,42 @@ export class RetainedReader {
     this.pool.on('error', () => {}); // an idle connection dropped; the next read reconnects
   }
 
-  /** Read the rows matching each plan; `canSee(channel)` applies the grants to wildcard channels. */
+  /** Read the rows (and stored retained messages) matching each plan; `canSee(channel)` applies the grants to wildcard channels. */
   async read(plans: FilterPlan[], tables: TableTopic[], limit: number, base: string, canSee: (channel: string) => boolean): Promise<RetainedRead> {
     const read = await inSnapshot(this.pool, async (client) => {
-      const perPlan: { rows: { t: TableTopic; row: Record<string, unknown> }[]; more: boolean }[] = [];
+      const perPlan: { items: Item[]; more: boolean }[] = [];
       for (const plan of plans) {
-        const rows: { t: TableTopic; row: Record<string, unknown> }[] = [];
+        const items: Item[] = [];
         let more = false;
-        for (const t of tables) {
-          if (plan.table !== null && plan.table !== displayName(t.reg)) continue;
-          const left = limit - rows.length;
+        const sources: (TableTopic | 'generic')[] = tables.filter((t) => plan.table === null || plan.table === displayName(t.reg));
+        // Topics that are not rows: any filter whose first level is not a registered table.
+        if (plan.table === null || sources.length === 0) sources.push('generic');
+        for (const source of sources) {
+          const left = limit - items.length;
           if (left <= 0) {
             more = true;
             break;
           }
-          const found = await readRows(client, t, plan, left + 1);
+          const found: Item[] = source === 'generic'
+            ? await readStored(client, plan.filter, left + 1)
+            : (await readRows(client, source, plan, left + 1)).map((row) => ({ t: source, row }));
           if (found.length > left) more = true;
-          // Oldest first: the extra row read to tell truncation is the oldest one.
-          for (const row of found.slice(Math.max(0, found.length - left))) rows.push({ t, row });
+          // Oldest first: the extra item read to tell truncation is the oldest one.
+          items.push(...found.slice(Math.max(0, found.length - left)));
         }
-        perPlan.push({ rows, more });
+        perPlan.push({ items, more });
       }
       return perPlan;
     });
     let n = 0;
-    const messages = read.rows.map(({ rows }, i) => {
+    const messages = read.rows.map(({ items }, i) => {
       const out: OutMessage[] = [];
-      for (const { t, row } of rows) {
-        const channel = keyText(row[t.channelColumn]);
-        const topic = rowTopic(displayName(t.reg), channel, t.keys.map((k) => keyText(row[k])));
-        if (!matches(plans[i]!.filter, topic) || !canSee(channel)) continue;
+      for (const item of items) {
+        const m = 'topic' in item ? item : rowMessage(item.t, item.row);
+        if (!matches(plans[i]!.filter, m.topic) || !canSee(channelOfTopic(m.topic))) continue;
         const position = snapshotPosition(base, ++n);
-        out.push({ topic, payload: Buffer.from(JSON.stringify(row)), qos: 1, table: displayName(t.reg), position, xid: 0, row: true, properties: rowProperties('snapshot', position, read.readAtIso, true) });
+        const properties = 'topic' in item ? (item.properties ?? {}) : rowProperties('snapshot', position, read.readAtIso, true);
+        out.push({ topic: m.topic, payload: m.payload, qos: m.qos, table: m.topic.split('/', 1)[0]!, position, xid: 0, row: !('topic' in item), stored: true, properties });
       }
       return out;
     });
@@ -73,6 +78,43 @@ export class RetainedReader {
   close(): Promise<void> {
     return this.pool.end();
   }
+}
+
+type Item = { t: TableTopic; row: Record<string, unknown> } | StoredMessage;
+
+interface StoredMessage {
+  topic: string;
+  payload: Buffer;
+  qos: 0 | 1;
+  properties?: MessageProperties;
+}
+
+function rowMessage(t: TableTopic, row: Record<string, unknown>): { topic: string; payload: Buffer; qos: 0 | 1 } {
+  const topic = rowTopic(displayName(t.reg), keyText(row[t.channelColumn]), t.keys.map((k) => keyText(row[k])));
+  return { topic, payload: Buffer.from(JSON.stringify(row)), qos: 1 };
+}
+
+/** The newest `limit` retained messages of walcast.mqtt_retained whose topic can match `filter`, oldest first. */
+async function readStored(client: pg.PoolClient, filter: string, limit: number): Promise<StoredMessage[]> {
+  const wildcard = filter.search(/[+#]/);
+  const values: unknown[] = [];
+  let where = '';
+  if (wildcard < 0) {
+    values.push(filter);
+    where = 'WHERE topic = $1';
+  } else if (wildcard > 0) {
+    values.push(`${filter.slice(0, wildcard).replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    where = `WHERE topic LIKE $1 ESCAPE '\\'`;
+  }
+  const { rows } = await client.query<{ topic: string; payload: string; qos: string; properties: string | null }>(
+    `SELECT * FROM (SELECT topic, encode(payload, 'base64') AS payload, qos, properties::text AS properties, updated_at
+       FROM walcast.mqtt_retained ${where} ORDER BY updated_at DESC, topic LIMIT ${limit}) s ORDER BY updated_at, topic`, values);
+  return rows.map((r) => {
+    const m: StoredMessage = { topic: r.topic, payload: Buffer.from(r.payload, 'base64'), qos: Number(r.qos) === 1 ? 1 : 0 }; // the pool reads every value as text
+    const props = decodeProperties(r.properties === null ? null : (JSON.parse(r.properties) as Record<string, unknown>));
+    if (props) m.properties = props;
+    return m;
+  });
 }
 
 /** The newest `limit` rows of one table that the plan's literal levels select, oldest first. */

@@ -1,5 +1,5 @@
 // Persistent MQTT sessions (clean session 0, or MQTT 5 Session Expiry
-// Interval > 0) in walcast.mqtt_sessions (sql/004_mqtt_sessions.sql): the
+// Interval > 0) in walcast.mqtt_sessions (sql/004_mqtt.sql): the
 // filters and the position up to which QoS 1 deliveries were acknowledged.
 // A reconnecting client gets its filters back and, from the recovery window,
 // every event after that position; a channel whose events are no longer in

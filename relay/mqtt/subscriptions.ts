@@ -148,7 +148,7 @@ export class Subscriptions {
     this.held = [];
     this.heldBytes = 0;
     for (const m of held) {
-      if (visible && m.row && visible(m.xid)) continue;
+      if (visible && (m.row || m.stored) && visible(m.xid)) continue;
       this.route(m);
     }
   }

@@ -155,3 +155,32 @@ test('a filter over more rows than WALCAST_MQTT_RETAINED_LIMIT gets the newest, 
   assert.equal(got.slice(0, 1500).every((m) => m.retain), true);
   assert.equal(c.client.connected, true);
 });
+
+test('topics that are not rows: a retained message is stored (walcast.mqtt_retained) and sent to later subscribers; an empty one clears it; $ topics are not matched by a leading wildcard', async () => {
+  const relay = await fx.relay();
+  const pub = await connect(relay, 'tcp', 5);
+  await pub.publish('alerts/fire', 'smoke', { retain: true, properties: { contentType: 'text/plain' } });
+  await pub.publish('alerts/flood', 'water', { retain: true });
+  await pub.publish('$ops/state', 'hidden', { retain: true });
+  const late = await connect(relay, 'tcp', 5);
+  await late.subscribe(['alerts/#', '+/state']);
+  await late.waitFor((m) => (m.length >= 2 ? m : undefined), 'the retained messages');
+  await pub.publish('alerts/flood', '', { retain: true });
+  await pub.publish('any/state', 'not $');
+  await pub.publish('alerts/fire', 'marker');
+  const got = await late.until('alerts/fire', 'marker');
+  assert.deepEqual(got.map((m) => [m.topic, m.payload, m.retain]), [
+    ['alerts/fire', 'smoke', true],
+    ['alerts/flood', 'water', true],
+    ['alerts/flood', '', false],
+    ['any/state', 'not $', false],
+    ['alerts/fire', 'marker', false],
+  ]);
+  assert.deepEqual(await fx.db.query(`select topic, convert_from(payload, 'UTF8') as payload from walcast.mqtt_retained order by topic`), [
+    { topic: '$ops/state', payload: 'hidden' },
+    { topic: 'alerts/fire', payload: 'smoke' },
+  ]);
+  const ops = await connect(relay, 'ws', 4);
+  await ops.subscribe('$ops/#');
+  assert.deepEqual((await ops.waitFor((m) => m[0])).payload, 'hidden');
+});

@@ -15,3 +15,17 @@ CREATE TABLE IF NOT EXISTS walcast.mqtt_sessions (
   expiry_seconds integer NOT NULL,
   updated_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- Retained messages on MQTT topics that are not rows (`alerts/fire`): the
+-- last retained PUBLISH of each topic, sent to new subscribers of matching
+-- filters. Written in the same transaction as the message's
+-- pg_logical_emit_message, so subscribers see the two agree. A zero-length
+-- retained publish deletes the topic's row (MQTT 3.3.1.3).
+CREATE TABLE IF NOT EXISTS walcast.mqtt_retained (
+  topic text PRIMARY KEY,
+  payload bytea NOT NULL,
+  qos smallint NOT NULL,
+  -- MQTT 5 properties carried to subscribers (content type, user properties, …), as messages.ts encodes them.
+  properties jsonb,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
