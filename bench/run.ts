@@ -9,7 +9,7 @@ import { INGEST_FULL, INGEST_QUICK, runIngest } from './scenarios/ingest.ts';
 import { FANOUT_FULL, FANOUT_QUICK, runFanout, type FanoutPlan } from './scenarios/fanout.ts';
 import type { SystemName } from './lib/targets.ts';
 import { CONNECTIONS_FULL, CONNECTIONS_QUICK, runConnections } from './scenarios/connections.ts';
-import { MQTT_FULL, MQTT_QUICK, runMqtt } from './scenarios/mqtt.ts';
+import { MQTT_FULL, MQTT_QUICK, runMqtt, type MqttPlan } from './scenarios/mqtt.ts';
 
 type Scenario = { name: string; run: () => Promise<{ rows: Row[]; notes: string[] }> };
 
@@ -26,7 +26,7 @@ async function main(): Promise<void> {
     { name: 'ingest', run: async () => ({ rows: await runIngest(db, quick ? INGEST_QUICK : INGEST_FULL), notes: [] }) },
     { name: 'fanout', run: () => runFanout(db, fanoutPlan(argv, quick)) },
     { name: 'connections', run: () => runConnections(db, quick ? CONNECTIONS_QUICK : CONNECTIONS_FULL) },
-    { name: 'mqtt', run: () => runMqtt(db, quick ? MQTT_QUICK : MQTT_FULL) },
+    { name: 'mqtt', run: () => runMqtt(db, mqttPlan(argv, quick)) },
   ];
   let failed = false;
   try {
@@ -72,6 +72,17 @@ function fanoutPlan(argv: string[], quick: boolean): FanoutPlan {
   if (layouts) plan.layouts = layouts as FanoutPlan['layouts'];
   const measure = listFlag(argv, 'measure-ms');
   if (measure) plan.measureMs = Number(measure[0]);
+  return plan;
+}
+
+/** The mqtt plan, narrowed by --subscribers, --layouts, --rates, --measure-ms (as for fanout). */
+function mqttPlan(argv: string[], quick: boolean): MqttPlan {
+  const plan = { ...(quick ? MQTT_QUICK : MQTT_FULL) };
+  const { subscribers, layouts, rates, measureMs } = fanoutPlan(argv, quick);
+  if (listFlag(argv, 'subscribers')) plan.subscribers = subscribers;
+  if (listFlag(argv, 'layouts')) plan.layouts = layouts;
+  if (listFlag(argv, 'rates')) plan.rates = rates;
+  if (listFlag(argv, 'measure-ms')) plan.measureMs = measureMs;
   return plan;
 }
 
