@@ -25,7 +25,8 @@ COPY demo ./demo
 COPY sql ./sql
 COPY bin ./bin
 USER node
-EXPOSE 8080
+# 8080: HTTP, WebSocket (/ws) and MQTT over WebSocket (/mqtt); 1883: MQTT over TCP (WALCAST_MQTT_PORT)
+EXPOSE 8080 1883
 # node itself is PID 1: SIGTERM reaches the relay, which shuts down gracefully.
 STOPSIGNAL SIGTERM
 CMD ["node", "bin/walcast.js", "start"]

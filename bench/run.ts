@@ -12,6 +12,7 @@ import type { SystemName } from './lib/targets.ts';
 import { CONNECTIONS_FULL, CONNECTIONS_QUICK, runConnections } from './scenarios/connections.ts';
 import { RESTART_FULL, RESTART_QUICK, runRestart } from './scenarios/restart.ts';
 import { STREAMS_FULL, STREAMS_QUICK, runStreams } from './scenarios/streams.ts';
+import { MQTT_FULL, MQTT_QUICK, runMqtt, type MqttPlan } from './scenarios/mqtt.ts';
 
 type Scenario = { name: string; run: () => Promise<{ rows: Row[]; notes: string[] }> };
 
@@ -30,6 +31,7 @@ async function main(): Promise<void> {
     { name: 'connections', run: () => runConnections(db, quick ? CONNECTIONS_QUICK : CONNECTIONS_FULL) },
     { name: 'restart', run: () => runRestart(db, quick ? RESTART_QUICK : RESTART_FULL) },
     { name: 'streams', run: () => runStreams(db, quick ? STREAMS_QUICK : STREAMS_FULL) },
+    { name: 'mqtt', run: () => runMqtt(db, mqttPlan(argv, quick)) },
   ];
   let failed = false;
   try {
@@ -75,6 +77,17 @@ function fanoutPlan(argv: string[], quick: boolean): FanoutPlan {
   if (layouts) plan.layouts = layouts as FanoutPlan['layouts'];
   const measure = listFlag(argv, 'measure-ms');
   if (measure) plan.measureMs = Number(measure[0]);
+  return plan;
+}
+
+/** The mqtt plan, narrowed by --subscribers, --layouts, --rates, --measure-ms (as for fanout). */
+function mqttPlan(argv: string[], quick: boolean): MqttPlan {
+  const plan = { ...(quick ? MQTT_QUICK : MQTT_FULL) };
+  const { subscribers, layouts, rates, measureMs } = fanoutPlan(argv, quick);
+  if (listFlag(argv, 'subscribers')) plan.subscribers = subscribers;
+  if (listFlag(argv, 'layouts')) plan.layouts = layouts;
+  if (listFlag(argv, 'rates')) plan.rates = rates;
+  if (listFlag(argv, 'measure-ms')) plan.measureMs = measureMs;
   return plan;
 }
 

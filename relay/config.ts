@@ -73,6 +73,9 @@ export interface Config {
   webhookTimeoutMs?: number;
   webhookRetryMs?: number;
   webhookBufferBytes?: number;
+  // MQTT front door (relay/mqtt/, docs/mqtt.md). Unset port: 1883, given up with a warning if taken.
+  mqttPort?: number | 'off' | undefined;
+  mqttRetainedLimit?: number;
 }
 
 type Parser<T> = (raw: string) => T | undefined;
@@ -89,6 +92,8 @@ interface OptionSpec<K extends keyof Config> {
   boolean?: true;
   /** Never echoed in error messages. */
   secret?: true;
+  /** The default as help shows it, when the value is left unset on purpose. */
+  shown?: string;
 }
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -162,6 +167,8 @@ export const OPTIONS = [
   opt({ key: 'watchdogMs', env: 'WALCAST_WATCHDOG_MS', flag: 'watchdog-ms', default: 10_000, allowed: 'an integer from 100 to 3600000', parse: int(100, 3_600_000), help: 'how often the slot watchdog checks the slot and emits a heartbeat' }),
   opt({ key: 'lagWarnSeconds', env: 'WALCAST_LAG_WARN_SECONDS', flag: 'lag-warn-seconds', default: 30, allowed: 'an integer from 1 to 86400', parse: int(1, 86_400), help: 'replication lag (seconds) above which a warning is logged and /readyz is 503' }),
   opt({ key: 'lagWarnBytes', env: 'WALCAST_LAG_WARN_BYTES', flag: 'lag-warn-bytes', default: 1024 ** 3, allowed: 'an integer from 1 to 1099511627776', parse: int(1, 1024 ** 4), help: 'replication lag (bytes of WAL) above which a warning is logged and /readyz is 503' }),
+  opt({ key: 'mqttPort', env: 'WALCAST_MQTT_PORT', flag: 'mqtt-port', default: undefined, shown: '1883', allowed: 'an integer from 0 to 65535, or off', parse: (v) => (v === 'off' ? 'off' : int(0, 65535)(v)), help: 'MQTT over TCP on HOST (0: any free port; off: none). The default 1883, if taken, is given up with a warning; an explicit port that cannot be bound stops start-up' }),
+  opt({ key: 'mqttRetainedLimit', env: 'WALCAST_MQTT_RETAINED_LIMIT', flag: 'mqtt-retained-limit', default: 1000, allowed: 'an integer from 1 to 100000', parse: int(1, 100_000), help: 'most current rows an MQTT subscription gets as retained messages (the newest)' }),
   opt({ key: 'standbyPollMs', env: 'WALCAST_STANDBY_POLL_MS', flag: 'standby-poll-ms', default: 500, allowed: 'an integer from 50 to 60000', parse: int(50, 60_000), help: 'a standby relay tries to take over the slot this often' }),
   // [sinks]
   opt({ key: 'natsUrl', env: 'WALCAST_NATS_URL', flag: 'nats-url', default: undefined, allowed: 'nats:// or tls:// URLs, comma-separated', parse: (v) => (v.split(',').every((u) => /^(nats|tls):\/\/\S+$/.test(u.trim())) ? v : undefined), help: 'publish every event to JetStream on this NATS server (docs/streams.md); unset: no JetStream sink' }),
@@ -222,6 +229,6 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
 }
 
 export function helpText(): string {
-  const rows = OPTIONS.map((o) => `  --${o.flag.padEnd(18)} ${o.env.padEnd(26)} ${o.help} (default: ${o.default ?? 'unset'})`);
+  const rows = OPTIONS.map((o) => `  --${o.flag.padEnd(18)} ${o.env.padEnd(26)} ${o.help} (default: ${'shown' in o ? o.shown : (o.default ?? 'unset')})`);
   return ['Usage: walcast start [options]', '', 'Options (flag, environment variable):', ...rows].join('\n');
 }

@@ -70,7 +70,7 @@ export const RELAY_ERRORS = {
     retryable: true,
   },
   listen_failed: {
-    message: 'cannot listen on {host}:{port}: {detail}. Set PORT (or --port) to a free port',
+    message: 'cannot listen on {host}:{port}: {detail}. {fix}',
     retryable: false,
   },
   auth_required: {

@@ -4,6 +4,7 @@
 //   pipeline   router, recovery window, dispatcher, replication stream, watchdog
 //   server     fastify (health, replay, client bundle, demo), publisher, snapshots, WebSocket
 //   metrics    /metrics over all of the above
+//   mqtt       the MQTT front door (TCP and /mqtt over WebSocket), on the same router, window and gate
 //   jobs       the TTL pruner
 //
 // Parts with a life (something to start or stop) go in one ordered list:
@@ -45,6 +46,9 @@ import { Gate } from './auth/gate.ts';
 import { Publisher } from './publish/publisher.ts';
 import { RelayMetrics } from './metrics.ts';
 import { Sinks } from './sinks/sinks.ts';
+import { startMqtt, type MqttFrontDoor } from './mqtt/start.ts';
+import { MQTT_WS_PATH } from './mqtt/listener.ts';
+import { mqttMessageRoute } from './mqtt/messages.ts';
 import { streamPoint } from './replication/position.ts';
 
 export type RelayConfig = Omit<Config, 'databaseUrl' | 'dataDir' | 'embeddedPort' | 'example'> & {
@@ -57,6 +61,10 @@ export interface Relay {
   url: string;
   /** ws://host:port/ws */
   wsUrl: string;
+  /** ws://host:port/mqtt: MQTT over WebSocket */
+  mqttWsUrl: string;
+  /** MQTT over TCP: its port, or null when off or when the default was taken (docs/mqtt.md). */
+  mqttPort: number | null;
   port: number;
   slot: string;
   /** The highest LSN sent to PostgreSQL as flushed. */
@@ -82,6 +90,8 @@ export interface RelayInternals {
   pruner: Pruner;
   /** The change-stream sinks (JetStream, webhooks). */
   sinks: Sinks;
+  /** The MQTT front door: its TCP port is null when off or when the default was taken. */
+  mqtt: MqttFrontDoor;
 }
 
 /** A part with a life: the list of them is started in order and stopped in reverse. */
@@ -125,13 +135,14 @@ async function assemble(base: Base): Promise<Relay> {
   const lifecycle = { stopping: false };
   const server = await buildServer(base, pipeline, lifecycle);
   const metrics = await buildMetrics(base, pipeline, server);
+  const mqtt = await buildMqtt(base, pipeline, server, metrics);
   const pruner = createPruner({
     pool: base.pool,
     schedule: base.config.ttlSchedule,
     logger: base.logger,
     onPruned: (table, rows) => metrics.pruned.inc({ table }, rows),
   });
-  const components = lifeOf(base, slot, pipeline, server, pruner);
+  const components = lifeOf(base, slot, pipeline, server, pruner, mqtt);
   await startAll(components, base.logger);
   const { config, logger, pool } = base;
   let stopping: Promise<void> | undefined;
@@ -148,13 +159,15 @@ async function assemble(base: Base): Promise<Relay> {
   return {
     url: `http://${host}:${port}`,
     wsUrl: `ws://${host}:${port}/ws`,
+    mqttWsUrl: `ws://${host}:${port}/mqtt`,
+    mqttPort: mqtt.port,
     port,
     slot: config.slot,
     get confirmedLsn() {
       return pipeline.stream.confirmed;
     },
     stop,
-    internals: { pool, ...pipeline, ...server, gate: base.gate, metrics, pruner },
+    internals: { pool, ...pipeline, ...server, gate: base.gate, metrics, pruner, mqtt },
   };
 }
 
@@ -210,6 +223,7 @@ async function buildPipeline({ config, logger, pool }: Base, slot: SlotInfo): Pr
     startLsn,
     liveFromLsn: liveFrom,
     maxEventBytes: config.maxEventBytes,
+    messageRoute: mqttMessageRoute,
   });
   dispatcher.setRegistrations(await loadRegistrations(drizzle(pool)));
   const stream = new ReplicationStream({
@@ -246,6 +260,10 @@ async function buildPipeline({ config, logger, pool }: Base, slot: SlotInfo): Pr
 }
 
 interface Server {
+  /** Reading the stream pauses while any front door's clients are backed up. */
+  congestion(door: 'ws' | 'mqtt', on: boolean): void;
+  /** What later phases add to /readyz (the MQTT door's counts). */
+  readiness: { mqtt?: () => object };
   app: FastifyInstance;
   ws: WsServer;
   publisher: Publisher;
@@ -256,6 +274,13 @@ interface Server {
 async function buildServer(base: Base, pipeline: Pipeline, lifecycle: { stopping: boolean }): Promise<Server> {
   const { config, logger, gate } = base;
   const { router, recovery, dispatcher, stream, watchdog } = pipeline;
+  const readiness: Server['readiness'] = {};
+  const congested = { ws: false, mqtt: false };
+  const congestion = (door: 'ws' | 'mqtt', on: boolean) => {
+    congested[door] = on;
+    if (congested.ws || congested.mqtt) stream.pause();
+    else stream.resume();
+  };
   const httpTimeoutMs = limit(config, 'httpTimeoutMs');
   const app: FastifyInstance = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -279,6 +304,7 @@ async function buildServer(base: Base, pipeline: Pipeline, lifecycle: { stopping
       slotStatus: () => watchdog.status,
       rebuilding: () => (stream.dispatchedPosition < liveFrom ? Number(liveFrom - stream.dispatchedPosition) : 0),
       sinks: () => pipeline.sinks.status(),
+      mqtt: () => readiness.mqtt?.(),
     },
   });
   const authorize = (header: string | undefined, channel: string) => gate.authorizeRead(header, channel);
@@ -309,6 +335,7 @@ async function buildServer(base: Base, pipeline: Pipeline, lifecycle: { stopping
     timeoutMs: limit(config, 'snapshotTimeoutMs'),
   });
   const ws = new WsServer({
+    otherDoors: [MQTT_WS_PATH],
     router,
     logger,
     maxSubscriptions: config.maxSubscriptions,
@@ -316,7 +343,7 @@ async function buildServer(base: Base, pipeline: Pipeline, lifecycle: { stopping
     sendQueueBytes: config.sendQueueBytes,
     maxEventBytes: config.maxEventBytes,
     slowConsumerMs: config.slowConsumerMs,
-    onCongestion: (congested) => (congested ? stream.pause() : stream.resume()),
+    onCongestion: (on) => congestion('ws', on),
     heartbeatMs: config.heartbeatMs,
     position: () => dispatcher.position(),
     hasTable: (name) => dispatcher.hasTable(name),
@@ -331,7 +358,7 @@ async function buildServer(base: Base, pipeline: Pipeline, lifecycle: { stopping
   app.server.maxConnections = limit(config, 'maxConnections');
   const reason = 'the replication slot was recreated: subscribe again (earlier positions cannot be resumed)';
   stream.on('slotRecreated', () => ws.closeAll(CLOSE.streamReset, reason));
-  return { app, ws, publisher, snapshots };
+  return { congestion, readiness, app, ws, publisher, snapshots };
 }
 
 /** Phase 4: /metrics reads every part; the counters that are events are wired here. */
@@ -362,16 +389,49 @@ async function buildMetrics({ gate }: Base, pipeline: Pipeline, server: Server):
   return metrics;
 }
 
+/** Phase 5: the MQTT front door; it binds its TCP port now (listen_failed stops start-up here). */
+async function buildMqtt({ config, logger, gate }: Base, pipeline: Pipeline, server: Server, metrics: RelayMetrics): Promise<MqttFrontDoor> {
+  const { router, recovery, dispatcher, stream } = pipeline;
+  const door = await startMqtt({
+    databaseUrl: config.databaseUrl,
+    router,
+    gate,
+    publisher: server.publisher,
+    logger,
+    host: config.host,
+    port: config.mqttPort,
+    http: server.app.server,
+    registry: metrics.registry,
+    registrations: () => dispatcher.registrationList(),
+    position: () => dispatcher.position(),
+    recovery,
+    maxPacketBytes: config.maxFrameBytes,
+    sendQueueBytes: config.sendQueueBytes,
+    slowConsumerMs: config.slowConsumerMs,
+    maxSubscriptions: config.maxSubscriptions,
+    retainedLimit: config.mqttRetainedLimit ?? 1000,
+    connectTimeoutMs: config.authTimeoutMs ?? 10_000,
+    onCongestion: (on) => server.congestion('mqtt', on),
+  });
+  server.readiness.mqtt = door.summary;
+  const reason = 'the replication slot was recreated: reconnect (sessions resume from current rows)';
+  stream.on('slotRecreated', () => door.server.disconnectAll(0x80, reason));
+  let closing: Promise<void> | undefined;
+  return { ...door, close: () => (closing ??= door.close()) };
+}
+
 /**
  * The order of life. Stopping runs it backwards: clients first (so they can
  * resume on another relay at once), then the jobs, then the final
  * confirmation and the end of replication, then the server and its pools.
  */
-function lifeOf(base: Base, slot: SlotInfo, pipeline: Pipeline, server: Server, pruner: Pruner): Component[] {
+function lifeOf(base: Base, slot: SlotInfo, pipeline: Pipeline, server: Server, pruner: Pruner, mqtt: MqttFrontDoor): Component[] {
   const { config, logger } = base;
   const { stream, watchdog } = pipeline;
   const { app, ws, publisher, snapshots } = server;
   return [
+    // Its listener is bound already; if a later part fails to start, it closes too (close runs once).
+    { name: 'mqtt', stop: () => mqtt.close() },
     { name: 'publisher', stop: () => publisher.close() },
     { name: 'snapshots', stop: () => snapshots.close() },
     { name: 'http', start: () => listen(app, config), stop: () => app.close() },
@@ -397,7 +457,7 @@ function lifeOf(base: Base, slot: SlotInfo, pipeline: Pipeline, server: Server, 
     { name: 'sinks-drain', stop: () => pipeline.sinks.stop() },
     { name: 'watchdog', start: () => watchdog.start(), stop: () => watchdog.stop() },
     { name: 'ttl', start: () => pruner.start(), stop: () => pruner.stop() },
-    { name: 'clients', stop: () => closeClients(ws) },
+    { name: 'clients', stop: () => Promise.all([closeClients(ws), mqtt.close()]).then(() => {}) },
   ];
 }
 

@@ -23,18 +23,22 @@ async function findTests(path: string): Promise<string[]> {
 }
 
 // The browser tests drive Debian's Chromium (playwright's downloads are not
-// reachable here), and the change-stream tests Debian's nats-server (with
-// JetStream). On a fresh Debian machine each is installed once, so that
-// `npm test` needs no other set-up; elsewhere the test says what to do.
-function ensureDebianPackage(pkg: string, present: boolean, neededBy: string, files: string[]): void {
-  if (present || !files.some((f) => f.includes(neededBy))) return;
+// reachable here), the change-stream tests Debian's nats-server (with
+// JetStream), the MQTT tests Debian's mosquitto_sub / mosquitto_pub (and the
+// MQTT benchmark its mosquitto broker, on a free port in a temporary
+// directory, never the machine's 1883). On a fresh Debian machine each is
+// installed once, so that `npm test` needs no other set-up; elsewhere the
+// test says what to do.
+function ensureDebianPackages(packages: string[], present: boolean, neededBy: RegExp, files: string[]): void {
+  if (present || !files.some((f) => neededBy.test(f))) return;
   if (!existsSync('/usr/bin/apt-get')) return;
   const root = process.getuid?.() === 0;
   if (!root && spawnSync('sudo', ['-n', 'true']).status !== 0) return;
   const run = (args: string[]) => spawnSync(root ? args[0]! : 'sudo', root ? args.slice(1) : args, { stdio: 'inherit' }).status === 0;
-  console.log(`# installing Debian's ${pkg} for the tests that need it: apt-get install -y ${pkg}`);
-  if (!run(['apt-get', 'update', '-qq']) || !run(['apt-get', 'install', '-y', '-qq', pkg])) {
-    console.log(`# ${pkg} could not be installed; the tests that need it will say how to provide it`);
+  const list = packages.join(' ');
+  console.log(`# installing Debian's ${list} for the tests that need it: apt-get install -y ${list}`);
+  if (!run(['apt-get', 'update', '-qq']) || !run(['apt-get', 'install', '-y', '-qq', ...packages])) {
+    console.log(`# ${list} could not be installed; the tests that need it will say how to provide it`);
   }
 }
 
@@ -45,8 +49,9 @@ function onPath(binary: string): boolean {
 async function main(): Promise<number> {
   const roots = process.argv.slice(2).filter((a) => !a.startsWith('-'));
   const files = (await Promise.all((roots.length ? roots : ['test']).map((r) => findTests(resolve(r))))).flat();
-  ensureDebianPackage('chromium', Boolean(process.env.CHROMIUM_PATH) || existsSync('/usr/bin/chromium'), join('test', 'browser'), files);
-  ensureDebianPackage('nats-server', Boolean(process.env.NATS_SERVER_PATH) || onPath('nats-server'), 'streams', files);
+  ensureDebianPackages(['chromium'], Boolean(process.env.CHROMIUM_PATH) || existsSync('/usr/bin/chromium'), /test\/browser/, files);
+  ensureDebianPackages(['nats-server'], Boolean(process.env.NATS_SERVER_PATH) || onPath('nats-server'), /streams|webhooks/, files);
+  ensureDebianPackages(['mosquitto-clients', 'mosquitto'], onPath('mosquitto_sub') && existsSync('/usr/sbin/mosquitto'), /mqtt/, files);
   let pg: EmbeddedPostgresHandle | undefined;
   let url = process.env.TEST_DATABASE_URL;
   if (!url) {

@@ -13,8 +13,9 @@ export interface Fleet {
   stop(): Promise<void>;
 }
 
-export async function startFleet(config: FleetConfig, timeoutMs = 120_000): Promise<Fleet> {
-  const child = fork(CHILD, [], {
+/** `child`: another fleet program with the same IPC (mqtt-fleet-child.ts). */
+export async function startFleet(config: FleetConfig | object, timeoutMs = 120_000, child_ = CHILD): Promise<Fleet> {
+  const child = fork(child_, [], {
     execArgv: ['--import', 'tsx'],
     env: { ...process.env, FLEET_CONFIG: JSON.stringify(config) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

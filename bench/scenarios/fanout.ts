@@ -38,7 +38,8 @@ export const FANOUT_QUICK: FanoutPlan = {
   measureMs: 2_000,
 };
 
-const PREFIX = 'bench-';
+/** Channel prefix of the rows measure()'s load generator inserts (mqtt.ts uses it too). */
+export const PREFIX = 'bench-';
 
 export async function runFanout(db: BenchDatabase, plan: FanoutPlan): Promise<{ rows: Row[]; notes: string[] }> {
   const rows: Row[] = [];
@@ -74,13 +75,13 @@ export async function runFanout(db: BenchDatabase, plan: FanoutPlan): Promise<{ 
   return { rows, notes: [comparison(rows)] };
 }
 
-interface Cell {
+export interface Cell {
   subscribers: number;
   channels: number;
   rate: number;
 }
 
-async function measure(db: BenchDatabase, plan: FanoutPlan, target: Target, fleet: Fleet, cell: Cell): Promise<Row> {
+export async function measure(db: BenchDatabase, plan: Pick<FanoutPlan, 'warmupMs' | 'measureMs'>, target: Target, fleet: Fleet, cell: Cell): Promise<Row> {
   let load: Load | undefined;
   if (target.setRate) target.setRate(cell.rate);
   else load = await startLoad(db.url, cell.rate, cell.channels, PREFIX);

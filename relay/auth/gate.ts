@@ -101,6 +101,7 @@ export class Gate {
     }
   }
 
+
   /** Verify `token` and read what it allows; throws TokenError. */
   async grantsFor(token: string): Promise<Grants> {
     if (!this.verifier) return openGrants(this.settings.publish === 'open');

@@ -49,6 +49,8 @@ function printNextSteps(config: Config, relay: Relay, embedded: EmbeddedPostgres
     `walcast is streaming publication ${config.publication} (slot ${config.slot}).`,
     '',
     `  WebSocket:   ${relay.wsUrl}`,
+    // MQTT front door (docs/mqtt.md): TCP when its port could be bound, WebSocket always.
+    `  MQTT:        ${relay.mqttPort === null ? '' : `mqtt://${new URL(relay.url).hostname}:${relay.mqttPort}   `}${relay.mqttWsUrl}`,
     ...(example ? [`  Demo:        ${relay.url}/?room=lobby`] : []),
     `  Health:      ${relay.url}/healthz   ${relay.url}/readyz   ${relay.url}/metrics`,
     `  PostgreSQL:  ${psql}${embedded ? `   (embedded, data in ${embedded.dataDir})` : ''}`,

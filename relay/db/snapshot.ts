@@ -62,27 +62,52 @@ export class SnapshotReader {
 
   private async readNow(channel: string, tables: ReadonlySet<string> | null, limit: number): Promise<Snapshot> {
     const regs = this.registrations().filter((r) => tables === null || tables.has(shortName(r)));
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const { rows: snap } = await client.query<{ s: string; t: string }>(
-        `SELECT pg_current_snapshot()::text AS s, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`,
-      );
+    return inSnapshot(this.pool, async (client) => {
       const rows: SnapshotRow[] = [];
       for (const reg of regs) rows.push(...(await readTable(client, reg, channel, limit)));
-      await client.query('COMMIT');
-      return { rows, visible: visibility(snap[0]!.s), readAtIso: snap[0]!.t };
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
+      return rows;
+    });
   }
 
   close(): Promise<void> {
     return this.pool.end();
   }
+}
+
+/**
+ * Run `body` in one REPEATABLE READ transaction and return what it read with
+ * that transaction's snapshot (also used by relay/mqtt/retained.ts).
+ */
+export async function inSnapshot<T>(pool: pg.Pool, body: (client: pg.PoolClient) => Promise<T>): Promise<{ rows: T; visible(xid: number): boolean; readAtIso: string }> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const { rows: snap } = await client.query<{ s: string; t: string }>(
+      `SELECT pg_current_snapshot()::text AS s, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`,
+    );
+    const rows = await body(client);
+    await client.query('COMMIT');
+    return { rows, visible: visibility(snap[0]!.s), readAtIso: snap[0]!.t };
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/** A query's rows with values converted as streamed rows are (raw text in, event values out). */
+export function convertRows(result: pg.QueryResult, omit?: ReadonlySet<string>): Record<string, unknown>[] {
+  const converters = result.fields.map((f) => converterFor(f.dataTypeID));
+  return result.rows.map((r: Record<string, string | null>) => {
+    const row: Record<string, unknown> = {};
+    result.fields.forEach((f, i) => {
+      if (omit?.has(f.name)) return;
+      const v = r[f.name];
+      row[f.name] = v === null || v === undefined ? null : converters[i]!(v);
+    });
+    return row;
+  });
 }
 
 async function readTable(client: pg.PoolClient, reg: Registration, channel: string, limit: number): Promise<SnapshotRow[]> {
@@ -112,19 +137,11 @@ async function readTable(client: pg.PoolClient, reg: Registration, channel: stri
     }
     throw err;
   }
-  const converters = result.fields.map((f) => converterFor(f.dataTypeID));
   const name = shortName(reg);
   // The same shape as the table's live events: without the columns they omit.
   const omitted = reg.omitted.length ? new Set(reg.omitted) : undefined;
-  return result.rows.map((r: Record<string, string | null>) => {
-    const row: Record<string, unknown> = {};
-    result.fields.forEach((f, i) => {
-      if (omitted?.has(f.name)) return;
-      const v = r[f.name];
-      row[f.name] = v === null || v === undefined ? null : converters[i]!(v);
-    });
-    return omitted ? { table: name, row, omitted: reg.omitted } : { table: name, row };
-  });
+  const rows = convertRows(result, omitted);
+  return rows.map((row) => (omitted ? { table: name, row, omitted: reg.omitted } : { table: name, row }));
 }
 
 /** Newest first by the time column, else by the primary key; none: any order. */

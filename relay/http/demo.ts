@@ -11,6 +11,7 @@
 //   PUT    /demo/presence            {room, user, name}     upsert presence (a heartbeat)
 //   DELETE /demo/presence?room=&user=                      delete presence (the page left)
 import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import type { FastifyPluginAsync } from 'fastify';
 import type pg from 'pg';
 import { and, eq, sql } from 'drizzle-orm';
@@ -24,7 +25,12 @@ const FILES = {
   '/': ['index.html', 'text/html; charset=utf-8'],
   '/demo.css': ['demo.css', 'text/css; charset=utf-8'],
   '/demo.js': ['demo.js', 'text/javascript; charset=utf-8'],
+  // The same chat over MQTT with mqtt.js (docs/mqtt.md).
+  '/mqtt-demo': ['mqtt.html', 'text/html; charset=utf-8'],
+  '/mqtt-demo.js': ['mqtt-demo.js', 'text/javascript; charset=utf-8'],
 } as const;
+/** mqtt.js's browser build, for /mqtt-demo (mqtt is a development dependency: served when installed). */
+const MQTT_BROWSER_BUILD = packageUrl('node_modules/mqtt/dist/mqtt.esm.js');
 
 const room = { type: 'string', minLength: 1, maxLength: MAX_CHANNEL_LENGTH } as const;
 const name = { type: 'string', minLength: 1, maxLength: 40 } as const;
@@ -41,6 +47,10 @@ export const demoRoutes: FastifyPluginAsync<DemoOptions> = async (app, { pool, w
     // Read once: the demo is three small files.
     const body = await readFile(new URL(file, DEMO_DIR), 'utf8');
     app.get(path, async (_req, reply) => reply.type(type).header('cache-control', 'no-cache').send(body));
+  }
+  if (existsSync(MQTT_BROWSER_BUILD)) {
+    const mqttJs = await readFile(MQTT_BROWSER_BUILD, 'utf8');
+    app.get('/vendor/mqtt.esm.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').send(mqttJs));
   }
   if (writes) await app.register(demoWrites, { pool });
 };

@@ -14,6 +14,8 @@ import type { SinkStatus } from '../sinks/sinks.ts';
 
 export interface HealthSource {
   slot: string;
+  /** The MQTT front door's counts (relay/mqtt/), once it started. */
+  mqtt?(): object | undefined;
   state(): StreamState;
   /** Set once a shutdown began. */
   stopping?(): boolean;
@@ -62,6 +64,7 @@ export const healthRoutes: FastifyPluginAsync<{ source: HealthSource }> = async 
       slot: source.slot,
       lag: slot ? { bytes: slot.lagBytes, seconds: slot.lagSeconds } : undefined,
       wal_status: slot?.walStatus,
+      mqtt: source.mqtt?.(),
       reasons,
       // The sink's error text stays in the log (it can name hosts).
       sinks: source.sinks?.().map((s) => ({ name: s.name, state: s.state, lag: s.lag })),

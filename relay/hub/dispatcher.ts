@@ -74,6 +74,12 @@ export interface DispatcherOptions {
    * position) the events it asks for again, which the sockets do not get twice.
    */
   sink?: DispatchSink | undefined;
+  /**
+   * Where a transactional logical message goes, if anywhere: the channel and
+   * the table name subscriptions filter on (the MQTT front door's messages,
+   * relay/mqtt/messages.ts). Routed to the subscriptions that take messages.
+   */
+  messageRoute?: (prefix: string, content: Buffer) => { channel: string; table: string } | undefined;
 }
 
 
@@ -152,6 +158,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
         return;
       case 'message':
         if (msg.transactional && msg.prefix === PRUNE_MESSAGE_PREFIX && this.tx) this.tx.prune = true;
+        else if (msg.transactional && this.tx && this.opts.messageRoute) this.logicalMessage(msg.prefix, msg.content, this.tx);
         return;
       case 'insert':
       case 'update':
@@ -269,6 +276,21 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
         table, position: event.position, xid: tx.xid, frame: Buffer.from(JSON.stringify({ ...event, channel })),
       }));
     }
+  }
+
+  /**
+   * A logical message that messageRoute places (an MQTT message): routed on
+   * its channel to the subscriptions that take messages, with a position of
+   * its own like a row change. Not kept in the recovery window, nor given to
+   * sinks (they carry row changes).
+   */
+  private logicalMessage(prefix: string, content: Buffer, tx: Transaction): void {
+    const to = this.opts.messageRoute!(prefix, content);
+    if (!to) return;
+    const { index, fresh } = this.next(tx);
+    if (!fresh) return;
+    const position = formatPosition(tx.finalLsn, index, this.epoch);
+    this.counters.deliveries += this.opts.router.dispatch(to.channel, { table: to.table, position, xid: tx.xid, frame: content, message: true });
   }
 
   private tooLarge(event: EventMessage): void {

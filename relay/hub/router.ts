@@ -13,7 +13,8 @@
 export type Frame = string | Buffer;
 
 export interface Sink {
-  send(frame: Frame): void;
+  /** `event` is what was routed (the MQTT front door reads its table, position and xid). */
+  send(frame: Frame, event?: RoutedEvent): void;
 }
 
 /** A subscription's table filter; null means every table. */
@@ -25,6 +26,8 @@ export interface RoutedEvent {
   /** The transaction's id, to tell which events a snapshot already covers. */
   xid: number;
   frame: Frame;
+  /** An MQTT message (relay/mqtt/): only for subscriptions opened with `messages`. */
+  message?: true;
 }
 
 export interface SubscribeOptions {
@@ -33,10 +36,13 @@ export interface SubscribeOptions {
   after?: string;
   /** Queue events instead of sending them, until release(). */
   hold?: boolean;
+  /** Also receive MQTT messages (relay/mqtt/), not only row events. */
+  messages?: boolean;
 }
 
 interface Subscription {
   tables: TableFilter;
+  messages: boolean;
   after: string | undefined;
   held: RoutedEvent[] | undefined;
   heldBytes: number;
@@ -54,6 +60,8 @@ export const MAX_HELD_BYTES = 4 * 1024 * 1024;
 
 export class Router {
   private readonly channels = new Map<string, Map<Sink, Subscription>>();
+  /** MQTT wildcard subscriptions (`presence/+/#`): every channel's events (relay/mqtt/). */
+  private readonly everyChannel = new Map<Sink, Subscription>();
   private subscriptions = 0;
 
   /** Returns false if the sink already holds this channel. */
@@ -64,8 +72,22 @@ export class Router {
       this.channels.set(channel, subs);
     }
     if (subs.has(sink)) return false;
-    subs.set(sink, { tables: opts.tables, after: opts.after, held: opts.hold ? [] : undefined, heldBytes: 0, largestHeld: 0, overflow: false });
+    subs.set(sink, subscription(opts));
     this.subscriptions++;
+    return true;
+  }
+
+  /** Every channel's events (MQTT wildcard filters); false if the sink already has it. */
+  subscribeAll(sink: Sink, opts: SubscribeOptions): boolean {
+    if (this.everyChannel.has(sink)) return false;
+    this.everyChannel.set(sink, subscription(opts));
+    this.subscriptions++;
+    return true;
+  }
+
+  unsubscribeAll(sink: Sink): boolean {
+    if (!this.everyChannel.delete(sink)) return false;
+    this.subscriptions--;
     return true;
   }
 
@@ -92,10 +114,16 @@ export class Router {
   /** Hand `event` to every subscriber of `channel` whose filter admits it; returns how many. */
   dispatch(channel: string, event: RoutedEvent): number {
     const subs = this.channels.get(channel);
-    if (!subs) return 0;
+    let n = subs ? this.deliver(subs, event) : 0;
+    if (this.everyChannel.size > 0) n += this.deliver(this.everyChannel, event);
+    return n;
+  }
+
+  private deliver(subs: Map<Sink, Subscription>, event: RoutedEvent): number {
     let n = 0;
     for (const [sink, sub] of subs) {
       if (sub.tables !== null && !sub.tables.has(event.table)) continue;
+      if (event.message && !sub.messages) continue;
       if (sub.after !== undefined) {
         if (event.position <= sub.after) continue;
         sub.after = undefined;
@@ -109,7 +137,7 @@ export class Router {
         }
         continue;
       }
-      sink.send(event.frame);
+      sink.send(event.frame, event);
       n++;
     }
     return n;
@@ -125,7 +153,8 @@ export class Router {
     for (const [channel, subs] of this.channels) {
       for (const sub of subs.values()) {
         if (sub.tables !== null && !sub.tables.has(table)) continue;
-        n += this.dispatch(channel, make(channel));
+        // This channel's own subscriptions only: subscriptions to every channel (MQTT wildcards) do not take truncates.
+        n += this.deliver(subs, make(channel));
         break;
       }
     }
@@ -133,7 +162,7 @@ export class Router {
   }
 
   hasSubscribers(channel: string): boolean {
-    return this.channels.has(channel);
+    return this.channels.has(channel) || this.everyChannel.size > 0;
   }
 
   get channelCount(): number {
@@ -143,4 +172,8 @@ export class Router {
   get subscriptionCount(): number {
     return this.subscriptions;
   }
+}
+
+function subscription(opts: SubscribeOptions): Subscription {
+  return { tables: opts.tables, messages: opts.messages ?? false, after: opts.after, held: opts.hold ? [] : undefined, heldBytes: 0, largestHeld: 0, overflow: false };
 }

@@ -37,6 +37,8 @@ import { Connection, type ConnectionHost } from './connection.ts';
 export { Connection } from './connection.ts';
 
 export interface WsServerOptions {
+  /** Upgrade paths another front door answers on the same HTTP server (MQTT's /mqtt): left alone here. */
+  otherDoors?: readonly string[];
   router: Router;
   logger: Logger;
   maxSubscriptions: number;
@@ -111,6 +113,7 @@ export class WsServer {
   attach(server: Server): void {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       const path = (req.url ?? '').split('?')[0];
+      if (path !== undefined && this.opts.otherDoors?.includes(path)) return;
       if (path !== WS_PATH) {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
         return;

@@ -24,6 +24,7 @@ export function relayConfig(databaseUrl: string, overrides: Partial<RelayConfig>
     slot: uniqueName('walcast_slot'),
     logLevel: 'silent',
     ttlSchedule: '0 0 1 1 *',
+    mqttPort: 0, // never the machine's 1883 (a Mosquitto may listen there)
     ...overrides,
   };
 }

@@ -22,9 +22,9 @@ function assertNoLeakedClients(): void {
 
 test('two relays migrating at once both succeed and apply each file once', async () => {
   const [a, b] = await Promise.all([migrate(db.pool, {}), migrate(db.pool, {})]);
-  assert.deepEqual([...a.applied, ...b.applied].sort(), ['001_walcast.sql', '002_delivery.sql', '003_publish.sql', '004_generated_columns.sql', '006_webhooks.sql']);
+  assert.deepEqual([...a.applied, ...b.applied].sort(), ['001_walcast.sql', '002_delivery.sql', '003_publish.sql', '004_generated_columns.sql', '005_mqtt.sql', '006_webhooks.sql']);
   const rows = await db.query('SELECT name FROM walcast.migrations ORDER BY name');
-  assert.deepEqual(rows.map((r) => r.name), ['001_walcast.sql', '002_delivery.sql', '003_publish.sql', '004_generated_columns.sql', '006_webhooks.sql']);
+  assert.deepEqual(rows.map((r) => r.name), ['001_walcast.sql', '002_delivery.sql', '003_publish.sql', '004_generated_columns.sql', '005_mqtt.sql', '006_webhooks.sql']);
   assertNoLeakedClients();
 });
 

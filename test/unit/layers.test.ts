@@ -19,6 +19,7 @@ const ALLOWED: Record<string, string[]> = {
   http: ['hub', 'db', 'auth', 'replication', 'sinks', 'client'],
   jobs: ['db', 'replication'],
   sinks: ['hub', 'auth', 'replication', 'client', 'relay/config.ts'],
+  mqtt: ['hub', 'db', 'auth', 'publish', 'replication', 'ws', 'client'],
   standby: ['relay/relay.ts', 'db', 'auth', 'replication'],
 };
 

@@ -1,0 +1,49 @@
+// A persistent session coming back (sessions.ts): its filters are restored
+// and what it missed is sent before live events, in the same tick as the
+// router subscriptions, so nothing falls between the two:
+//   - a filter with a literal channel whose events after the stored position
+//     are all in the recovery window gets them, in commit order;
+//   - any other filter (a wildcard channel or table, a topic that is not a
+//     row, events gone from the window, or nothing delivered yet) gets its
+//     current rows and retained messages, as a new subscription does, then live.
+// MQTT messages (retain=0 publishes) are not in the recovery window: they
+// are not replayed.
+import type { BufferedEvent } from '../hub/recovery.ts';
+import type { EventMessage } from '../../client/protocol.ts';
+import { fromRow } from './outgoing.ts';
+import { readCurrentRows } from './subscribe.ts';
+import { planFilter } from './topics.ts';
+import type { StoredSession } from './sessions.ts';
+import type { Session } from './session.ts';
+
+export async function resume(s: Session, stored: StoredSession): Promise<void> {
+  const { recovery } = s.server.opts;
+  // A retained row's position (`…~n`) is not resumable: such a session gets current rows again.
+  const since = stored.resumeAfter?.includes('~') ? null : stored.resumeAfter;
+  s.resumeFrom(since);
+  const replayed: BufferedEvent[] = [];
+  const fromRows: string[] = [];
+  const replays = new Map<string, BufferedEvent[] | null>();
+  for (const [filter, qos] of Object.entries(stored.filters)) {
+    const plan = planFilter(filter);
+    // Only rows are in the recovery window: a filter that may match other topics gets their retained messages again.
+    const channel = plan.table !== null && s.server.keys.known(plan.table) ? plan.channel : null;
+    if (plan.channel !== null && !s.grants!.canSubscribe(plan.channel)) continue; // the new token no longer allows it
+    if (channel !== null && since !== null && !replays.has(channel)) {
+      const r = recovery.replay(channel, since);
+      replays.set(channel, r.recovered ? r.events : null);
+      if (r.recovered) replayed.push(...r.events);
+    }
+    const recovered = channel !== null && replays.get(channel);
+    // A recovered channel follows the stream from `since`, as a WebSocket resume does.
+    s.subs.add(filter, qos, recovered ? since! : undefined);
+    if (recovered) s.subs.activate(filter);
+    else fromRows.push(filter);
+  }
+  replayed.sort((a, b) => (a.position < b.position ? -1 : a.position > b.position ? 1 : 0));
+  const keys = (t: string) => s.server.keys.get(t);
+  for (const e of replayed) s.subs.route(fromRow(JSON.parse(e.frame) as EventMessage, 0, keys));
+  s.server.opts.logger.info({ clientId: s.clientId, replayed: replayed.length, currentRows: fromRows.length }, 'MQTT persistent session resumed');
+  const current = await readCurrentRows(s, fromRows, () => {});
+  if (!s.closed) await s.subs.settle(fromRows.filter((f) => s.subs.filters.has(f)), current.retained, current.visible);
+}
