@@ -45,7 +45,7 @@ test('SIGKILL with a standby: a QoS 1 subscriber with a persistent session loses
   const active = await spawn();
   const standby = await spawn();
   assert.match(standby.output(), /walcast is on standby/);
-  const target = { mqtt: { port }, mqttWsUrl: '' } as unknown as Relay;
+  const target = { mqttPort: port, mqttWsUrl: '' } as unknown as Relay;
   client = await MqttTestClient.connect(target, 'tcp', 5, { clientId: 'failover-device', clean: false, reconnectPeriod: 200, properties: { sessionExpiryInterval: 600 } });
   await client.subscribe('chat_messages/failover-mqtt/#', 1);
   let inserting = true;

@@ -32,7 +32,8 @@ function sub(version: 'mqttv311' | 'mqttv5', filter: string, count: number): { l
     buf = parts.pop()!;
     lines.push(...parts);
   });
-  const done = new Promise<void>((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`mosquitto_sub exited ${code}`)))));
+  // 'close', not 'exit': the last line may still be in the pipe when the process exits.
+  const done = new Promise<void>((resolve, reject) => child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`mosquitto_sub exited ${code}`)))));
   return { lines, done };
 }
 
