@@ -15,7 +15,10 @@ if (files.length === 0) {
   const date = /on (\d{4}-\d{2}-\d{2}), [\d:]+ UTC/.exec(readme)?.[1] ?? 'unknown date';
   const out = join(BENCH, 'charts');
   mkdirSync(out, { recursive: true });
-  for (const [scenario, heading] of [['ingest', '### 1. Ingest'], ['fanout', '### 2. Fan-out']] as const) {
+  for (const [scenario, heading] of [
+    ['ingest', '### 1. Ingest'],
+    ['fanout', '### 2. Fan-out'],
+  ] as const) {
     const rows = rowsFromMarkdown(readme, heading);
     for (const chart of chartsFor({ scenario, mode: 'full', startedAt: date, rows })) {
       writeFileSync(join(out, `${chart.name}.svg`), chart.svg);

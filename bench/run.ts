@@ -40,9 +40,19 @@ async function main(): Promise<void> {
       progress(`scenario ${s.name}`);
       try {
         const { rows, notes } = await s.run();
-        const result: ScenarioResult = { scenario: s.name, mode, machine: machine(), database: db.source, startedAt, rows, notes };
+        const result: ScenarioResult = {
+          scenario: s.name,
+          mode,
+          machine: machine(),
+          database: db.source,
+          startedAt,
+          rows,
+          notes,
+        };
         const paths = writeResult(result);
-        process.stdout.write(`\n### ${s.name} (${mode})\n\n${markdownTable(rows)}${notes.map((n) => `\n${n}\n`).join('')}\n`);
+        process.stdout.write(
+          `\n### ${s.name} (${mode})\n\n${markdownTable(rows)}${notes.map((n) => `\n${n}\n`).join('')}\n`,
+        );
         progress(`wrote ${paths.join(', ')}`);
       } catch (err) {
         failed = true;

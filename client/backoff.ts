@@ -24,7 +24,11 @@ export function backoffCeiling(attempt: number, opts: BackoffOptions = DEFAULT_B
 }
 
 /** The delay before retry `attempt`: uniform in [0, ceiling], whole ms. */
-export function backoffDelay(attempt: number, opts: BackoffOptions = DEFAULT_BACKOFF, random: () => number = Math.random): number {
+export function backoffDelay(
+  attempt: number,
+  opts: BackoffOptions = DEFAULT_BACKOFF,
+  random: () => number = Math.random,
+): number {
   const r = Math.min(1, Math.max(0, random()));
   return Math.round(r * backoffCeiling(attempt, opts));
 }

@@ -9,7 +9,14 @@
 // timestamps, bigint, numeric and bytea arrive as strings.
 import type { Column, Table } from 'drizzle-orm';
 
-type StringOnTheWire = 'PgBigInt53' | 'PgBigInt64' | 'PgBigSerial53' | 'PgBigSerial64' | 'PgNumeric' | 'PgNumericNumber' | 'PgNumericBigInt';
+type StringOnTheWire =
+  | 'PgBigInt53'
+  | 'PgBigInt64'
+  | 'PgBigSerial53'
+  | 'PgBigSerial64'
+  | 'PgNumeric'
+  | 'PgNumericNumber'
+  | 'PgNumericBigInt';
 
 /** How one column's value arrives in an event's `row`. */
 export type WireValue<C extends Column> = C['_']['columnType'] extends StringOnTheWire

@@ -72,7 +72,12 @@ export class ConnectionError extends WalcastClientError {
     code: ConnectionErrorCode = CLOSE_NAMES[closeCode] ?? 'connection_lost',
     options?: { cause?: unknown },
   ) {
-    super(code, `walcast connection ${code.replace(/_/g, ' ')} (close ${closeCode}${reason ? `: ${reason}` : ''})`, !FINAL.has(code), options);
+    super(
+      code,
+      `walcast connection ${code.replace(/_/g, ' ')} (close ${closeCode}${reason ? `: ${reason}` : ''})`,
+      !FINAL.has(code),
+      options,
+    );
   }
 }
 

@@ -30,4 +30,13 @@ export type {
 export type { Row, Rows, WireValue } from './drizzle.ts';
 export { DEFAULT_BACKOFF, backoffDelay, backoffCeiling, type BackoffOptions } from './backoff.ts';
 export { DEFAULT_HEARTBEAT, type HeartbeatOptions } from './heartbeat.ts';
-export { CLOSE, ERROR_CODES, PROTOCOL_VERSION, type AnyEventMessage, type ErrorCode, type EventMessage, type Op, type TruncateMessage } from './protocol.ts';
+export {
+  CLOSE,
+  ERROR_CODES,
+  PROTOCOL_VERSION,
+  type AnyEventMessage,
+  type ErrorCode,
+  type EventMessage,
+  type Op,
+  type TruncateMessage,
+} from './protocol.ts';

@@ -231,14 +231,16 @@ export const ERROR_CODES = {
   unknown_table: 'a table named in `tables` is not registered with walcast',
   snapshot_failed: 'reading the current rows for a snapshot failed; subscribe again',
   internal_error: 'the relay failed to handle the request; it has been logged',
-  unauthenticated: 'this relay requires a token: send {"type":"auth","token":"…"} first (only auth and ping are allowed before)',
+  unauthenticated:
+    'this relay requires a token: send {"type":"auth","token":"…"} first (only auth and ping are allowed before)',
   invalid_token: 'the token is not valid (signature, algorithm, expiry, issuer or audience); get a new one',
   forbidden: 'the token does not allow this channel or table',
   rate_limited: 'too many messages; the message was dropped, slow down',
   too_many_connections: 'the client address holds the maximum number of connections (HTTP 429); close some first',
   too_many_replays: 'the client address has the maximum number of HTTP replays in flight (HTTP 429); read those first',
   snapshot_busy: 'too many snapshots are waiting or being read; the subscription was not made, try again shortly',
-  host_not_allowed: 'in open mode the relay answers only requests addressed to localhost or an IP address (Host header); configure a JWT key to serve a DNS name',
+  host_not_allowed:
+    'in open mode the relay answers only requests addressed to localhost or an IP address (Host header); configure a JWT key to serve a DNS name',
   publishing_disabled: 'this relay does not accept publish messages (WALCAST_PUBLISH=off)',
   invalid_row: 'the row does not match the table\'s schema; see "errors"',
   duplicate: 'a row with the same unique key already exists',
@@ -289,7 +291,10 @@ export function parseClientMessage(text: string): ParseResult {
     case 'unsubscribe': {
       const channelError = checkChannel(obj.channel);
       if (channelError) return fail(channelError.code, channelError.message, id);
-      return { ok: true, message: withId<UnsubscribeMessage>({ type: 'unsubscribe', channel: obj.channel as string }, id) };
+      return {
+        ok: true,
+        message: withId<UnsubscribeMessage>({ type: 'unsubscribe', channel: obj.channel as string }, id),
+      };
     }
     case 'ping':
       return { ok: true, message: withId<PingMessage>({ type: 'ping' }, id) };
@@ -304,7 +309,11 @@ export function parseClientMessage(text: string): ParseResult {
       return fail('bad_request', 'the message has no "type" field', id);
     default:
       // Never String(obj.type): {"toString":""} would make it throw.
-      return fail('unknown_type', `unknown message type ${typeof obj.type === 'string' ? JSON.stringify(obj.type).slice(0, 80) : `of kind ${typeof obj.type}`}`, id);
+      return fail(
+        'unknown_type',
+        `unknown message type ${typeof obj.type === 'string' ? JSON.stringify(obj.type).slice(0, 80) : `of kind ${typeof obj.type}`}`,
+        id,
+      );
   }
 }
 
@@ -314,7 +323,12 @@ function parseSubscribe(obj: Record<string, unknown>, id: string | undefined): P
   const msg = withId<SubscribeMessage>({ type: 'subscribe', channel: obj.channel as string }, id);
   if (obj.tables !== undefined) {
     const t = obj.tables;
-    if (!Array.isArray(t) || t.length === 0 || t.length > 100 || !t.every((x) => typeof x === 'string' && x.length > 0 && x.length <= 128)) {
+    if (
+      !Array.isArray(t) ||
+      t.length === 0 ||
+      t.length > 100 ||
+      !t.every((x) => typeof x === 'string' && x.length > 0 && x.length <= 128)
+    ) {
       return fail('bad_request', '"tables" must be a non-empty array of up to 100 table names', id);
     }
     msg.tables = t as string[];
@@ -350,7 +364,10 @@ function parsePublish(obj: Record<string, unknown>, id: string | undefined): Par
   if (depthOver(row, MAX_ROW_DEPTH)) {
     return fail('bad_request', `"row" is nested deeper than ${MAX_ROW_DEPTH} levels`, id);
   }
-  return { ok: true, message: withId<PublishMessage>({ type: 'publish', table, row: row as Record<string, unknown> }, id) };
+  return {
+    ok: true,
+    message: withId<PublishMessage>({ type: 'publish', table, row: row as Record<string, unknown> }, id),
+  };
 }
 
 /** Rows nest at most this deep (a jsonb column's value included): deeper input is refused unparsed. */

@@ -32,17 +32,17 @@ export type Input =
   /** The application closed the client. */
   | { type: 'close' };
 
-export type Effect =
-  | { type: 'none' }
-  | { type: 'connect' }
-  | { type: 'wait'; ms: number }
-  | { type: 'shutdown' };
+export type Effect = { type: 'none' } | { type: 'connect' } | { type: 'wait'; ms: number } | { type: 'shutdown' };
 
 export const INITIAL_STATE: ConnectionState = { status: 'connecting', attempt: 0 };
 
 const stay = (state: ConnectionState) => ({ state, effect: { type: 'none' } as Effect });
 
-export function step(state: ConnectionState, input: Input, delay: (attempt: number) => number): { state: ConnectionState; effect: Effect } {
+export function step(
+  state: ConnectionState,
+  input: Input,
+  delay: (attempt: number) => number,
+): { state: ConnectionState; effect: Effect } {
   if (state.status === 'closed') return stay(state);
   switch (input.type) {
     case 'close':

@@ -89,7 +89,8 @@ export class WalcastClient {
   constructor(url: string, options: ClientOptions = {}) {
     this.url = wsUrl(url);
     const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
-    if (!WS) throw new TypeError('no WebSocket in this runtime: under Node 20 import the client from "walcast/client/node"');
+    if (!WS)
+      throw new TypeError('no WebSocket in this runtime: under Node 20 import the client from "walcast/client/node"');
     this.WebSocketClass = WS;
     this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
     this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
@@ -158,7 +159,12 @@ export class WalcastClient {
         return;
       case 'wait':
         this.timer = setTimeout(() => this.drive({ type: 'timer' }), effect.ms);
-        this.emitStatus({ status: 'reconnecting', attempt: state.attempt, delayMs: effect.ms, error: error ?? new ConnectionError(1006, '') });
+        this.emitStatus({
+          status: 'reconnecting',
+          attempt: state.attempt,
+          delayMs: effect.ms,
+          error: error ?? new ConnectionError(1006, ''),
+        });
         return;
       case 'shutdown':
         this.shutdown();
@@ -173,7 +179,9 @@ export class WalcastClient {
     let socket: SocketLike;
     try {
       const token = typeof this.token === 'function' ? this.token() : this.token;
-      socket = token ? new this.WebSocketClass(this.url, [SUBPROTOCOL, BEARER_PREFIX + token]) : new this.WebSocketClass(this.url);
+      socket = token
+        ? new this.WebSocketClass(this.url, [SUBPROTOCOL, BEARER_PREFIX + token])
+        : new this.WebSocketClass(this.url);
     } catch (err) {
       // A malformed URL: retrying will not help, but the state machine stays uniform.
       this.lost(new ConnectionError(1006, (err as Error).message, 'connection_lost', { cause: err }));
@@ -187,9 +195,16 @@ export class WalcastClient {
     // upgrade refused with 403 (Origin or address not allowed) is told only
     // by the error (under Node; browsers do not say why).
     let refused: number | undefined;
-    socket.onclose = (ev) => this.lost(refused === 403
-      ? new ConnectionError(ev.code, 'the relay refused the connection with HTTP 403 (Origin or address not allowed)', 'forbidden')
-      : new ConnectionError(ev.code, ev.reason));
+    socket.onclose = (ev) =>
+      this.lost(
+        refused === 403
+          ? new ConnectionError(
+              ev.code,
+              'the relay refused the connection with HTTP 403 (Origin or address not allowed)',
+              'forbidden',
+            )
+          : new ConnectionError(ev.code, ev.reason),
+      );
     socket.onerror = (ev) => (refused = refusedStatus(ev));
   }
 
@@ -289,7 +304,8 @@ export class WalcastClient {
         return;
       case 'error':
         // An event over the relay's size limit, in the event's place: the subscription moves past it.
-        if (msg.code === 'event_too_large' && msg.channel !== undefined) return this.subs.get(msg.channel)?.skipped(msg);
+        if (msg.code === 'event_too_large' && msg.channel !== undefined)
+          return this.subs.get(msg.channel)?.skipped(msg);
         this.relayError(new RelayError(msg.code, msg.message, msg.id));
         return;
       case 'unsubscribed':

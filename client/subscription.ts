@@ -112,7 +112,12 @@ export class Subscription<T extends TableRows = AnyRows> {
     if (msg.snapshot !== undefined) notice.snapshot = msg.snapshot;
     this.notices.emit('subscribed', notice);
     if (msg.recovered === false && since !== undefined) {
-      this.notices.emit('resync', { channel: this.channel, since, position: msg.position, snapshot: msg.snapshot !== undefined });
+      this.notices.emit('resync', {
+        channel: this.channel,
+        since,
+        position: msg.position,
+        snapshot: msg.snapshot !== undefined,
+      });
     }
     if (this.snapshotLeft === 0) this.notices.emit('synced', { channel: this.channel, rows: 0 });
   }
@@ -141,7 +146,10 @@ export class Subscription<T extends TableRows = AnyRows> {
     if (this.resumeFrom !== undefined && msg.position <= this.resumeFrom) return;
     this.resumeFrom = msg.position;
     this.notices.emit('skipped', {
-      channel: this.channel, table: msg.table ?? '', position: msg.position, bytes: msg.bytes ?? 0,
+      channel: this.channel,
+      table: msg.table ?? '',
+      position: msg.position,
+      bytes: msg.bytes ?? 0,
       error: new RelayError(msg.code, msg.message, undefined, this.channel),
     });
   }

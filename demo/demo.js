@@ -55,7 +55,8 @@ function join(room, name) {
   $('#room-title').hidden = false;
   $('#room-title').textContent = `room ${room} · ${state.name}`;
   document.title = `${room} · walcast demo`;
-  $('#psql-hint').textContent = `insert into chat_messages (channel_id, sender, body) values (${sqlString(room)}, 'psql', 'hi')`;
+  $('#psql-hint').textContent =
+    `insert into chat_messages (channel_id, sender, body) values (${sqlString(room)}, 'psql', 'hi')`;
   connect();
   $('#compose').body.focus();
 }
@@ -190,7 +191,11 @@ function renderMessages() {
 }
 
 function messageItem(row) {
-  const li = el('li', '', [el('span', 'sender', row.sender), el('span', 'body', row.body), el('span', 'time', clock(row.created_at))]);
+  const li = el('li', '', [
+    el('span', 'sender', row.sender),
+    el('span', 'body', row.body),
+    el('span', 'time', clock(row.created_at)),
+  ]);
   li.dataset.id = row.id;
   if (row.sender === state.name) li.classList.add('mine');
   return li;
@@ -210,7 +215,8 @@ function renderPresence() {
 
 function logEvent({ op, table, position, row }) {
   if (op === 'truncate') return appendLog(op, `${table.padEnd(13)} every row removed`, position);
-  const what = table === 'chat_messages' ? `${row.sender ?? ''}: ${row.body ?? `#${row.id}`}` : `${row.name || row.user_id}`;
+  const what =
+    table === 'chat_messages' ? `${row.sender ?? ''}: ${row.body ?? `#${row.id}`}` : `${row.name || row.user_id}`;
   appendLog(op, `${table.padEnd(13)} ${what}`, position);
 }
 

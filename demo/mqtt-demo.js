@@ -72,11 +72,13 @@ function showMessage(row) {
 
 function showMembers() {
   const list = $('presence');
-  list.replaceChildren(...[...members.values()].sort().map((n) => {
-    const li = document.createElement('li');
-    li.textContent = n;
-    return li;
-  }));
+  list.replaceChildren(
+    ...[...members.values()].sort().map((n) => {
+      const li = document.createElement('li');
+      li.textContent = n;
+      return li;
+    }),
+  );
   $('presence-count').textContent = String(members.size);
 }
 

@@ -27,8 +27,7 @@ export const RELAY_ERRORS = {
     retryable: true,
   },
   wal_level_not_logical: {
-    message:
-      "wal_level is '{walLevel}'; run ALTER SYSTEM SET wal_level = logical and restart PostgreSQL",
+    message: "wal_level is '{walLevel}'; run ALTER SYSTEM SET wal_level = logical and restart PostgreSQL",
     retryable: false,
   },
   replication_not_permitted: {
@@ -58,7 +57,7 @@ export const RELAY_ERRORS = {
   },
   slot_wrong_database: {
     message:
-      "replication slot {slot} belongs to database {database}; set WALCAST_SLOT to another name, or drop that slot there",
+      'replication slot {slot} belongs to database {database}; set WALCAST_SLOT to another name, or drop that slot there',
     retryable: false,
   },
   migration_failed: {
@@ -79,11 +78,13 @@ export const RELAY_ERRORS = {
     retryable: false,
   },
   auth_key_invalid: {
-    message: 'WALCAST_JWT_PUBLIC_KEY cannot be used: {detail}. Give an RSA (RS256) or P-256 (ES256) public key in PEM (-----BEGIN PUBLIC KEY-----)',
+    message:
+      'WALCAST_JWT_PUBLIC_KEY cannot be used: {detail}. Give an RSA (RS256) or P-256 (ES256) public key in PEM (-----BEGIN PUBLIC KEY-----)',
     retryable: false,
   },
   register_failed: {
-    message: 'registering {table} failed: {detail}. Fix the table or column named (or run walcast migrate if the walcast schema is missing)',
+    message:
+      'registering {table} failed: {detail}. Fix the table or column named (or run walcast migrate if the walcast schema is missing)',
     retryable: false,
   },
   relay_unreachable: {
@@ -91,7 +92,8 @@ export const RELAY_ERRORS = {
     retryable: true,
   },
   relay_refused: {
-    message: 'the relay at {url} refused {request}: {detail}. Check the token (--token, WALCAST_TOKEN), the channel and the other arguments',
+    message:
+      'the relay at {url} refused {request}: {detail}. Check the token (--token, WALCAST_TOKEN), the channel and the other arguments',
     retryable: false,
   },
   nats_stream_incompatible: {
@@ -100,7 +102,8 @@ export const RELAY_ERRORS = {
     retryable: false,
   },
   nats_publish_failed: {
-    message: 'publishing to JetStream stream {stream} failed: {detail}; the relay retries from the last stored event (check that NATS is running at WALCAST_NATS_URL)',
+    message:
+      'publishing to JetStream stream {stream} failed: {detail}; the relay retries from the last stored event (check that NATS is running at WALCAST_NATS_URL)',
     retryable: true,
   },
 } as const satisfies Record<string, ErrorSpec>;

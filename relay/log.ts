@@ -26,7 +26,10 @@ export function createLogger(level: LogLevel, destination?: NodeJS.WritableStrea
   if (resolveLogFormat(format, (out as { isTTY?: boolean }).isTTY) === 'json') return pino(options, out);
   const colorize = (out as { isTTY?: boolean }).isTTY === true;
   // Synchronous, like pino's own destination: a line is out before a crash exits.
-  return pino(options, pretty({ destination: out, sync: true, colorize, ignore: 'pid,hostname,service', translateTime: 'SYS:HH:MM:ss.l' }));
+  return pino(
+    options,
+    pretty({ destination: out, sync: true, colorize, ignore: 'pid,hostname,service', translateTime: 'SYS:HH:MM:ss.l' }),
+  );
 }
 
 /** A logger that drops everything, for tests that do not look at logs. */

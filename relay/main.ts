@@ -12,17 +12,42 @@ type Command = (argv: string[]) => Promise<void>;
 
 // Loaded on use: `walcast tail` need not load the relay, fastify and pg.
 const COMMANDS: Record<string, { load: () => Promise<Command>; summary: string }> = {
-  start: { load: async () => (await import('./cli/start.ts')).start, summary: 'run the relay (embedded PostgreSQL when DATABASE_URL is unset)' },
-  migrate: { load: async () => (await import('./cli/migrate.ts')).migrateCommand, summary: 'install or upgrade the walcast schema; --example adds the example tables' },
-  register: { load: async () => (await import('./cli/register.ts')).registerCommand, summary: 'register <table> --channel <column> [--ttl …]' },
-  doctor: { load: async () => (await import('./cli/doctor.ts')).doctorCommand, summary: 'check wal_level, slots, publication, indexes, replica identity' },
-  tail: { load: async () => (await import('./cli/tail.ts')).tailCommand, summary: 'print the live events of <channel>' },
-  replay: { load: async () => (await import('./cli/replay.ts')).replayCommand, summary: 'print the events of <channel> after --since <position>' },
+  start: {
+    load: async () => (await import('./cli/start.ts')).start,
+    summary: 'run the relay (embedded PostgreSQL when DATABASE_URL is unset)',
+  },
+  migrate: {
+    load: async () => (await import('./cli/migrate.ts')).migrateCommand,
+    summary: 'install or upgrade the walcast schema; --example adds the example tables',
+  },
+  register: {
+    load: async () => (await import('./cli/register.ts')).registerCommand,
+    summary: 'register <table> --channel <column> [--ttl …]',
+  },
+  doctor: {
+    load: async () => (await import('./cli/doctor.ts')).doctorCommand,
+    summary: 'check wal_level, slots, publication, indexes, replica identity',
+  },
+  tail: {
+    load: async () => (await import('./cli/tail.ts')).tailCommand,
+    summary: 'print the live events of <channel>',
+  },
+  replay: {
+    load: async () => (await import('./cli/replay.ts')).replayCommand,
+    summary: 'print the events of <channel> after --since <position>',
+  },
 };
 
 function usage(): string {
   const rows = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
-  return ['Usage: walcast <command> [options]   (walcast <command> --help for each)', '', 'Commands:', ...rows, '', helpText()].join('\n');
+  return [
+    'Usage: walcast <command> [options]   (walcast <command> --help for each)',
+    '',
+    'Commands:',
+    ...rows,
+    '',
+    helpText(),
+  ].join('\n');
 }
 
 async function main(): Promise<void> {
@@ -32,7 +57,10 @@ async function main(): Promise<void> {
     return;
   }
   const entry = COMMANDS[command];
-  if (!entry) throw new WalcastError('config_invalid', { detail: `unknown command ${JSON.stringify(command)}; run walcast --help` });
+  if (!entry)
+    throw new WalcastError('config_invalid', {
+      detail: `unknown command ${JSON.stringify(command)}; run walcast --help`,
+    });
   await (await entry.load())(rest);
 }
 

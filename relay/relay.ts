@@ -390,7 +390,12 @@ async function buildMetrics({ gate }: Base, pipeline: Pipeline, server: Server):
 }
 
 /** Phase 5: the MQTT front door; it binds its TCP port now (listen_failed stops start-up here). */
-async function buildMqtt({ config, logger, gate }: Base, pipeline: Pipeline, server: Server, metrics: RelayMetrics): Promise<MqttFrontDoor> {
+async function buildMqtt(
+  { config, logger, gate }: Base,
+  pipeline: Pipeline,
+  server: Server,
+  metrics: RelayMetrics,
+): Promise<MqttFrontDoor> {
   const { router, recovery, dispatcher, stream } = pipeline;
   const door = await startMqtt({
     databaseUrl: config.databaseUrl,
@@ -425,7 +430,14 @@ async function buildMqtt({ config, logger, gate }: Base, pipeline: Pipeline, ser
  * resume on another relay at once), then the jobs, then the final
  * confirmation and the end of replication, then the server and its pools.
  */
-function lifeOf(base: Base, slot: SlotInfo, pipeline: Pipeline, server: Server, pruner: Pruner, mqtt: MqttFrontDoor): Component[] {
+function lifeOf(
+  base: Base,
+  slot: SlotInfo,
+  pipeline: Pipeline,
+  server: Server,
+  pruner: Pruner,
+  mqtt: MqttFrontDoor,
+): Component[] {
   const { config, logger } = base;
   const { stream, watchdog } = pipeline;
   const { app, ws, publisher, snapshots } = server;
@@ -488,7 +500,11 @@ async function listen(app: FastifyInstance, config: RelayConfig): Promise<void> 
   try {
     await app.listen({ host: config.host, port: config.port });
   } catch (err) {
-    throw new WalcastError('listen_failed', { host: config.host, port: config.port, detail: (err as Error).message }, err);
+    throw new WalcastError(
+      'listen_failed',
+      { host: config.host, port: config.port, detail: (err as Error).message },
+      err,
+    );
   }
 }
 

@@ -34,7 +34,8 @@ function ensureDebianPackages(packages: string[], present: boolean, neededBy: Re
   if (!existsSync('/usr/bin/apt-get')) return;
   const root = process.getuid?.() === 0;
   if (!root && spawnSync('sudo', ['-n', 'true']).status !== 0) return;
-  const run = (args: string[]) => spawnSync(root ? args[0]! : 'sudo', root ? args.slice(1) : args, { stdio: 'inherit' }).status === 0;
+  const run = (args: string[]) =>
+    spawnSync(root ? args[0]! : 'sudo', root ? args.slice(1) : args, { stdio: 'inherit' }).status === 0;
   const list = packages.join(' ');
   console.log(`# installing Debian's ${list} for the tests that need it: apt-get install -y ${list}`);
   if (!run(['apt-get', 'update', '-qq']) || !run(['apt-get', 'install', '-y', '-qq', ...packages])) {
@@ -49,9 +50,24 @@ function onPath(binary: string): boolean {
 async function main(): Promise<number> {
   const roots = process.argv.slice(2).filter((a) => !a.startsWith('-'));
   const files = (await Promise.all((roots.length ? roots : ['test']).map((r) => findTests(resolve(r))))).flat();
-  ensureDebianPackages(['chromium'], Boolean(process.env.CHROMIUM_PATH) || existsSync('/usr/bin/chromium'), /test\/browser/, files);
-  ensureDebianPackages(['nats-server'], Boolean(process.env.NATS_SERVER_PATH) || onPath('nats-server'), /streams|webhooks/, files);
-  ensureDebianPackages(['mosquitto-clients', 'mosquitto'], onPath('mosquitto_sub') && existsSync('/usr/sbin/mosquitto'), /mqtt/, files);
+  ensureDebianPackages(
+    ['chromium'],
+    Boolean(process.env.CHROMIUM_PATH) || existsSync('/usr/bin/chromium'),
+    /test\/browser/,
+    files,
+  );
+  ensureDebianPackages(
+    ['nats-server'],
+    Boolean(process.env.NATS_SERVER_PATH) || onPath('nats-server'),
+    /streams|webhooks/,
+    files,
+  );
+  ensureDebianPackages(
+    ['mosquitto-clients', 'mosquitto'],
+    onPath('mosquitto_sub') && existsSync('/usr/sbin/mosquitto'),
+    /mqtt/,
+    files,
+  );
   let pg: EmbeddedPostgresHandle | undefined;
   let url = process.env.TEST_DATABASE_URL;
   if (!url) {
@@ -66,7 +82,15 @@ async function main(): Promise<number> {
   const child = spawn(
     process.execPath,
     // A hung test fails after 3 minutes instead of hanging CI (a test may set its own, longer timeout).
-    ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-timeout=180000', '--test-reporter=spec', ...files],
+    [
+      '--import',
+      'tsx',
+      '--test',
+      `--test-concurrency=${concurrency}`,
+      '--test-timeout=180000',
+      '--test-reporter=spec',
+      ...files,
+    ],
     { stdio: 'inherit', env: { ...process.env, TEST_DATABASE_URL: url } },
   );
   const forward = (sig: NodeJS.Signals) => child.kill(sig);

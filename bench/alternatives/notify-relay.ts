@@ -29,7 +29,10 @@ async function main(): Promise<void> {
   client.on('notification', (n) => {
     const row = JSON.parse(n.payload ?? '{}') as Record<string, unknown>;
     const channel = String(row.channel_id);
-    server.publish(channel, Buffer.from(JSON.stringify({ type: 'event', channel, table: 'chat_messages', op: 'insert', row })));
+    server.publish(
+      channel,
+      Buffer.from(JSON.stringify({ type: 'event', channel, table: 'chat_messages', op: 'insert', row })),
+    );
   });
   await client.query(`LISTEN ${NOTIFY_CHANNEL}`);
   announce(await server.listen());

@@ -20,7 +20,9 @@ export async function startPgjsPipeline(databaseUrl: string, natsUrl: string, pu
   let n = 0;
   const { unsubscribe } = await sql.subscribe('insert:chat_messages', (row) => {
     const event = { table: 'chat_messages', op: 'insert', row };
-    void js.publish(`walcast.chat_messages.${String(row?.channel_id)}`, JSON.stringify(event), { msgID: `pgjs-${n++}` }).then(() => acked++);
+    void js
+      .publish(`walcast.chat_messages.${String(row?.channel_id)}`, JSON.stringify(event), { msgID: `pgjs-${n++}` })
+      .then(() => acked++);
   });
   return {
     acked: () => acked,

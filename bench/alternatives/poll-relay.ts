@@ -24,7 +24,10 @@ function parseRow(line: string): Record<string, string | null> {
 async function main(): Promise<void> {
   const slot = process.env.POLL_SLOT!;
   const server = new PushServer(true);
-  const client = new pg.Client({ connectionString: process.env.DATABASE_URL, options: '-c TimeZone=UTC -c DateStyle=ISO' });
+  const client = new pg.Client({
+    connectionString: process.env.DATABASE_URL,
+    options: '-c TimeZone=UTC -c DateStyle=ISO',
+  });
   await client.connect();
   await client.query(`SELECT pg_create_logical_replication_slot($1, 'test_decoding')`, [slot]);
   announce(await server.listen());
@@ -36,12 +39,18 @@ async function main(): Promise<void> {
   process.on('disconnect', () => void cleanup());
   process.on('SIGTERM', () => void cleanup());
   for (;;) {
-    const { rows } = await client.query<{ data: string }>('SELECT data FROM pg_logical_slot_get_changes($1, NULL, NULL)', [slot]);
+    const { rows } = await client.query<{ data: string }>(
+      'SELECT data FROM pg_logical_slot_get_changes($1, NULL, NULL)',
+      [slot],
+    );
     for (const { data } of rows) {
       if (!data.startsWith(PREFIX)) continue;
       const row = parseRow(data);
       const channel = row.channel_id ?? '';
-      server.publish(channel, Buffer.from(JSON.stringify({ type: 'event', channel, table: 'chat_messages', op: 'insert', row })));
+      server.publish(
+        channel,
+        Buffer.from(JSON.stringify({ type: 'event', channel, table: 'chat_messages', op: 'insert', row })),
+      );
     }
     await new Promise((r) => setTimeout(r, POLL_MS));
   }

@@ -36,7 +36,10 @@ function start(rowsPerSecond: number): void {
     for (let i = 0; i < due; i++, sent++) {
       const channel = `${prefix}${sent % channels}`;
       id++;
-      server.publish(channel, eventFrame(channel, { id: String(id), channel_id: channel, sender: 'bench', body, created_at: createdAt }));
+      server.publish(
+        channel,
+        eventFrame(channel, { id: String(id), channel_id: channel, sender: 'bench', body, created_at: createdAt }),
+      );
     }
   }, 10);
 }

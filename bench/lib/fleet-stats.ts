@@ -36,7 +36,11 @@ export class FleetStats {
   received = 0;
   closed = 0;
   open = 0;
-  private readonly histogram = build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: 3 });
+  private readonly histogram = build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 600_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
 
   /** One frame or message: counted, and its created_at (if any) timed. */
   record(data: Buffer): void {
@@ -74,9 +78,15 @@ export class FleetStats {
     const cpu = process.cpuUsage();
     const h = this.histogram;
     return {
-      received: this.received, closed: this.closed, open: this.open,
-      p50: h.getValueAtPercentile(50), p99: h.getValueAtPercentile(99), p999: h.getValueAtPercentile(99.9),
-      max: h.maxValue, samples: h.totalCount, cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      received: this.received,
+      closed: this.closed,
+      open: this.open,
+      p50: h.getValueAtPercentile(50),
+      p99: h.getValueAtPercentile(99),
+      p999: h.getValueAtPercentile(99.9),
+      max: h.maxValue,
+      samples: h.totalCount,
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
     };
   }
 }

@@ -21,7 +21,10 @@ export async function startLoad(url: string, rowsPerSecond: number, channels: nu
       const due = Math.floor(((performance.now() - t0) / 1000) * rowsPerSecond) - sent;
       if (due > 0) {
         const chans = Array.from({ length: due }, (_, i) => `${prefix}${(sent + i) % channels}`);
-        await client.query(`INSERT INTO chat_messages (channel_id, sender, body) SELECT c, 'bench', $2 FROM unnest($1::text[]) AS c`, [chans, body]);
+        await client.query(
+          `INSERT INTO chat_messages (channel_id, sender, body) SELECT c, 'bench', $2 FROM unnest($1::text[]) AS c`,
+          [chans, body],
+        );
         sent += due;
       }
       await new Promise((r) => setTimeout(r, 10));

@@ -28,7 +28,9 @@ function connect(i: number): Promise<void> {
       if (p.cmd === 'publish') return stats.record(p.payload as Buffer);
       if (p.cmd === 'connack') {
         const filter = `chat_messages/${config.prefix}${i % config.channels}/#`;
-        socket.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filter, qos: 0 }] }));
+        socket.write(
+          mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filter, qos: 0 }] }),
+        );
       } else if (p.cmd === 'suback') {
         subscribed = true;
         stats.open++;
@@ -37,7 +39,16 @@ function connect(i: number): Promise<void> {
     });
     socket.on('connect', () => {
       socket.setNoDelay(true);
-      socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: `bench-${process.pid}-${i}`, clean: true, keepalive: 0 }));
+      socket.write(
+        mqttPacket.generate({
+          cmd: 'connect',
+          protocolId: 'MQTT',
+          protocolVersion: 4,
+          clientId: `bench-${process.pid}-${i}`,
+          clean: true,
+          keepalive: 0,
+        }),
+      );
     });
     socket.on('data', (d) => parser.parse(d));
     socket.on('error', (err) => {

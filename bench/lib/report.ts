@@ -41,7 +41,8 @@ export function writeResult(result: ScenarioResult): string[] {
 export function markdownTable(rows: Row[]): string {
   if (rows.length === 0) return '(no rows)\n';
   const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
-  const cell = (v: string | number | null | undefined) => (v === null || v === undefined ? '–' : typeof v === 'number' ? fmt(v) : v);
+  const cell = (v: string | number | null | undefined) =>
+    v === null || v === undefined ? '–' : typeof v === 'number' ? fmt(v) : v;
   const lines = [`| ${cols.join(' | ')} |`, `|${cols.map(() => '---').join('|')}|`];
   for (const r of rows) lines.push(`| ${cols.map((c) => cell(r[c])).join(' | ')} |`);
   return `${lines.join('\n')}\n`;

@@ -51,7 +51,7 @@ function scale(values: number[], pixels: number, log: boolean): { at: (v: number
     const span = Math.log10(hi) - Math.log10(lo) || 1;
     const ticks: number[] = [];
     for (let t = lo; t <= hi * 1.001; t *= 10) ticks.push(t);
-    return { at: (v) => (Math.log10(Math.max(v, lo)) - Math.log10(lo)) / span * pixels, ticks };
+    return { at: (v) => ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / span) * pixels, ticks };
   }
   const max = Math.max(...values, 0) || 1;
   const step = 10 ** Math.floor(Math.log10(max));
@@ -97,8 +97,10 @@ function legend(series: string[], x: number, y: number, width: number): string[]
   return series.map((name, i) => {
     const lx = x + (i % perRow) * LEGEND_ITEM;
     const ly = y + Math.floor(i / perRow) * LEGEND_ROW;
-    return `<rect x="${lx}" y="${ly - 10}" width="12" height="12" fill="${COLORS[i % COLORS.length]}"/>` +
-      `<text x="${lx + 16}" y="${ly}">${escapeXml(name)}</text>`;
+    return (
+      `<rect x="${lx}" y="${ly - 10}" width="12" height="12" fill="${COLORS[i % COLORS.length]}"/>` +
+      `<text x="${lx + 16}" y="${ly}">${escapeXml(name)}</text>`
+    );
   });
 }
 
@@ -124,7 +126,9 @@ export function barChart(spec: BarChart): string {
   const all = spec.groups.flatMap((g) => [...g.values, ...(g.marks ?? [])]).filter((v): v is number => v !== null);
   const { at, ticks } = scale(all, plotH, spec.log ?? false);
   const body = valueAxis(ticks, at, PAD.left, bottom, plotW);
-  body.push(`<text x="16" y="${PAD.top + plotH / 2}" transform="rotate(-90 16 ${PAD.top + plotH / 2})" text-anchor="middle">${escapeXml(spec.unit)}</text>`);
+  body.push(
+    `<text x="16" y="${PAD.top + plotH / 2}" transform="rotate(-90 16 ${PAD.top + plotH / 2})" text-anchor="middle">${escapeXml(spec.unit)}</text>`,
+  );
   const barW = (groupWidth - 20) / spec.series.length;
   spec.groups.forEach((g, gi) => {
     const gx = PAD.left + gi * groupWidth + 10;
@@ -132,17 +136,24 @@ export function barChart(spec: BarChart): string {
       if (v === null) return;
       const h = at(v);
       const x = gx + si * barW;
-      body.push(`<rect x="${x}" y="${bottom - h}" width="${barW - 2}" height="${h}" fill="${COLORS[si % COLORS.length]}"><title>${escapeXml(`${spec.series[si]}: ${formatNumber(v)} ${spec.unit}`)}</title></rect>`);
+      body.push(
+        `<rect x="${x}" y="${bottom - h}" width="${barW - 2}" height="${h}" fill="${COLORS[si % COLORS.length]}"><title>${escapeXml(`${spec.series[si]}: ${formatNumber(v)} ${spec.unit}`)}</title></rect>`,
+      );
       const mark = g.marks?.[si];
       if (mark !== null && mark !== undefined) {
-        body.push(`<line x1="${x}" x2="${x + barW - 2}" y1="${bottom - at(mark)}" y2="${bottom - at(mark)}" stroke="#111" stroke-width="2"/>`);
+        body.push(
+          `<line x1="${x}" x2="${x + barW - 2}" y1="${bottom - at(mark)}" y2="${bottom - at(mark)}" stroke="#111" stroke-width="2"/>`,
+        );
       }
     });
-    body.push(`<text x="${gx + (groupWidth - 20) / 2}" y="${bottom + 16}" text-anchor="middle" font-size="11">${escapeXml(g.label)}</text>`);
+    body.push(
+      `<text x="${gx + (groupWidth - 20) / 2}" y="${bottom + 16}" text-anchor="middle" font-size="11">${escapeXml(g.label)}</text>`,
+    );
   });
   body.push(`<line x1="${PAD.left}" x2="${PAD.left + plotW}" y1="${bottom}" y2="${bottom}" stroke="#111"/>`);
   body.push(...legend(spec.series, PAD.left, bottom + 44, width - PAD.left));
-  if (spec.markLabel) body.push(`<text x="${PAD.left}" y="${height - 6}" font-size="11">${escapeXml(spec.markLabel)}</text>`);
+  if (spec.markLabel)
+    body.push(`<text x="${PAD.left}" y="${height - 6}" font-size="11">${escapeXml(spec.markLabel)}</text>`);
   return frame(width, height, spec.title, spec.subtitle, body);
 }
 
@@ -153,25 +164,48 @@ export function lineChart(spec: LineChart): string {
   const height = PAD.top + plotH + 56 + legendRows(spec.series.length, plotW) * LEGEND_ROW;
   const bottom = PAD.top + plotH;
   const points = spec.series.flatMap((s) => s.points);
-  const xs = scale(points.map((p) => p.x), plotW, spec.log ?? false);
-  const ys = scale(points.map((p) => p.y), plotH, spec.log ?? false);
+  const xs = scale(
+    points.map((p) => p.x),
+    plotW,
+    spec.log ?? false,
+  );
+  const ys = scale(
+    points.map((p) => p.y),
+    plotH,
+    spec.log ?? false,
+  );
   const body = valueAxis(ys.ticks, ys.at, PAD.left, bottom, plotW);
   for (const t of xs.ticks) {
     body.push(`<text x="${PAD.left + xs.at(t)}" y="${bottom + 16}" text-anchor="middle">${formatNumber(t)}</text>`);
   }
   body.push(`<line x1="${PAD.left}" x2="${PAD.left + plotW}" y1="${bottom}" y2="${bottom}" stroke="#111"/>`);
-  body.push(`<text x="${PAD.left + plotW / 2}" y="${bottom + 36}" text-anchor="middle">${escapeXml(spec.xLabel)}</text>`);
-  body.push(`<text x="16" y="${PAD.top + plotH / 2}" transform="rotate(-90 16 ${PAD.top + plotH / 2})" text-anchor="middle">${escapeXml(spec.yLabel)}</text>`);
+  body.push(
+    `<text x="${PAD.left + plotW / 2}" y="${bottom + 36}" text-anchor="middle">${escapeXml(spec.xLabel)}</text>`,
+  );
+  body.push(
+    `<text x="16" y="${PAD.top + plotH / 2}" transform="rotate(-90 16 ${PAD.top + plotH / 2})" text-anchor="middle">${escapeXml(spec.yLabel)}</text>`,
+  );
   spec.series.forEach((s, i) => {
     const color = COLORS[i % COLORS.length];
     const sorted = [...s.points].sort((a, b) => a.x - b.x);
-    const path = sorted.map((p) => `${(PAD.left + xs.at(p.x)).toFixed(1)},${(bottom - ys.at(p.y)).toFixed(1)}`).join(' ');
+    const path = sorted
+      .map((p) => `${(PAD.left + xs.at(p.x)).toFixed(1)},${(bottom - ys.at(p.y)).toFixed(1)}`)
+      .join(' ');
     const dash = s.dashed ? ' stroke-dasharray="5 4"' : '';
     if (!s.markersOnly) body.push(`<polyline points="${path}" fill="none" stroke="${color}" stroke-width="2"${dash}/>`);
     for (const p of sorted) {
-      body.push(`<circle cx="${(PAD.left + xs.at(p.x)).toFixed(1)}" cy="${(bottom - ys.at(p.y)).toFixed(1)}" r="${s.markersOnly ? 4 : 2}" fill="${color}" fill-opacity="0.8"><title>${escapeXml(`${s.name}: ${formatNumber(p.y)} at ${formatNumber(p.x)}`)}</title></circle>`);
+      body.push(
+        `<circle cx="${(PAD.left + xs.at(p.x)).toFixed(1)}" cy="${(bottom - ys.at(p.y)).toFixed(1)}" r="${s.markersOnly ? 4 : 2}" fill="${color}" fill-opacity="0.8"><title>${escapeXml(`${s.name}: ${formatNumber(p.y)} at ${formatNumber(p.x)}`)}</title></circle>`,
+      );
     }
   });
-  body.push(...legend(spec.series.map((s) => s.name), PAD.left, bottom + 60, plotW));
+  body.push(
+    ...legend(
+      spec.series.map((s) => s.name),
+      PAD.left,
+      bottom + 60,
+      plotW,
+    ),
+  );
   return frame(width, height, spec.title, spec.subtitle, body);
 }

@@ -21,7 +21,12 @@ export interface Target {
 
 const here = (p: string) => new URL(p, import.meta.url).pathname;
 
-export async function startTarget(name: SystemName, db: BenchDatabase, layout: { channels: number; prefix: string }, env: Record<string, string> = {}): Promise<Target> {
+export async function startTarget(
+  name: SystemName,
+  db: BenchDatabase,
+  layout: { channels: number; prefix: string },
+  env: Record<string, string> = {},
+): Promise<Target> {
   const slot = `bench_${name.replace('-', '_')}_${randomBytes(3).toString('hex')}`;
   switch (name) {
     case 'walcast': {
@@ -44,7 +49,13 @@ export async function startTarget(name: SystemName, db: BenchDatabase, layout: {
         BASELINE_CHANNELS: String(layout.channels),
         BASELINE_PREFIX: layout.prefix,
       });
-      return { name, pid: child.pid, wsUrl: child.url, setRate: (rate) => child.send({ cmd: 'rate', rate }), stop: child.stop };
+      return {
+        name,
+        pid: child.pid,
+        wsUrl: child.url,
+        setRate: (rate) => child.send({ cmd: 'rate', rate }),
+        stop: child.stop,
+      };
     }
     case 'listen-notify': {
       await db.pool.query(INSTALL_TRIGGER);
@@ -104,18 +115,25 @@ const MAIN = new URL('../../relay/main.ts', import.meta.url).pathname;
  */
 export async function spawnWalcast(databaseUrl: string, slot: string, env: Record<string, string>): Promise<Forked> {
   const nodeArgs = (process.env.BENCH_RELAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', MAIN, 'start', '--port', '0', '--slot', slot], {
-    env: {
-      PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATABASE_URL: databaseUrl, WALCAST_LOG_LEVEL: 'warn',
-      // Every bench client connects from 127.0.0.1: the per-address limit
-      // (1,000 by default, a defence against one abusive host) would refuse
-      // the 5,000- and 10,000-connection cells with HTTP 429.
-      WALCAST_MAX_CONNECTIONS_PER_IP: '1000000',
-      WALCAST_MAX_CONNECTIONS: '1000000',
-      ...env,
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs, '--import', 'tsx', MAIN, 'start', '--port', '0', '--slot', slot],
+    {
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '',
+        DATABASE_URL: databaseUrl,
+        WALCAST_LOG_LEVEL: 'warn',
+        // Every bench client connects from 127.0.0.1: the per-address limit
+        // (1,000 by default, a defence against one abusive host) would refuse
+        // the 5,000- and 10,000-connection cells with HTTP 429.
+        WALCAST_MAX_CONNECTIONS_PER_IP: '1000000',
+        WALCAST_MAX_CONNECTIONS: '1000000',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  );
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-10_000)));
   child.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-10_000)));

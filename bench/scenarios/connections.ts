@@ -16,7 +16,10 @@ export interface ConnectionsPlan {
 export const CONNECTIONS_FULL: ConnectionsPlan = { connections: 10_000, systems: ['walcast', 'ws-coalesce'] };
 export const CONNECTIONS_QUICK: ConnectionsPlan = { connections: 1_000, systems: ['walcast', 'ws-coalesce'] };
 
-export async function runConnections(db: BenchDatabase, plan: ConnectionsPlan): Promise<{ rows: Row[]; notes: string[] }> {
+export async function runConnections(
+  db: BenchDatabase,
+  plan: ConnectionsPlan,
+): Promise<{ rows: Row[]; notes: string[] }> {
   const rows: Row[] = [];
   const n = plan.connections;
   const channels = Math.max(1, n / 10);
@@ -26,7 +29,10 @@ export async function runConnections(db: BenchDatabase, plan: ConnectionsPlan): 
       await sleep(1000);
       const before = rssBytes(target.pid);
       progress(`connections: ${system}, opening ${n.toLocaleString('en-US')} subscribed WebSockets`);
-      const fleet = await startFleet({ url: target.wsUrl, count: n, channels, prefix: 'idle-', concurrency: 100 }, 300_000);
+      const fleet = await startFleet(
+        { url: target.wsUrl, count: n, channels, prefix: 'idle-', concurrency: 100 },
+        300_000,
+      );
       try {
         await sleep(2000);
         const after = rssBytes(target.pid);

@@ -53,7 +53,13 @@ export async function runFanout(db: BenchDatabase, plan: FanoutPlan): Promise<{ 
           for (const rate of plan.rates) {
             if (!target || !fleet) {
               target = await startTarget(system, db, { channels, prefix: PREFIX });
-              fleet = await startFleet({ url: target.wsUrl, count: subscribers, channels, prefix: PREFIX, concurrency: 50 });
+              fleet = await startFleet({
+                url: target.wsUrl,
+                count: subscribers,
+                channels,
+                prefix: PREFIX,
+                concurrency: 50,
+              });
             }
             progress(`fanout: ${system}, ${subscribers} subscribers on ${channels} channel(s), ${rate} rows/s`);
             const row = await measure(db, plan, target, fleet, { subscribers, channels, rate });
@@ -81,7 +87,13 @@ export interface Cell {
   rate: number;
 }
 
-export async function measure(db: BenchDatabase, plan: Pick<FanoutPlan, 'warmupMs' | 'measureMs'>, target: Target, fleet: Fleet, cell: Cell): Promise<Row> {
+export async function measure(
+  db: BenchDatabase,
+  plan: Pick<FanoutPlan, 'warmupMs' | 'measureMs'>,
+  target: Target,
+  fleet: Fleet,
+  cell: Cell,
+): Promise<Row> {
   let load: Load | undefined;
   if (target.setRate) target.setRate(cell.rate);
   else load = await startLoad(db.url, cell.rate, cell.channels, PREFIX);
@@ -145,7 +157,8 @@ function comparison(rows: Row[]): string {
     const w = systems.get('walcast');
     if (!w) continue;
     const [subscribers, channels, rate] = k.split('/');
-    const ratio = (a: unknown, b: unknown) => (typeof a === 'number' && typeof b === 'number' && b > 0 ? Number((a / b).toFixed(2)) : null);
+    const ratio = (a: unknown, b: unknown) =>
+      typeof a === 'number' && typeof b === 'number' && b > 0 ? Number((a / b).toFixed(2)) : null;
     const c = systems.get('ws-coalesce');
     const n = systems.get('listen-notify');
     const p = systems.get('polling');

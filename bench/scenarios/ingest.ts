@@ -56,7 +56,9 @@ async function runCase(db: BenchDatabase, c: IngestCase): Promise<Row> {
   const recvTimes: number[] = [];
   const walcastRuns: { seconds: number; cpu: number }[] = [];
   for (let i = 0; i < order.length; i++) {
-    progress(`ingest: ${order[i] === 'recv' ? 'pg_recvlogical' : 'walcast'} draining ${label} (${i + 1}/${order.length})`);
+    progress(
+      `ingest: ${order[i] === 'recv' ? 'pg_recvlogical' : 'walcast'} draining ${label} (${i + 1}/${order.length})`,
+    );
     if (order[i] === 'recv') {
       const t = await drainWithRecvlogical(db.url, slots[i]!, endLsn);
       if (t !== undefined) recvTimes.push(t);
@@ -82,7 +84,12 @@ async function runCase(db: BenchDatabase, c: IngestCase): Promise<Row> {
 }
 
 /** Seconds from starting the relay's stream until every backlog commit was dispatched. */
-async function drainWithWalcast(url: string, slot: string, transactions: number, rows: number): Promise<{ seconds: number; cpu: number }> {
+async function drainWithWalcast(
+  url: string,
+  slot: string,
+  transactions: number,
+  rows: number,
+): Promise<{ seconds: number; cpu: number }> {
   const cpu0 = process.cpuUsage();
   const relay = await startRelay(relayConfig(url, { slot, ttlSchedule: '0 0 1 1 *' }), silentLogger);
   // startRelay returns right after the stream began connecting: like
@@ -103,8 +110,22 @@ async function drainWithRecvlogical(url: string, slot: string, endLsn: string): 
     progress('ingest: pg_recvlogical not found; skipped');
     return undefined;
   }
-  const args = ['-d', url, '-S', slot, '--start', '--no-loop', '-E', endLsn, '-f', '/dev/null',
-    '-o', 'proto_version=1', '-o', `publication_names=${PUBLICATION}`];
+  const args = [
+    '-d',
+    url,
+    '-S',
+    slot,
+    '--start',
+    '--no-loop',
+    '-E',
+    endLsn,
+    '-f',
+    '/dev/null',
+    '-o',
+    'proto_version=1',
+    '-o',
+    `publication_names=${PUBLICATION}`,
+  ];
   const t0 = performance.now();
   const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';

@@ -30,16 +30,32 @@ export interface MqttPlan {
   measureMs: number;
 }
 
-export const MQTT_FULL: MqttPlan = { subscribers: [100, 1_000], layouts: ['one', 'spread'], rates: [1_000], systems: ['walcast', 'mosquitto'], warmupMs: 1_500, measureMs: 5_000 };
+export const MQTT_FULL: MqttPlan = {
+  subscribers: [100, 1_000],
+  layouts: ['one', 'spread'],
+  rates: [1_000],
+  systems: ['walcast', 'mosquitto'],
+  warmupMs: 1_500,
+  measureMs: 5_000,
+};
 // Quick is CI's smoke test: half the rate, so the client fleet is not the limit on a busy 2-core machine.
-export const MQTT_QUICK: MqttPlan = { subscribers: [100], layouts: ['one'], rates: [500], systems: ['walcast', 'mosquitto'], warmupMs: 500, measureMs: 2_000 };
+export const MQTT_QUICK: MqttPlan = {
+  subscribers: [100],
+  layouts: ['one'],
+  rates: [500],
+  systems: ['walcast', 'mosquitto'],
+  warmupMs: 500,
+  measureMs: 2_000,
+};
 
 const CHILD = new URL('../lib/mqtt-fleet-child.ts', import.meta.url).pathname;
 const MOSQUITTO = '/usr/sbin/mosquitto';
 
 export async function runMqtt(db: BenchDatabase, plan: MqttPlan): Promise<{ rows: Row[]; notes: string[] }> {
   if (plan.systems.includes('mosquitto') && !existsSync(MOSQUITTO)) {
-    throw new Error(`${MOSQUITTO} not found: the mqtt scenario compares with Debian's mosquitto (apt-get install -y mosquitto; .ci/run installs it)`);
+    throw new Error(
+      `${MOSQUITTO} not found: the mqtt scenario compares with Debian's mosquitto (apt-get install -y mosquitto; .ci/run installs it)`,
+    );
   }
   const rows: Row[] = [];
   for (const subscribers of plan.subscribers) {
@@ -48,10 +64,15 @@ export async function runMqtt(db: BenchDatabase, plan: MqttPlan): Promise<{ rows
       for (const system of plan.systems) {
         for (const rate of plan.rates) {
           const port = await freePort();
-          const target = system === 'walcast' ? await startWalcast(db, port, channels) : await startMosquitto(db, port, channels);
+          const target =
+            system === 'walcast' ? await startWalcast(db, port, channels) : await startMosquitto(db, port, channels);
           let fleet: Fleet | undefined;
           try {
-            fleet = await startFleet({ port, count: subscribers, channels, prefix: PREFIX, concurrency: 50 }, 120_000, CHILD);
+            fleet = await startFleet(
+              { port, count: subscribers, channels, prefix: PREFIX, concurrency: 50 },
+              120_000,
+              CHILD,
+            );
             progress(`mqtt: ${system}, ${subscribers} subscribers on ${channels} channel(s), ${rate} rows/s`);
             rows.push({ ...(await measure(db, plan, target, fleet, { subscribers, channels, rate })), system });
           } finally {
@@ -73,7 +94,10 @@ async function startWalcast(db: BenchDatabase, port: number, channels: number): 
 async function startMosquitto(db: BenchDatabase, port: number, channels: number): Promise<Target> {
   const dir = await mkdtemp(join(tmpdir(), 'walcast-bench-mosquitto-'));
   const conf = join(dir, 'mosquitto.conf');
-  await writeFile(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\nmax_queued_messages 100000\n`);
+  await writeFile(
+    conf,
+    `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\nmax_queued_messages 100000\n`,
+  );
   const child = spawn(MOSQUITTO, ['-c', conf], { stdio: 'ignore' });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   await waitForPort(port);
@@ -93,7 +117,9 @@ async function startMosquitto(db: BenchDatabase, port: number, channels: number)
         const chans = Array.from({ length: due }, (_, i) => `${PREFIX}${(sent + i) % channels}`);
         const { rows } = await writer.query<{ c: string; id: string; j: string }>(
           `INSERT INTO chat_messages (channel_id, sender, body) SELECT c, 'bench', $2 FROM unnest($1::text[]) AS c
-           RETURNING channel_id AS c, id::text AS id, row_to_json(chat_messages)::text AS j`, [chans, body]);
+           RETURNING channel_id AS c, id::text AS id, row_to_json(chat_messages)::text AS j`,
+          [chans, body],
+        );
         for (const r of rows) publisher.publish(`chat_messages/${r.c}/${r.id}`, r.j, { qos: 0 });
         sent += due;
       }
@@ -150,10 +176,19 @@ async function waitForPort(port: number): Promise<void> {
 function comparison(rows: Row[]): string {
   const out: Row[] = [];
   for (const w of rows.filter((r) => r.system === 'walcast')) {
-    const m = rows.find((r) => r.system === 'mosquitto' && r.subscribers === w.subscribers && r.channels === w.channels && r['rows/s'] === w['rows/s']);
-    const ratio = (a: unknown, b: unknown) => (typeof a === 'number' && typeof b === 'number' && b > 0 ? Number((a / b).toFixed(2)) : null);
+    const m = rows.find(
+      (r) =>
+        r.system === 'mosquitto' &&
+        r.subscribers === w.subscribers &&
+        r.channels === w.channels &&
+        r['rows/s'] === w['rows/s'],
+    );
+    const ratio = (a: unknown, b: unknown) =>
+      typeof a === 'number' && typeof b === 'number' && b > 0 ? Number((a / b).toFixed(2)) : null;
     out.push({
-      subscribers: w.subscribers!, channels: w.channels!, 'rows/s': w['rows/s']!,
+      subscribers: w.subscribers!,
+      channels: w.channels!,
+      'rows/s': w['rows/s']!,
       'efficiency vs Mosquitto (≥2)': ratio(m?.['CPU s per M deliveries'], w['CPU s per M deliveries']),
       'throughput vs Mosquitto': ratio(w['deliveries/s'], m?.['deliveries/s']),
       'p99 walcast ms': w['p99 ms'] ?? null,

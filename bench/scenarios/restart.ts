@@ -28,8 +28,16 @@ export interface RestartPlan {
 }
 
 const WHOLE = { label: 'whole window re-read (default)', rebuildBytes: 0 };
-export const RESTART_FULL: RestartPlan = { rowsPerSecond: 5000, seconds: 60, variants: [WHOLE, { label: 'bounded, 64 MiB', rebuildBytes: 64 * 1024 ** 2 }] };
-export const RESTART_QUICK: RestartPlan = { rowsPerSecond: 2000, seconds: 5, variants: [WHOLE, { label: 'bounded, 1 MiB', rebuildBytes: 1024 ** 2 }] };
+export const RESTART_FULL: RestartPlan = {
+  rowsPerSecond: 5000,
+  seconds: 60,
+  variants: [WHOLE, { label: 'bounded, 64 MiB', rebuildBytes: 64 * 1024 ** 2 }],
+};
+export const RESTART_QUICK: RestartPlan = {
+  rowsPerSecond: 2000,
+  seconds: 5,
+  variants: [WHOLE, { label: 'bounded, 1 MiB', rebuildBytes: 1024 ** 2 }],
+};
 
 /** The load: every 100 ms the rows due, as one INSERT, on 100 channels. */
 function startLoad(db: BenchDatabase, rowsPerSecond: number): { rows: () => number; stop: () => Promise<void> } {
@@ -42,13 +50,20 @@ function startLoad(db: BenchDatabase, rowsPerSecond: number): { rows: () => numb
       if (due > 0) {
         await db.pool.query(
           `insert into chat_messages (channel_id, sender, body) select 'burst-' || (g % 100), 'bench', repeat('x', 200) from generate_series($1::int, $2::int) g`,
-          [rows, rows + due - 1]);
+          [rows, rows + due - 1],
+        );
         rows += due;
       }
       await new Promise((r) => setTimeout(r, 100));
     }
   })();
-  return { rows: () => rows, stop: async () => { running = false; await done; } };
+  return {
+    rows: () => rows,
+    stop: async () => {
+      running = false;
+      await done;
+    },
+  };
 }
 
 export async function runRestart(db: BenchDatabase, plan: RestartPlan): Promise<{ rows: Row[]; notes: string[] }> {
@@ -60,8 +75,15 @@ export async function runRestart(db: BenchDatabase, plan: RestartPlan): Promise<
       'reached a client subscribed as soon as the relay listened; "its wait" is that row\'s insert-to-receipt latency. ' +
       'The machine is shared with other work: compare the rows of one run.',
   ];
-  if (before && after && typeof before['first live row ms'] === 'number' && typeof after['first live row ms'] === 'number') {
-    notes.push(`first live row, before ÷ after: ${(before['first live row ms'] / after['first live row ms']).toFixed(1)}×`);
+  if (
+    before &&
+    after &&
+    typeof before['first live row ms'] === 'number' &&
+    typeof after['first live row ms'] === 'number'
+  ) {
+    notes.push(
+      `first live row, before ÷ after: ${(before['first live row ms'] / after['first live row ms']).toFixed(1)}×`,
+    );
   }
   return { rows, notes };
 }
@@ -87,7 +109,9 @@ async function oneRestart(db: BenchDatabase, plan: RestartPlan, v: RestartPlan['
     const { rows: wal } = await db.pool.query<{ held: string; decode: string }>(
       `select pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint::text as held,
               pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint::text as decode
-         from pg_replication_slots where slot_name = $1`, [slot]);
+         from pg_replication_slots where slot_name = $1`,
+      [slot],
+    );
 
     const t0 = performance.now();
     inserting = true;
@@ -95,7 +119,9 @@ async function oneRestart(db: BenchDatabase, plan: RestartPlan, v: RestartPlan['
     inserter = (async () => {
       for (let n = 0; inserting; n++) {
         inserted.set(String(n), performance.now());
-        await db.pool.query(`insert into chat_messages (channel_id, sender, body) values ('live', 'bench', $1)`, [String(n)]);
+        await db.pool.query(`insert into chat_messages (channel_id, sender, body) values ('live', 'bench', $1)`, [
+          String(n),
+        ]);
         await new Promise((r) => setTimeout(r, 50));
       }
     })();
@@ -105,7 +131,10 @@ async function oneRestart(db: BenchDatabase, plan: RestartPlan, v: RestartPlan['
     let ready: number | undefined;
     const readiness = (async () => {
       while (ready === undefined && performance.now() - t0 < 600_000) {
-        const ok = await fetch(`${httpUrl}/readyz`).then((r) => r.status === 200, () => false);
+        const ok = await fetch(`${httpUrl}/readyz`).then(
+          (r) => r.status === 200,
+          () => false,
+        );
         if (ok) ready = performance.now() - t0;
         else await new Promise((r) => setTimeout(r, 25));
       }
@@ -139,7 +168,9 @@ async function oneRestart(db: BenchDatabase, plan: RestartPlan, v: RestartPlan['
     await inserter;
     await load.stop();
     await second?.stop('SIGTERM');
-    await db.pool.query('select pg_drop_replication_slot($1) from pg_replication_slots where slot_name = $1', [slot]).catch(() => {});
+    await db.pool
+      .query('select pg_drop_replication_slot($1) from pg_replication_slots where slot_name = $1', [slot])
+      .catch(() => {});
   }
 }
 
@@ -172,7 +203,9 @@ class Client {
 
   async subscribe(channel: string, since?: string): Promise<Msg> {
     const id = `${channel}-${this.got.length}`;
-    this.ws.send(JSON.stringify(since ? { type: 'subscribe', id, channel, since } : { type: 'subscribe', id, channel }));
+    this.ws.send(
+      JSON.stringify(since ? { type: 'subscribe', id, channel, since } : { type: 'subscribe', id, channel }),
+    );
     return this.waitFor((m) => m.id === id, 600_000);
   }
 

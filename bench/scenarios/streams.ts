@@ -25,12 +25,18 @@ export interface StreamsPlan {
   webhookRows: number;
 }
 export const STREAMS_FULL: StreamsPlan = {
-  cases: [{ transactions: 50_000, rowsPerTransaction: 1 }, { transactions: 500, rowsPerTransaction: 100 }],
+  cases: [
+    { transactions: 50_000, rowsPerTransaction: 1 },
+    { transactions: 500, rowsPerTransaction: 100 },
+  ],
   latencyRows: 5000,
   webhookRows: 50_000,
 };
 export const STREAMS_QUICK: StreamsPlan = {
-  cases: [{ transactions: 2000, rowsPerTransaction: 1 }, { transactions: 20, rowsPerTransaction: 100 }],
+  cases: [
+    { transactions: 2000, rowsPerTransaction: 1 },
+    { transactions: 20, rowsPerTransaction: 100 },
+  ],
   latencyRows: 500,
   webhookRows: 2000,
 };
@@ -73,7 +79,13 @@ async function runCase(db: BenchDatabase, nats: NatsServer, c: StreamsPlan['case
   const slot = `bench_streams_${process.pid}`;
   await db.pool.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
   await db.pool.query('CALL bench_stream_backlog($1, $2, 0)', [c.transactions, c.rowsPerTransaction]);
-  const drain = await timed(nats, () => relayWithSink(db, nats, slot), async () => {}, (r) => r.internals.sinks.jetstream!.counters.published >= total, (r) => r.stop());
+  const drain = await timed(
+    nats,
+    () => relayWithSink(db, nats, slot),
+    async () => {},
+    (r) => r.internals.sinks.jetstream!.counters.published >= total,
+    (r) => r.stop(),
+  );
   await dropSlot(db.pool, slot);
   // The same backlog without the sink: how fast this machine's replication read itself is.
   progress('streams: the same backlog drained with no sink');
@@ -81,17 +93,30 @@ async function runCase(db: BenchDatabase, nats: NatsServer, c: StreamsPlan['case
   progress('streams: plain async JetStream publisher of the same messages');
   const raw = await rawPublisher(nats, total);
   progress('streams: live, walcast while a procedure inserts');
-  const insert = async () => void db.pool.query('CALL bench_stream_backlog($1, $2, 0)', [c.transactions, c.rowsPerTransaction]);
-  const live = await timed(nats, async () => {
-    const r = await relayWithSink(db, nats, `bench_streams_live_${process.pid}`);
-    await waitUntil(() => r.internals.stream.state === 'streaming');
-    return r;
-  }, insert, (r) => r.internals.sinks.jetstream!.counters.published >= total, async (r) => {
-    await r.stop();
-    await dropSlot(db.pool, `bench_streams_live_${process.pid}`);
-  });
+  const insert = async () =>
+    void db.pool.query('CALL bench_stream_backlog($1, $2, 0)', [c.transactions, c.rowsPerTransaction]);
+  const live = await timed(
+    nats,
+    async () => {
+      const r = await relayWithSink(db, nats, `bench_streams_live_${process.pid}`);
+      await waitUntil(() => r.internals.stream.state === 'streaming');
+      return r;
+    },
+    insert,
+    (r) => r.internals.sinks.jetstream!.counters.published >= total,
+    async (r) => {
+      await r.stop();
+      await dropSlot(db.pool, `bench_streams_live_${process.pid}`);
+    },
+  );
   progress('streams: live, postgres.js sql.subscribe → JetStream');
-  const pgjs = await timed(nats, () => startPgjsPipeline(db.url, nats.url, PUBLICATION), insert, (p) => p.acked() >= total, (p) => p.stop());
+  const pgjs = await timed(
+    nats,
+    () => startPgjsPipeline(db.url, nats.url, PUBLICATION),
+    insert,
+    (p) => p.acked() >= total,
+    (p) => p.stop(),
+  );
   await db.pool.query('TRUNCATE chat_messages');
   return {
     backlog: label,
@@ -109,10 +134,16 @@ async function runCase(db: BenchDatabase, nats: NatsServer, c: StreamsPlan['case
 async function rereadBacklog(db: BenchDatabase, nats: NatsServer, transactions: number): Promise<number> {
   const slot = `bench_streams_bare_${process.pid}`;
   await db.pool.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
-  const rowsPer = Number((await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM chat_messages')).rows[0]!.n) / transactions;
+  const rowsPer =
+    Number((await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM chat_messages')).rows[0]!.n) / transactions;
   await db.pool.query('CALL bench_stream_backlog($1, $2, 0)', [transactions, rowsPer]);
-  const seconds = await timed(nats, () => startRelay(relayConfig(db.url, { slot, ttlSchedule: '0 0 1 1 *' }), silentLogger), async () => {},
-    (r) => r.internals.dispatcher.counters.transactions >= transactions, (r) => r.stop());
+  const seconds = await timed(
+    nats,
+    () => startRelay(relayConfig(db.url, { slot, ttlSchedule: '0 0 1 1 *' }), silentLogger),
+    async () => {},
+    (r) => r.internals.dispatcher.counters.transactions >= transactions,
+    (r) => r.stop(),
+  );
   await dropSlot(db.pool, slot);
   return seconds;
 }
@@ -122,7 +153,13 @@ function rate(n: number, seconds: number): number {
 }
 
 /** Seconds from go() (after start(): set-up is not timed) until done(), with a fresh `walcast` stream. */
-async function timed<T>(nats: NatsServer, start: () => Promise<T>, go: () => Promise<void>, done: (t: T) => boolean, stop: (t: T) => Promise<void>): Promise<number> {
+async function timed<T>(
+  nats: NatsServer,
+  start: () => Promise<T>,
+  go: () => Promise<void>,
+  done: (t: T) => boolean,
+  stop: (t: T) => Promise<void>,
+): Promise<number> {
   await resetStream(nats);
   const it = await start();
   const t0 = performance.now();
@@ -155,8 +192,23 @@ async function resetStream(nats: NatsServer): Promise<void> {
  * (relay/sinks/pub-acks.ts): the ceiling of this NATS server from Node.
  */
 async function rawPublisher(nats: NatsServer, n: number): Promise<number> {
-  const payload = Buffer.from(JSON.stringify({ type: 'event', channel: 'stream-1', table: 'chat_messages', op: 'insert', position: '0000000001801F28-00000001-3f9c2a1b',
-    commit_time: new Date().toISOString(), row: { id: '1', channel_id: 'stream-1', sender: 'bench', body: 'x'.repeat(64), created_at: new Date().toISOString() } }));
+  const payload = Buffer.from(
+    JSON.stringify({
+      type: 'event',
+      channel: 'stream-1',
+      table: 'chat_messages',
+      op: 'insert',
+      position: '0000000001801F28-00000001-3f9c2a1b',
+      commit_time: new Date().toISOString(),
+      row: {
+        id: '1',
+        channel_id: 'stream-1',
+        sender: 'bench',
+        body: 'x'.repeat(64),
+        created_at: new Date().toISOString(),
+      },
+    }),
+  );
   const messages = Array.from({ length: n }, (_, i) => {
     const h = headers();
     h.set('Nats-Msg-Id', `raw-${i}`);
@@ -187,7 +239,11 @@ async function rawPublisher(nats: NatsServer, n: number): Promise<number> {
   return Number(seconds.toFixed(3));
 }
 
-async function measureLatency(db: BenchDatabase, nats: NatsServer, rows: number): Promise<{ p50: number; p99: number }> {
+async function measureLatency(
+  db: BenchDatabase,
+  nats: NatsServer,
+  rows: number,
+): Promise<{ p50: number; p99: number }> {
   progress(`streams: latency at a moderate rate (${rows} rows)`);
   await resetStream(nats);
   const slot = `bench_streams_lat_${process.pid}`;
@@ -220,7 +276,12 @@ async function webhookThroughput(db: BenchDatabase, rows: number): Promise<numbe
   const slot = `bench_hooks_${process.pid}`;
   await db.pool.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
   // The webhook's cursor: the slot's start, so the whole backlog is its.
-  const { rows: [start] } = await db.pool.query<{ lsn: string }>(`SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1`, [slot]);
+  const {
+    rows: [start],
+  } = await db.pool.query<{ lsn: string }>(
+    `SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1`,
+    [slot],
+  );
   const [hi, lo] = start!.lsn.split('/').map((h) => parseInt(h, 16).toString(16).toUpperCase().padStart(8, '0'));
   await db.pool.query(`select walcast.add_webhook('bench', $1, 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw')`, [url]);
   await db.pool.query(`update walcast.webhooks set cursor = $1 where name = 'bench'`, [`${hi}${lo}-00000000-0`]);

@@ -78,7 +78,8 @@ export class Gate {
 
   /** Decide on an upgrade (its socket was counted by track()). */
   async admit(req: IncomingMessage): Promise<Admission> {
-    if (!hostAllowed(this.settings, req.headers.host)) return { ok: false, status: 403, reason: ERROR_CODES.host_not_allowed };
+    if (!hostAllowed(this.settings, req.headers.host))
+      return { ok: false, status: 403, reason: ERROR_CODES.host_not_allowed };
     const origin = req.headers.origin;
     if (!originAllowed(this.settings, origin)) {
       this.counters.refusedOrigin++;
@@ -101,7 +102,6 @@ export class Gate {
     }
   }
 
-
   /** Verify `token` and read what it allows; throws TokenError. */
   async grantsFor(token: string): Promise<Grants> {
     if (!this.verifier) return openGrants(this.settings.publish === 'open');
@@ -120,17 +120,22 @@ export class Gate {
    * HTTP reads (GET /v1/channels/:channel/events): with a key configured, an
    * `Authorization: Bearer <token>` whose channels admit `channel`; null when allowed.
    */
-  async authorizeRead(authorization: string | undefined, channel: string): Promise<{ status: number; code: string; message: string } | null> {
+  async authorizeRead(
+    authorization: string | undefined,
+    channel: string,
+  ): Promise<{ status: number; code: string; message: string } | null> {
     if (!this.verifier) return null;
     const token = bearerToken(authorization);
-    if (!token) return { status: 401, code: 'unauthenticated', message: 'send the token as Authorization: Bearer <token>' };
+    if (!token)
+      return { status: 401, code: 'unauthenticated', message: 'send the token as Authorization: Bearer <token>' };
     let grants: Grants;
     try {
       grants = await this.grantsFor(token);
     } catch (err) {
       return { status: 401, code: 'invalid_token', message: (err as Error).message };
     }
-    if (!grants.canSubscribe(channel)) return { status: 403, code: 'forbidden', message: 'the token does not allow this channel' };
+    if (!grants.canSubscribe(channel))
+      return { status: 403, code: 'forbidden', message: 'the token does not allow this channel' };
     return null;
   }
 
@@ -160,7 +165,10 @@ export function tokenOf(req: IncomingMessage): string | undefined {
   if (fromQuery) return fromQuery.slice(0, MAX_TOKEN_LENGTH + 1);
   const header = req.headers['sec-websocket-protocol'];
   if (typeof header !== 'string') return undefined;
-  const bearer = header.split(',').map((p) => p.trim()).find((p) => p.startsWith(BEARER_PREFIX));
+  const bearer = header
+    .split(',')
+    .map((p) => p.trim())
+    .find((p) => p.startsWith(BEARER_PREFIX));
   // One character over the limit is enough for admit() to refuse it.
   return bearer ? bearer.slice(BEARER_PREFIX.length, BEARER_PREFIX.length + MAX_TOKEN_LENGTH + 1) : undefined;
 }

@@ -40,7 +40,8 @@ export function openGrants(publish: boolean): Grants {
 export function grantsFromClaims(payload: JWTPayload, publishMode: 'token' | 'open' | 'off'): Grants {
   const sub = typeof payload.sub === 'string' ? payload.sub : null;
   const channels = compile(strings(payload.channels), sub);
-  const publishChannels = payload.publish_channels === undefined ? channels : compile(strings(payload.publish_channels), sub);
+  const publishChannels =
+    payload.publish_channels === undefined ? channels : compile(strings(payload.publish_channels), sub);
   const tables = new Set(strings(payload.publish).map(toShortName));
   return {
     token: true,
@@ -48,7 +49,8 @@ export function grantsFromClaims(payload: JWTPayload, publishMode: 'token' | 'op
     claims: payload as Record<string, unknown>,
     expiresAtMs: typeof payload.exp === 'number' ? payload.exp * 1000 : null,
     canSubscribe: (channel) => channels.some((re) => re.test(channel)),
-    canPublishTo: (table) => publishMode === 'open' || (publishMode === 'token' && (tables.has('*') || tables.has(table))),
+    canPublishTo: (table) =>
+      publishMode === 'open' || (publishMode === 'token' && (tables.has('*') || tables.has(table))),
     canPublishOn: (channel) => publishChannels.some((re) => re.test(channel)),
   };
 }
@@ -57,7 +59,9 @@ export function grantsFromClaims(payload: JWTPayload, publishMode: 'token' | 'op
 function strings(claim: unknown): string[] {
   if (typeof claim === 'string') return [claim];
   if (!Array.isArray(claim)) return [];
-  return claim.filter((c): c is string => typeof c === 'string' && c.length > 0 && c.length <= 512).slice(0, MAX_PATTERNS);
+  return claim
+    .filter((c): c is string => typeof c === 'string' && c.length > 0 && c.length <= 512)
+    .slice(0, MAX_PATTERNS);
 }
 
 /** Patterns as anchored regular expressions; a `{sub}` pattern without a sub matches nothing. */

@@ -29,7 +29,11 @@ export class Session {
   /** Wait `ms` for a token; close with 4002 if none came. */
   awaitToken(ms: number): void {
     this.arm(ms, () => {
-      if (!this.grantsNow) this.host.close(CLOSE.authTimeout, `authentication timed out: send {"type":"auth","token":"…"} within ${ms} ms`);
+      if (!this.grantsNow)
+        this.host.close(
+          CLOSE.authTimeout,
+          `authentication timed out: send {"type":"auth","token":"…"} within ${ms} ms`,
+        );
     });
   }
 

@@ -26,8 +26,19 @@ export interface SecuritySettings {
   maxConnectionsPerIp: number;
 }
 
-type SecurityKey = 'jwtSecret' | 'jwtPublicKey' | 'jwksUrl' | 'jwtIssuer' | 'jwtAudience' | 'insecure' | 'allowedOrigins' |
-  'publish' | 'authTimeoutMs' | 'rateLimit' | 'subjectRateLimit' | 'maxConnectionsPerIp';
+type SecurityKey =
+  | 'jwtSecret'
+  | 'jwtPublicKey'
+  | 'jwksUrl'
+  | 'jwtIssuer'
+  | 'jwtAudience'
+  | 'insecure'
+  | 'allowedOrigins'
+  | 'publish'
+  | 'authTimeoutMs'
+  | 'rateLimit'
+  | 'subjectRateLimit'
+  | 'maxConnectionsPerIp';
 
 /** The configured value, or the OPTIONS default when the caller (a test, say) left it out. */
 function setting<K extends SecurityKey>(config: Partial<Config>, key: K): Config[K] {
@@ -52,7 +63,9 @@ export function securitySettings(config: Partial<Config> & { host: string }): Se
   const key: KeySource = sources[0] ?? { kind: 'none' };
   // The same rule as the variable's parser, for relays started from code.
   if (key.kind === 'secret' && usableSecret(key.secret) === undefined) {
-    throw new WalcastError('config_invalid', { detail: 'WALCAST_JWT_SECRET must be at least 32 characters other than whitespace' });
+    throw new WalcastError('config_invalid', {
+      detail: 'WALCAST_JWT_SECRET must be at least 32 characters other than whitespace',
+    });
   }
   if (key.kind === 'none' && !isLoopback(config.host) && !setting(config, 'insecure')) {
     throw new WalcastError('auth_required', { host: config.host });
@@ -103,7 +116,10 @@ export function isLoopback(host: string): boolean {
 /** What the start-up log line says about the mode. */
 export function describeMode(s: SecuritySettings, host: string): { mode: string; message: string } {
   if (s.key.kind !== 'none') {
-    return { mode: `jwt-${s.key.kind}`, message: `clients authenticate with JWTs (${s.key.kind}); publishing: ${s.publish}` };
+    return {
+      mode: `jwt-${s.key.kind}`,
+      message: `clients authenticate with JWTs (${s.key.kind}); publishing: ${s.publish}`,
+    };
   }
   const where = isLoopback(host) ? 'bound to loopback' : `bound to ${host} with --insecure`;
   return {

@@ -49,7 +49,10 @@ export function createVerifier(settings: SecuritySettings): Verifier | null {
       const curve = k.asymmetricKeyDetails?.namedCurve;
       if (k.asymmetricKeyType === 'rsa') algorithms = ['RS256'];
       else if (k.asymmetricKeyType === 'ec' && curve === 'prime256v1') algorithms = ['ES256'];
-      else throw new WalcastError('auth_key_invalid', { detail: `a ${k.asymmetricKeyType} ${curve ?? ''} key is neither RSA nor P-256` });
+      else
+        throw new WalcastError('auth_key_invalid', {
+          detail: `a ${k.asymmetricKeyType} ${curve ?? ''} key is neither RSA nor P-256`,
+        });
       getKey = k;
       break;
     }
@@ -69,7 +72,8 @@ export function createVerifier(settings: SecuritySettings): Verifier | null {
       try {
         const { payload } = await jwtVerify(token, getKey as never, options);
         // jose checks that exp is a number in the future; 1e300 is, but no date is that late.
-        if (payload.exp !== undefined && !(payload.exp * 1000 <= MAX_DATE_MS)) throw new TokenError("the token's exp claim is out of range");
+        if (payload.exp !== undefined && !(payload.exp * 1000 <= MAX_DATE_MS))
+          throw new TokenError("the token's exp claim is out of range");
         return payload;
       } catch (err) {
         throw asTokenError(err);
@@ -82,9 +86,12 @@ export function createVerifier(settings: SecuritySettings): Verifier | null {
 function asTokenError(err: unknown): TokenError {
   if (err instanceof TokenError) return err;
   if (err instanceof joseErrors.JWTExpired) return new TokenError('the token has expired', true);
-  if (err instanceof joseErrors.JWTClaimValidationFailed) return new TokenError(`the token's ${err.claim} claim is not accepted`);
-  if (err instanceof joseErrors.JOSEAlgNotAllowed) return new TokenError('the token is signed with an algorithm this relay does not accept');
-  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return new TokenError('the token signature does not verify');
+  if (err instanceof joseErrors.JWTClaimValidationFailed)
+    return new TokenError(`the token's ${err.claim} claim is not accepted`);
+  if (err instanceof joseErrors.JOSEAlgNotAllowed)
+    return new TokenError('the token is signed with an algorithm this relay does not accept');
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed)
+    return new TokenError('the token signature does not verify');
   if (err instanceof joseErrors.JWKSNoMatchingKey) return new TokenError('no key of the JWKS matches the token');
   if (err instanceof joseErrors.JWKSTimeout || (err as { code?: string }).code === 'ERR_JOSE_GENERIC') {
     return new TokenError('the relay could not fetch the keys to check the token; try again');

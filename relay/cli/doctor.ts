@@ -19,11 +19,19 @@ Unused slots are reported, never dropped.
 
 export async function doctorCommand(argv: string[]): Promise<void> {
   if (wantsHelp(argv)) return void console.log(HELP);
-  const { values } = parse('doctor', argv, { ...DATABASE_OPTIONS, slot: { type: 'string' }, publication: { type: 'string' }, json: { type: 'boolean' } });
+  const { values } = parse('doctor', argv, {
+    ...DATABASE_OPTIONS,
+    slot: { type: 'string' },
+    publication: { type: 'string' },
+    json: { type: 'boolean' },
+  });
   const url = databaseUrl('doctor', values, process.env);
   const slot = (values.slot as string | undefined) ?? process.env.WALCAST_SLOT ?? 'walcast';
-  const publication = (values.publication as string | undefined) ?? process.env.WALCAST_PUBLICATION ?? 'realtime_events';
-  const findings = await withPool(url, (pool) => diagnose(pool, { slot, publication })).catch((err: unknown) => Promise.reject(asStartupError(err, url)));
+  const publication =
+    (values.publication as string | undefined) ?? process.env.WALCAST_PUBLICATION ?? 'realtime_events';
+  const findings = await withPool(url, (pool) => diagnose(pool, { slot, publication })).catch((err: unknown) =>
+    Promise.reject(asStartupError(err, url)),
+  );
   if (values.json) console.log(JSON.stringify(findings, null, 2));
   else print(findings);
   if (findings.some((f) => f.level === 'error')) process.exitCode = 1;

@@ -17,9 +17,14 @@ creates the publication. Idempotent; concurrent runs are serialised by an adviso
 
 export async function migrateCommand(argv: string[]): Promise<void> {
   if (wantsHelp(argv)) return void console.log(HELP);
-  const { values } = parse('migrate', argv, { ...DATABASE_OPTIONS, example: { type: 'boolean' }, publication: { type: 'string' } });
+  const { values } = parse('migrate', argv, {
+    ...DATABASE_OPTIONS,
+    example: { type: 'boolean' },
+    publication: { type: 'string' },
+  });
   const url = databaseUrl('migrate', values, process.env);
-  const publication = (values.publication as string | undefined) ?? process.env.WALCAST_PUBLICATION ?? 'realtime_events';
+  const publication =
+    (values.publication as string | undefined) ?? process.env.WALCAST_PUBLICATION ?? 'realtime_events';
   await withPool(url, async (pool) => {
     try {
       const { applied } = await migrate(pool, { example: values.example === true });

@@ -28,7 +28,9 @@ export async function registerCommand(argv: string[]): Promise<void> {
   });
   const [table, ...extra] = positionals;
   if (!table || extra.length || typeof values.channel !== 'string') {
-    throw new WalcastError('config_invalid', { detail: 'walcast register needs one table and --channel <column>; see walcast register --help' });
+    throw new WalcastError('config_invalid', {
+      detail: 'walcast register needs one table and --channel <column>; see walcast register --help',
+    });
   }
   const url = databaseUrl('register', values, process.env);
   await withPool(url, async (pool) => {
@@ -39,10 +41,14 @@ export async function registerCommand(argv: string[]): Promise<void> {
         `SELECT walcast.register_table($1::regclass, channel_column => $2, ttl => $3::interval, time_column => $4, kind => $5)`,
         [table, values.channel, values.ttl ?? null, values['time-column'] ?? null, values.kind ?? 'events'],
       );
-      console.log(`registered ${table}: channel column ${values.channel}${values.ttl ? `, ttl ${values.ttl} on ${values['time-column']}` : ''}`);
+      console.log(
+        `registered ${table}: channel column ${values.channel}${values.ttl ? `, ttl ${values.ttl} on ${values['time-column']}` : ''}`,
+      );
     } catch (err) {
       const e = err as Error & { hint?: string };
-      const detail = [e.message, sqlState(err) && `(SQLSTATE ${sqlState(err)})`, e.hint && `hint: ${e.hint}`].filter(Boolean).join(' ');
+      const detail = [e.message, sqlState(err) && `(SQLSTATE ${sqlState(err)})`, e.hint && `hint: ${e.hint}`]
+        .filter(Boolean)
+        .join(' ');
       throw new WalcastError('register_failed', { table, detail }, err);
     } finally {
       client.release();

@@ -27,7 +27,9 @@ export async function replayCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parse('replay', argv, { ...RELAY_URL_OPTIONS, since: { type: 'string' } });
   const [channel, ...extra] = positionals;
   if (!channel || extra.length || typeof values.since !== 'string') {
-    throw new WalcastError('config_invalid', { detail: 'walcast replay needs one channel and --since POSITION; see walcast replay --help' });
+    throw new WalcastError('config_invalid', {
+      detail: 'walcast replay needs one channel and --since POSITION; see walcast replay --help',
+    });
   }
   const base = relayUrl(values, process.env);
   const token = relayToken(values, process.env);
@@ -44,10 +46,16 @@ export async function replayCommand(argv: string[]): Promise<void> {
       throw new WalcastError('relay_unreachable', { url: base, detail: (err as Error).message }, err);
     }
     if (!res.ok) {
-      throw new WalcastError('relay_refused', { url: base, request: `the replay of ${channel}`, detail: `HTTP ${res.status}: ${JSON.stringify(page)}` });
+      throw new WalcastError('relay_refused', {
+        url: base,
+        request: `the replay of ${channel}`,
+        detail: `HTTP ${res.status}: ${JSON.stringify(page)}`,
+      });
     }
     if (!page.recovered) {
-      process.stderr.write(`walcast: cannot replay ${channel} from ${since}: ${page.reason ?? 'outside the recovery window'}\n`);
+      process.stderr.write(
+        `walcast: cannot replay ${channel} from ${since}: ${page.reason ?? 'outside the recovery window'}\n`,
+      );
       process.exitCode = 1;
       return;
     }

@@ -42,7 +42,12 @@ export async function start(argv: string[]): Promise<void> {
   }
 }
 
-function printNextSteps(config: Config, relay: Relay, embedded: EmbeddedPostgresHandle | undefined, example: boolean): void {
+function printNextSteps(
+  config: Config,
+  relay: Relay,
+  embedded: EmbeddedPostgresHandle | undefined,
+  example: boolean,
+): void {
   const psql = embedded ? embedded.psql : 'psql "$DATABASE_URL"';
   const lines = [
     '',
@@ -78,7 +83,12 @@ function printStandby(config: Config, server: StandbyServer): void {
   process.stderr.write(`${lines.join('\n')}\n`);
 }
 
-function handleSignals(runner: RelayRunner, embedded: EmbeddedPostgresHandle | undefined, logger: Logger, deadlineSeconds: number): void {
+function handleSignals(
+  runner: RelayRunner,
+  embedded: EmbeddedPostgresHandle | undefined,
+  logger: Logger,
+  deadlineSeconds: number,
+): void {
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {

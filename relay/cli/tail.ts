@@ -21,10 +21,14 @@ receive). Notes go to stderr. Reconnects and resumes after the last event if the
 export async function tailCommand(argv: string[]): Promise<void> {
   if (wantsHelp(argv)) return void console.log(HELP);
   const { values, positionals } = parse('tail', argv, {
-    ...RELAY_URL_OPTIONS, since: { type: 'string' }, snapshot: { type: 'boolean' }, table: { type: 'string', multiple: true },
+    ...RELAY_URL_OPTIONS,
+    since: { type: 'string' },
+    snapshot: { type: 'boolean' },
+    table: { type: 'string', multiple: true },
   });
   const [channel, ...extra] = positionals;
-  if (!channel || extra.length) throw new WalcastError('config_invalid', { detail: 'walcast tail needs one channel; see walcast tail --help' });
+  if (!channel || extra.length)
+    throw new WalcastError('config_invalid', { detail: 'walcast tail needs one channel; see walcast tail --help' });
   const wsUrl = `${relayUrl(values, process.env).replace(/^http/, 'ws')}/ws`;
   const token = relayToken(values, process.env);
   let since = values.since as string | undefined;
@@ -32,7 +36,12 @@ export async function tailCommand(argv: string[]): Promise<void> {
   const tables = values.table as unknown as string[] | undefined;
   for (let attempt = 0; ; attempt++) {
     const outcome = await session(wsUrl, token, { channel, since, snapshot, tables }, (position) => (since = position));
-    if (outcome.fatal) throw new WalcastError('relay_refused', { url: wsUrl, request: `the subscription to ${channel}`, detail: outcome.fatal });
+    if (outcome.fatal)
+      throw new WalcastError('relay_refused', {
+        url: wsUrl,
+        request: `the subscription to ${channel}`,
+        detail: outcome.fatal,
+      });
     snapshot = false;
     process.stderr.write(`# ${outcome.note}; reconnecting${since ? ` and resuming after ${since}` : ''}\n`);
     await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** Math.min(attempt, 4))));
@@ -47,12 +56,26 @@ interface Subscribe {
 }
 
 /** One connection; resolves when it ends. `fatal` when the relay refused the subscription. */
-function session(url: string, token: string | undefined, sub: Subscribe, onPosition: (p: string) => void): Promise<{ note: string; fatal?: string }> {
+function session(
+  url: string,
+  token: string | undefined,
+  sub: Subscribe,
+  onPosition: (p: string) => void,
+): Promise<{ note: string; fatal?: string }> {
   return new Promise((resolve) => {
     // The token as a subprotocol, not in the URL (URLs end up in logs).
     const ws = token ? new WebSocket(url, [SUBPROTOCOL, BEARER_PREFIX + token]) : new WebSocket(url);
     ws.on('open', () => {
-      ws.send(JSON.stringify({ type: 'subscribe', id: 'tail', channel: sub.channel, since: sub.since, snapshot: sub.snapshot || undefined, tables: sub.tables }));
+      ws.send(
+        JSON.stringify({
+          type: 'subscribe',
+          id: 'tail',
+          channel: sub.channel,
+          since: sub.since,
+          snapshot: sub.snapshot || undefined,
+          tables: sub.tables,
+        }),
+      );
     });
     ws.on('message', (data) => {
       const text = data.toString();
@@ -61,7 +84,9 @@ function session(url: string, token: string | undefined, sub: Subscribe, onPosit
         process.stdout.write(`${text}\n`);
         if (msg.op !== 'snapshot') onPosition(msg.position);
       } else if (msg.type === 'subscribed') {
-        process.stderr.write(`# subscribed to ${msg.channel} at ${msg.position}${msg.recovered === false ? ' (could not resume: events were missed)' : ''}\n`);
+        process.stderr.write(
+          `# subscribed to ${msg.channel} at ${msg.position}${msg.recovered === false ? ' (could not resume: events were missed)' : ''}\n`,
+        );
         if (!sub.since) onPosition(msg.position);
       } else if (msg.type === 'error' && msg.code === 'event_too_large') {
         // An event too large to send, in its place: note it and go on after it.
@@ -73,6 +98,8 @@ function session(url: string, token: string | undefined, sub: Subscribe, onPosit
       }
     });
     ws.on('error', (err) => resolve({ note: `connection failed: ${err.message}` }));
-    ws.on('close', (code, reason) => resolve({ note: `connection closed (${code}${reason.length ? ` ${reason.toString()}` : ''})` }));
+    ws.on('close', (code, reason) =>
+      resolve({ note: `connection closed (${code}${reason.length ? ` ${reason.toString()}` : ''})` }),
+    );
   });
 }

@@ -8,7 +8,12 @@ export function asStartupError(err: unknown, url: string): unknown {
   const code = (err as { code?: string }).code;
   const state = sqlState(err);
   const network = code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT' || code === 'EHOSTUNREACH';
-  if (network || state === SQLSTATE.invalidPassword || state === SQLSTATE.invalidAuthorization || state === SQLSTATE.invalidCatalogName) {
+  if (
+    network ||
+    state === SQLSTATE.invalidPassword ||
+    state === SQLSTATE.invalidAuthorization ||
+    state === SQLSTATE.invalidCatalogName
+  ) {
     const target = safeTarget(url);
     return new WalcastError('database_unreachable', { target, detail: (err as Error).message }, err);
   }

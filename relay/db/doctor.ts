@@ -23,9 +23,16 @@ export interface DoctorOptions {
 export async function diagnose(pool: pg.Pool, opts: DoctorOptions): Promise<Finding[]> {
   const findings: Finding[] = [];
   await checkSettings(pool, findings);
-  const { rows } = await pool.query<{ ok: boolean }>(`SELECT to_regclass('walcast.tables') IS NOT NULL AND to_regclass('walcast.slots') IS NOT NULL AS ok`);
+  const { rows } = await pool.query<{ ok: boolean }>(
+    `SELECT to_regclass('walcast.tables') IS NOT NULL AND to_regclass('walcast.slots') IS NOT NULL AS ok`,
+  );
   if (!rows[0]!.ok) {
-    findings.push({ level: 'error', check: 'schema', message: 'the walcast schema is not installed in this database', fix: 'walcast migrate (or start a relay, which installs it)' });
+    findings.push({
+      level: 'error',
+      check: 'schema',
+      message: 'the walcast schema is not installed in this database',
+      fix: 'walcast migrate (or start a relay, which installs it)',
+    });
     return findings;
   }
   await checkSlots(pool, opts, findings);
@@ -40,15 +47,38 @@ async function checkSettings(pool: pg.Pool, out: Finding[]): Promise<void> {
             current_setting('server_version_num')::int AS version`,
   );
   const s = rows[0]!;
-  out.push(s.wal_level === 'logical'
-    ? { level: 'ok', check: 'wal_level', message: 'wal_level is logical' }
-    : { level: 'error', check: 'wal_level', message: `wal_level is '${s.wal_level}'; logical replication needs 'logical'`, fix: 'ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL' });
+  out.push(
+    s.wal_level === 'logical'
+      ? { level: 'ok', check: 'wal_level', message: 'wal_level is logical' }
+      : {
+          level: 'error',
+          check: 'wal_level',
+          message: `wal_level is '${s.wal_level}'; logical replication needs 'logical'`,
+          fix: 'ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL',
+        },
+  );
   if (s.version < 140000) {
-    out.push({ level: 'error', check: 'version', message: `PostgreSQL ${s.version} is older than 14`, fix: 'upgrade PostgreSQL to 14 or later' });
+    out.push({
+      level: 'error',
+      check: 'version',
+      message: `PostgreSQL ${s.version} is older than 14`,
+      fix: 'upgrade PostgreSQL to 14 or later',
+    });
   }
-  out.push(s.keep === '-1'
-    ? { level: 'warning', check: 'max_slot_wal_keep_size', message: 'max_slot_wal_keep_size is unlimited (-1): a slot nobody reads keeps WAL until the disk fills', fix: "ALTER SYSTEM SET max_slot_wal_keep_size = '10GB'; SELECT pg_reload_conf();  (size it above the recovery window's WAL)" }
-    : { level: 'ok', check: 'max_slot_wal_keep_size', message: `max_slot_wal_keep_size is ${s.keep}: beyond it a slot is invalidated and walcast recreates it (clients resync)` });
+  out.push(
+    s.keep === '-1'
+      ? {
+          level: 'warning',
+          check: 'max_slot_wal_keep_size',
+          message: 'max_slot_wal_keep_size is unlimited (-1): a slot nobody reads keeps WAL until the disk fills',
+          fix: "ALTER SYSTEM SET max_slot_wal_keep_size = '10GB'; SELECT pg_reload_conf();  (size it above the recovery window's WAL)",
+        }
+      : {
+          level: 'ok',
+          check: 'max_slot_wal_keep_size',
+          message: `max_slot_wal_keep_size is ${s.keep}: beyond it a slot is invalidated and walcast recreates it (clients resync)`,
+        },
+  );
 }
 
 interface SlotRow {
@@ -72,7 +102,12 @@ async function checkSlots(pool: pg.Pool, opts: DoctorOptions, out: Finding[]): P
     [opts.slot],
   );
   if (!rows.some((r) => r.slot_name === opts.slot)) {
-    out.push({ level: 'warning', check: 'slot', message: `slot ${opts.slot} does not exist yet`, fix: 'start a relay (walcast start): it creates the slot' });
+    out.push({
+      level: 'warning',
+      check: 'slot',
+      message: `slot ${opts.slot} does not exist yet`,
+      fix: 'start a relay (walcast start): it creates the slot',
+    });
   }
   for (const r of rows) {
     const current = parseLsn(r.current);
@@ -80,9 +115,19 @@ async function checkSlots(pool: pg.Pool, opts: DoctorOptions, out: Finding[]): P
     const retained = r.restart ? current - parseLsn(r.restart) : 0n;
     const size = `confirmed ${mb(lag)} behind the current WAL, retaining ${mb(retained)}`;
     if (r.wal_status === 'lost' || r.wal_status === 'unreserved') {
-      out.push({ level: 'error', check: 'slot', message: `slot ${r.slot_name} wal_status is '${r.wal_status}' (${size}): it lost, or is about to lose, WAL it needs`, fix: 'start (or restart) its relay: it recreates the slot with a new epoch and clients resync; or drop it if unused' });
+      out.push({
+        level: 'error',
+        check: 'slot',
+        message: `slot ${r.slot_name} wal_status is '${r.wal_status}' (${size}): it lost, or is about to lose, WAL it needs`,
+        fix: 'start (or restart) its relay: it recreates the slot with a new epoch and clients resync; or drop it if unused',
+      });
     } else if (!r.active) {
-      out.push({ level: 'warning', check: 'slot', message: `slot ${r.slot_name} is not used by any relay (inactive), ${size}`, fix: `start a relay with WALCAST_SLOT=${r.slot_name}; if none will use it again: SELECT pg_drop_replication_slot('${r.slot_name}')` });
+      out.push({
+        level: 'warning',
+        check: 'slot',
+        message: `slot ${r.slot_name} is not used by any relay (inactive), ${size}`,
+        fix: `start a relay with WALCAST_SLOT=${r.slot_name}; if none will use it again: SELECT pg_drop_replication_slot('${r.slot_name}')`,
+      });
     } else {
       out.push({ level: 'ok', check: 'slot', message: `slot ${r.slot_name} is active, ${size}` });
     }
@@ -101,7 +146,12 @@ async function checkPublication(pool: pg.Pool, opts: DoctorOptions, out: Finding
   const pub = opts.publication;
   const { rows: p } = await pool.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [pub]);
   if (p.length === 0) {
-    out.push({ level: 'error', check: 'publication', message: `publication ${pub} does not exist`, fix: 'walcast migrate (or start a relay): it creates the publication' });
+    out.push({
+      level: 'error',
+      check: 'publication',
+      message: `publication ${pub} does not exist`,
+      fix: 'walcast migrate (or start a relay): it creates the publication',
+    });
   }
   const { rows: regs } = await pool.query<Registered>(
     `SELECT t.schema_name AS schema, t.table_name AS table, t.channel_column AS channel,
@@ -115,9 +165,26 @@ async function checkPublication(pool: pg.Pool, opts: DoctorOptions, out: Finding
   );
   for (const r of regs) {
     const name = fullName(r);
-    if (!r.exists) out.push({ level: 'error', check: 'registration', message: `${name} is registered but does not exist`, fix: `SELECT walcast.unregister_table('${name}')` });
-    else if (!r.published) out.push({ level: 'error', check: 'publication', message: `${name} is registered but not in publication ${pub}: its rows are not streamed`, fix: `walcast register ${name} --channel ${r.channel}` });
-    else out.push({ level: 'ok', check: 'publication', message: `${name} is registered (channel ${r.channel}) and published` });
+    if (!r.exists)
+      out.push({
+        level: 'error',
+        check: 'registration',
+        message: `${name} is registered but does not exist`,
+        fix: `SELECT walcast.unregister_table('${name}')`,
+      });
+    else if (!r.published)
+      out.push({
+        level: 'error',
+        check: 'publication',
+        message: `${name} is registered but not in publication ${pub}: its rows are not streamed`,
+        fix: `walcast register ${name} --channel ${r.channel}`,
+      });
+    else
+      out.push({
+        level: 'ok',
+        check: 'publication',
+        message: `${name} is registered (channel ${r.channel}) and published`,
+      });
   }
   const { rows: extra } = await pool.query<{ name: string }>(
     `SELECT pt.schemaname || '.' || pt.tablename AS name FROM pg_publication_tables pt
@@ -127,7 +194,12 @@ async function checkPublication(pool: pg.Pool, opts: DoctorOptions, out: Finding
     [pub],
   );
   for (const r of extra) {
-    out.push({ level: 'warning', check: 'publication', message: `${r.name} is in publication ${pub} but not registered: its rows are decoded and dropped`, fix: `walcast register ${r.name} --channel <column>, or ALTER PUBLICATION ${pub} DROP TABLE ${r.name}` });
+    out.push({
+      level: 'warning',
+      check: 'publication',
+      message: `${r.name} is in publication ${pub} but not registered: its rows are decoded and dropped`,
+      fix: `walcast register ${r.name} --channel <column>, or ALTER PUBLICATION ${pub} DROP TABLE ${r.name}`,
+    });
   }
   return regs.filter((r) => r.exists);
 }
@@ -149,18 +221,28 @@ async function checkTable(pool: pg.Pool, r: Registered, out: Finding[]): Promise
   const t = rows[0];
   if (!t) return;
   if (!t.indexed) {
-    out.push({ level: 'warning', check: 'index', message: `${name} has no index that starts with its channel column ${r.channel}: a snapshot (subscribe with snapshot:true) reads the channel by scanning the whole table`, fix: `CREATE INDEX CONCURRENTLY ON ${name} (${r.channel})` });
+    out.push({
+      level: 'warning',
+      check: 'index',
+      message: `${name} has no index that starts with its channel column ${r.channel}: a snapshot (subscribe with snapshot:true) reads the channel by scanning the whole table`,
+      fix: `CREATE INDEX CONCURRENTLY ON ${name} (${r.channel})`,
+    });
   }
   const carries = t.identity === 'f' || t.key_has_channel;
   if (carries) {
-    out.push({ level: 'ok', check: 'replica identity', message: `${name}: deletes and updates carry the channel (REPLICA IDENTITY ${identityName(t.identity)})` });
+    out.push({
+      level: 'ok',
+      check: 'replica identity',
+      message: `${name}: deletes and updates carry the channel (REPLICA IDENTITY ${identityName(t.identity)})`,
+    });
     return;
   }
   const changed = BigInt(t.changes) > 0n;
   out.push({
     level: changed ? 'error' : 'warning',
     check: 'replica identity',
-    message: `${name}: REPLICA IDENTITY ${identityName(t.identity)} does not carry ${r.channel}, so deletes (and updates that move a row) cannot be routed` +
+    message:
+      `${name}: REPLICA IDENTITY ${identityName(t.identity)} does not carry ${r.channel}, so deletes (and updates that move a row) cannot be routed` +
       (changed ? ` and the table has had ${t.changes} updates or deletes` : ' (no updates or deletes seen yet)'),
     fix: `ALTER TABLE ${name} REPLICA IDENTITY FULL  (or walcast register ${name} --channel ${r.channel}, which does it)`,
   });

@@ -35,7 +35,9 @@ export async function loadRegistrations(db: AnyPgDatabase): Promise<Registration
       timeColumn: walcastTables.timeColumn,
       kind: walcastTables.kind,
       // Computed now, not as recorded: the publication may have changed since.
-      omitted: sql<string[]>`walcast.omitted_columns(to_regclass(format('%I.%I', ${walcastTables.schemaName}, ${walcastTables.tableName})), walcast.publication_name())`,
+      omitted: sql<
+        string[]
+      >`walcast.omitted_columns(to_regclass(format('%I.%I', ${walcastTables.schemaName}, ${walcastTables.tableName})), walcast.publication_name())`,
     })
     .from(walcastTables)
     .orderBy(walcastTables.schemaName, walcastTables.tableName);
@@ -53,7 +55,9 @@ export function registrationFromRow(row: Record<string, unknown>): Registration 
   const channelColumn = nonEmpty(row.channel_column);
   if (schema === null || table === null || channelColumn === null) return null;
   const kind = row.kind === 'state' ? 'state' : 'events';
-  const omitted = Array.isArray(row.omitted_columns) ? row.omitted_columns.filter((c): c is string => typeof c === 'string') : [];
+  const omitted = Array.isArray(row.omitted_columns)
+    ? row.omitted_columns.filter((c): c is string => typeof c === 'string')
+    : [];
   return { schema, table, channelColumn, ttl: nonEmpty(row.ttl), timeColumn: nonEmpty(row.time_column), kind, omitted };
 }
 

@@ -100,7 +100,11 @@ export class SnapshotQueue {
 
   private wait(ticket: SnapshotTicket): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.waiting.push({ ticket, start: resolve, drop: () => reject(new SnapshotDropped('the client went away while its snapshot waited')) });
+      this.waiting.push({
+        ticket,
+        start: resolve,
+        drop: () => reject(new SnapshotDropped('the client went away while its snapshot waited')),
+      });
     });
   }
 

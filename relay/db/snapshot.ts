@@ -47,9 +47,17 @@ export class SnapshotReader {
   private readonly pool: pg.Pool;
   readonly queue: SnapshotQueue;
 
-  constructor(connectionString: string, private readonly registrations: () => Registration[], opts: SnapshotReaderOptions) {
+  constructor(
+    connectionString: string,
+    private readonly registrations: () => Registration[],
+    opts: SnapshotReaderOptions,
+  ) {
     this.pool = new pg.Pool({
-      connectionString, options: TEXT_FORMAT_OPTIONS, max: SNAPSHOT_CONNECTIONS, types: rawText as never, statement_timeout: opts.timeoutMs,
+      connectionString,
+      options: TEXT_FORMAT_OPTIONS,
+      max: SNAPSHOT_CONNECTIONS,
+      types: rawText as never,
+      statement_timeout: opts.timeoutMs,
     });
     this.pool.on('error', () => {}); // an idle connection dropped; the next read reconnects
     this.queue = new SnapshotQueue({ ...opts, concurrency: SNAPSHOT_CONNECTIONS });
@@ -78,7 +86,10 @@ export class SnapshotReader {
  * Run `body` in one REPEATABLE READ transaction and return what it read with
  * that transaction's snapshot (also used by relay/mqtt/retained.ts).
  */
-export async function inSnapshot<T>(pool: pg.Pool, body: (client: pg.PoolClient) => Promise<T>): Promise<{ rows: T; visible(xid: number): boolean; readAtIso: string }> {
+export async function inSnapshot<T>(
+  pool: pg.Pool,
+  body: (client: pg.PoolClient) => Promise<T>,
+): Promise<{ rows: T; visible(xid: number): boolean; readAtIso: string }> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
@@ -110,7 +121,12 @@ export function convertRows(result: pg.QueryResult, omit?: ReadonlySet<string>):
   });
 }
 
-async function readTable(client: pg.PoolClient, reg: Registration, channel: string, limit: number): Promise<SnapshotRow[]> {
+async function readTable(
+  client: pg.PoolClient,
+  reg: Registration,
+  channel: string,
+  limit: number,
+): Promise<SnapshotRow[]> {
   const table = `${pg.escapeIdentifier(reg.schema)}.${pg.escapeIdentifier(reg.table)}`;
   const where = `${pg.escapeIdentifier(reg.channelColumn)} = $1`;
   let sql: string;
@@ -161,7 +177,12 @@ export function visibility(text: string): (xid: number) => boolean {
   const [xminText, xmaxText, xipText] = text.split(':');
   const xmin = BigInt(xminText!);
   const xmax = BigInt(xmaxText!);
-  const xip = new Set((xipText ?? '').split(',').filter(Boolean).map((x) => BigInt(x)));
+  const xip = new Set(
+    (xipText ?? '')
+      .split(',')
+      .filter(Boolean)
+      .map((x) => BigInt(x)),
+  );
   const epochBase = xmax & ~0xffffffffn;
   return (xid: number) => {
     // pgoutput sends 32-bit ids; place them in the 64-bit space next to xmax.

@@ -28,7 +28,11 @@ async function load(): Promise<string> {
   if (COMPILED) return readFile(`${PACKAGE_ROOT}/${CLIENT_BUNDLE_FILE}`, 'utf8');
   // A development dependency: imported only when running from the sources.
   const { build } = await import('esbuild');
-  const result = await build({ ...CLIENT_BUNDLE_OPTIONS, entryPoints: [...CLIENT_BUNDLE_OPTIONS.entryPoints], write: false });
+  const result = await build({
+    ...CLIENT_BUNDLE_OPTIONS,
+    entryPoints: [...CLIENT_BUNDLE_OPTIONS.entryPoints],
+    write: false,
+  });
   return result.outputFiles[0]!.text;
 }
 

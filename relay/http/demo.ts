@@ -58,40 +58,52 @@ export const demoRoutes: FastifyPluginAsync<DemoOptions> = async (app, { pool, w
 const demoWrites: FastifyPluginAsync<{ pool: pg.Pool }> = async (app, { pool }) => {
   const db = drizzle(pool);
 
-  app.post<{ Body: { room: string; name: string; body: string } }>('/demo/messages', {
-    schema: {
-      body: {
-        type: 'object',
-        required: ['room', 'name', 'body'],
-        properties: { room, name, body: { type: 'string', minLength: 1, maxLength: 2000 } },
+  app.post<{ Body: { room: string; name: string; body: string } }>(
+    '/demo/messages',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['room', 'name', 'body'],
+          properties: { room, name, body: { type: 'string', minLength: 1, maxLength: 2000 } },
+        },
       },
     },
-  }, async (req, reply) => {
-    const [row] = await db
-      .insert(chatMessages)
-      .values({ channelId: req.body.room, sender: req.body.name, body: req.body.body })
-      .returning({ id: chatMessages.id });
-    return reply.code(201).send({ id: String(row!.id) });
-  });
+    async (req, reply) => {
+      const [row] = await db
+        .insert(chatMessages)
+        .values({ channelId: req.body.room, sender: req.body.name, body: req.body.body })
+        .returning({ id: chatMessages.id });
+      return reply.code(201).send({ id: String(row!.id) });
+    },
+  );
 
-  app.put<{ Body: { room: string; user: string; name: string } }>('/demo/presence', {
-    schema: { body: { type: 'object', required: ['room', 'user', 'name'], properties: { room, user, name } } },
-  }, async (req, reply) => {
-    const { room: channelId, user: userId, name: userName } = req.body;
-    await db
-      .insert(presence)
-      .values({ channelId, userId, name: userName, status: 'online' })
-      .onConflictDoUpdate({
-        target: [presence.channelId, presence.userId],
-        set: { name: userName, status: 'online', updatedAt: sql`now()` },
-      });
-    return reply.code(204).send();
-  });
+  app.put<{ Body: { room: string; user: string; name: string } }>(
+    '/demo/presence',
+    {
+      schema: { body: { type: 'object', required: ['room', 'user', 'name'], properties: { room, user, name } } },
+    },
+    async (req, reply) => {
+      const { room: channelId, user: userId, name: userName } = req.body;
+      await db
+        .insert(presence)
+        .values({ channelId, userId, name: userName, status: 'online' })
+        .onConflictDoUpdate({
+          target: [presence.channelId, presence.userId],
+          set: { name: userName, status: 'online', updatedAt: sql`now()` },
+        });
+      return reply.code(204).send();
+    },
+  );
 
-  app.delete<{ Querystring: { room: string; user: string } }>('/demo/presence', {
-    schema: { querystring: { type: 'object', required: ['room', 'user'], properties: { room, user } } },
-  }, async (req, reply) => {
-    await db.delete(presence).where(and(eq(presence.channelId, req.query.room), eq(presence.userId, req.query.user)));
-    return reply.code(204).send();
-  });
+  app.delete<{ Querystring: { room: string; user: string } }>(
+    '/demo/presence',
+    {
+      schema: { querystring: { type: 'object', required: ['room', 'user'], properties: { room, user } } },
+    },
+    async (req, reply) => {
+      await db.delete(presence).where(and(eq(presence.channelId, req.query.room), eq(presence.userId, req.query.user)));
+      return reply.code(204).send();
+    },
+  );
 };

@@ -12,7 +12,8 @@ import { hostAllowed } from '../auth/settings.ts';
 export function guardRequests(app: FastifyInstance, gate: Gate): void {
   app.addHook('onRequest', async (req, reply) => {
     const refused = gate.refusal(req.raw.socket);
-    if (refused) return reply.code(429).header('connection', 'close').send({ code: 'too_many_connections', message: refused });
+    if (refused)
+      return reply.code(429).header('connection', 'close').send({ code: 'too_many_connections', message: refused });
     if (hostAllowed(gate.settings, req.headers.host)) return;
     return reply.code(403).send({ code: 'host_not_allowed', message: ERROR_CODES.host_not_allowed });
   });

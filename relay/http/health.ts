@@ -39,7 +39,9 @@ export const healthRoutes: FastifyPluginAsync<{ source: HealthSource }> = async 
   app.get('/healthz', async (_req, reply) => {
     const state = source.state();
     if (state === 'streaming') return { status: 'ok', replication: state, slot: source.slot };
-    return reply.code(503).send({ status: 'unavailable', replication: state, slot: source.slot, reason: streamReason(state) });
+    return reply
+      .code(503)
+      .send({ status: 'unavailable', replication: state, slot: source.slot, reason: streamReason(state) });
   });
 
   app.get('/readyz', async (_req, reply) => {
@@ -50,7 +52,9 @@ export const healthRoutes: FastifyPluginAsync<{ source: HealthSource }> = async 
     if (state !== 'streaming') reasons.push(streamReason(state));
     const rebuilding = source.rebuilding?.() ?? 0;
     if (rebuilding > 0) {
-      reasons.push(`rebuilding the recovery window from the slot: live rows are held back until ${rebuilding} more bytes of WAL are read`);
+      reasons.push(
+        `rebuilding the recovery window from the slot: live rows are held back until ${rebuilding} more bytes of WAL are read`,
+      );
     }
     const lag = source.lagging?.();
     if (lag) reasons.push(lag);

@@ -21,7 +21,10 @@ export interface ReplaySource {
   recovery: RecoveryBuffer;
   position: () => string;
   /** With a key configured: may the bearer of this Authorization header read `channel`? (relay/auth/gate.ts) */
-  authorize?: (authorization: string | undefined, channel: string) => Promise<{ status: number; code: string; message: string } | null>;
+  authorize?: (
+    authorization: string | undefined,
+    channel: string,
+  ) => Promise<{ status: number; code: string; message: string } | null>;
   /** Bytes of events in one response (WALCAST_REPLAY_MAX_BYTES). */
   maxBytes: number;
   /** Responses one client address may have in flight (WALCAST_REPLAYS_PER_IP). */
@@ -40,21 +43,34 @@ export const replayRoutes: FastifyPluginAsync<{ source: ReplaySource }> = async 
     const { since } = req.query;
     const limit = req.query.limit === undefined ? 1000 : Number(req.query.limit);
     if (channel.length === 0 || channel.length > MAX_CHANNEL_LENGTH) {
-      return reply.code(400).send({ code: 'invalid_channel', message: `channels are strings of 1 to ${MAX_CHANNEL_LENGTH} characters` });
+      return reply
+        .code(400)
+        .send({ code: 'invalid_channel', message: `channels are strings of 1 to ${MAX_CHANNEL_LENGTH} characters` });
     }
     const denied = await source.authorize?.(req.headers.authorization, channel);
     if (denied) return reply.code(denied.status).send({ code: denied.code, message: denied.message });
-    if (!since) return reply.code(400).send({ code: 'bad_request', message: 'the query needs since=<position>, from an event or a subscribed reply' });
+    if (!since)
+      return reply.code(400).send({
+        code: 'bad_request',
+        message: 'the query needs since=<position>, from an event or a subscribed reply',
+      });
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_REPLAY_LIMIT) {
-      return reply.code(400).send({ code: 'bad_request', message: `limit must be an integer from 1 to ${MAX_REPLAY_LIMIT}` });
+      return reply
+        .code(400)
+        .send({ code: 'bad_request', message: `limit must be an integer from 1 to ${MAX_REPLAY_LIMIT}` });
     }
     const address = req.socket.remoteAddress ?? 'unknown';
     if (inFlight.holders(address) >= source.maxPerAddress) {
-      return reply.code(429).send({ code: 'too_many_replays', message: `this address has ${source.maxPerAddress} replays in flight (WALCAST_REPLAYS_PER_IP); read them first` });
+      return reply.code(429).send({
+        code: 'too_many_replays',
+        message: `this address has ${source.maxPerAddress} replays in flight (WALCAST_REPLAYS_PER_IP); read them first`,
+      });
     }
     const replay = source.recovery.replay(channel, since);
     if (!replay.recovered) {
-      return reply.type('application/json').send(JSON.stringify({ channel, recovered: false, reason: replay.reason, events: [] }));
+      return reply
+        .type('application/json')
+        .send(JSON.stringify({ channel, recovered: false, reason: replay.reason, events: [] }));
     }
     const events = page(replay.events, limit, source.maxBytes);
     const more = replay.events.length > events.length;

@@ -40,7 +40,10 @@ interface Transaction {
   prune: boolean;
 }
 
-type Route = { kind: 'table'; channelColumn: string; omitted: string[] | undefined } | { kind: 'registry' } | { kind: 'none' };
+type Route =
+  | { kind: 'table'; channelColumn: string; omitted: string[] | undefined }
+  | { kind: 'registry' }
+  | { kind: 'none' };
 
 export interface DispatcherCounters {
   rows: number;
@@ -82,14 +85,20 @@ export interface DispatcherOptions {
   messageRoute?: (prefix: string, content: Buffer) => { channel: string; table: string } | undefined;
 }
 
-
 export interface DispatcherEvents {
   /** Every event at or before `lsn` (committed at `commitTimeMs`) has been handed to the sockets (and buffered). */
   delivered: [lsn: Lsn, commitTimeMs: number];
 }
 
 export class Dispatcher extends EventEmitter<DispatcherEvents> {
-  readonly counters: DispatcherCounters = { rows: 0, events: 0, deliveries: 0, unrouted: 0, transactions: 0, tooLarge: 0 };
+  readonly counters: DispatcherCounters = {
+    rows: 0,
+    events: 0,
+    deliveries: 0,
+    unrouted: 0,
+    transactions: 0,
+    tooLarge: 0,
+  };
   private tx: Transaction | undefined;
   private lastLsn: Lsn;
   private lastIndex = 0;
@@ -138,14 +147,24 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
 
   /** Where a new subscription starts: every later event reaches it. */
   position(): string {
-    const last = this.lastIndex === 0 ? streamPoint(this.lastLsn, this.epoch) : formatPosition(this.lastLsn, this.lastIndex, this.epoch);
+    const last =
+      this.lastIndex === 0
+        ? streamPoint(this.lastLsn, this.epoch)
+        : formatPosition(this.lastLsn, this.lastIndex, this.epoch);
     return maxPosition(last, this.liveFrom);
   }
 
   handle(msg: PgoutputMessage): void {
     switch (msg.tag) {
       case 'begin':
-        this.tx = { finalLsn: msg.finalLsn, xid: msg.xid, commitTime: msg.commitTime, commitTimeIso: undefined, index: 0, prune: false };
+        this.tx = {
+          finalLsn: msg.finalLsn,
+          xid: msg.xid,
+          commitTime: msg.commitTime,
+          commitTimeIso: undefined,
+          index: 0,
+          prune: false,
+        };
         return;
       case 'commit':
         this.tx = undefined;
@@ -158,7 +177,8 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
         return;
       case 'message':
         if (msg.transactional && msg.prefix === PRUNE_MESSAGE_PREFIX && this.tx) this.tx.prune = true;
-        else if (msg.transactional && this.tx && this.opts.messageRoute) this.logicalMessage(msg.prefix, msg.content, this.tx);
+        else if (msg.transactional && this.tx && this.opts.messageRoute)
+          this.logicalMessage(msg.prefix, msg.content, this.tx);
         return;
       case 'insert':
       case 'update':
@@ -211,7 +231,13 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
   }
 
   /** Build the change's event and hand it to the router and the recovery window, for each channel it belongs to. */
-  private deliverEvent(msg: Extract<PgoutputMessage, { tag: 'insert' | 'update' | 'delete' }>, tx: Transaction, index: number, route: Extract<Route, { kind: 'table' }>, fresh: boolean): void {
+  private deliverEvent(
+    msg: Extract<PgoutputMessage, { tag: 'insert' | 'update' | 'delete' }>,
+    tx: Transaction,
+    index: number,
+    route: Extract<Route, { kind: 'table' }>,
+    fresh: boolean,
+  ): void {
     const column = route.channelColumn;
     const event: EventMessage = {
       type: 'event',
@@ -230,7 +256,11 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
     let part = 0;
     for (const [channel, e] of out) {
       if (channel === undefined) {
-        this.warnOnce(`nochan:${event.table}`, { table: event.table, column }, 'row without a usable channel value was not routed');
+        this.warnOnce(
+          `nochan:${event.table}`,
+          { table: event.table, column },
+          'row without a usable channel value was not routed',
+        );
         continue;
       }
       const live = fresh && router.hasSubscribers(channel);
@@ -244,7 +274,13 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
       if (keep) recovery.add({ channel, table: e.table, position: e.position, timeMs, frame }, Date.now());
       // Encoded to UTF-8 once here: a string would be encoded again by every
       // socket it is written to (ws and net each measure or convert it).
-      if (live) this.counters.deliveries += router.dispatch(channel, { table: e.table, position: e.position, xid: tx.xid, frame: Buffer.from(frame) });
+      if (live)
+        this.counters.deliveries += router.dispatch(channel, {
+          table: e.table,
+          position: e.position,
+          xid: tx.xid,
+          frame: Buffer.from(frame),
+        });
     }
   }
 
@@ -261,7 +297,10 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
       if (!this.wanted(tx, index, fresh) || this.route(relation).kind !== 'table') continue;
       const table = relation.shortName;
       const event: TruncateMessage = {
-        type: 'event', channel: '', table, op: 'truncate',
+        type: 'event',
+        channel: '',
+        table,
+        op: 'truncate',
         position: formatPosition(tx.finalLsn, index, this.epoch),
         commit_time: (tx.commitTimeIso ??= pgTimeToIso(tx.commitTime)),
       };
@@ -271,9 +310,15 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
       this.opts.sink?.event({ commitLsn: tx.finalLsn, index, part: 0, commitTimeMs, event, frame });
       if (!fresh) continue;
       this.counters.events++;
-      this.opts.recovery.addTruncate({ channel: '', table, position: event.position, timeMs: pgTimeToMs(tx.commitTime), frame }, Date.now());
+      this.opts.recovery.addTruncate(
+        { channel: '', table, position: event.position, timeMs: pgTimeToMs(tx.commitTime), frame },
+        Date.now(),
+      );
       this.counters.deliveries += this.opts.router.dispatchTable(table, (channel) => ({
-        table, position: event.position, xid: tx.xid, frame: Buffer.from(JSON.stringify({ ...event, channel })),
+        table,
+        position: event.position,
+        xid: tx.xid,
+        frame: Buffer.from(JSON.stringify({ ...event, channel })),
       }));
     }
   }
@@ -290,13 +335,21 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
     const { index, fresh } = this.next(tx);
     if (!fresh) return;
     const position = formatPosition(tx.finalLsn, index, this.epoch);
-    this.counters.deliveries += this.opts.router.dispatch(to.channel, { table: to.table, position, xid: tx.xid, frame: content, message: true });
+    this.counters.deliveries += this.opts.router.dispatch(to.channel, {
+      table: to.table,
+      position,
+      xid: tx.xid,
+      frame: content,
+      message: true,
+    });
   }
 
   private tooLarge(event: EventMessage): void {
     this.counters.tooLarge++;
-    this.opts.logger.warn({ table: event.table, channel: event.channel, position: event.position, maxEventBytes: this.opts.maxEventBytes },
-      'an event over WALCAST_MAX_EVENT_BYTES was replaced by an event_too_large notice');
+    this.opts.logger.warn(
+      { table: event.table, channel: event.channel, position: event.position, maxEventBytes: this.opts.maxEventBytes },
+      'an event over WALCAST_MAX_EVENT_BYTES was replaced by an event_too_large notice',
+    );
   }
 
   private route(relation: Relation): Route {
@@ -306,13 +359,20 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
     else {
       const reg = this.registrations.get(fullName({ schema: relation.schema, table: relation.name }));
       if (reg && relation.columns.some((c) => c.name === reg.channelColumn)) {
-        route = { kind: 'table', channelColumn: reg.channelColumn, omitted: reg.omitted.length ? reg.omitted : undefined };
+        route = {
+          kind: 'table',
+          channelColumn: reg.channelColumn,
+          omitted: reg.omitted.length ? reg.omitted : undefined,
+        };
       } else {
         route = { kind: 'none' };
-        this.warnOnce(`unreg:${relation.shortName}`, { table: relation.shortName },
+        this.warnOnce(
+          `unreg:${relation.shortName}`,
+          { table: relation.shortName },
           reg
             ? `table ${relation.shortName} has no column ${reg.channelColumn}; its rows are not routed. Run select walcast.register_table('${relation.shortName}', channel_column => '<column>')`
-            : `table ${relation.shortName} is in the publication but not registered; its rows are not routed. Run select walcast.register_table('${relation.shortName}', channel_column => '<column>')`);
+            : `table ${relation.shortName} is in the publication but not registered; its rows are not routed. Run select walcast.register_table('${relation.shortName}', channel_column => '<column>')`,
+        );
       }
     }
     this.routes.set(relation.oid, route);
@@ -346,7 +406,11 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
  * row (or key) as `row`, the new channel `op: "insert", moved: "in"` with
  * the new row and no `old`. Neither learns the other channel's name.
  */
-function sends(msg: Extract<PgoutputMessage, { tag: 'insert' | 'update' | 'delete' }>, event: EventMessage, column: string): [string | undefined, EventMessage][] {
+function sends(
+  msg: Extract<PgoutputMessage, { tag: 'insert' | 'update' | 'delete' }>,
+  event: EventMessage,
+  column: string,
+): [string | undefined, EventMessage][] {
   if (msg.tag === 'insert') {
     event.row = msg.new.values;
     if (msg.new.unchanged) event.unchanged = msg.new.unchanged;
@@ -367,7 +431,10 @@ function sends(msg: Extract<PgoutputMessage, { tag: 'insert' | 'update' | 'delet
   const movedOut: EventMessage = { ...event, op: 'delete', moved: 'out', row: prior!.values };
   delete movedOut.unchanged;
   const movedIn: EventMessage = { ...event, op: 'insert', moved: 'in' };
-  return [[to, movedIn], [from, movedOut]];
+  return [
+    [to, movedIn],
+    [from, movedOut],
+  ];
 }
 
 function channelOf(values: Record<string, unknown>, column: string): string | undefined {

@@ -149,8 +149,10 @@ export class RecoveryBuffer {
   replay(channel: string, since: string): Replay {
     const parts = parsePosition(since);
     if (!parts) return { recovered: false, reason: 'not a position' };
-    if (parts.epoch !== this.epoch) return { recovered: false, reason: 'the position is from another epoch (the slot was recreated)' };
-    if (parts.snapshotRow !== undefined) return { recovered: false, reason: 'a snapshot row is not a resumable position' };
+    if (parts.epoch !== this.epoch)
+      return { recovered: false, reason: 'the position is from another epoch (the slot was recreated)' };
+    if (parts.snapshotRow !== undefined)
+      return { recovered: false, reason: 'a snapshot row is not a resumable position' };
     const log = this.channels.get(channel);
     const floor = log && log.floor > this.floor ? log.floor : this.floor;
     if (since < floor) return { recovered: false, reason: 'events after this position have left the recovery window' };

@@ -175,5 +175,13 @@ export class Router {
 }
 
 function subscription(opts: SubscribeOptions): Subscription {
-  return { tables: opts.tables, messages: opts.messages ?? false, after: opts.after, held: opts.hold ? [] : undefined, heldBytes: 0, largestHeld: 0, overflow: false };
+  return {
+    tables: opts.tables,
+    messages: opts.messages ?? false,
+    after: opts.after,
+    held: opts.hold ? [] : undefined,
+    heldBytes: 0,
+    largestHeld: 0,
+    overflow: false,
+  };
 }

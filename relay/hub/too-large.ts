@@ -22,7 +22,8 @@ export function tooLargeNotice(event: EventMessage, bytes: number, maxBytes: num
   return {
     type: 'error',
     code: 'event_too_large',
-    message: `the ${event.op} of ${event.table} at position ${event.position} on channel ${event.channel} is ${bytes} bytes, ` +
+    message:
+      `the ${event.op} of ${event.table} at position ${event.position} on channel ${event.channel} is ${bytes} bytes, ` +
       `over WALCAST_MAX_EVENT_BYTES (${maxBytes}): it was not sent. Read the row from the table, or raise WALCAST_MAX_EVENT_BYTES`,
     channel: event.channel,
     table: event.table,

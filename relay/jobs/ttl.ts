@@ -135,7 +135,9 @@ function checkOptions(schedule: string, batchSize: number): void {
     });
   }
   if (!Number.isInteger(batchSize) || batchSize < 1) {
-    throw new WalcastError('config_invalid', { detail: `the TTL prune batch size must be a positive integer, not ${batchSize}` });
+    throw new WalcastError('config_invalid', {
+      detail: `the TTL prune batch size must be a positive integer, not ${batchSize}`,
+    });
   }
 }
 
@@ -191,6 +193,7 @@ function cronLogger(logger: Logger) {
     info: (message: string) => logger.debug({ job: 'ttl' }, message),
     debug: (message: string | Error) => logger.debug({ job: 'ttl' }, String(message)),
     warn: (message: string) => logger.warn({ job: 'ttl' }, message),
-    error: (message: string | Error, err?: Error) => logger.error({ job: 'ttl', err: err ?? message }, 'node-cron error'),
+    error: (message: string | Error, err?: Error) =>
+      logger.error({ job: 'ttl', err: err ?? message }, 'node-cron error'),
   };
 }

@@ -50,7 +50,8 @@ export async function connect(s: Session, p: IConnectPacket): Promise<void> {
   let assigned: string | undefined;
   if (clientId === '') {
     // MQTT-3.1.3-8: a 3.1.1 client with an empty id must ask for a clean session.
-    if (version === 4 && p.clean === false) return refuse(s, REFUSAL.clientId, 'an empty client id needs a clean session');
+    if (version === 4 && p.clean === false)
+      return refuse(s, REFUSAL.clientId, 'an empty client id needs a clean session');
     clientId = assigned = `walcast-${randomUUID()}`;
   }
   s.clientId = clientId;
@@ -61,7 +62,12 @@ export async function connect(s: Session, p: IConnectPacket): Promise<void> {
   if (s.closed) return;
   if (p.will) {
     const w = p.will;
-    s.will = { topic: w.topic, payload: typeof w.payload === 'string' ? Buffer.from(w.payload) : w.payload, qos: w.qos ? 1 : 0, retain: w.retain ?? false };
+    s.will = {
+      topic: w.topic,
+      payload: typeof w.payload === 'string' ? Buffer.from(w.payload) : w.payload,
+      qos: w.qos ? 1 : 0,
+      retain: w.retain ?? false,
+    };
   }
   const props = p.properties;
   if (props?.maximumPacketSize) s.maxPacket = props.maximumPacketSize;
@@ -98,7 +104,8 @@ export async function connect(s: Session, p: IConnectPacket): Promise<void> {
 async function session(s: Session, p: IConnectPacket): Promise<StoredSession | null> {
   const store = s.server.store;
   await s.server.parked(s.key);
-  const requested = s.version === 5 ? (p.properties?.sessionExpiryInterval ?? 0) : p.clean === false ? DEFAULT_EXPIRY_SECONDS : 0;
+  const requested =
+    s.version === 5 ? (p.properties?.sessionExpiryInterval ?? 0) : p.clean === false ? DEFAULT_EXPIRY_SECONDS : 0;
   s.expirySeconds = Math.min(requested, MAX_EXPIRY_SECONDS);
   s.persistent = s.expirySeconds > 0;
   if (p.clean !== false) {
@@ -130,7 +137,10 @@ function refuse(s: Session, codes: readonly [number, number], message: string): 
   } else {
     connack.returnCode = codes[0];
   }
-  s.server.opts.logger.info({ clientId: s.clientId || undefined, code: codes[s.version === 5 ? 1 : 0], reason: message }, 'MQTT CONNECT refused');
+  s.server.opts.logger.info(
+    { clientId: s.clientId || undefined, code: codes[s.version === 5 ? 1 : 0], reason: message },
+    'MQTT CONNECT refused',
+  );
   s.write(mqttPacket.generate(connack, { protocolVersion: s.version }));
   s.close();
 }

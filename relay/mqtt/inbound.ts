@@ -66,62 +66,96 @@ function refuse(code: ErrorCode, message: string): PublishResult {
 }
 
 /** Handle one PUBLISH for connection `conn` holding `grants`; resolves once committed (or refused). */
-export async function publishFromClient(deps: InboundDeps, conn: object, grants: Grants, p: InboundPublish): Promise<PublishResult> {
+export async function publishFromClient(
+  deps: InboundDeps,
+  conn: object,
+  grants: Grants,
+  p: InboundPublish,
+): Promise<PublishResult> {
   const invalid = topicNameError(p.topic);
   if (invalid) return { ok: false, reason: REASON.topicNameInvalid, message: `invalid_topic: ${invalid}` };
   const parts = splitTopic(p.topic);
   await deps.keys.refreshIfUnknown(parts.head);
   const table = deps.keys.known(parts.head);
   if (p.retain && table) {
-    if (deps.publishing === 'off') return refuse('publishing_disabled', 'publishing is turned off on this relay (WALCAST_PUBLISH=off)');
+    if (deps.publishing === 'off')
+      return refuse('publishing_disabled', 'publishing is turned off on this relay (WALCAST_PUBLISH=off)');
     return writeRow(deps, conn, grants, table, parts, p.payload);
   }
   if (!grants.canPublishTo(parts.head) || !grants.canPublishOn(parts.channel)) {
     return refuse('forbidden', `this connection may not publish on ${p.topic.slice(0, 120)}`);
   }
-  if (deps.publishing === 'off') return refuse('publishing_disabled', 'publishing is turned off on this relay (WALCAST_PUBLISH=off)');
-  const content = encodeMessage({ topic: p.topic, payload: p.payload, qos: p.qos, ...(p.retain ? { retained: true } : {}), ...(p.properties ? { properties: p.properties } : {}) });
+  if (deps.publishing === 'off')
+    return refuse('publishing_disabled', 'publishing is turned off on this relay (WALCAST_PUBLISH=off)');
+  const content = encodeMessage({
+    topic: p.topic,
+    payload: p.payload,
+    qos: p.qos,
+    ...(p.retain ? { retained: true } : {}),
+    ...(p.properties ? { properties: p.properties } : {}),
+  });
   if (!p.retain) {
     await deps.pool.query('SELECT pg_logical_emit_message(true, $1, $2::text)', [MQTT_MESSAGE_PREFIX, content]);
     return { ok: true };
   }
   // A retained message on a generic topic is stored (or, empty, cleared) in the message's own
   // transaction: a data-modifying WITH runs whether or not the SELECT reads it.
-  const store = p.payload.length === 0
-    ? { sql: 'DELETE FROM walcast.mqtt_retained WHERE topic = $3', values: [p.topic] }
-    : {
-        sql: `INSERT INTO walcast.mqtt_retained (topic, payload, qos, properties) VALUES ($3, $4, $5, $6)
+  const store =
+    p.payload.length === 0
+      ? { sql: 'DELETE FROM walcast.mqtt_retained WHERE topic = $3', values: [p.topic] }
+      : {
+          sql: `INSERT INTO walcast.mqtt_retained (topic, payload, qos, properties) VALUES ($3, $4, $5, $6)
               ON CONFLICT (topic) DO UPDATE SET payload = EXCLUDED.payload, qos = EXCLUDED.qos, properties = EXCLUDED.properties, updated_at = now()`,
-        values: [p.topic, p.payload, p.qos, encodeProperties(p.properties)],
-      };
-  await deps.pool.query(`WITH stored AS (${store.sql}) SELECT pg_logical_emit_message(true, $1, $2::text)`, [MQTT_MESSAGE_PREFIX, content, ...store.values]);
+          values: [p.topic, p.payload, p.qos, encodeProperties(p.properties)],
+        };
+  await deps.pool.query(`WITH stored AS (${store.sql}) SELECT pg_logical_emit_message(true, $1, $2::text)`, [
+    MQTT_MESSAGE_PREFIX,
+    content,
+    ...store.values,
+  ]);
   return { ok: true };
 }
 
-async function writeRow(deps: InboundDeps, conn: object, grants: Grants, t: TableTopic, parts: ReturnType<typeof splitTopic>, payload: Buffer): Promise<PublishResult> {
+async function writeRow(
+  deps: InboundDeps,
+  conn: object,
+  grants: Grants,
+  t: TableTopic,
+  parts: ReturnType<typeof splitTopic>,
+  payload: Buffer,
+): Promise<PublishResult> {
   const name = parts.head;
   const shape = `${name}/<${t.channelColumn}>${t.keys.map((k) => `/<${k}>`).join('')}`;
   if (parts.rest.length !== 0 && parts.rest.length !== t.keys.length) {
-    return refuse('unknown_table', `a row of ${name} is published on ${name}/<${t.channelColumn}> (insert) or ${shape} (upsert, delete)`);
+    return refuse(
+      'unknown_table',
+      `a row of ${name} is published on ${name}/<${t.channelColumn}> (insert) or ${shape} (upsert, delete)`,
+    );
   }
   if (payload.length === 0) {
-    if (parts.rest.length === 0) return refuse('invalid_row', `an empty retained payload deletes a row: publish it on ${shape}`);
+    if (parts.rest.length === 0)
+      return refuse('invalid_row', `an empty retained payload deletes a row: publish it on ${shape}`);
     return deleteRow(deps, grants, t, parts);
   }
   let row: unknown;
   try {
     row = JSON.parse(payload.toString('utf8'));
   } catch {
-    return refuse('invalid_row', 'the payload is not JSON: a retained publish on a row carries the row as a JSON object');
+    return refuse(
+      'invalid_row',
+      'the payload is not JSON: a retained publish on a row carries the row as a JSON object',
+    );
   }
-  if (typeof row !== 'object' || row === null || Array.isArray(row)) return refuse('invalid_row', 'the payload must be a JSON object (the row)');
+  if (typeof row !== 'object' || row === null || Array.isArray(row))
+    return refuse('invalid_row', 'the payload must be a JSON object (the row)');
   const fromTopic: Record<string, string> = { [t.channelColumn]: parts.channel };
   parts.rest.forEach((v, i) => {
     fromTopic[t.keys[i]!] = v;
   });
   const full: Record<string, unknown> = { ...(row as Record<string, unknown>) };
   for (const [column, value] of Object.entries(fromTopic)) {
-    if (column in full && String(full[column]) !== value) return refuse('invalid_row', `the payload's ${column} differs from the topic's`);
+    if (column in full && String(full[column]) !== value)
+      return refuse('invalid_row', `the payload's ${column} differs from the topic's`);
     full[column] = value;
   }
   const reply = await deps.publisher.publish(conn, grants, { type: 'publish', table: name, row: full });
@@ -129,14 +163,25 @@ async function writeRow(deps: InboundDeps, conn: object, grants: Grants, t: Tabl
   return refuse(reply.code, reply.message);
 }
 
-async function deleteRow(deps: InboundDeps, grants: Grants, t: TableTopic, parts: ReturnType<typeof splitTopic>): Promise<PublishResult> {
+async function deleteRow(
+  deps: InboundDeps,
+  grants: Grants,
+  t: TableTopic,
+  parts: ReturnType<typeof splitTopic>,
+): Promise<PublishResult> {
   if (!grants.canPublishTo(parts.head) || !grants.canPublishOn(parts.channel)) {
-    return refuse('forbidden', `this connection may not delete rows of ${parts.head} on ${parts.channel.slice(0, 120)}`);
+    return refuse(
+      'forbidden',
+      `this connection may not delete rows of ${parts.head} on ${parts.channel.slice(0, 120)}`,
+    );
   }
   const columns = [t.channelColumn, ...t.keys];
   const where = columns.map((c, i) => `${pg.escapeIdentifier(c)} = $${i + 1}`).join(' AND ');
   try {
-    await deps.pool.query(`DELETE FROM ${pg.escapeIdentifier(t.reg.schema)}.${pg.escapeIdentifier(t.reg.table)} WHERE ${where}`, [parts.channel, ...parts.rest]);
+    await deps.pool.query(
+      `DELETE FROM ${pg.escapeIdentifier(t.reg.schema)}.${pg.escapeIdentifier(t.reg.table)} WHERE ${where}`,
+      [parts.channel, ...parts.rest],
+    );
   } catch (err) {
     const failure = failureOf(err);
     if (failure.code === 'publish_failed') deps.logger.error({ err, table: parts.head }, 'MQTT delete failed');

@@ -76,11 +76,18 @@ export class TableKeys {
       const next = new Map<string, TableTopic>();
       for (const reg of regs) {
         const pk = keys.get(`${reg.schema}.${reg.table}`) ?? [];
-        next.set(shortName(reg), { reg, channelColumn: reg.channelColumn, keys: pk.filter((k) => k !== reg.channelColumn) });
+        next.set(shortName(reg), {
+          reg,
+          channelColumn: reg.channelColumn,
+          keys: pk.filter((k) => k !== reg.channelColumn),
+        });
       }
       this.tables = next;
     } catch (err) {
-      this.logger.warn({ err }, 'MQTT: reading the primary keys of the registered tables failed; retried on the next unknown table');
+      this.logger.warn(
+        { err },
+        'MQTT: reading the primary keys of the registered tables failed; retried on the next unknown table',
+      );
     }
   }
 }

@@ -65,10 +65,14 @@ export function attachWebSocket(server: MqttServer, http: Server): WebSocketServ
       (admission: Admission) => {
         socket.off('error', onError);
         if (!admission.ok) {
-          socket.end(`HTTP/1.1 ${admission.status} ${admission.status === 403 ? 'Forbidden' : 'Too Many Requests'}\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${admission.reason}\n`);
+          socket.end(
+            `HTTP/1.1 ${admission.status} ${admission.status === 403 ? 'Forbidden' : 'Too Many Requests'}\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${admission.reason}\n`,
+          );
           return;
         }
-        wss.handleUpgrade(req, socket, head, (ws) => open(server, ws, req, admission.tokenError === undefined ? admission.grants : null));
+        wss.handleUpgrade(req, socket, head, (ws) =>
+          open(server, ws, req, admission.tokenError === undefined ? admission.grants : null),
+        );
       },
       () => socket.destroy(),
     );
@@ -89,7 +93,9 @@ function open(server: MqttServer, ws: WebSocket, req: IncomingMessage, grants: G
     destroy: () => ws.terminate(),
   };
   const session = server.accept(transport, grants);
-  ws.on('message', (data: RawData) => session.onData(Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer)));
+  ws.on('message', (data: RawData) =>
+    session.onData(Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer)),
+  );
   ws.on('error', () => {});
   ws.on('close', () => session.ended());
 }

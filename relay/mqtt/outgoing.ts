@@ -34,7 +34,11 @@ export interface OutMessage {
 const converted = new WeakMap<object, OutMessage | null>();
 
 /** The message for a routed event, or null if it cannot be one. */
-export function fromRouted(frame: Buffer | string, event: RoutedEvent, table: (name: string) => TableTopic | undefined): OutMessage | null {
+export function fromRouted(
+  frame: Buffer | string,
+  event: RoutedEvent,
+  table: (name: string) => TableTopic | undefined,
+): OutMessage | null {
   const cacheKey = typeof frame === 'string' ? event : frame;
   let out = converted.get(cacheKey);
   if (out !== undefined) return out;
@@ -48,7 +52,11 @@ export function fromRouted(frame: Buffer | string, event: RoutedEvent, table: (n
  * truncate (no row, no topic) and an event_too_large notice (not a row) are
  * not published over MQTT (docs/mqtt.md).
  */
-function fromFrame(frame: Buffer | string, xid: number, table: (name: string) => TableTopic | undefined): OutMessage | null {
+function fromFrame(
+  frame: Buffer | string,
+  xid: number,
+  table: (name: string) => TableTopic | undefined,
+): OutMessage | null {
   const e = JSON.parse(frame.toString()) as { type: string; op?: string };
   if (e.type !== 'event' || e.op === 'truncate') return null;
   return fromRow(e as EventMessage, xid, table);
@@ -57,7 +65,17 @@ function fromFrame(frame: Buffer | string, xid: number, table: (name: string) =>
 function fromMessage(content: Buffer, event: RoutedEvent): OutMessage | null {
   const m = decodeMessage(content);
   if (!m) return null;
-  return { topic: m.topic, payload: m.payload, qos: m.qos, table: event.table, position: event.position, xid: event.xid, row: false, stored: m.retained === true, properties: m.properties ?? {} };
+  return {
+    topic: m.topic,
+    payload: m.payload,
+    qos: m.qos,
+    table: event.table,
+    position: event.position,
+    xid: event.xid,
+    row: false,
+    stored: m.retained === true,
+    properties: m.properties ?? {},
+  };
 }
 
 /** A row change: upserts carry the row, a delete (or a row moved to another channel) an empty payload. */
@@ -105,7 +123,14 @@ export function packet(m: OutMessage, version: ProtocolVersion, qos: 0 | 1, reta
   const cache = (m.packets ??= new Map());
   let bytes = cache.get(form);
   if (!bytes) {
-    const p: mqttPacket.IPublishPacket = { cmd: 'publish', topic: m.topic, payload: m.payload, qos, retain, dup: false };
+    const p: mqttPacket.IPublishPacket = {
+      cmd: 'publish',
+      topic: m.topic,
+      payload: m.payload,
+      qos,
+      retain,
+      dup: false,
+    };
     if (qos > 0) p.messageId = 1;
     if (version === 5) p.properties = m.properties;
     bytes = mqttPacket.generate(p, { protocolVersion: version });

@@ -43,7 +43,15 @@ export async function resume(s: Session, stored: StoredSession): Promise<void> {
   replayed.sort((a, b) => (a.position < b.position ? -1 : a.position > b.position ? 1 : 0));
   const keys = (t: string) => s.server.keys.get(t);
   for (const e of replayed) s.subs.route(fromRow(JSON.parse(e.frame) as EventMessage, 0, keys));
-  s.server.opts.logger.info({ clientId: s.clientId, replayed: replayed.length, currentRows: fromRows.length }, 'MQTT persistent session resumed');
+  s.server.opts.logger.info(
+    { clientId: s.clientId, replayed: replayed.length, currentRows: fromRows.length },
+    'MQTT persistent session resumed',
+  );
   const current = await readCurrentRows(s, fromRows, () => {});
-  if (!s.closed) await s.subs.settle(fromRows.filter((f) => s.subs.filters.has(f)), current.retained, current.visible);
+  if (!s.closed)
+    await s.subs.settle(
+      fromRows.filter((f) => s.subs.filters.has(f)),
+      current.retained,
+      current.visible,
+    );
 }

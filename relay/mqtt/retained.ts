@@ -35,13 +35,21 @@ export class RetainedReader {
   }
 
   /** Read the rows (and stored retained messages) matching each plan; `canSee(channel)` applies the grants to wildcard channels. */
-  async read(plans: FilterPlan[], tables: TableTopic[], limit: number, base: string, canSee: (channel: string) => boolean): Promise<RetainedRead> {
+  async read(
+    plans: FilterPlan[],
+    tables: TableTopic[],
+    limit: number,
+    base: string,
+    canSee: (channel: string) => boolean,
+  ): Promise<RetainedRead> {
     const read = await inSnapshot(this.pool, async (client) => {
       const perPlan: { items: Item[]; more: boolean }[] = [];
       for (const plan of plans) {
         const items: Item[] = [];
         let more = false;
-        const sources: (TableTopic | 'generic')[] = tables.filter((t) => plan.table === null || plan.table === shortName(t.reg));
+        const sources: (TableTopic | 'generic')[] = tables.filter(
+          (t) => plan.table === null || plan.table === shortName(t.reg),
+        );
         // Topics that are not rows: any filter whose first level is not a registered table.
         if (plan.table === null || sources.length === 0) sources.push('generic');
         for (const source of sources) {
@@ -50,9 +58,10 @@ export class RetainedReader {
             more = true;
             break;
           }
-          const found: Item[] = source === 'generic'
-            ? await readStored(client, plan.filter, left + 1)
-            : (await readRows(client, source, plan, left + 1)).map((row) => ({ t: source, row }));
+          const found: Item[] =
+            source === 'generic'
+              ? await readStored(client, plan.filter, left + 1)
+              : (await readRows(client, source, plan, left + 1)).map((row) => ({ t: source, row }));
           if (found.length > left) more = true;
           // Oldest first: the extra item read to tell truncation is the oldest one.
           items.push(...found.slice(Math.max(0, found.length - left)));
@@ -68,8 +77,19 @@ export class RetainedReader {
         const m = 'topic' in item ? item : rowMessage(item.t, item.row);
         if (!matches(plans[i]!.filter, m.topic) || !canSee(channelOfTopic(m.topic))) continue;
         const position = snapshotPosition(base, ++n);
-        const properties = 'topic' in item ? (item.properties ?? {}) : rowProperties('snapshot', position, read.readAtIso, true);
-        out.push({ topic: m.topic, payload: m.payload, qos: m.qos, table: m.topic.split('/', 1)[0]!, position, xid: 0, row: !('topic' in item), stored: true, properties });
+        const properties =
+          'topic' in item ? (item.properties ?? {}) : rowProperties('snapshot', position, read.readAtIso, true);
+        out.push({
+          topic: m.topic,
+          payload: m.payload,
+          qos: m.qos,
+          table: m.topic.split('/', 1)[0]!,
+          position,
+          xid: 0,
+          row: !('topic' in item),
+          stored: true,
+          properties,
+        });
       }
       return out;
     });
@@ -91,7 +111,11 @@ interface StoredMessage {
 }
 
 function rowMessage(t: TableTopic, row: Record<string, unknown>): { topic: string; payload: Buffer; qos: 0 | 1 } {
-  const topic = rowTopic(shortName(t.reg), keyText(row[t.channelColumn]), t.keys.map((k) => keyText(row[k])));
+  const topic = rowTopic(
+    shortName(t.reg),
+    keyText(row[t.channelColumn]),
+    t.keys.map((k) => keyText(row[k])),
+  );
   return { topic, payload: Buffer.from(JSON.stringify(row)), qos: 1 };
 }
 
@@ -109,17 +133,30 @@ async function readStored(client: pg.PoolClient, filter: string, limit: number):
   }
   const { rows } = await client.query<{ topic: string; payload: string; qos: string; properties: string | null }>(
     `SELECT * FROM (SELECT topic, encode(payload, 'base64') AS payload, qos, properties::text AS properties, updated_at
-       FROM walcast.mqtt_retained ${where} ORDER BY updated_at DESC, topic LIMIT ${limit}) s ORDER BY updated_at, topic`, values);
+       FROM walcast.mqtt_retained ${where} ORDER BY updated_at DESC, topic LIMIT ${limit}) s ORDER BY updated_at, topic`,
+    values,
+  );
   return rows.map((r) => {
-    const m: StoredMessage = { topic: r.topic, payload: Buffer.from(r.payload, 'base64'), qos: Number(r.qos) === 1 ? 1 : 0 }; // the pool reads every value as text
-    const props = decodeProperties(r.properties === null ? null : (JSON.parse(r.properties) as Record<string, unknown>));
+    const m: StoredMessage = {
+      topic: r.topic,
+      payload: Buffer.from(r.payload, 'base64'),
+      qos: Number(r.qos) === 1 ? 1 : 0,
+    }; // the pool reads every value as text
+    const props = decodeProperties(
+      r.properties === null ? null : (JSON.parse(r.properties) as Record<string, unknown>),
+    );
     if (props) m.properties = props;
     return m;
   });
 }
 
 /** The newest `limit` rows of one table that the plan's literal levels select, oldest first. */
-async function readRows(client: pg.PoolClient, t: TableTopic, plan: FilterPlan, limit: number): Promise<Record<string, unknown>[]> {
+async function readRows(
+  client: pg.PoolClient,
+  t: TableTopic,
+  plan: FilterPlan,
+  limit: number,
+): Promise<Record<string, unknown>[]> {
   // Without a trailing #, the filter's key levels must be as many as the table's key.
   if (!plan.filter.endsWith('#') && plan.key.length !== t.keys.length) return [];
   const where: string[] = [];

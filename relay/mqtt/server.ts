@@ -56,7 +56,13 @@ export interface MqttCounters {
 export class MqttServer {
   readonly sessions = new Set<Session>();
   private readonly byKey = new Map<string, Session>();
-  readonly counters: MqttCounters = { connectionsTotal: 0, messagesIn: 0, messagesOut: 0, publishRefused: 0, slowConsumerCloses: 0 };
+  readonly counters: MqttCounters = {
+    connectionsTotal: 0,
+    messagesIn: 0,
+    messagesOut: 0,
+    publishRefused: 0,
+    slowConsumerCloses: 0,
+  };
   readonly outbox = new Outbox();
   readonly congestion: Congestion<Session>;
   readonly keys: TableKeys;
@@ -77,7 +83,13 @@ export class MqttServer {
     this.retained = new RetainedReader(opts.databaseUrl);
     this.store = new SessionStore(this.pool, opts.logger);
     this.store.start();
-    this.inbound = { publisher: opts.publisher, pool: this.pool, keys: this.keys, logger: opts.logger, publishing: opts.gate.settings.publish };
+    this.inbound = {
+      publisher: opts.publisher,
+      pool: this.pool,
+      keys: this.keys,
+      logger: opts.logger,
+      publishing: opts.gate.settings.publish,
+    };
     this.congestion = new Congestion<Session>({
       softBytes: opts.sendQueueBytes / 2,
       graceMs: opts.slowConsumerMs,
@@ -102,7 +114,8 @@ export class MqttServer {
   /** CONNECT accepted: take over an older connection of the same session (MQTT-3.1.4-3), count the subject. */
   admitted(s: Session, grants: Grants): void {
     const older = this.byKey.get(s.key);
-    if (older && older !== s) older.disconnectWith(0x8e, 'session taken over by a new connection with the same client id');
+    if (older && older !== s)
+      older.disconnectWith(0x8e, 'session taken over by a new connection with the same client id');
     this.byKey.set(s.key, s);
     s.bucket = this.opts.gate.connectionBucket();
     if (grants.sub !== null) {
@@ -110,7 +123,10 @@ export class MqttServer {
       this.subjects.set(s, this.opts.gate.subjectBucket(grants.sub));
     }
     if (grants.expiresAtMs !== null) {
-      const t = setTimeout(() => s.disconnectWith(0x87, 'token expired: reconnect with a fresh token'), Math.min(Math.max(0, grants.expiresAtMs - Date.now()), 2 ** 31 - 1));
+      const t = setTimeout(
+        () => s.disconnectWith(0x87, 'token expired: reconnect with a fresh token'),
+        Math.min(Math.max(0, grants.expiresAtMs - Date.now()), 2 ** 31 - 1),
+      );
       t.unref();
       s.onEnd(() => clearTimeout(t));
     }
@@ -130,7 +146,11 @@ export class MqttServer {
   /** A persistent session's connection ended: write its filters and position. */
   park(s: Session): void {
     this.store.forget(s);
-    const saved = this.store.save(s).catch((err: unknown) => this.opts.logger.error({ err, clientId: s.clientId }, 'MQTT: saving a persistent session failed'));
+    const saved = this.store
+      .save(s)
+      .catch((err: unknown) =>
+        this.opts.logger.error({ err, clientId: s.clientId }, 'MQTT: saving a persistent session failed'),
+      );
     this.parking.set(s.key, saved);
     void saved.finally(() => {
       if (this.parking.get(s.key) === saved) this.parking.delete(s.key);
@@ -144,14 +164,24 @@ export class MqttServer {
 
   readRetained(s: Session, filters: string[]): Promise<RetainedRead> {
     const grants = s.grants!;
-    return this.retained.read(s.subs.plans(filters), this.keys.list(), this.opts.retainedLimit, this.opts.position(), (c) => grants.canSubscribe(c));
+    return this.retained.read(
+      s.subs.plans(filters),
+      this.keys.list(),
+      this.opts.retainedLimit,
+      this.opts.position(),
+      (c) => grants.canSubscribe(c),
+    );
   }
 
   /** A will is published as the client would have published it (same grants), when its connection ended without DISCONNECT. */
   async publishWill(s: Session, will: Will): Promise<void> {
     try {
       const result = await publishFromClient(this.inbound, s, s.grants!, will);
-      if (!result.ok) this.opts.logger.info({ clientId: s.clientId, topic: will.topic, reason: result.message }, 'MQTT will message refused');
+      if (!result.ok)
+        this.opts.logger.info(
+          { clientId: s.clientId, topic: will.topic, reason: result.message },
+          'MQTT will message refused',
+        );
     } catch (err) {
       this.opts.logger.error({ err, clientId: s.clientId }, 'MQTT will message failed');
     }

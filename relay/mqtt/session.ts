@@ -11,7 +11,13 @@
 // received, so acknowledgements keep that order (MQTT 4.6) and a client's
 // publishes are committed in order. Outgoing packets of one event-loop tick
 // are written together (outbox.ts).
-import mqttPacket, { type IConnectPacket, type IPublishPacket, type ISubscribePacket, type IUnsubscribePacket, type Packet } from 'mqtt-packet';
+import mqttPacket, {
+  type IConnectPacket,
+  type IPublishPacket,
+  type ISubscribePacket,
+  type IUnsubscribePacket,
+  type Packet,
+} from 'mqtt-packet';
 import type { Frame, RoutedEvent, Sink } from '../hub/router.ts';
 import type { Grants } from '../auth/grants.ts';
 import type { TokenBucket } from '../auth/limits.ts';
@@ -100,7 +106,11 @@ export class Session implements Sink, Persistent {
     const oversized = this.sizes.feed(bytes);
     if (oversized === -1) return this.protocolError(0x81, 'malformed Remaining Length');
     // Refused before the parser buffers it (WALCAST_MAX_FRAME_BYTES; MQTT 5 Maximum Packet Size in CONNACK).
-    if (oversized !== null) return this.protocolError(0x95, `a packet of ${oversized} bytes is over the ${this.server.opts.maxPacketBytes}-byte limit`);
+    if (oversized !== null)
+      return this.protocolError(
+        0x95,
+        `a packet of ${oversized} bytes is over the ${this.server.opts.maxPacketBytes}-byte limit`,
+      );
     this.parser.parse(bytes);
   }
 
@@ -122,7 +132,9 @@ export class Session implements Sink, Persistent {
         return this.serial(() => this.publish(p));
       case 'pubrel':
         // A QoS 2 flow (3.1.1 clients only, docs/mqtt.md): committed when PUBREC went out.
-        return this.write(mqttPacket.generate({ cmd: 'pubcomp', messageId: p.messageId! }, { protocolVersion: this.version }));
+        return this.write(
+          mqttPacket.generate({ cmd: 'pubcomp', messageId: p.messageId! }, { protocolVersion: this.version }),
+        );
       case 'subscribe':
         return this.serial(() => subscribe(this, p as ISubscribePacket));
       case 'unsubscribe':
@@ -132,7 +144,8 @@ export class Session implements Sink, Persistent {
         // MQTT 5 reason 0x04: disconnect with will message (3.14.2.1).
         if (this.version !== 5 || p.reasonCode !== 0x04) this.will = null;
         // MQTT 5 may shorten (or end) the session's expiry at DISCONNECT (3.14.2.2.2).
-        if (this.persistent && p.properties?.sessionExpiryInterval !== undefined) this.expirySeconds = Math.min(this.expirySeconds, p.properties.sessionExpiryInterval);
+        if (this.persistent && p.properties?.sessionExpiryInterval !== undefined)
+          this.expirySeconds = Math.min(this.expirySeconds, p.properties.sessionExpiryInterval);
         if (this.persistent && this.expirySeconds === 0) {
           this.persistent = false;
           void this.server.store.discard(this.key).catch(() => {});
@@ -161,8 +174,10 @@ export class Session implements Sink, Persistent {
 
   private async publish(p: IPublishPacket): Promise<void> {
     this.server.counters.messagesIn++;
-    if (p.qos === 2 && this.version === 5) return this.protocolError(0x9b, 'QoS 2 is not supported: CONNACK said Maximum QoS 1');
-    if (p.properties?.topicAlias !== undefined) return this.protocolError(0x94, 'topic aliases are not supported (Topic Alias Maximum 0)');
+    if (p.qos === 2 && this.version === 5)
+      return this.protocolError(0x9b, 'QoS 2 is not supported: CONNACK said Maximum QoS 1');
+    if (p.properties?.topicAlias !== undefined)
+      return this.protocolError(0x94, 'topic aliases are not supported (Topic Alias Maximum 0)');
     const ack = (reason: number, message?: string) => this.ackPublish(p, reason, message);
     if (!this.bucket!.take() || (this.server.subjectBucket(this) && !this.server.subjectBucket(this)!.take())) {
       this.server.counters.publishRefused++;
@@ -178,7 +193,10 @@ export class Session implements Sink, Persistent {
     });
     if (result.ok) return ack(REASON.success);
     this.server.counters.publishRefused++;
-    this.server.opts.logger.info({ clientId: this.clientId, topic: p.topic.slice(0, 200), reason: result.message }, 'MQTT publish refused');
+    this.server.opts.logger.info(
+      { clientId: this.clientId, topic: p.topic.slice(0, 200), reason: result.message },
+      'MQTT publish refused',
+    );
     return ack(result.reason, result.message);
   }
 
@@ -187,7 +205,12 @@ export class Session implements Sink, Persistent {
     if (p.qos === 0) return;
     const cmd = p.qos === 2 ? 'pubrec' : 'puback';
     if (this.version === 5) {
-      const ack = { cmd, messageId: p.messageId!, reasonCode: reason, ...(message ? { properties: { reasonString: message } } : {}) };
+      const ack = {
+        cmd,
+        messageId: p.messageId!,
+        reasonCode: reason,
+        ...(message ? { properties: { reasonString: message } } : {}),
+      };
       return this.write(mqttPacket.generate(ack as mqttPacket.IPubackPacket, { protocolVersion: 5 }));
     }
     // MQTT 3.1.1 has no negative acknowledgement: the refusal is logged and counted (docs/mqtt.md).
@@ -267,7 +290,8 @@ export class Session implements Sink, Persistent {
     this.inflight.delete(id);
     entry.acked = true;
     let moved: string | undefined;
-    while (this.unackedHead < this.unacked.length && this.unacked[this.unackedHead]!.acked) moved = this.unacked[this.unackedHead++]!.position;
+    while (this.unackedHead < this.unacked.length && this.unacked[this.unackedHead]!.acked)
+      moved = this.unacked[this.unackedHead++]!.position;
     if (this.unackedHead > 1024 && this.unackedHead * 2 > this.unacked.length) {
       this.unacked = this.unacked.slice(this.unackedHead);
       this.unackedHead = 0;
@@ -304,9 +328,12 @@ export class Session implements Sink, Persistent {
     if (keepaliveSeconds > 0) {
       // MQTT-3.1.2-24: one and a half keepalive periods without a packet ends the connection.
       const limit = keepaliveSeconds * 1500;
-      this.keepaliveTimer = setInterval(() => {
-        if (Date.now() - this.lastHeard > limit) this.destroy('keepalive expired');
-      }, Math.min(limit / 2, 30_000));
+      this.keepaliveTimer = setInterval(
+        () => {
+          if (Date.now() - this.lastHeard > limit) this.destroy('keepalive expired');
+        },
+        Math.min(limit / 2, 30_000),
+      );
       this.keepaliveTimer.unref();
     }
   }
@@ -321,7 +348,12 @@ export class Session implements Sink, Persistent {
   disconnectWith(reason: number, message: string): void {
     if (this.closed) return;
     if (this.connected && this.version === 5) {
-      this.write(mqttPacket.generate({ cmd: 'disconnect', reasonCode: reason, properties: { reasonString: message.slice(0, 240) } }, { protocolVersion: 5 }));
+      this.write(
+        mqttPacket.generate(
+          { cmd: 'disconnect', reasonCode: reason, properties: { reasonString: message.slice(0, 240) } },
+          { protocolVersion: 5 },
+        ),
+      );
     }
     this.close();
   }

@@ -45,9 +45,15 @@ export class SessionStore {
 
   /** The stored session for `key` if it has not expired (an expired one is deleted). */
   async take(key: string): Promise<StoredSession | null> {
-    const { rows } = await this.pool.query<{ filters: Record<string, 0 | 1>; resume_after: string | null; expired: boolean }>(
+    const { rows } = await this.pool.query<{
+      filters: Record<string, 0 | 1>;
+      resume_after: string | null;
+      expired: boolean;
+    }>(
       `SELECT filters, resume_after, updated_at + make_interval(secs => expiry_seconds) < now() AS expired
-         FROM walcast.mqtt_sessions WHERE session_key = $1`, [key]);
+         FROM walcast.mqtt_sessions WHERE session_key = $1`,
+      [key],
+    );
     const row = rows[0];
     if (!row) return null;
     if (row.expired) {
@@ -92,7 +98,9 @@ export class SessionStore {
            FROM unnest($1::text[], $2::text[]) AS v(session_key, resume_after) WHERE m.session_key = v.session_key`,
         [sessions.map((s) => s.key), sessions.map((s) => s.resumeAfter())],
       );
-      await this.pool.query('DELETE FROM walcast.mqtt_sessions WHERE updated_at + make_interval(secs => expiry_seconds) < now()');
+      await this.pool.query(
+        'DELETE FROM walcast.mqtt_sessions WHERE updated_at + make_interval(secs => expiry_seconds) < now()',
+      );
     } catch (err) {
       this.logger.warn({ err }, 'MQTT: writing the positions of persistent sessions failed; retried on the next flush');
       for (const s of sessions) this.dirty.add(s);

@@ -26,7 +26,13 @@ export interface MqttFrontDoor {
   /** The TCP port, or null when MQTT is served over WebSocket only. */
   port: number | null;
   /** For /readyz. */
-  summary(): { port: number | null; connections: number; subscriptions: number; messages_in: number; messages_out: number };
+  summary(): {
+    port: number | null;
+    connections: number;
+    subscriptions: number;
+    messages_in: number;
+    messages_out: number;
+  };
   close(): Promise<void>;
 }
 
@@ -35,7 +41,14 @@ export async function startMqtt(o: MqttStart): Promise<MqttFrontDoor> {
   await server.keys.refresh();
   server.wss = attachWebSocket(server, o.http);
   try {
-    server.tcp = (await bindTcp((p) => listenTcp(server, o.host, p), o.port, DEFAULT_MQTT_PORT, o.host, (msg, fields) => o.logger.warn(fields, msg))) ?? undefined;
+    server.tcp =
+      (await bindTcp(
+        (p) => listenTcp(server, o.host, p),
+        o.port,
+        DEFAULT_MQTT_PORT,
+        o.host,
+        (msg, fields) => o.logger.warn(fields, msg),
+      )) ?? undefined;
   } catch (err) {
     await server.close();
     throw err;
@@ -71,7 +84,17 @@ export async function bindTcp(
   try {
     return await listen(port);
   } catch (err) {
-    if (wanted !== undefined) throw new WalcastError('listen_failed', { host, port, detail: `MQTT: ${(err as Error).message}`, fix: 'Set WALCAST_MQTT_PORT (or --mqtt-port) to a free port, 0 (any free port) or off' }, err);
+    if (wanted !== undefined)
+      throw new WalcastError(
+        'listen_failed',
+        {
+          host,
+          port,
+          detail: `MQTT: ${(err as Error).message}`,
+          fix: 'Set WALCAST_MQTT_PORT (or --mqtt-port) to a free port, 0 (any free port) or off',
+        },
+        err,
+      );
     warn(
       `MQTT port ${port} cannot be bound (another broker?): serving MQTT over WebSocket only, at ${MQTT_WS_PATH}. Set WALCAST_MQTT_PORT to a free port (0: any) or to off`,
       { host, port, err: (err as Error).message },
@@ -83,14 +106,49 @@ export async function bindTcp(
 function registerMetrics(server: MqttServer, registry: Registry): void {
   const registers = [registry];
   const total = (name: string, help: string, read: () => number) =>
-    new Counter({ name, help, registers, collect() { this.reset(); this.inc(read()); } });
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
   const gauge = (name: string, help: string, read: () => number) =>
-    new Gauge({ name, help, registers, collect() { this.set(read()); } });
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        this.set(read());
+      },
+    });
   gauge('walcast_mqtt_connections', 'Open MQTT connections (TCP and WebSocket)', () => server.sessions.size);
-  gauge('walcast_mqtt_subscriptions', 'MQTT topic filters subscribed across all connections', () => server.subscriptionCount);
-  total('walcast_mqtt_connections_total', 'MQTT connections accepted since start', () => server.counters.connectionsTotal);
-  total('walcast_mqtt_messages_received_total', 'PUBLISH packets received from MQTT clients', () => server.counters.messagesIn);
+  gauge(
+    'walcast_mqtt_subscriptions',
+    'MQTT topic filters subscribed across all connections',
+    () => server.subscriptionCount,
+  );
+  total(
+    'walcast_mqtt_connections_total',
+    'MQTT connections accepted since start',
+    () => server.counters.connectionsTotal,
+  );
+  total(
+    'walcast_mqtt_messages_received_total',
+    'PUBLISH packets received from MQTT clients',
+    () => server.counters.messagesIn,
+  );
   total('walcast_mqtt_messages_sent_total', 'PUBLISH packets sent to MQTT clients', () => server.counters.messagesOut);
-  total('walcast_mqtt_publish_refused_total', 'MQTT publishes refused (grants, validation, rate limit, database)', () => server.counters.publishRefused);
-  total('walcast_mqtt_slow_consumer_closes_total', 'MQTT clients closed because their send queue passed WALCAST_SEND_QUEUE_BYTES', () => server.counters.slowConsumerCloses);
+  total(
+    'walcast_mqtt_publish_refused_total',
+    'MQTT publishes refused (grants, validation, rate limit, database)',
+    () => server.counters.publishRefused,
+  );
+  total(
+    'walcast_mqtt_slow_consumer_closes_total',
+    'MQTT clients closed because their send queue passed WALCAST_SEND_QUEUE_BYTES',
+    () => server.counters.slowConsumerCloses,
+  );
 }

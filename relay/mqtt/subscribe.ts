@@ -3,7 +3,12 @@
 // filter, a shared subscription, a channel the grants do not allow or one
 // subscription too many fails that filter only (MQTT 5 reason codes; 0x80
 // for 3.1.1). QoS 2 is granted as 1.
-import mqttPacket, { type ISubackPacket, type ISubscribePacket, type IUnsubackPacket, type IUnsubscribePacket } from 'mqtt-packet';
+import mqttPacket, {
+  type ISubackPacket,
+  type ISubscribePacket,
+  type IUnsubackPacket,
+  type IUnsubscribePacket,
+} from 'mqtt-packet';
 import { filterError, isShared, planFilter } from './topics.ts';
 import type { OutMessage } from './outgoing.ts';
 import type { RetainedRead } from './retained.ts';
@@ -22,7 +27,10 @@ const SUBACK = {
 export async function subscribe(s: Session, p: ISubscribePacket): Promise<void> {
   const { server } = s;
   if (p.properties?.subscriptionIdentifier !== undefined) {
-    return s.protocolError(SUBACK.subscriptionIdsNotSupported, 'subscription identifiers are not supported (CONNACK said so)');
+    return s.protocolError(
+      SUBACK.subscriptionIdsNotSupported,
+      'subscription identifiers are not supported (CONNACK said so)',
+    );
   }
   const codes: number[] = [];
   const pending: string[] = [];
@@ -45,11 +53,17 @@ export async function subscribe(s: Session, p: ISubscribePacket): Promise<void> 
     }
     const plan = planFilter(filter);
     if (plan.channel !== null && !s.grants!.canSubscribe(plan.channel)) {
-      fail(SUBACK.notAuthorized, `${filter.slice(0, 80)}: the token does not allow channel ${plan.channel.slice(0, 80)}`);
+      fail(
+        SUBACK.notAuthorized,
+        `${filter.slice(0, 80)}: the token does not allow channel ${plan.channel.slice(0, 80)}`,
+      );
       continue;
     }
     if (!s.subs.filters.has(filter) && s.subs.size >= server.opts.maxSubscriptions) {
-      fail(SUBACK.quotaExceeded, `${filter.slice(0, 80)}: a connection may hold ${server.opts.maxSubscriptions} subscriptions (WALCAST_MAX_SUBSCRIPTIONS)`);
+      fail(
+        SUBACK.quotaExceeded,
+        `${filter.slice(0, 80)}: a connection may hold ${server.opts.maxSubscriptions} subscriptions (WALCAST_MAX_SUBSCRIPTIONS)`,
+      );
       continue;
     }
     const qos = sub.qos >= 1 ? 1 : 0;
@@ -69,7 +83,11 @@ export async function subscribe(s: Session, p: ISubscribePacket): Promise<void> 
   const suback: ISubackPacket = { cmd: 'suback', messageId: p.messageId, granted: codes };
   if (s.version === 5 && reasons.length > 0) suback.properties = { reasonString: reasons.join('; ').slice(0, 400) };
   s.write(mqttPacket.generate(suback, { protocolVersion: s.version }));
-  await s.subs.settle(pending.filter((f) => s.subs.filters.has(f)), current.retained, current.visible);
+  await s.subs.settle(
+    pending.filter((f) => s.subs.filters.has(f)),
+    current.retained,
+    current.visible,
+  );
 }
 
 export interface CurrentRows {
@@ -80,7 +98,11 @@ export interface CurrentRows {
 }
 
 /** The current rows of `filters`; a filter whose read failed is removed and reported to `failed`. */
-export async function readCurrentRows(s: Session, filters: string[], failed: (filter: string) => void): Promise<CurrentRows> {
+export async function readCurrentRows(
+  s: Session,
+  filters: string[],
+  failed: (filter: string) => void,
+): Promise<CurrentRows> {
   const { server } = s;
   const out: CurrentRows = { retained: new Map(), visible: null, reasons: [] };
   if (filters.length === 0) return out;
@@ -101,8 +123,13 @@ export async function readCurrentRows(s: Session, filters: string[], failed: (fi
     out.retained.set(filter, read.messages[i]!);
     if (!read.truncated[i]) return;
     const limit = server.opts.retainedLimit;
-    out.reasons.push(`${filter.slice(0, 80)}: more than ${limit} rows match; the newest ${limit} are sent (WALCAST_MQTT_RETAINED_LIMIT)`);
-    server.opts.logger.info({ clientId: s.clientId, filter, limit }, 'MQTT subscription matched more rows than WALCAST_MQTT_RETAINED_LIMIT: the newest were sent as retained messages');
+    out.reasons.push(
+      `${filter.slice(0, 80)}: more than ${limit} rows match; the newest ${limit} are sent (WALCAST_MQTT_RETAINED_LIMIT)`,
+    );
+    server.opts.logger.info(
+      { clientId: s.clientId, filter, limit },
+      'MQTT subscription matched more rows than WALCAST_MQTT_RETAINED_LIMIT: the newest were sent as retained messages',
+    );
   });
   return out;
 }

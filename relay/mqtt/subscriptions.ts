@@ -65,11 +65,17 @@ export class Subscriptions {
     const plan = planFilter(filter);
     this.filters.set(filter, { plan, qos, live: false });
     if (plan.channel === null) {
-      if (this.wildcards++ === 0) this.router.subscribeAll(this.sink, { tables: null, after: this.position(), messages: true });
+      if (this.wildcards++ === 0)
+        this.router.subscribeAll(this.sink, { tables: null, after: this.position(), messages: true });
     } else {
       const n = this.channels.get(plan.channel) ?? 0;
       this.channels.set(plan.channel, n + 1);
-      if (n === 0) this.router.subscribe(plan.channel, this.sink, { tables: null, after: after ?? this.position(), messages: true });
+      if (n === 0)
+        this.router.subscribe(plan.channel, this.sink, {
+          tables: null,
+          after: after ?? this.position(),
+          messages: true,
+        });
     }
     return false;
   }
@@ -128,7 +134,11 @@ export class Subscriptions {
    * make the `pending` filters live, then route the held events the read did
    * not include (`visible`: the read's snapshot; null when nothing was read).
    */
-  async settle(pending: string[], retained: Map<string, OutMessage[]>, visible: ((xid: number) => boolean) | null): Promise<void> {
+  async settle(
+    pending: string[],
+    retained: Map<string, OutMessage[]>,
+    visible: ((xid: number) => boolean) | null,
+  ): Promise<void> {
     // Many rows are paced by the client's queue (backpressure), not queued at once; live
     // events of the pending filters stay held meanwhile.
     for (const [filter, messages] of retained) {

@@ -25,7 +25,9 @@ export function encodeLevel(value: string): string {
 
 /** Inverse of encodeLevel; other `%` sequences are left as they are. */
 export function decodeLevel(level: string): string {
-  return level.includes('%') ? level.replace(DECODE, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))) : level;
+  return level.includes('%')
+    ? level.replace(DECODE, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)))
+    : level;
 }
 
 export function rowTopic(table: string, channel: string, key: readonly string[]): string {
@@ -52,7 +54,11 @@ export interface TopicParts {
 
 export function splitTopic(topic: string): TopicParts {
   const levels = topic.split('/');
-  return { head: levels[0]!, channel: levels.length > 1 ? decodeLevel(levels[1]!) : '', rest: levels.slice(2).map(decodeLevel) };
+  return {
+    head: levels[0]!,
+    channel: levels.length > 1 ? decodeLevel(levels[1]!) : '',
+    rest: levels.slice(2).map(decodeLevel),
+  };
 }
 
 /** Why a PUBLISH topic name is not valid (MQTT 4.7.3), or null. */

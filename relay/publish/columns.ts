@@ -34,7 +34,8 @@ export interface TableShape {
 }
 
 /** Defaults computed by the server at insert time: the column belongs to it. */
-const SERVER_DEFAULT = /\b(nextval|now|clock_timestamp|statement_timestamp|transaction_timestamp|gen_random_uuid|uuidv4|uuidv7|uuid_generate_v[1-5]|random)\s*\(|\bCURRENT_(TIMESTAMP|DATE|TIME)\b|\bLOCAL(TIMESTAMP|TIME)\b/i;
+const SERVER_DEFAULT =
+  /\b(nextval|now|clock_timestamp|statement_timestamp|transaction_timestamp|gen_random_uuid|uuidv4|uuidv7|uuid_generate_v[1-5]|random)\s*\(|\bCURRENT_(TIMESTAMP|DATE|TIME)\b|\bLOCAL(TIMESTAMP|TIME)\b/i;
 
 const COLUMNS_SQL = `
   SELECT a.attname AS name,
@@ -102,7 +103,9 @@ export function deriveSchema(shape: TableShape): object {
   const required: string[] = [];
   for (const c of shape.columns.values()) {
     if (c.serverOwned) continue;
-    const base = c.element ? { type: 'array', maxItems: 10_000, items: nullable(typeSchema(c.element, null)) } : typeSchema(c.type, c.maxLength);
+    const base = c.element
+      ? { type: 'array', maxItems: 10_000, items: nullable(typeSchema(c.element, null)) }
+      : typeSchema(c.type, c.maxLength);
     properties[c.name] = c.notNull ? base : nullable(base);
     if (c.notNull && !c.hasDefault && !shape.claimColumns.has(c.name)) required.push(c.name);
   }

@@ -21,7 +21,8 @@ export function failureOf(thrown: unknown): Failure {
   const err = postgresError(thrown);
   const state = sqlState(err);
   const e = err as { column?: string; constraint?: string; severity?: string };
-  if (!state || !e.severity) return { code: 'publish_failed', message: 'the row could not be inserted; it has been logged' };
+  if (!state || !e.severity)
+    return { code: 'publish_failed', message: 'the row could not be inserted; it has been logged' };
   const constraint = e.constraint ? ` (${e.constraint})` : '';
   switch (state) {
     case SQLSTATE.uniqueViolation:
@@ -36,6 +37,7 @@ export function failureOf(thrown: unknown): Failure {
       return { code: 'check_failed', message: `the row violates an exclusion constraint${constraint}` };
   }
   // Class 22, data exception: invalid text (22P02), too long (22001), out of range (22003), bad date (22007, 22008)…
-  if (state.startsWith(SQLSTATE_CLASS.dataException)) return { code: 'invalid_value', message: `a value cannot be stored in its column (SQLSTATE ${state})` };
+  if (state.startsWith(SQLSTATE_CLASS.dataException))
+    return { code: 'invalid_value', message: `a value cannot be stored in its column (SQLSTATE ${state})` };
   return { code: 'publish_failed', message: 'the row could not be inserted; it has been logged' };
 }

@@ -12,7 +12,14 @@ import pg from 'pg';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
-import { withId, type ErrorCode, type ErrorMessage, type PublishMessage, type PublishedMessage, type ValidationIssue } from '../../client/protocol.ts';
+import {
+  withId,
+  type ErrorCode,
+  type ErrorMessage,
+  type PublishMessage,
+  type PublishedMessage,
+  type ValidationIssue,
+} from '../../client/protocol.ts';
 import type { Registration } from '../db/registry.ts';
 import { fullName, toShortName } from '../table-names.ts';
 import type { Logger } from '../log.ts';
@@ -69,7 +76,11 @@ export class Publisher {
   async publish(conn: object, grants: Grants, msg: PublishMessage): Promise<Reply> {
     const pending = this.pending.get(conn) ?? 0;
     if (pending >= MAX_PENDING_PUBLISHES) {
-      return this.error(msg, 'rate_limited', `at most ${MAX_PENDING_PUBLISHES} publishes may wait for the database per connection`);
+      return this.error(
+        msg,
+        'rate_limited',
+        `at most ${MAX_PENDING_PUBLISHES} publishes may wait for the database per connection`,
+      );
     }
     this.pending.set(conn, pending + 1);
     try {
@@ -92,14 +103,23 @@ export class Publisher {
       plan = await this.plan(reg);
     } catch (err) {
       this.counters.failed++;
-      this.opts.logger.error({ err, table: name }, 'cannot prepare publishing to a table (its row schema may not compile)');
+      this.opts.logger.error(
+        { err, table: name },
+        'cannot prepare publishing to a table (its row schema may not compile)',
+      );
       return this.error(msg, 'publish_failed', `publishing to ${name} is not possible now; it has been logged`);
     }
     const issues = this.check(plan, grants, msg.row);
     if (issues.length > 0) {
       this.counters.invalid++;
-      this.opts.logger.info({ table: name, sub: grants.sub, errors: issues.slice(0, 5) }, 'published row rejected by validation');
-      return { ...this.error(msg, 'invalid_row', `the row does not match the schema of ${name}`), errors: issues.slice(0, MAX_ISSUES) };
+      this.opts.logger.info(
+        { table: name, sub: grants.sub, errors: issues.slice(0, 5) },
+        'published row rejected by validation',
+      );
+      return {
+        ...this.error(msg, 'invalid_row', `the row does not match the schema of ${name}`),
+        errors: issues.slice(0, MAX_ISSUES),
+      };
     }
     const row = this.bind(plan, grants, msg.row);
     if (typeof row === 'string') {
@@ -165,7 +185,10 @@ export class Publisher {
     }
     if (issues.length > 0) return issues;
     if (plan.validate(row)) return [];
-    return (plan.validate.errors ?? []).map((e) => ({ path: clip(e.instancePath), message: clip(e.message ?? 'is invalid') }));
+    return (plan.validate.errors ?? []).map((e) => ({
+      path: clip(e.instancePath),
+      message: clip(e.message ?? 'is invalid'),
+    }));
   }
 
   /** The row with claim-bound columns filled, or why it may not be published. */
@@ -174,7 +197,8 @@ export class Publisher {
     if (grants.token) {
       for (const [column, claim] of plan.shape.claimColumns) {
         const value = grants.claims[claim];
-        if (value === undefined || (typeof value === 'object' && value !== null)) return `the token has no usable ${claim} claim for column ${column}`;
+        if (value === undefined || (typeof value === 'object' && value !== null))
+          return `the token has no usable ${claim} claim for column ${column}`;
         out[column] = value;
       }
     }
@@ -213,4 +237,3 @@ function pointer(key: string): string {
 function clip(text: string): string {
   return text.length > 120 ? `${text.slice(0, 117)}...` : text;
 }
-

@@ -33,7 +33,13 @@ export interface Executor {
 export class Refused extends Error {}
 
 /** Write `row` (already validated and bound) for `grants`; throws Refused to roll back. */
-export async function writeRow(tx: Executor, reg: Registration, shape: TableShape, row: Record<string, unknown>, grants: Grants): Promise<void> {
+export async function writeRow(
+  tx: Executor,
+  reg: Registration,
+  shape: TableShape,
+  row: Record<string, unknown>,
+  grants: Grants,
+): Promise<void> {
   const table = sql`${sql.identifier(reg.schema)}.${sql.identifier(reg.table)}`;
   const channel = sql`${sql.identifier(reg.channelColumn)}::text AS ${sql.identifier(CHANNEL_ALIAS)}`;
   const keys = upsertKeys(reg, shape, row);
@@ -48,7 +54,11 @@ export async function writeRow(tx: Executor, reg: Registration, shape: TableShap
     }
     const landed = rows[0]![CHANNEL_ALIAS];
     if (!allowed(grants, landed)) {
-      throw new Refused(landed === null ? 'the row would have no channel' : 'the row would land in a channel this connection may not publish on (a default or trigger set it)');
+      throw new Refused(
+        landed === null
+          ? 'the row would have no channel'
+          : 'the row would land in a channel this connection may not publish on (a default or trigger set it)',
+      );
     }
     return;
   }
@@ -56,12 +66,23 @@ export async function writeRow(tx: Executor, reg: Registration, shape: TableShap
 }
 
 /** Lock the row with the same key; true when it exists (and its channel is allowed), else Refused. */
-async function lockExisting(tx: Executor, table: SQL, channel: SQL, keys: Column[], row: Record<string, unknown>, grants: Grants): Promise<boolean> {
-  const where = sql.join(keys.map((k) => sql`${sql.identifier(k.name)} = ${param(k, row[k.name])}`), sql` AND `);
+async function lockExisting(
+  tx: Executor,
+  table: SQL,
+  channel: SQL,
+  keys: Column[],
+  row: Record<string, unknown>,
+  grants: Grants,
+): Promise<boolean> {
+  const where = sql.join(
+    keys.map((k) => sql`${sql.identifier(k.name)} = ${param(k, row[k.name])}`),
+    sql` AND `,
+  );
   const { rows } = await tx.execute(sql`SELECT ${channel} FROM ${table} WHERE ${where} FOR UPDATE`);
   if (rows.length === 0) return false;
   // Say nothing of the row (not even its channel): the token may not read it.
-  if (!allowed(grants, rows[0]![CHANNEL_ALIAS])) throw new Refused('a row with this key exists in a channel this connection may not publish on');
+  if (!allowed(grants, rows[0]![CHANNEL_ALIAS]))
+    throw new Refused('a row with this key exists in a channel this connection may not publish on');
   return true;
 }
 
@@ -83,18 +104,37 @@ function upsertKeys(reg: Registration, shape: TableShape, row: Record<string, un
  * the row has every key column: the given columns are updated, and date/time
  * columns with a default (updated_at) are reset to it.
  */
-function insert(table: SQL, shape: TableShape, row: Record<string, unknown>, keys: Column[] | null, existing: boolean): SQL {
+function insert(
+  table: SQL,
+  shape: TableShape,
+  row: Record<string, unknown>,
+  keys: Column[] | null,
+  existing: boolean,
+): SQL {
   const entries = Object.entries(row).map(([key, value]) => [shape.columns.get(key)!, value] as const);
   if (entries.length === 0) return sql`INSERT INTO ${table} DEFAULT VALUES`;
-  const columns = sql.join(entries.map(([c]) => sql.identifier(c.name)), sql`, `);
-  const values = sql.join(entries.map(([c, v]) => param(c, v)), sql`, `);
+  const columns = sql.join(
+    entries.map(([c]) => sql.identifier(c.name)),
+    sql`, `,
+  );
+  const values = sql.join(
+    entries.map(([c, v]) => param(c, v)),
+    sql`, `,
+  );
   const statement = sql`INSERT INTO ${table} (${columns}) VALUES (${values})`;
   if (!keys) return statement;
   const updates = [
-    ...entries.filter(([c]) => !c.key).map(([c]) => sql`${sql.identifier(c.name)} = EXCLUDED.${sql.identifier(c.name)}`),
-    ...[...shape.columns.values()].filter((c) => c.timeDefault && !(c.name in row)).map((c) => sql`${sql.identifier(c.name)} = DEFAULT`),
+    ...entries
+      .filter(([c]) => !c.key)
+      .map(([c]) => sql`${sql.identifier(c.name)} = EXCLUDED.${sql.identifier(c.name)}`),
+    ...[...shape.columns.values()]
+      .filter((c) => c.timeDefault && !(c.name in row))
+      .map((c) => sql`${sql.identifier(c.name)} = DEFAULT`),
   ];
-  const target = sql.join(keys.map((k) => sql.identifier(k.name)), sql`, `);
+  const target = sql.join(
+    keys.map((k) => sql.identifier(k.name)),
+    sql`, `,
+  );
   if (updates.length === 0) return sql`${statement} ON CONFLICT (${target}) DO NOTHING`;
   return sql`${statement} ON CONFLICT (${target}) DO UPDATE SET ${sql.join(updates, sql`, `)} WHERE ${existing ? sql`true` : sql`false`}`;
 }
@@ -107,6 +147,7 @@ function toParam(type: string, element: string | null, value: unknown): unknown 
   if (value === null || value === undefined) return null;
   if (type === 'json' || type === 'jsonb') return JSON.stringify(value);
   if (type === 'bytea' && typeof value === 'string') return Buffer.from(value, 'base64');
-  if (element === 'json' || element === 'jsonb') return (value as unknown[]).map((v) => (v === null ? null : JSON.stringify(v)));
+  if (element === 'json' || element === 'jsonb')
+    return (value as unknown[]).map((v) => (v === null ? null : JSON.stringify(v)));
   return value;
 }

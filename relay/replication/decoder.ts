@@ -132,7 +132,14 @@ export class PgoutputDecoder {
       const typeMod = this.int32();
       columns.push({ name: colName, typeOid, typeMod, isKey, convert: converterFor(typeOid) });
     }
-    const relation: Relation = { oid, schema, name, shortName: shortName({ schema, table: name }), replicaIdentity, columns };
+    const relation: Relation = {
+      oid,
+      schema,
+      name,
+      shortName: shortName({ schema, table: name }),
+      replicaIdentity,
+      columns,
+    };
     this.relations.set(oid, relation);
     return { tag: 'relation', relation };
   }

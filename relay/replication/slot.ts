@@ -93,7 +93,10 @@ export async function recreateSlot(pool: pg.Pool, slot: string, logger: Logger, 
     });
   }
   const info = await ensureSlot(pool, slot, logger);
-  logger.warn({ slot, epoch: info.epoch, reason }, 'replication slot recreated: events committed while it was missing are lost; clients resync');
+  logger.warn(
+    { slot, epoch: info.epoch, reason },
+    'replication slot recreated: events committed while it was missing are lost; clients resync',
+  );
   return info;
 }
 

@@ -79,7 +79,6 @@ export interface StreamEvents {
   slotRecreated: [slot: RecreatedSlot, reason: string];
 }
 
-
 /** Well under half of wal_sender_timeout's default (60 s), when the server starts asking. */
 const STATUS_REFRESH_MS = 10_000;
 
@@ -208,7 +207,8 @@ export class ReplicationStream extends EventEmitter<StreamEvents> {
 
   private socket(): { pause(): void; resume(): void } | undefined {
     // The library's connection (pg's Connection) reads from this net.Socket.
-    return (this.service as unknown as { _connection?: { stream?: { pause(): void; resume(): void } } } | undefined)?._connection?.stream;
+    return (this.service as unknown as { _connection?: { stream?: { pause(): void; resume(): void } } } | undefined)
+      ?._connection?.stream;
   }
 
   get confirmed(): Lsn {
@@ -284,7 +284,11 @@ export class ReplicationStream extends EventEmitter<StreamEvents> {
     // Resume after what was delivered, not merely confirmed: PostgreSQL skips
     // transactions that committed before the requested position.
     service
-      .subscribe(this.plugin as unknown as Parameters<LogicalReplicationService['subscribe']>[0], this.opts.slot, formatLsn(this.deliveredLsn))
+      .subscribe(
+        this.plugin as unknown as Parameters<LogicalReplicationService['subscribe']>[0],
+        this.opts.slot,
+        formatLsn(this.deliveredLsn),
+      )
       .then(() => this.onFailure(service, new Error('the server ended the replication stream')))
       .catch((err: Error) => this.onFailure(service, err));
   }

@@ -91,7 +91,10 @@ export class SlotWatchdog {
     this.running ??= this.round()
       .catch((err: unknown) => {
         this.checkErrors++;
-        this.opts.logger.warn({ err, slot: this.opts.slot }, 'slot watchdog check failed; retrying at the next interval');
+        this.opts.logger.warn(
+          { err, slot: this.opts.slot },
+          'slot watchdog check failed; retrying at the next interval',
+        );
       })
       .finally(() => (this.running = undefined));
     return this.running;
@@ -149,7 +152,10 @@ export class SlotWatchdog {
     if (reason && !this.lagging) {
       logger.warn({ slot, lagBytes: s.lagBytes, lagSeconds: s.lagSeconds, lsn: formatLsn(s.currentLsn) }, reason);
     } else if (!reason && this.lagging) {
-      logger.info({ slot, lagBytes: s.lagBytes, lagSeconds: s.lagSeconds }, 'replication lag back under the thresholds');
+      logger.info(
+        { slot, lagBytes: s.lagBytes, lagSeconds: s.lagSeconds },
+        'replication lag back under the thresholds',
+      );
     }
     this.lagging = reason;
   }
@@ -162,7 +168,10 @@ export class SlotWatchdog {
     if (this.invalidReported) return;
     this.invalidReported = true;
     const reason = `wal_status of slot ${this.opts.slot} is '${s.walStatus}' (it retains ${s.retainedBytes} bytes of WAL, over max_slot_wal_keep_size)`;
-    this.opts.logger.error({ slot: this.opts.slot, walStatus: s.walStatus, retainedBytes: s.retainedBytes }, `${reason}: recreating the slot`);
+    this.opts.logger.error(
+      { slot: this.opts.slot, walStatus: s.walStatus, retainedBytes: s.retainedBytes },
+      `${reason}: recreating the slot`,
+    );
     this.opts.onSlotInvalid(reason);
   }
 }

@@ -78,7 +78,10 @@ export class JetStreamSink {
       onSafe: opts.onSafe,
       onRewind: () => {
         this.counters.rewinds++;
-        opts.logger.info({ stream: opts.stream }, 'JetStream sink caught up after falling behind: re-reading the slot from the last stored event');
+        opts.logger.info(
+          { stream: opts.stream },
+          'JetStream sink caught up after falling behind: re-reading the slot from the last stored event',
+        );
         opts.onRewind();
       },
     });
@@ -156,7 +159,10 @@ export class JetStreamSink {
       if (!msg) return;
       if (fitPayload(msg, this.nc?.info?.max_payload)) {
         this.counters.tooLarge++;
-        this.opts.logger.warn({ position: msg.event.position, table: msg.event.table }, 'an event over the NATS max_payload was stored as an event_too_large notice');
+        this.opts.logger.warn(
+          { position: msg.event.position, table: msg.event.table },
+          'an event over the NATS max_payload was stored as an event_too_large notice',
+        );
       }
       const h = natsHeaders();
       h.set('Nats-Msg-Id', msg.msgId);
@@ -180,7 +186,10 @@ export class JetStreamSink {
     this.lastError = (err as Error).message;
     if (this.state !== 'failed') this.state = 'resyncing';
     const delay = backoffDelay(this.attempt++, RETRY);
-    const wrapped = err instanceof WalcastError ? err : new WalcastError('nats_publish_failed', { stream: this.opts.stream, detail: this.lastError }, err);
+    const wrapped =
+      err instanceof WalcastError
+        ? err
+        : new WalcastError('nats_publish_failed', { stream: this.opts.stream, detail: this.lastError }, err);
     this.opts.logger.warn({ err: wrapped, delayMs: Math.round(delay) }, wrapped.message);
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => void this.resync().catch((e: unknown) => this.fail(e)), delay);
@@ -229,7 +238,10 @@ export class JetStreamSink {
     this.state = 'publishing';
     this.lastError = undefined;
     this.attempt = 0;
-    this.opts.logger.info({ stream: this.opts.stream, seq: tail.seq, pending: this.queue.pending }, 'JetStream sink publishing after the last stored event');
+    this.opts.logger.info(
+      { stream: this.opts.stream, seq: tail.seq, pending: this.queue.pending },
+      'JetStream sink publishing after the last stored event',
+    );
     this.pump();
   }
 }

@@ -36,7 +36,8 @@ const HEADER_ROOM = 1024;
 export function fitPayload(msg: StreamMessage, maxPayload: number | undefined): boolean {
   if (!maxPayload || msg.payload.length + HEADER_ROOM <= maxPayload) return false;
   const notice = tooLargeNotice(msg.event as EventMessage, msg.payload.length, maxPayload - HEADER_ROOM);
-  notice.message = `the ${msg.event.op} of ${msg.event.table} at position ${msg.event.position} is ${msg.payload.length} bytes, ` +
+  notice.message =
+    `the ${msg.event.op} of ${msg.event.table} at position ${msg.event.position} is ${msg.payload.length} bytes, ` +
     `over the NATS server's max_payload (${maxPayload}): it was not stored. Read the row from the table, or raise max_payload`;
   msg.payload = Buffer.from(JSON.stringify(notice));
   return true;

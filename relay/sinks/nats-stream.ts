@@ -4,7 +4,13 @@
 // failure so that publishing resumes exactly after it.
 import { readFileSync } from 'node:fs';
 import { connect, credsAuthenticator, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
-import { JetStreamApiCodes, JetStreamApiError, jetstreamManager, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
+import {
+  JetStreamApiCodes,
+  JetStreamApiError,
+  jetstreamManager,
+  type JetStreamManager,
+  type StreamConfig,
+} from '@nats-io/jetstream';
 import { WalcastError } from '../errors.ts';
 import { SUBJECT_PREFIX } from './subject.ts';
 import { parseMsgId } from './message.ts';
@@ -58,7 +64,9 @@ export function streamConfig(s: NatsSettings): Partial<StreamConfig> & { name: s
 
 /** Can a stream with these subjects hold every walcast.<table>.<channel>? */
 export function coversWalcast(subjects: readonly string[]): boolean {
-  return subjects.some((s) => s === '>' || s === `${SUBJECT_PREFIX}.>` || s === `${SUBJECT_PREFIX}.*.*` || s === `${SUBJECT_PREFIX}.*.>`);
+  return subjects.some(
+    (s) => s === '>' || s === `${SUBJECT_PREFIX}.>` || s === `${SUBJECT_PREFIX}.*.*` || s === `${SUBJECT_PREFIX}.*.>`,
+  );
 }
 
 /** Create the stream if missing; an existing one is used as it is, if it can hold the subjects. */
@@ -74,11 +82,18 @@ export async function ensureStream(jsm: JetStreamManager, s: NatsSettings): Prom
       await jsm.streams.add(streamConfig(s));
       return;
     } catch (err) {
-      throw new WalcastError('nats_stream_incompatible', { stream: s.stream, detail: `creating it failed: ${(err as Error).message}` }, err);
+      throw new WalcastError(
+        'nats_stream_incompatible',
+        { stream: s.stream, detail: `creating it failed: ${(err as Error).message}` },
+        err,
+      );
     }
   }
   if (!coversWalcast(subjects)) {
-    throw new WalcastError('nats_stream_incompatible', { stream: s.stream, detail: `its subjects are ${JSON.stringify(subjects)}` });
+    throw new WalcastError('nats_stream_incompatible', {
+      stream: s.stream,
+      detail: `its subjects are ${JSON.stringify(subjects)}`,
+    });
   }
 }
 
@@ -105,5 +120,8 @@ export async function readTail(jsm: JetStreamManager, stream: string): Promise<S
 export { jetstreamManager };
 
 function isNotFound(err: unknown): boolean {
-  return err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamNotFound || err.code === JetStreamApiCodes.NoMessageFound);
+  return (
+    err instanceof JetStreamApiError &&
+    (err.code === JetStreamApiCodes.StreamNotFound || err.code === JetStreamApiCodes.NoMessageFound)
+  );
 }

@@ -61,14 +61,18 @@ export class PubAcks<T> {
     const entry = this.inFlight.get(token);
     if (!entry) return;
     this.inFlight.delete(token);
-    if (msg.headers?.hasError) return this.handlers.failed(new Error(`JetStream answered ${msg.headers.code} ${msg.headers.description}`));
+    if (msg.headers?.hasError)
+      return this.handlers.failed(new Error(`JetStream answered ${msg.headers.code} ${msg.headers.description}`));
     let ack: { seq?: number; duplicate?: boolean; error?: { code?: number; err_code?: number; description?: string } };
     try {
       ack = msg.json();
     } catch {
       return this.handlers.failed(new Error('JetStream answered with something that is not a PubAck'));
     }
-    if (ack.error) return this.handlers.failed(new Error(`JetStream refused the message: ${ack.error.description} (${ack.error.err_code ?? ack.error.code})`));
+    if (ack.error)
+      return this.handlers.failed(
+        new Error(`JetStream refused the message: ${ack.error.description} (${ack.error.err_code ?? ack.error.code})`),
+      );
     this.handlers.acked(entry.item, ack.duplicate === true);
   }
 

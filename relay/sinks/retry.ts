@@ -15,7 +15,13 @@ export function retryAfterMs(header: string | null | undefined, nowMs: number): 
 }
 
 /** Delay before attempt `attempt` (1: the first retry). */
-export function retryDelay(attempt: number, retryAfter: string | null | undefined, opts: BackoffOptions, nowMs = Date.now(), random = Math.random): number {
+export function retryDelay(
+  attempt: number,
+  retryAfter: string | null | undefined,
+  opts: BackoffOptions,
+  nowMs = Date.now(),
+  random = Math.random,
+): number {
   const backoff = backoffDelay(attempt - 1, opts, random);
   const asked = retryAfterMs(retryAfter, nowMs);
   return asked === undefined ? backoff : Math.min(opts.maxMs, Math.max(backoff, asked));

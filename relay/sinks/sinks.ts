@@ -31,15 +31,36 @@ export interface StreamGate {
   rewind(): void;
 }
 
-type SinkConfig = Pick<Config, 'natsUrl' | 'natsStream' | 'natsToken' | 'natsUser' | 'natsPassword' | 'natsCreds' | 'natsCa' | 'natsMaxAgeSeconds' | 'natsBufferBytes'
-  | 'webhookBatchEvents' | 'webhookBatchBytes' | 'webhookMaxAttempts' | 'webhookTimeoutMs' | 'webhookRetryMs' | 'webhookBufferBytes'>;
+type SinkConfig = Pick<
+  Config,
+  | 'natsUrl'
+  | 'natsStream'
+  | 'natsToken'
+  | 'natsUser'
+  | 'natsPassword'
+  | 'natsCreds'
+  | 'natsCa'
+  | 'natsMaxAgeSeconds'
+  | 'natsBufferBytes'
+  | 'webhookBatchEvents'
+  | 'webhookBatchBytes'
+  | 'webhookMaxAttempts'
+  | 'webhookTimeoutMs'
+  | 'webhookRetryMs'
+  | 'webhookBufferBytes'
+>;
 
 export class Sinks implements DispatchSink {
   readonly jetstream: JetStreamSink | undefined;
   readonly webhooks: Webhooks;
   private readonly gate: CommitGate;
 
-  constructor(config: SinkConfig, logger: Logger, stream: StreamGate, db: { pool: pg.Pool; startPoint(): Promise<string> }) {
+  constructor(
+    config: SinkConfig,
+    logger: Logger,
+    stream: StreamGate,
+    db: { pool: pg.Pool; startPoint(): Promise<string> },
+  ) {
     this.gate = new CommitGate((lsn, timeMs) => stream.delivered(lsn, timeMs));
     const gate = this.gate;
     this.webhooks = new Webhooks({
@@ -100,10 +121,21 @@ export class Sinks implements DispatchSink {
 
   status(): SinkStatus[] {
     const out: SinkStatus[] = this.webhooks.status().map((w) => ({
-      name: `webhook:${w.name}`, state: w.retrying ? 'retrying' : 'delivering', lag: { ...w.lag, behind: false }, bufferedBytes: 0, lastError: undefined,
+      name: `webhook:${w.name}`,
+      state: w.retrying ? 'retrying' : 'delivering',
+      lag: { ...w.lag, behind: false },
+      bufferedBytes: 0,
+      lastError: undefined,
     }));
     const js = this.jetstream;
-    if (js) out.unshift({ name: 'jetstream', state: js.state, lag: js.lag, bufferedBytes: js.bufferedBytes, lastError: js.lastError });
+    if (js)
+      out.unshift({
+        name: 'jetstream',
+        state: js.state,
+        lag: js.lag,
+        bufferedBytes: js.bufferedBytes,
+        lastError: js.lastError,
+      });
     return out;
   }
 
@@ -120,38 +152,146 @@ export class Sinks implements DispatchSink {
     const registers = [registry];
     const labelNames = ['sink'] as const;
     new Gauge({
-      name: 'walcast_sink_state', help: "1 for the sink's current state", labelNames: ['sink', 'state'], registers,
-      collect() { for (const st of SINK_STATES) this.set({ sink: 'jetstream', state: st }, st === js.state ? 1 : 0); },
+      name: 'walcast_sink_state',
+      help: "1 for the sink's current state",
+      labelNames: ['sink', 'state'],
+      registers,
+      collect() {
+        for (const st of SINK_STATES) this.set({ sink: 'jetstream', state: st }, st === js.state ? 1 : 0);
+      },
     });
-    new Gauge({ name: 'walcast_sink_lag_events', help: 'Messages routed to the sink and not yet acknowledged by it', labelNames, registers, collect() { this.set({ sink: 'jetstream' }, js.lag.events); } });
-    new Gauge({ name: 'walcast_sink_lag_seconds', help: 'Age (since commit) of the oldest message not yet acknowledged by the sink', labelNames, registers, collect() { this.set({ sink: 'jetstream' }, js.lag.seconds); } });
-    new Gauge({ name: 'walcast_sink_behind', help: '1 while the sink dropped what its buffer could not hold and will re-read it from the slot', labelNames, registers, collect() { this.set({ sink: 'jetstream' }, js.lag.behind ? 1 : 0); } });
-    new Gauge({ name: 'walcast_sink_buffer_bytes', help: 'Bytes of messages held for the sink (bounded by WALCAST_NATS_BUFFER_BYTES)', labelNames, registers, collect() { this.set({ sink: 'jetstream' }, js.bufferedBytes); } });
+    new Gauge({
+      name: 'walcast_sink_lag_events',
+      help: 'Messages routed to the sink and not yet acknowledged by it',
+      labelNames,
+      registers,
+      collect() {
+        this.set({ sink: 'jetstream' }, js.lag.events);
+      },
+    });
+    new Gauge({
+      name: 'walcast_sink_lag_seconds',
+      help: 'Age (since commit) of the oldest message not yet acknowledged by the sink',
+      labelNames,
+      registers,
+      collect() {
+        this.set({ sink: 'jetstream' }, js.lag.seconds);
+      },
+    });
+    new Gauge({
+      name: 'walcast_sink_behind',
+      help: '1 while the sink dropped what its buffer could not hold and will re-read it from the slot',
+      labelNames,
+      registers,
+      collect() {
+        this.set({ sink: 'jetstream' }, js.lag.behind ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'walcast_sink_buffer_bytes',
+      help: 'Bytes of messages held for the sink (bounded by WALCAST_NATS_BUFFER_BYTES)',
+      labelNames,
+      registers,
+      collect() {
+        this.set({ sink: 'jetstream' }, js.bufferedBytes);
+      },
+    });
     const total = (name: string, help: string, key: keyof JetStreamSink['counters']) =>
-      new Counter({ name, help, labelNames, registers, collect() { this.reset(); this.inc({ sink: 'jetstream' }, js.counters[key]); } });
+      new Counter({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect() {
+          this.reset();
+          this.inc({ sink: 'jetstream' }, js.counters[key]);
+        },
+      });
     total('walcast_sink_published_total', 'Messages the sink stored (acknowledged, not duplicates)', 'published');
-    total('walcast_sink_duplicates_total', 'Publishes the sink answered as duplicates (Nats-Msg-Id within the window)', 'duplicates');
-    total('walcast_sink_failures_total', 'Failed publishes or connection losses; each is followed by a resync from the last stored message', 'failures');
+    total(
+      'walcast_sink_duplicates_total',
+      'Publishes the sink answered as duplicates (Nats-Msg-Id within the window)',
+      'duplicates',
+    );
+    total(
+      'walcast_sink_failures_total',
+      'Failed publishes or connection losses; each is followed by a resync from the last stored message',
+      'failures',
+    );
     total('walcast_sink_rewinds_total', 'Times the sink fell behind (buffer full) and re-read the slot', 'rewinds');
-    total('walcast_sink_too_large_total', "Events over the NATS server's max_payload, stored as event_too_large notices", 'tooLarge');
+    total(
+      'walcast_sink_too_large_total',
+      "Events over the NATS server's max_payload, stored as event_too_large notices",
+      'tooLarge',
+    );
   }
 
   private registerWebhooks(registry: Registry): void {
     const hooks = this.webhooks;
     const registers = [registry];
     const labelNames = ['webhook'] as const;
-    const each = (set: (name: string, s: ReturnType<Webhooks['status']>[number]) => void) => () => { for (const s of hooks.status()) set(s.name, s); };
-    new Counter({ name: 'walcast_webhook_delivered_total', help: 'Events a webhook receiver acknowledged with 2xx', labelNames, registers,
-      collect() { this.reset(); each((webhook, s) => this.inc({ webhook }, s.delivered))(); } });
-    new Counter({ name: 'walcast_webhook_failed_total', help: 'Webhook attempts that failed (not 2xx, timeout, connection error)', labelNames, registers,
-      collect() { this.reset(); each((webhook, s) => this.inc({ webhook }, s.failed))(); } });
-    new Counter({ name: 'walcast_webhook_dead_lettered_total', help: 'Events moved to walcast.webhook_dead_letters after the last attempt', labelNames, registers,
-      collect() { this.reset(); each((webhook, s) => this.inc({ webhook }, s.deadLettered))(); } });
-    new Gauge({ name: 'walcast_webhook_retrying', help: '1 while a webhook retries a batch', labelNames, registers,
-      collect() { this.reset(); each((webhook, s) => this.set({ webhook }, s.retrying ? 1 : 0))(); } });
-    new Gauge({ name: 'walcast_webhook_lag_events', help: 'Events for a webhook not yet delivered', labelNames, registers,
-      collect() { this.reset(); each((webhook, s) => this.set({ webhook }, s.lag.events))(); } });
-    new Gauge({ name: 'walcast_webhook_lag_seconds', help: 'Age (since commit) of the oldest event not yet delivered to a webhook', labelNames, registers,
-      collect() { this.reset(); each((webhook, s) => this.set({ webhook }, s.lag.seconds))(); } });
+    const each = (set: (name: string, s: ReturnType<Webhooks['status']>[number]) => void) => () => {
+      for (const s of hooks.status()) set(s.name, s);
+    };
+    new Counter({
+      name: 'walcast_webhook_delivered_total',
+      help: 'Events a webhook receiver acknowledged with 2xx',
+      labelNames,
+      registers,
+      collect() {
+        this.reset();
+        each((webhook, s) => this.inc({ webhook }, s.delivered))();
+      },
+    });
+    new Counter({
+      name: 'walcast_webhook_failed_total',
+      help: 'Webhook attempts that failed (not 2xx, timeout, connection error)',
+      labelNames,
+      registers,
+      collect() {
+        this.reset();
+        each((webhook, s) => this.inc({ webhook }, s.failed))();
+      },
+    });
+    new Counter({
+      name: 'walcast_webhook_dead_lettered_total',
+      help: 'Events moved to walcast.webhook_dead_letters after the last attempt',
+      labelNames,
+      registers,
+      collect() {
+        this.reset();
+        each((webhook, s) => this.inc({ webhook }, s.deadLettered))();
+      },
+    });
+    new Gauge({
+      name: 'walcast_webhook_retrying',
+      help: '1 while a webhook retries a batch',
+      labelNames,
+      registers,
+      collect() {
+        this.reset();
+        each((webhook, s) => this.set({ webhook }, s.retrying ? 1 : 0))();
+      },
+    });
+    new Gauge({
+      name: 'walcast_webhook_lag_events',
+      help: 'Events for a webhook not yet delivered',
+      labelNames,
+      registers,
+      collect() {
+        this.reset();
+        each((webhook, s) => this.set({ webhook }, s.lag.events))();
+      },
+    });
+    new Gauge({
+      name: 'walcast_webhook_lag_seconds',
+      help: 'Age (since commit) of the oldest event not yet delivered to a webhook',
+      labelNames,
+      registers,
+      collect() {
+        this.reset();
+        each((webhook, s) => this.set({ webhook }, s.lag.seconds))();
+      },
+    });
   }
 }

@@ -41,7 +41,10 @@ export function parseSubject(subject: string): { table: string; channel: string 
   const parts = subject.split('.');
   if (parts.length !== 3 || parts[0] !== SUBJECT_PREFIX) return undefined;
   try {
-    return { table: decodeToken(parts[1]!), channel: parts[2] === NO_CHANNEL_TOKEN ? undefined : decodeToken(parts[2]!) };
+    return {
+      table: decodeToken(parts[1]!),
+      channel: parts[2] === NO_CHANNEL_TOKEN ? undefined : decodeToken(parts[2]!),
+    };
   } catch {
     return undefined;
   }

@@ -81,7 +81,10 @@ export class WebhookDelivery {
   ) {
     this.def = def;
     this.key = secretKey(def.secret);
-    this.queue = new PublishQueue<WebhookMessage>(opts.limits.bufferBytes, { onSafe: opts.onSafe, onRewind: opts.onRewind });
+    this.queue = new PublishQueue<WebhookMessage>(opts.limits.bufferBytes, {
+      onSafe: opts.onSafe,
+      onRewind: opts.onRewind,
+    });
     this.queue.resync(parseMsgId(def.cursor) ?? '');
   }
 
@@ -107,11 +110,18 @@ export class WebhookDelivery {
   event(e: SinkEvent): void {
     const { event } = e;
     if (this.def.tables && !this.def.tables.includes(event.table)) return;
-    if (event.channel === undefined ? this.def.channels !== '*' : !matchChannel(this.def.channels, event.channel, null)) return;
+    if (event.channel === undefined ? this.def.channels !== '*' : !matchChannel(this.def.channels, event.channel, null))
+      return;
     const key = orderKey(e.commitLsn, e.index, e.part);
     if (!this.queue.wants(key)) return;
     const bytes = Buffer.byteLength(e.frame);
-    this.queue.push({ key, bytes, commitTimeMs: e.commitTimeMs, position: msgIdOf(event.position, e.part), frame: e.frame });
+    this.queue.push({
+      key,
+      bytes,
+      commitTimeMs: e.commitTimeMs,
+      position: msgIdOf(event.position, e.part),
+      frame: e.frame,
+    });
     // Batches hold whole transactions, unless one is larger than a batch.
     this.unsent++;
     this.unsentBytes += bytes;
@@ -184,7 +194,10 @@ export class WebhookDelivery {
       return this.settle(batch, () => this.deadLetter(batch, id, attempts, status, text));
     }
     const delay = retryDelay(this.attempt, retryAfter, this.opts.limits.retry);
-    this.opts.logger.warn({ webhook: this.def.name, status, attempt: this.attempt, delayMs: delay, detail: text.slice(0, 200) }, `webhook ${this.def.name} delivery failed; retrying`);
+    this.opts.logger.warn(
+      { webhook: this.def.name, status, attempt: this.attempt, delayMs: delay, detail: text.slice(0, 200) },
+      `webhook ${this.def.name} delivery failed; retrying`,
+    );
     this.timer = setTimeout(() => void this.send(), delay);
   }
 
@@ -203,7 +216,10 @@ export class WebhookDelivery {
           await record();
           break;
         } catch (err) {
-          this.opts.logger.warn({ err, webhook: this.def.name }, `recording webhook ${this.def.name}'s progress failed; retrying`);
+          this.opts.logger.warn(
+            { err, webhook: this.def.name },
+            `recording webhook ${this.def.name}'s progress failed; retrying`,
+          );
           await new Promise((r) => setTimeout(r, retryDelay(attempt, null, this.opts.limits.retry)));
         }
       }
@@ -214,19 +230,38 @@ export class WebhookDelivery {
   }
 
   private async saveCursor(batch: WebhookMessage[]): Promise<void> {
-    await this.opts.pool.query('UPDATE walcast.webhooks SET cursor = $2 WHERE name = $1', [this.def.name, batch[batch.length - 1]!.position]);
+    await this.opts.pool.query('UPDATE walcast.webhooks SET cursor = $2 WHERE name = $1', [
+      this.def.name,
+      batch[batch.length - 1]!.position,
+    ]);
     this.counters.delivered += batch.length;
   }
 
-  private async deadLetter(batch: WebhookMessage[], id: string, attempts: number, status: number | undefined, text: string): Promise<void> {
+  private async deadLetter(
+    batch: WebhookMessage[],
+    id: string,
+    attempts: number,
+    status: number | undefined,
+    text: string,
+  ): Promise<void> {
     const client = await this.opts.pool.connect();
     try {
       await client.query('BEGIN');
       await client.query(
         `INSERT INTO walcast.webhook_dead_letters (webhook, message_id, events, attempts, last_status, last_body) VALUES ($1, $2, $3::jsonb, $4, $5, $6)`,
-        [this.def.name, id, `[${batch.map((m) => m.frame).join(',')}]`, attempts, status ?? null, text.slice(0, BODY_EXCERPT)],
+        [
+          this.def.name,
+          id,
+          `[${batch.map((m) => m.frame).join(',')}]`,
+          attempts,
+          status ?? null,
+          text.slice(0, BODY_EXCERPT),
+        ],
       );
-      await client.query('UPDATE walcast.webhooks SET cursor = $2 WHERE name = $1', [this.def.name, batch[batch.length - 1]!.position]);
+      await client.query('UPDATE walcast.webhooks SET cursor = $2 WHERE name = $1', [
+        this.def.name,
+        batch[batch.length - 1]!.position,
+      ]);
       await client.query('COMMIT');
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});
@@ -235,16 +270,25 @@ export class WebhookDelivery {
       client.release();
     }
     this.counters.deadLettered += batch.length;
-    this.opts.logger.error({ webhook: this.def.name, status, attempts, id }, `webhook ${this.def.name}: batch ${id} failed ${attempts} times; moved to walcast.webhook_dead_letters`);
+    this.opts.logger.error(
+      { webhook: this.def.name, status, attempts, id },
+      `webhook ${this.def.name}: batch ${id} failed ${attempts} times; moved to walcast.webhook_dead_letters`,
+    );
   }
 
   private async gone(status: number): Promise<void> {
     this.stopped = true;
     const reason = `the receiver answered ${status} Gone`;
     await this.opts.pool
-      .query('UPDATE walcast.webhooks SET enabled = false, disabled_reason = $2, updated_at = now() WHERE name = $1', [this.def.name, reason])
+      .query('UPDATE walcast.webhooks SET enabled = false, disabled_reason = $2, updated_at = now() WHERE name = $1', [
+        this.def.name,
+        reason,
+      ])
       .catch((err: unknown) => this.opts.logger.warn({ err, webhook: this.def.name }, 'disabling the webhook failed'));
-    this.opts.logger.warn({ webhook: this.def.name, url: this.def.url }, `webhook ${this.def.name} disabled: ${reason}`);
+    this.opts.logger.warn(
+      { webhook: this.def.name, url: this.def.url },
+      `webhook ${this.def.name} disabled: ${reason}`,
+    );
     this.opts.onGone(this.def.name);
   }
 }

@@ -73,7 +73,12 @@ export class Webhooks {
   }
 
   status(): WebhookStatus[] {
-    return [...this.deliveries.values()].map((d) => ({ name: d.name, ...d.counters, retrying: d.attempt > 0, lag: d.lag }));
+    return [...this.deliveries.values()].map((d) => ({
+      name: d.name,
+      ...d.counters,
+      retrying: d.attempt > 0,
+      lag: d.lag,
+    }));
   }
 
   async stop(): Promise<void> {

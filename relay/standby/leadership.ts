@@ -49,7 +49,11 @@ export async function tryLeadership(opts: LeadershipOptions): Promise<Leadership
  * database may be restarting). `cancelled` ends the wait with undefined; the
  * first try is after `initialDelayMs`.
  */
-export async function waitForLeadership(opts: LeadershipOptions, cancelled: () => boolean, initialDelayMs = 0): Promise<Leadership | undefined> {
+export async function waitForLeadership(
+  opts: LeadershipOptions,
+  cancelled: () => boolean,
+  initialDelayMs = 0,
+): Promise<Leadership | undefined> {
   let failures = 0;
   let client: pg.Client | undefined;
   if (initialDelayMs > 0) await new Promise((r) => setTimeout(r, initialDelayMs));
@@ -134,11 +138,16 @@ function hold(first: pg.Client, opts: LeadershipOptions): Leadership {
     lose(`${reason}, and PostgreSQL stayed out of reach`);
   };
   watch(client);
-  const timer = setInterval(() => {
-    if (regaining) return;
-    const c = client;
-    c.query('SELECT 1').catch((err: Error) => void dropped(c, `the lock's database connection failed: ${err.message}`));
-  }, Math.max(opts.pollMs, 250));
+  const timer = setInterval(
+    () => {
+      if (regaining) return;
+      const c = client;
+      c.query('SELECT 1').catch(
+        (err: Error) => void dropped(c, `the lock's database connection failed: ${err.message}`),
+      );
+    },
+    Math.max(opts.pollMs, 250),
+  );
   timer.unref();
   return {
     lost,
@@ -147,7 +156,9 @@ function hold(first: pg.Client, opts: LeadershipOptions): Leadership {
       released = true;
       clearInterval(timer);
       // Ending the session releases the lock too; unlocking first frees it even if the end is slow.
-      await client.query(`SELECT pg_advisory_unlock(${LOCK_CLASS}, hashtext('walcast.slot:' || $1))`, [opts.slot]).catch(() => {});
+      await client
+        .query(`SELECT pg_advisory_unlock(${LOCK_CLASS}, hashtext('walcast.slot:' || $1))`, [opts.slot])
+        .catch(() => {});
       await client.end().catch(() => {});
     },
   };

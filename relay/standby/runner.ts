@@ -84,10 +84,18 @@ export class RelayRunner {
       this.relay = relay;
       this.port = relay.port;
       this.role = 'active';
-      if (promoted) this.logger.info({ slot: relay.slot, lsn: formatLsn(relay.confirmedLsn) }, 'standby promoted: streaming the slot from its confirmed position');
+      if (promoted)
+        this.logger.info(
+          { slot: relay.slot, lsn: formatLsn(relay.confirmedLsn) },
+          'standby promoted: streaming the slot from its confirmed position',
+        );
       this.hooks.onActive?.(relay, promoted);
       const lost = await Promise.race([leadership.lost, this.stopSignal.then(() => undefined)]);
-      if (lost !== undefined) this.logger.error({ slot: relay.slot, reason: lost }, 'lost the slot lock: stopping the relay, then waiting as a standby');
+      if (lost !== undefined)
+        this.logger.error(
+          { slot: relay.slot, reason: lost },
+          'lost the slot lock: stopping the relay, then waiting as a standby',
+        );
       await relay.stop();
       this.relay = undefined;
       await leadership.release();
@@ -107,13 +115,25 @@ export class RelayRunner {
       }
     }
     if (now) return { leadership: now, promoted: false };
-    const standby = await startStandbyServer({ host: this.config.host, port: this.port, slot: this.config.slot, logger: this.logger });
+    const standby = await startStandbyServer({
+      host: this.config.host,
+      port: this.port,
+      slot: this.config.slot,
+      logger: this.logger,
+    });
     this.port = standby.port;
     this.role = 'standby';
-    this.logger.info({ slot: this.config.slot, port: standby.port }, 'standby: another relay holds the slot; waiting to take over');
+    this.logger.info(
+      { slot: this.config.slot, port: standby.port },
+      'standby: another relay holds the slot; waiting to take over',
+    );
     this.hooks.onStandby?.(standby);
     try {
-      const leadership = await waitForLeadership(this.lockOptions, () => this.stopped, first ? 0 : 3 * this.config.standbyPollMs);
+      const leadership = await waitForLeadership(
+        this.lockOptions,
+        () => this.stopped,
+        first ? 0 : 3 * this.config.standbyPollMs,
+      );
       return leadership && { leadership, promoted: true };
     } finally {
       await standby.close();

@@ -17,19 +17,34 @@ export interface StandbyServer {
   close(): Promise<void>;
 }
 
-export async function startStandbyServer(opts: { host: string; port: number; slot: string; logger: Logger }): Promise<StandbyServer> {
-  const app = Fastify({ loggerInstance: opts.logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }) });
+export async function startStandbyServer(opts: {
+  host: string;
+  port: number;
+  slot: string;
+  logger: Logger;
+}): Promise<StandbyServer> {
+  const app = Fastify({
+    loggerInstance: opts.logger as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+  });
   const since = new Date().toISOString();
   const reason = `standby: another relay holds slot ${opts.slot}; this one takes over when it stops`;
   const registry = new Registry();
-  new Gauge({ name: 'walcast_standby', help: '1 while this relay waits as a standby for the slot', registers: [registry] }).set(1);
+  new Gauge({
+    name: 'walcast_standby',
+    help: '1 while this relay waits as a standby for the slot',
+    registers: [registry],
+  }).set(1);
   app.get('/healthz', async () => ({ status: 'ok', role: 'standby', slot: opts.slot, since }));
   app.get('/readyz', async (_req, reply) =>
-    reply.code(503).send({ status: 'not_ready', role: 'standby', slot: opts.slot, since, reasons: [reason] }));
+    reply.code(503).send({ status: 'not_ready', role: 'standby', slot: opts.slot, since, reasons: [reason] }),
+  );
   app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
   app.server.on('upgrade', (_req: IncomingMessage, socket: Duplex) => {
     const body = JSON.stringify({ status: 'standby', reason });
-    socket.end(`HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n${body}`);
+    socket.end(
+      `HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n${body}`,
+    );
   });
   try {
     await app.listen({ host: opts.host, port: opts.port });

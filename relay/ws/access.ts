@@ -83,7 +83,8 @@ export class Access {
 
   private grant(grants: Grants): void {
     this.session.authenticate(grants);
-    if (grants.sub !== null && this.subject === null) this.subject = { sub: grants.sub, bucket: this.gate.subjectBucket(grants.sub) };
+    if (grants.sub !== null && this.subject === null)
+      this.subject = { sub: grants.sub, bucket: this.gate.subjectBucket(grants.sub) };
   }
 
   /** A refreshed token may allow fewer channels: end the subscriptions it no longer allows. */

@@ -83,7 +83,8 @@ export class WsServer {
       handleProtocols: Gate.selectProtocol,
     });
     this.wss.on('connection', (ws: WebSocket, req: IncomingMessage, admission: Extract<Admission, { ok: true }>) =>
-      this.onConnection(ws, req.socket, admission));
+      this.onConnection(ws, req.socket, admission),
+    );
     this.host = {
       gate: opts.gate,
       router: opts.router,
@@ -127,7 +128,9 @@ export class WsServer {
         (admission) => {
           socket.off('error', onError);
           if (!admission.ok) {
-            socket.end(`HTTP/1.1 ${admission.status} ${admission.status === 403 ? 'Forbidden' : 'Too Many Requests'}\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${admission.reason}\n`);
+            socket.end(
+              `HTTP/1.1 ${admission.status} ${admission.status === 403 ? 'Forbidden' : 'Too Many Requests'}\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${admission.reason}\n`,
+            );
             return;
           }
           this.wss.handleUpgrade(req, socket, head, (ws) => this.wss.emit('connection', ws, req, admission));
@@ -182,7 +185,8 @@ export class WsServer {
       case 'subscribe':
         return this.subscribe(conn, msg);
       case 'unsubscribe':
-        if (!conn.subscriptions.delete(msg.channel)) return conn.error('not_subscribed', `not subscribed to ${msg.channel}`, msg.id);
+        if (!conn.subscriptions.delete(msg.channel))
+          return conn.error('not_subscribed', `not subscribed to ${msg.channel}`, msg.id);
         this.opts.router.unsubscribe(msg.channel, conn);
         return conn.reply(withId<UnsubscribedMessage>({ type: 'unsubscribed', channel: msg.channel }, msg.id));
       case 'ping':
@@ -192,7 +196,10 @@ export class WsServer {
       case 'publish': {
         const grants = conn.access.grants!;
         if (this.opts.gate.settings.publish === 'off') return conn.error('publishing_disabled', undefined, msg.id);
-        return void this.opts.publisher.publish(conn, grants, msg).then((reply) => conn.reply(reply), (err) => this.failed(conn, err, msg.id));
+        return void this.opts.publisher.publish(conn, grants, msg).then(
+          (reply) => conn.reply(reply),
+          (err) => this.failed(conn, err, msg.id),
+        );
       }
     }
   }
@@ -206,15 +213,21 @@ export class WsServer {
     if (!conn.access.grants!.canSubscribe(msg.channel)) {
       return conn.error('forbidden', `this connection may not subscribe to ${msg.channel.slice(0, 120)}`, msg.id);
     }
-    if (conn.subscriptions.has(msg.channel)) return conn.error('already_subscribed', `already subscribed to ${msg.channel}`, msg.id);
+    if (conn.subscriptions.has(msg.channel))
+      return conn.error('already_subscribed', `already subscribed to ${msg.channel}`, msg.id);
     if (conn.subscriptions.size >= this.opts.maxSubscriptions) {
-      return conn.error('too_many_subscriptions', `a connection may hold ${this.opts.maxSubscriptions} subscriptions`, msg.id);
+      return conn.error(
+        'too_many_subscriptions',
+        `a connection may hold ${this.opts.maxSubscriptions} subscriptions`,
+        msg.id,
+      );
     }
     let tables: Set<string> | null = null;
     if (msg.tables) {
       const names = msg.tables.map(toShortName);
       const unknown = names.find((t) => !this.opts.hasTable(t));
-      if (unknown !== undefined) return conn.error('unknown_table', `table ${unknown} is not registered with walcast`, msg.id);
+      if (unknown !== undefined)
+        return conn.error('unknown_table', `table ${unknown} is not registered with walcast`, msg.id);
       tables = new Set(names);
     }
     void subscribe(this.opts, conn, msg, tables, conn.access.grants!.sub);
@@ -235,7 +248,8 @@ export class WsServer {
   closeConnection(conn: Connection, code: number, reason: string): void {
     this.drop(conn);
     conn.flush(); // what was sent before the close goes out before it
-    if (conn.ws.readyState === WebSocket.OPEN || conn.ws.readyState === WebSocket.CONNECTING) conn.ws.close(code, reason);
+    if (conn.ws.readyState === WebSocket.OPEN || conn.ws.readyState === WebSocket.CONNECTING)
+      conn.ws.close(code, reason);
   }
 
   private drop(conn: Connection): void {
@@ -270,4 +284,3 @@ export class WsServer {
 }
 
 const SLOW_CONSUMER_REASON = 'slow consumer: send queue over its limit';
-

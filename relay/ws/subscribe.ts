@@ -40,7 +40,13 @@ export interface Subscriber {
 const pending = new WeakMap<Subscriber, Map<string, object>>();
 
 /** `subject`: the token's sub, for the per-subject snapshot limit. */
-export function subscribe(deps: SubscribeDeps, conn: Subscriber, msg: SubscribeMessage, tables: TableFilter, subject: string | null = null): void | Promise<void> {
+export function subscribe(
+  deps: SubscribeDeps,
+  conn: Subscriber,
+  msg: SubscribeMessage,
+  tables: TableFilter,
+  subject: string | null = null,
+): void | Promise<void> {
   const { router, recovery } = deps;
   const channel = msg.channel;
   pending.get(conn)?.delete(channel);
@@ -65,7 +71,8 @@ export function subscribe(deps: SubscribeDeps, conn: Subscriber, msg: SubscribeM
       return;
     }
   }
-  if (msg.snapshot) return withSnapshot(deps, conn, msg, tables, subject, (p) => reply(p, msg.since === undefined ? undefined : false));
+  if (msg.snapshot)
+    return withSnapshot(deps, conn, msg, tables, subject, (p) => reply(p, msg.since === undefined ? undefined : false));
   // Registration and the reply happen in the same tick as dispatch, so every
   // event after `position` reaches this subscription. (`after` matters while
   // a restarted relay re-reads its window: those events are not news.)
@@ -109,16 +116,25 @@ async function withSnapshot(
   }
   if (!conn.open) return;
   // A stale read still answers its subscribe (found by test/integration/fuzz.test.ts).
-  if (!current()) return conn.error('snapshot_failed', `unsubscribed from ${channel} before its snapshot was read`, msg.id);
+  if (!current())
+    return conn.error('snapshot_failed', `unsubscribed from ${channel} before its snapshot was read`, msg.id);
   reads.delete(channel);
   const held = deps.router.release(channel, conn);
   if (held === 'overflow') return conn.overflow();
   conn.reply({ ...reply(base), snapshot: snapshot.rows.length });
   snapshot.rows.forEach(({ table, row, omitted }, i) => {
-    conn.send(JSON.stringify({
-      type: 'event', channel, table, op: 'snapshot',
-      position: snapshotPosition(base, i + 1), commit_time: snapshot.readAtIso, row, omitted,
-    }));
+    conn.send(
+      JSON.stringify({
+        type: 'event',
+        channel,
+        table,
+        op: 'snapshot',
+        position: snapshotPosition(base, i + 1),
+        commit_time: snapshot.readAtIso,
+        row,
+        omitted,
+      }),
+    );
   });
   for (const e of held ?? []) if (!snapshot.visible(e.xid)) conn.send(e.frame);
 }

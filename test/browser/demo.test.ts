@@ -66,7 +66,9 @@ test('two pages in one room: messages, presence, SQL inserts, a relay restart, a
   await message(bob, 'straight from SQL').waitFor(WAIT);
 
   // A member whose row is older than the presence TTL (a page that vanished) is not shown.
-  await db.query(`insert into presence (channel_id, user_id, name, updated_at) values ('lobby', 'ghost', 'ghost', now() - interval '3 minutes')`);
+  await db.query(
+    `insert into presence (channel_id, user_id, name, updated_at) values ('lobby', 'ghost', 'ghost', now() - interval '3 minutes')`,
+  );
   await db.query(`insert into chat_messages (channel_id, sender, body) values ('lobby', 'psql', 'after the ghost')`);
   for (const page of [ada, bob]) {
     await message(page, 'after the ghost').waitFor(WAIT);
@@ -77,7 +79,9 @@ test('two pages in one room: messages, presence, SQL inserts, a relay restart, a
   await relay.stop();
   await ada.locator('#status:not([data-status="open"])').waitFor(WAIT);
   await bob.locator('#status:not([data-status="open"])').waitFor(WAIT);
-  await db.query(`insert into chat_messages (channel_id, sender, body) values ('lobby', 'psql', 'while the relay was down')`);
+  await db.query(
+    `insert into chat_messages (channel_id, sender, body) values ('lobby', 'psql', 'while the relay was down')`,
+  );
   relay = await fx.relay({ slot: relay.slot, port: relay.port });
   for (const page of [ada, bob]) {
     await page.locator('#status[data-status="open"]').waitFor(WAIT);
@@ -88,9 +92,13 @@ test('two pages in one room: messages, presence, SQL inserts, a relay restart, a
 
   for (const page of [ada, bob]) {
     const bodies = await page.locator('#messages li .body').allTextContents();
-    assert.deepEqual(bodies, ['hello from ada', 'straight from SQL', 'after the ghost', 'while the relay was down', 'bob after the restart'], 'each message once, in order');
+    assert.deepEqual(
+      bodies,
+      ['hello from ada', 'straight from SQL', 'after the ghost', 'while the relay was down', 'bob after the restart'],
+      'each message once, in order',
+    );
   }
-  assert.equal(await ada.locator('#log li').count() > 0, true, 'the event log shows what arrived');
+  assert.equal((await ada.locator('#log li').count()) > 0, true, 'the event log shows what arrived');
 
   // A late joiner through the form gets the room's history and who is here from the snapshot.
   const cy = await browser.newPage();
@@ -113,11 +121,19 @@ test('two pages in one room: messages, presence, SQL inserts, a relay restart, a
   await member(ada, 'bob').waitFor({ state: 'detached', ...WAIT });
   await member(ada, 'cy').waitFor({ state: 'detached', ...WAIT });
   const rows = await db.query<{ name: string }>(`select name from presence where channel_id = 'lobby' order by name`);
-  assert.deepEqual(rows.map((r) => r.name), ['ada', 'ghost'], 'the ghost waits for the TTL job');
+  assert.deepEqual(
+    rows.map((r) => r.name),
+    ['ada', 'ghost'],
+    'the ghost waits for the TTL job',
+  );
 
   // TRUNCATE empties the room's list; a message after it is then the only one.
   await db.query('truncate chat_messages');
   await db.query(`insert into chat_messages (channel_id, sender, body) values ('lobby', 'psql', 'after the truncate')`);
   await message(ada, 'after the truncate').waitFor(WAIT);
-  assert.deepEqual(await ada.locator('#messages li .body').allTextContents(), ['after the truncate'], 'the truncate cleared the list');
+  assert.deepEqual(
+    await ada.locator('#messages li .body').allTextContents(),
+    ['after the truncate'],
+    'the truncate cleared the list',
+  );
 });

@@ -16,7 +16,8 @@ let relay: Relay;
 let browser: Browser;
 
 before(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install -y chromium, or set CHROMIUM_PATH`);
+  if (!existsSync(CHROMIUM))
+    throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install -y chromium, or set CHROMIUM_PATH`);
   db = await createTestDatabase();
   relay = await startTestRelay(db.url);
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
@@ -49,9 +50,17 @@ test('two pages chat over MQTT: messages, presence, a SQL insert, and leaving', 
   await bob.locator('#messages li', { hasText: 'hello over mqtt' }).waitFor(WAIT);
   await db.query(`insert into chat_messages (channel_id, sender, body) values ('mq-lobby', 'psql', 'from SQL')`);
   await ada.locator('#messages li', { hasText: 'from SQL' }).waitFor(WAIT);
-  assert.deepEqual(await bob.locator('#messages li .body').allTextContents(), ['history', 'hello over mqtt', 'from SQL']);
-  assert.deepEqual(await db.query(`select sender, body from chat_messages where body = 'hello over mqtt'`), [{ sender: 'ada', body: 'hello over mqtt' }]);
+  assert.deepEqual(await bob.locator('#messages li .body').allTextContents(), [
+    'history',
+    'hello over mqtt',
+    'from SQL',
+  ]);
+  assert.deepEqual(await db.query(`select sender, body from chat_messages where body = 'hello over mqtt'`), [
+    { sender: 'ada', body: 'hello over mqtt' },
+  ]);
   await bob.close({ runBeforeUnload: true });
   await ada.locator('#presence li', { hasText: 'bob' }).waitFor({ state: 'detached', ...WAIT });
-  assert.deepEqual(await db.query(`select user_id from presence where channel_id = 'mq-lobby' order by user_id`), [{ user_id: 'ada' }]);
+  assert.deepEqual(await db.query(`select user_id from presence where channel_id = 'mq-lobby' order by user_id`), [
+    { user_id: 'ada' },
+  ]);
 });

@@ -19,7 +19,9 @@ const RSS_BOUND = 384 * 1024 * 1024;
 const fx = relayFixture();
 const { db } = fx;
 
-test(`a transaction of ${ROWS.toLocaleString('en')} rows is delivered completely, with relay RSS under ${RSS_BOUND / 2 ** 20} MiB`, { timeout: 300_000 }, async () => {
+test(`a transaction of ${ROWS.toLocaleString('en')} rows is delivered completely, with relay RSS under ${RSS_BOUND / 2 ** 20} MiB`, {
+  timeout: 300_000,
+}, async () => {
   const relay = await fx.spawn(['--database-url', db.url, '--slot', uniqueName('big_slot'), '--example', 'true']);
   const baseline = relay.rss();
 

@@ -38,7 +38,10 @@ test('SIGKILL with a standby: a QoS 1 subscriber with a persistent session loses
   const slot = uniqueName('mqtt_standby');
   const port = await freePort();
   const spawn = async () => {
-    const p = await spawnRelay(['--database-url', db.url, '--slot', slot, '--example', 'true', '--mqtt-port', String(port)], { WALCAST_LOG_LEVEL: 'info' });
+    const p = await spawnRelay(
+      ['--database-url', db.url, '--slot', slot, '--example', 'true', '--mqtt-port', String(port)],
+      { WALCAST_LOG_LEVEL: 'info' },
+    );
     procs.push(p);
     return p;
   };
@@ -46,12 +49,19 @@ test('SIGKILL with a standby: a QoS 1 subscriber with a persistent session loses
   const standby = await spawn();
   assert.match(standby.output(), /walcast is on standby/);
   const target = { mqttPort: port, mqttWsUrl: '' } as unknown as Relay;
-  client = await MqttTestClient.connect(target, 'tcp', 5, { clientId: 'failover-device', clean: false, reconnectPeriod: 200, properties: { sessionExpiryInterval: 600 } });
+  client = await MqttTestClient.connect(target, 'tcp', 5, {
+    clientId: 'failover-device',
+    clean: false,
+    reconnectPeriod: 200,
+    properties: { sessionExpiryInterval: 600 },
+  });
   await client.subscribe('chat_messages/failover-mqtt/#', 1);
   let inserting = true;
   const inserter = (async () => {
     for (let i = 0; inserting; i++) {
-      await db.query(`insert into chat_messages (channel_id, sender, body) values ('failover-mqtt', 'load', $1)`, [String(i)]);
+      await db.query(`insert into chat_messages (channel_id, sender, body) values ('failover-mqtt', 'load', $1)`, [
+        String(i),
+      ]);
       await new Promise((r) => setTimeout(r, 5));
     }
   })();
@@ -60,18 +70,26 @@ test('SIGKILL with a standby: a QoS 1 subscriber with a persistent session loses
     await waitFor(() => live().length >= 100, 20_000, '100 rows before the kill');
     active.child.kill('SIGKILL');
     await waitFor(() => /standby promoted/.test(standby.output()), 30_000, 'the standby to take over');
-    await waitFor(() => client!.client.connected && client!.sessionPresentAfterReconnect(), 30_000, 'the client to reconnect with its session');
+    await waitFor(
+      () => client!.client.connected && client!.sessionPresentAfterReconnect(),
+      30_000,
+      'the client to reconnect with its session',
+    );
     const seenAtReconnect = live().length;
     await waitFor(() => live().length >= seenAtReconnect + 50, 20_000, '50 rows after the reconnect');
   } finally {
     inserting = false;
     await inserter;
   }
-  const committed = (await db.query<{ body: string }>(`select body from chat_messages where channel_id = 'failover-mqtt' order by id`)).map((r) => r.body);
-  await waitFor(() => new Set(live()).size >= committed.length, 30_000, `all ${committed.length} rows`).catch((err: Error) => {
-    const got = new Set(live());
-    throw new Error(`${err.message}; missing ${committed.filter((b) => !got.has(b)).join(',')}`);
-  });
+  const committed = (
+    await db.query<{ body: string }>(`select body from chat_messages where channel_id = 'failover-mqtt' order by id`)
+  ).map((r) => r.body);
+  await waitFor(() => new Set(live()).size >= committed.length, 30_000, `all ${committed.length} rows`).catch(
+    (err: Error) => {
+      const got = new Set(live());
+      throw new Error(`${err.message}; missing ${committed.filter((b) => !got.has(b)).join(',')}`);
+    },
+  );
   const firsts = [...new Set(live())];
   assert.deepEqual(firsts, committed, 'every committed row, first seen in commit order');
   standby.child.kill('SIGTERM');

@@ -33,7 +33,11 @@ test('fast and immediate PostgreSQL restarts under load lose nothing and duplica
   dataDir = await mkdtemp(join(tmpdir(), 'walcast-restart-'));
   server = await startEmbeddedPostgres({ dataDir, port: 0, persistent: true });
   relay = await spawnRelay(['--database-url', server.url, '--slot', 'restart_test', '--example', 'true']);
-  const ready = async () => (await fetch(`${relay!.url}/readyz`).then((r) => r.status, () => 0)) === 200;
+  const ready = async () =>
+    (await fetch(`${relay!.url}/readyz`).then(
+      (r) => r.status,
+      () => 0,
+    )) === 200;
   const c = await TestClient.connect(relay.wsUrl);
   await c.subscribe('load');
 
@@ -46,7 +50,9 @@ test('fast and immediate PostgreSQL restarts under load lose nothing and duplica
       try {
         await db.connect();
         while (inserting) {
-          await db.query(`insert into chat_messages (channel_id, sender, body) values ('load', 'l', $1)`, [String(i++)]);
+          await db.query(`insert into chat_messages (channel_id, sender, body) values ('load', 'l', $1)`, [
+            String(i++),
+          ]);
           committedOk++;
           await new Promise((r) => setTimeout(r, 5));
         }
@@ -63,7 +69,11 @@ test('fast and immediate PostgreSQL restarts under load lose nothing and duplica
     await waitFor(() => committedOk >= before + 50, 30_000, 'inserts before the restart');
     // A fast shutdown waits for every walsender to see its WAL confirmed: a
     // relay that held confirmation back would stall it here.
-    await withTimeout(how === 'fast' ? server.stop() : server.stopImmediately(), 20_000, `the ${how} shutdown of PostgreSQL`);
+    await withTimeout(
+      how === 'fast' ? server.stop() : server.stopImmediately(),
+      20_000,
+      `the ${how} shutdown of PostgreSQL`,
+    );
     await waitFor(async () => !(await ready()), 10_000, 'the relay to notice');
     await new Promise((r) => setTimeout(r, 300));
     await server.restart();
@@ -76,13 +86,22 @@ test('fast and immediate PostgreSQL restarts under load lose nothing and duplica
 
   const check = new pg.Client({ connectionString: server.url });
   await check.connect();
-  const { rows } = await check.query<{ body: string }>(`select body from chat_messages where channel_id = 'load' order by id`);
+  const { rows } = await check.query<{ body: string }>(
+    `select body from chat_messages where channel_id = 'load' order by id`,
+  );
   // A marker row last: events arrive in commit order, so a duplicate would be before it.
   await check.query(`insert into chat_messages (channel_id, sender, body) values ('load', 'marker', 'end')`);
   await check.end();
   const committed = rows.map((r) => r.body);
-  await waitFor(() => c.events().some((e) => e.row.body === 'end'), 30_000, `all ${committed.length} committed rows and the marker`);
-  assert.deepEqual(c.events().map((e) => e.row.body), [...committed, 'end']);
+  await waitFor(
+    () => c.events().some((e) => e.row.body === 'end'),
+    30_000,
+    `all ${committed.length} committed rows and the marker`,
+  );
+  assert.deepEqual(
+    c.events().map((e) => e.row.body),
+    [...committed, 'end'],
+  );
   assert.equal(c.closed, undefined, 'the client stayed connected through both restarts');
   c.close();
   relay.child.kill('SIGTERM');

@@ -14,10 +14,11 @@ test('SIGKILL under steady inserts: after restart, resuming clients have every r
   const args = ['--database-url', db.url, '--slot', slot, '--example', 'true'];
   const first = await fx.spawn(args);
   const received: { body: string; position: string }[] = [];
-  const track = (c: TestClient) => c.ws.on('message', (d) => {
-    const m = JSON.parse(d.toString());
-    if (m.type === 'event') received.push({ body: m.row.body, position: m.position });
-  });
+  const track = (c: TestClient) =>
+    c.ws.on('message', (d) => {
+      const m = JSON.parse(d.toString());
+      if (m.type === 'event') received.push({ body: m.row.body, position: m.position });
+    });
   const c1 = await TestClient.connect(first.wsUrl);
   track(c1);
   await c1.subscribe('steady');
@@ -44,12 +45,18 @@ test('SIGKILL under steady inserts: after restart, resuming clients have every r
   inserting = false;
   await inserter;
 
-  const committed = (await db.query<{ body: string }>(`select body from chat_messages where channel_id = 'steady' order by id`)).map((r) => r.body);
+  const committed = (
+    await db.query<{ body: string }>(`select body from chat_messages where channel_id = 'steady' order by id`)
+  ).map((r) => r.body);
   await waitFor(() => received.length >= committed.length, 30_000, `all ${committed.length} rows`);
   // A marker row last: events arrive in commit order, so a duplicate would be before it.
   await db.query(`insert into chat_messages (channel_id, sender, body) values ('steady', 'marker', 'end')`);
   await waitFor(() => received.some((r) => r.body === 'end'), 30_000, 'the marker row');
-  assert.deepEqual(received.map((r) => r.body), [...committed, 'end'], 'every committed row exactly once, in commit order');
+  assert.deepEqual(
+    received.map((r) => r.body),
+    [...committed, 'end'],
+    'every committed row exactly once, in commit order',
+  );
   const positions = received.map((r) => r.position);
   assert.deepEqual([...positions].sort(), positions);
   c2.close();

@@ -13,23 +13,38 @@ import type { RelayConfig } from '../../relay/relay.ts';
 const fx = relayFixture();
 const MiB = 1024 * 1024;
 
-async function busyThenRestart(channel: string, first: Partial<RelayConfig>, second: Partial<RelayConfig>): Promise<void> {
+async function busyThenRestart(
+  channel: string,
+  first: Partial<RelayConfig>,
+  second: Partial<RelayConfig>,
+): Promise<void> {
   const a = await fx.relay(first);
   const c = await fx.client(a);
   const start = await c.subscribe(channel);
   await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 'load', 'old')`, [channel]);
   // About 4 MB of WAL: more than the 1 MiB bound.
-  await fx.db.query(`insert into chat_messages (channel_id, sender, body) select $1, 'load', repeat('x', 400) || g from generate_series(1, 8000) g`, [channel]);
+  await fx.db.query(
+    `insert into chat_messages (channel_id, sender, body) select $1, 'load', repeat('x', 400) || g from generate_series(1, 8000) g`,
+    [channel],
+  );
   await c.waitForEvents(8001, 30_000);
   await a.stop();
 
   const b = await fx.relay({ ...second, slot: a.slot });
   const late = await fx.client(b);
   const stale = await late.subscribe(channel, { since: start.type === 'subscribed' ? start.position : '' });
-  assert.equal(stale.type === 'subscribed' && stale.recovered, false, 'a position older than the bound is not resumable: no partial replay');
+  assert.equal(
+    stale.type === 'subscribed' && stale.recovered,
+    false,
+    'a position older than the bound is not resumable: no partial replay',
+  );
   await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 'load', 'live')`, [channel]);
   const events = await late.waitForEvents(1, 10_000);
-  assert.deepEqual(events.map((e) => e.row.body), ['live'], 'live rows flow');
+  assert.deepEqual(
+    events.map((e) => e.row.body),
+    ['live'],
+    'live rows flow',
+  );
 }
 
 test('the running relay holds at most the bound of WAL for the window', async () => {
@@ -44,7 +59,9 @@ test('without a bound (the default) the whole window survives the restart', asyn
   const a = await fx.relay();
   const c = await fx.client(a);
   const start = await c.subscribe('whole');
-  await fx.db.query(`insert into chat_messages (channel_id, sender, body) select 'whole', 'load', repeat('x', 400) || g from generate_series(1, 8000) g`);
+  await fx.db.query(
+    `insert into chat_messages (channel_id, sender, body) select 'whole', 'load', repeat('x', 400) || g from generate_series(1, 8000) g`,
+  );
   await c.waitForEvents(8000, 30_000);
   await a.stop();
   const b = await fx.relay({ slot: a.slot });

@@ -16,7 +16,9 @@ const { db } = fx;
 
 async function start(extra: string[] = []): Promise<{ proc: RelayProcess; slot: string }> {
   const slot = uniqueName('stop_slot');
-  const proc = await fx.spawn(['--database-url', db.url, '--slot', slot, '--example', 'true', ...extra], { WALCAST_LOG_LEVEL: 'info' });
+  const proc = await fx.spawn(['--database-url', db.url, '--slot', slot, '--example', 'true', ...extra], {
+    WALCAST_LOG_LEVEL: 'info',
+  });
   return { proc, slot };
 }
 
@@ -52,10 +54,19 @@ test('SIGTERM: clients closed with 1001 and a reason, the delivered position con
   assert.equal(closed.reason, SHUTDOWN_REASON);
   assert.equal(await proc.exited, 0, proc.output().slice(-2000));
   const [row] = await db.query<{ lsn: string; active: boolean }>(
-    'select confirmed_flush_lsn::text as lsn, active from pg_replication_slots where slot_name = $1', [slot]);
+    'select confirmed_flush_lsn::text as lsn, active from pg_replication_slots where slot_name = $1',
+    [slot],
+  );
   assert.equal(row!.active, false, 'replication ended');
-  assert.ok(parseLsn(row!.lsn) >= parsePosition(event!.position)!.commitLsn, 'the last dispatched transaction is confirmed');
-  const lines = proc.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; confirmed?: string });
+  assert.ok(
+    parseLsn(row!.lsn) >= parsePosition(event!.position)!.commitLsn,
+    'the last dispatched transaction is confirmed',
+  );
+  const lines = proc
+    .output()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { msg: string; confirmed?: string });
   const stopped = lines.find((l) => l.msg.startsWith('relay stopped'));
   assert.ok(stopped?.confirmed, 'one log line says what was confirmed');
   assert.ok(lines.some((l) => l.msg === 'shutdown complete'));

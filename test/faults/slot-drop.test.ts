@@ -30,13 +30,17 @@ async function dropSlot(slot: string): Promise<void> {
   // An active slot cannot be dropped: end its walsender first, and try again
   // until the drop wins the race against the relay's reconnect.
   for (let i = 0; i < 200; i++) {
-    await db.query('select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1 and active_pid is not null', [slot]);
-    const dropped = await db
-      .query('select pg_drop_replication_slot($1)', [slot])
-      .then(() => true, (err: { code?: string }) => {
+    await db.query(
+      'select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1 and active_pid is not null',
+      [slot],
+    );
+    const dropped = await db.query('select pg_drop_replication_slot($1)', [slot]).then(
+      () => true,
+      (err: { code?: string }) => {
         if (err.code !== '55006') throw err; // 55006: the slot is active again
         return false;
-      });
+      },
+    );
     if (dropped) return;
   }
   throw new Error(`could not drop slot ${slot}`);
@@ -63,7 +67,11 @@ test('a dropped slot is recreated and logged; clients are closed with 4010 and o
 
   const again = await TestClient.connect(relay.wsUrl);
   const reply = await again.subscribe('ops', { since: first!.position });
-  assert.equal(reply.type === 'subscribed' && reply.recovered, false, 'a position from the old epoch cannot be resumed');
+  assert.equal(
+    reply.type === 'subscribed' && reply.recovered,
+    false,
+    'a position from the old epoch cannot be resumed',
+  );
   assert.equal(again.events().length, 0, 'nothing replayed');
   await chat('after');
   const [next] = await again.waitForEvents(1);

@@ -23,7 +23,12 @@ const clients: TestClient[] = [];
 
 before(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'walcast-keep-'));
-  server = await startEmbeddedPostgres({ dataDir, port: 0, persistent: false, settings: { fsync: 'off', max_slot_wal_keep_size: '1MB' } });
+  server = await startEmbeddedPostgres({
+    dataDir,
+    port: 0,
+    persistent: false,
+    settings: { fsync: 'off', max_slot_wal_keep_size: '1MB' },
+  });
   pool = new pg.Pool({ connectionString: server.url, max: 2 });
 });
 after(async () => {
@@ -58,7 +63,11 @@ test("wal_status 'unreserved' makes the relay recreate the slot: new epoch, clie
   const closed = await first.client.waitClosed(20_000);
   assert.equal(closed.code, CLOSE.streamReset);
   const r = relay;
-  await waitFor(() => r.internals.stream.state === 'streaming' && r.internals.watchdog.status?.walStatus === 'reserved', 20_000, 'the new slot to stream');
+  await waitFor(
+    () => r.internals.stream.state === 'streaming' && r.internals.watchdog.status?.walStatus === 'reserved',
+    20_000,
+    'the new slot to stream',
+  );
   const metrics = await (await fetch(`${r.url}/metrics`)).text();
   assert.match(metrics, /^walcast_slot_recreated_total 1$/m);
 

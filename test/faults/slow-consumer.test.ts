@@ -52,7 +52,11 @@ test('a consumer that reads nothing is closed with 4008 at its queue cap; the ot
   assert.equal(relay.internals.ws.slowConsumerCloses, 1, 'the slow consumer, and only it, was closed');
   assert.ok(peakQueued <= 1_048_576, `the relay queued at most the 1 MiB cap for a socket (peak ${peakQueued})`);
   const bodies = fast.events().map((e) => String(e.row.body).slice(BODY.length));
-  assert.deepEqual(bodies, Array.from({ length: ROWS }, (_, i) => String(i)), 'the reading subscriber got every row in order');
+  assert.deepEqual(
+    bodies,
+    Array.from({ length: ROWS }, (_, i) => String(i)),
+    'the reading subscriber got every row in order',
+  );
   assert.ok(slow.events().length < ROWS, 'the slow consumer did not get everything');
   fast.close();
 });

@@ -41,7 +41,10 @@ function steady(channel: string) {
     start() {
       inserter = (async () => {
         for (let i = 0; inserting; i++) {
-          await db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 'load', $2)`, [channel, String(i)]);
+          await db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 'load', $2)`, [
+            channel,
+            String(i),
+          ]);
           await new Promise((r) => setTimeout(r, 5));
         }
       })();
@@ -55,15 +58,23 @@ function steady(channel: string) {
     async finish(): Promise<void> {
       inserting = false;
       await inserter;
-      const committed = (await db.query<{ body: string }>(`select body from chat_messages where channel_id = $1 order by id`, [channel])).map((r) => r.body);
-      await waitFor(() => received.length >= committed.length, 30_000, `all ${committed.length} rows`).catch((err: Error) => {
-        const got = new Set(received.map((r) => r.body));
-        throw new Error(`${err.message}; missing ${committed.filter((b) => !got.has(b)).join(',')}`);
-      });
+      const committed = (
+        await db.query<{ body: string }>(`select body from chat_messages where channel_id = $1 order by id`, [channel])
+      ).map((r) => r.body);
+      await waitFor(() => received.length >= committed.length, 30_000, `all ${committed.length} rows`).catch(
+        (err: Error) => {
+          const got = new Set(received.map((r) => r.body));
+          throw new Error(`${err.message}; missing ${committed.filter((b) => !got.has(b)).join(',')}`);
+        },
+      );
       // A marker row last: events arrive in commit order, so a duplicate would be before it.
       await db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 'marker', 'end')`, [channel]);
       await waitFor(() => received.some((r) => r.body === 'end'), 30_000, 'the marker row');
-      assert.deepEqual(received.map((r) => r.body), [...committed, 'end'], 'every committed row exactly once, in commit order');
+      assert.deepEqual(
+        received.map((r) => r.body),
+        [...committed, 'end'],
+        'every committed row exactly once, in commit order',
+      );
     },
   };
 }
@@ -139,7 +150,11 @@ test('an active relay whose lock connection is cut stops streaming and becomes t
   await new Promise((r) => setTimeout(r, 300));
   await load.finish();
   assert.match(first.output(), /lost the slot lock/);
-  await waitFor(async () => (await json(`${first.url}/readyz`)).body.role === 'standby', 20_000, 'the first relay to wait as a standby');
+  await waitFor(
+    async () => (await json(`${first.url}/readyz`)).body.role === 'standby',
+    20_000,
+    'the first relay to wait as a standby',
+  );
   for (const p of [first, second]) p.child.kill('SIGTERM');
   assert.equal(await first.exited, 0);
   assert.equal(await second.exited, 0);

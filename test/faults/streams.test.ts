@@ -27,7 +27,10 @@ function steadyInserts(db: TestDatabase, channel: string): { stop(): Promise<voi
   let running = true;
   const loop = (async () => {
     for (let i = 0; running; i++) {
-      await db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 'load', $2)`, [channel, String(i)]);
+      await db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 'load', $2)`, [
+        channel,
+        String(i),
+      ]);
       await new Promise((r) => setTimeout(r, 3));
     }
   })();
@@ -42,13 +45,23 @@ function steadyInserts(db: TestDatabase, channel: string): { stop(): Promise<voi
 /** Wait for a marker row in the stream, then compare the stream with the table. */
 async function assertExactlyOnce(db: TestDatabase, nats: NatsServer, stream: string, channel: string): Promise<number> {
   await db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 'load', 'marker')`, [channel]);
-  const committed = (await db.query<{ body: string }>(`select body from chat_messages where channel_id = $1 order by id`, [channel])).map((r) => r.body);
+  const committed = (
+    await db.query<{ body: string }>(`select body from chat_messages where channel_id = $1 order by id`, [channel])
+  ).map((r) => r.body);
   let stored: Awaited<ReturnType<typeof readStream>> = [];
-  await waitFor(async () => {
-    stored = await readStream(nats.url, stream);
-    return stored.some((m) => m.event.row.body === 'marker');
-  }, 60_000, 'the marker row in the stream');
-  assert.deepEqual(stored.map((m) => m.event.row.body), committed, 'every row exactly once, in commit order');
+  await waitFor(
+    async () => {
+      stored = await readStream(nats.url, stream);
+      return stored.some((m) => m.event.row.body === 'marker');
+    },
+    60_000,
+    'the marker row in the stream',
+  );
+  assert.deepEqual(
+    stored.map((m) => m.event.row.body),
+    committed,
+    'every row exactly once, in commit order',
+  );
   const ids = stored.map((m) => m.msgId);
   assert.equal(new Set(ids).size, ids.length, 'no message id twice');
   assert.deepEqual([...ids].sort(), ids, 'ids (positions) in commit order');
@@ -62,7 +75,16 @@ test('relay SIGKILL under steady inserts, while NATS is away: the stream holds e
   servers.push(nats);
   // No recovery window: the slot is confirmed as soon as the gate allows, so
   // nothing but the gate keeps an unacknowledged row in the slot.
-  const args = ['--database-url', db.url, '--slot', uniqueName('js_kill'), '--example', 'true', '--recovery-events', '0'];
+  const args = [
+    '--database-url',
+    db.url,
+    '--slot',
+    uniqueName('js_kill'),
+    '--example',
+    'true',
+    '--recovery-events',
+    '0',
+  ];
   const env = { WALCAST_NATS_URL: nats.url };
   const first = await spawnRelay(args, env);
   procs.push(first);
@@ -96,10 +118,18 @@ test('nats-server SIGKILL and restart under load: the stream holds every row onc
   const load = steadyInserts(db, 'restart');
   await waitFor(async () => relay.internals.sinks.jetstream!.counters.published >= 100, 30_000, '100 rows published');
   await nats.restart();
-  await waitFor(async () => relay.internals.sinks.jetstream!.counters.resyncs >= 2, 30_000, 'the sink to resync after the restart');
+  await waitFor(
+    async () => relay.internals.sinks.jetstream!.counters.resyncs >= 2,
+    30_000,
+    'the sink to resync after the restart',
+  );
   await waitFor(async () => relay.internals.sinks.jetstream!.state === 'publishing', 30_000, 'publishing again');
   const before = relay.internals.sinks.jetstream!.counters.published;
-  await waitFor(async () => relay.internals.sinks.jetstream!.counters.published >= before + 100, 30_000, '100 more rows published');
+  await waitFor(
+    async () => relay.internals.sinks.jetstream!.counters.published >= before + 100,
+    30_000,
+    '100 more rows published',
+  );
   await load.stop();
   await assertExactlyOnce(db, nats, 'walcast', 'restart');
 });

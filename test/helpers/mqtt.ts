@@ -20,14 +20,30 @@ export class MqttTestClient {
   private constructor(readonly client: MqttClient) {
     client.on('packetreceive', (p) => this.packets.push(p));
     client.on('message', (topic, payload, packet) => {
-      this.received.push({ topic, payload: payload.toString(), retain: packet.retain, qos: packet.qos, user: (packet.properties?.userProperties ?? {}) as Record<string, unknown> });
+      this.received.push({
+        topic,
+        payload: payload.toString(),
+        retain: packet.retain,
+        qos: packet.qos,
+        user: (packet.properties?.userProperties ?? {}) as Record<string, unknown>,
+      });
     });
   }
 
   /** Connect over TCP (`tcp`) or WebSocket (`ws`) with protocol 4 (3.1.1) or 5. */
-  static async connect(relay: Relay, transport: 'tcp' | 'ws', version: 4 | 5, options: IClientOptions = {}): Promise<MqttTestClient> {
+  static async connect(
+    relay: Relay,
+    transport: 'tcp' | 'ws',
+    version: 4 | 5,
+    options: IClientOptions = {},
+  ): Promise<MqttTestClient> {
     const url = transport === 'tcp' ? `mqtt://127.0.0.1:${relay.mqttPort}` : relay.mqttWsUrl;
-    const client = mqtt.connect(url, { protocolVersion: version, reconnectPeriod: 0, connectTimeout: 10_000, ...options });
+    const client = mqtt.connect(url, {
+      protocolVersion: version,
+      reconnectPeriod: 0,
+      connectTimeout: 10_000,
+      ...options,
+    });
     // Listening before CONNACK: a resumed session's messages may come in the same read.
     const c = new MqttTestClient(client);
     await new Promise<void>((resolve, reject) => {
@@ -39,7 +55,11 @@ export class MqttTestClient {
 
   /** Connect and expect a refusal; resolves to the CONNACK's code. */
   static async refused(relay: Relay, version: 4 | 5, options: IClientOptions): Promise<number> {
-    const client = mqtt.connect(`mqtt://127.0.0.1:${relay.mqttPort}`, { protocolVersion: version, reconnectPeriod: 0, ...options });
+    const client = mqtt.connect(`mqtt://127.0.0.1:${relay.mqttPort}`, {
+      protocolVersion: version,
+      reconnectPeriod: 0,
+      ...options,
+    });
     try {
       return await new Promise<number>((resolve, reject) => {
         client.once('connect', () => reject(new Error('connected, but a refusal was expected')));
@@ -54,15 +74,24 @@ export class MqttTestClient {
   async subscribe(filter: string | string[], qos: 0 | 1 = 1): Promise<number[]> {
     const before = this.packets.length;
     await this.client.subscribeAsync(filter, { qos }).catch(() => {});
-    const suback = this.packets.slice(before).find((p) => p.cmd === 'suback') as { granted: (number | { qos: number })[] } | undefined;
+    const suback = this.packets.slice(before).find((p) => p.cmd === 'suback') as
+      | { granted: (number | { qos: number })[] }
+      | undefined;
     if (!suback) throw new Error('no SUBACK');
     return suback.granted.map((g) => (typeof g === 'number' ? g : g.qos));
   }
 
   /** Publish with QoS 1 and return the PUBACK's reason code and string (MQTT 5), refused or not. */
-  async ack(topic: string, payload: string | Buffer, opts: IClientPublishOptions = {}): Promise<{ code: number; reason: string | undefined }> {
+  async ack(
+    topic: string,
+    payload: string | Buffer,
+    opts: IClientPublishOptions = {},
+  ): Promise<{ code: number; reason: string | undefined }> {
     await this.publish(topic, payload, opts).catch(() => {});
-    const puback = this.packets.filter((p) => p.cmd === 'puback').at(-1) as { reasonCode?: number; properties?: { reasonString?: string } };
+    const puback = this.packets.filter((p) => p.cmd === 'puback').at(-1) as {
+      reasonCode?: number;
+      properties?: { reasonString?: string };
+    };
     return { code: puback.reasonCode ?? 0, reason: puback.properties?.reasonString };
   }
 
@@ -79,15 +108,23 @@ export class MqttTestClient {
 
   /** The CONNACK's Session Present flag. */
   get sessionPresent(): boolean {
-    return (this.packets.find((p) => p.cmd === 'connack') as { sessionPresent?: boolean } | undefined)?.sessionPresent ?? false;
+    return (
+      (this.packets.find((p) => p.cmd === 'connack') as { sessionPresent?: boolean } | undefined)?.sessionPresent ??
+      false
+    );
   }
 
-  async waitFor<T>(pick: (msgs: Received[]) => T | undefined | false, what = 'a message', timeoutMs = 10_000): Promise<T> {
+  async waitFor<T>(
+    pick: (msgs: Received[]) => T | undefined | false,
+    what = 'a message',
+    timeoutMs = 10_000,
+  ): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const found = pick(this.received);
       if (found !== undefined && found !== false) return found;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.received).slice(0, 2000)}`);
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.received).slice(0, 2000)}`);
       await new Promise((r) => setTimeout(r, 20));
     }
   }

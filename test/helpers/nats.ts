@@ -35,13 +35,21 @@ export async function startNatsServer(): Promise<NatsServer> {
   const dir = await mkdtemp(join(tmpdir(), 'walcast-test-nats-'));
   let child: ChildProcess | undefined;
   const start = async () => {
-    const proc = spawn(BINARY, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(BINARY, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     child = proc;
     let out = '';
     proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
     const failed = new Promise<never>((_, reject) => {
-      proc.on('error', (err) => reject(new Error(`cannot run ${BINARY} (${err.message}): install Debian's nats-server (apt-get install nats-server) or set NATS_SERVER_PATH`)));
+      proc.on('error', (err) =>
+        reject(
+          new Error(
+            `cannot run ${BINARY} (${err.message}): install Debian's nats-server (apt-get install nats-server) or set NATS_SERVER_PATH`,
+          ),
+        ),
+      );
       proc.on('exit', (code) => reject(new Error(`nats-server exited with ${code}: ${out.slice(-2000)}`)));
     });
     const ready = (async () => {
@@ -110,5 +118,12 @@ export async function readStream(url: string, stream: string, filter?: string): 
 function toStored(m: JsMsg): StoredEvent {
   const headers: Record<string, string> = {};
   for (const k of m.headers?.keys() ?? []) headers[k] = m.headers!.get(k);
-  return { seq: m.seq, storedMs: m.info.timestampNanos / 1e6, subject: m.subject, msgId: headers['Nats-Msg-Id'] ?? '', headers, event: m.json() };
+  return {
+    seq: m.seq,
+    storedMs: m.info.timestampNanos / 1e6,
+    subject: m.subject,
+    msgId: headers['Nats-Msg-Id'] ?? '',
+    headers,
+    event: m.json(),
+  };
 }

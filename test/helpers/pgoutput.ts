@@ -62,7 +62,11 @@ export function relationMsg(
   identity: 'd' | 'f' | 'i' | 'n' = 'd',
 ): Buffer {
   const b = new Bytes().byte('R').int32(oid).cstring(schema).cstring(name).byte(identity).int16(cols.length);
-  for (const c of cols) b.byte(c.key ? 1 : 0).cstring(c.name).int32(c.typeOid).int32(-1);
+  for (const c of cols)
+    b.byte(c.key ? 1 : 0)
+      .cstring(c.name)
+      .int32(c.typeOid)
+      .int32(-1);
   return b.build();
 }
 
@@ -86,5 +90,12 @@ export const deleteMsg = (oid: number, kind: 'K' | 'O', values: Value[]): Buffer
 
 export const messageMsg = (transactional: boolean, lsn: bigint, prefix: string, content: string): Buffer => {
   const body = Buffer.from(content);
-  return new Bytes().byte('M').byte(transactional ? 1 : 0).int64(lsn).cstring(prefix).int32(body.length).raw(body).build();
+  return new Bytes()
+    .byte('M')
+    .byte(transactional ? 1 : 0)
+    .int64(lsn)
+    .cstring(prefix)
+    .int32(body.length)
+    .raw(body)
+    .build();
 };

@@ -60,10 +60,9 @@ export async function dropDatabase(name: string): Promise<void> {
     // Slots outlive the database's connections; drop them first (inactive
     // ones only: a slot still active means a relay was leaked by the test).
     for (let i = 0; i < 50; i++) {
-      const { rows } = await admin.query(
-        'SELECT slot_name, active FROM pg_replication_slots WHERE database = $1',
-        [name],
-      );
+      const { rows } = await admin.query('SELECT slot_name, active FROM pg_replication_slots WHERE database = $1', [
+        name,
+      ]);
       if (rows.length === 0) break;
       for (const r of rows) {
         if (!r.active) await admin.query('SELECT pg_drop_replication_slot($1)', [r.slot_name]).catch(() => {});

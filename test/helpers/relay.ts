@@ -15,7 +15,13 @@ import { spawnRelay, type RelayProcess } from './process.ts';
  * no TTL schedule (the tests run the pruner themselves).
  */
 export function relayConfig(databaseUrl: string, overrides: Partial<RelayConfig> = {}): RelayConfig {
-  const { dataDir: _dataDir, embeddedPort: _embeddedPort, databaseUrl: _unset, example: _example, ...defaults } = loadConfig([], {});
+  const {
+    dataDir: _dataDir,
+    embeddedPort: _embeddedPort,
+    databaseUrl: _unset,
+    example: _example,
+    ...defaults
+  } = loadConfig([], {});
   return {
     ...defaults,
     databaseUrl,
@@ -29,7 +35,11 @@ export function relayConfig(databaseUrl: string, overrides: Partial<RelayConfig>
   };
 }
 
-export async function startTestRelay(databaseUrl: string, overrides: Partial<RelayConfig> = {}, log?: Logger): Promise<Relay> {
+export async function startTestRelay(
+  databaseUrl: string,
+  overrides: Partial<RelayConfig> = {},
+  log?: Logger,
+): Promise<Relay> {
   const logger = log ?? (process.env.WALCAST_TEST_LOG ? createLogger('debug', process.stderr) : silentLogger);
   const relay = await startRelay(relayConfig(databaseUrl, overrides), logger);
   await waitFor(() => relay.internals.stream.state === 'streaming', 10_000, 'replication stream to start');
@@ -77,7 +87,8 @@ export function relayFixture(): {
     await (await creating?.catch(() => undefined))?.drop();
   });
   const real = (): TestDatabase => {
-    if (!created) throw new Error('relayFixture: the database is not created yet (await fx.db.query(...) or fx.relay() first)');
+    if (!created)
+      throw new Error('relayFixture: the database is not created yet (await fx.db.query(...) or fx.relay() first)');
     return created;
   };
   const db: TestDatabase = {
@@ -117,7 +128,11 @@ export function relayFixture(): {
   };
 }
 
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -172,7 +187,8 @@ export class TestClient {
       const found = pick(this.messages);
       if (found !== undefined && found !== false) return found;
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.messages).slice(0, 2000)}`);
+      if (left <= 0)
+        throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.messages).slice(0, 2000)}`);
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.min(left, 200));
         this.waiters.push(() => {

@@ -81,14 +81,22 @@ test('clients that reset their connection while the relay fetches the JWKS do no
   const relay = await fx.relay({ jwksUrl: `http://127.0.0.1:${(slowJwks.address() as AddressInfo).port}/jwks` });
   const t = await token(claims, { alg: 'ES256', key: privateKey, kid: 'slow' });
   const port = Number(new URL(relay.wsUrl).port);
-  await Promise.all(Array.from({ length: 20 }, (_, i) => new Promise<void>((resolve) => {
-    const socket = tcpConnect(port, '127.0.0.1', () => {
-      socket.write(`GET /ws?token=${t} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-        `Sec-WebSocket-Key: ${Buffer.alloc(16, i).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
-      setTimeout(() => socket.resetAndDestroy(), 100);
-    });
-    socket.on('error', () => {});
-    socket.on('close', () => resolve());
-  })));
+  await Promise.all(
+    Array.from(
+      { length: 20 },
+      (_, i) =>
+        new Promise<void>((resolve) => {
+          const socket = tcpConnect(port, '127.0.0.1', () => {
+            socket.write(
+              `GET /ws?token=${t} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+                `Sec-WebSocket-Key: ${Buffer.alloc(16, i).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+            );
+            setTimeout(() => socket.resetAndDestroy(), 100);
+          });
+          socket.on('error', () => {});
+          socket.on('close', () => resolve());
+        }),
+    ),
+  );
   await expectAccepted(relay, t);
 });

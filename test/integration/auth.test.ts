@@ -77,7 +77,8 @@ test('no token within the auth timeout closes with 4002', async () => {
 
 test('bad tokens close with 4003 and say why: wrong key, alg none, expired, garbage', async () => {
   const { SignJWT } = await import('jose');
-  const wrongKey = await new SignJWT({ sub: 'eve', channels: ['*'] }).setProtectedHeader({ alg: 'HS256' })
+  const wrongKey = await new SignJWT({ sub: 'eve', channels: ['*'] })
+    .setProtectedHeader({ alg: 'HS256' })
     .sign(new TextEncoder().encode('another-secret-that-is-long-enough-000000'));
   const cases: [string, RegExp][] = [
     [wrongKey, /signature/],
@@ -127,14 +128,27 @@ test('nothing of a forbidden channel leaks: live, snapshot, resume', async () =>
   const c = await client(`?token=${await ada()}`);
   const allowed = await c.subscribe('room-ok');
   await insert('secret-1', 'before');
-  for (const extra of [{}, { snapshot: true }, { since: allowed.type === 'subscribed' ? allowed.position : '' }, { since: '0', snapshot: true }]) {
-    const reply = await c.request({ type: 'subscribe', id: `x${JSON.stringify(extra)}`, channel: 'secret-1', ...extra });
+  for (const extra of [
+    {},
+    { snapshot: true },
+    { since: allowed.type === 'subscribed' ? allowed.position : '' },
+    { since: '0', snapshot: true },
+  ]) {
+    const reply = await c.request({
+      type: 'subscribe',
+      id: `x${JSON.stringify(extra)}`,
+      channel: 'secret-1',
+      ...extra,
+    });
     assert.equal(reply.type === 'error' && reply.code, 'forbidden');
   }
   await insert('secret-1', 'during');
   await insert('room-ok', 'marker');
   const events = await c.waitForEvents(1);
-  assert.deepEqual(events.map((e) => e.channel), ['room-ok']);
+  assert.deepEqual(
+    events.map((e) => e.channel),
+    ['room-ok'],
+  );
   assert.ok(!c.messages.some((m) => m.type === 'event' && m.channel === 'secret-1'));
 });
 
@@ -145,7 +159,10 @@ test('HTTP replay needs a bearer token that allows the channel', async () => {
   await insert('room-http', 'one');
   await probe.waitForEvents(1);
   const get = (channel: string, auth?: string) =>
-    fetch(`${relay.url}/v1/channels/${channel}/events?since=${since}`, auth ? { headers: { authorization: auth } } : {});
+    fetch(
+      `${relay.url}/v1/channels/${channel}/events?since=${since}`,
+      auth ? { headers: { authorization: auth } } : {},
+    );
   assert.equal((await get('room-http')).status, 401);
   assert.equal((await get('room-http', 'Bearer nonsense')).status, 401);
   const forbidden = await get('secret-http', `Bearer ${await ada()}`);
@@ -154,7 +171,10 @@ test('HTTP replay needs a bearer token that allows the channel', async () => {
   const ok = await get('room-http', `Bearer ${await ada()}`);
   assert.equal(ok.status, 200);
   const body = (await ok.json()) as { events: { row: { body: string } }[] };
-  assert.deepEqual(body.events.map((e) => e.row.body), ['one']);
+  assert.deepEqual(
+    body.events.map((e) => e.row.body),
+    ['one'],
+  );
 });
 
 test('browsers from an origin not allowed are refused with 403; allowed ones and non-browsers connect', async () => {

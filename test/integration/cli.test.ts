@@ -39,7 +39,10 @@ function walcast(args: string[], env: Record<string, string> = {}): Run {
   return run;
 }
 
-async function complete(args: string[], env?: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+async function complete(
+  args: string[],
+  env?: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const run = walcast(args, env);
   const code = await run.exited;
   return { code, stdout: run.stdout, stderr: run.stderr };
@@ -52,7 +55,10 @@ async function doctor(): Promise<{ code: number | null; findings: Finding[] }> {
 }
 
 test('package.json names bin/walcast.js as the walcast command, and npm start runs it', () => {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { bin: Record<string, string>; scripts: Record<string, string> };
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    bin: Record<string, string>;
+    scripts: Record<string, string>;
+  };
   assert.equal(pkg.bin.walcast, 'bin/walcast.js');
   assert.match(pkg.scripts.start!, /bin\/walcast\.js start/);
 });
@@ -83,12 +89,25 @@ test('migrate --example installs the schema and the example tables, once', async
 });
 
 test('register adds a table; a bad column fails with register_failed and the reason', async () => {
-  await db.query(`create table notes (id serial primary key, room text not null, body text, created_at timestamptz not null default now())`);
-  const ok = await complete(['register', 'notes', '--channel', 'room', '--ttl', '1 day', '--time-column', 'created_at']);
+  await db.query(
+    `create table notes (id serial primary key, room text not null, body text, created_at timestamptz not null default now())`,
+  );
+  const ok = await complete([
+    'register',
+    'notes',
+    '--channel',
+    'room',
+    '--ttl',
+    '1 day',
+    '--time-column',
+    'created_at',
+  ]);
   assert.equal(ok.code, 0, ok.stderr);
   const [reg] = await db.query(`select channel_column, ttl::text from walcast.tables where table_name = 'notes'`);
   assert.deepEqual(reg, { channel_column: 'room', ttl: '1 day' });
-  const [pub] = await db.query(`select count(*)::int as n from pg_publication_tables where pubname = 'realtime_events' and tablename = 'notes'`);
+  const [pub] = await db.query(
+    `select count(*)::int as n from pg_publication_tables where pubname = 'realtime_events' and tablename = 'notes'`,
+  );
   assert.equal(pub!.n, 1);
   const bad = await complete(['register', 'notes', '--channel', 'nope']);
   assert.equal(bad.code, 1);
@@ -113,7 +132,9 @@ test('doctor: findings with fixes, exit 1 on errors, unused walcast slots report
   await db.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [idle]);
   await db.query(`insert into walcast.slots (slot_name, epoch) values ($1, 'abcd')`, [idle]);
   await db.query(`alter publication realtime_events drop table notes`);
-  await db.query(`create table strays (id int primary key, room text); alter publication realtime_events add table strays`);
+  await db.query(
+    `create table strays (id int primary key, room text); alter publication realtime_events add table strays`,
+  );
   await db.query(`create table moves (id int primary key, room text)`);
   await db.query(`select walcast.register_table('moves', 'room')`);
   await db.query(`alter table moves replica identity default`);
@@ -150,16 +171,33 @@ test('tail prints live events as JSON lines; replay prints the events after a po
   const probe = await TestClient.connect(relay.wsUrl);
   const sub = await probe.subscribe('cli-room');
   const since = sub.type === 'subscribed' ? sub.position : '';
-  await db.query(`insert into chat_messages (channel_id, sender, body) values ('cli-room', 'a', 'one'), ('cli-room', 'b', 'two')`);
+  await db.query(
+    `insert into chat_messages (channel_id, sender, body) values ('cli-room', 'a', 'one'), ('cli-room', 'b', 'two')`,
+  );
   await waitFor(() => tail.stdout.split('\n').filter(Boolean).length >= 2, 10_000, 'two lines from tail');
-  const lines = tail.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; row: { body: string } });
-  assert.deepEqual(lines.map((l) => [l.type, l.row.body]), [['event', 'one'], ['event', 'two']]);
+  const lines = tail.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { type: string; row: { body: string } });
+  assert.deepEqual(
+    lines.map((l) => [l.type, l.row.body]),
+    [
+      ['event', 'one'],
+      ['event', 'two'],
+    ],
+  );
   tail.child.kill('SIGINT');
   probe.close();
 
   const replay = await complete(['replay', 'cli-room', '--since', since, '--url', relay.url]);
   assert.equal(replay.code, 0, replay.stderr);
-  assert.deepEqual(replay.stdout.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { row: { body: string } }).row.body), ['one', 'two']);
+  assert.deepEqual(
+    replay.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => (JSON.parse(l) as { row: { body: string } }).row.body),
+    ['one', 'two'],
+  );
   const gone = await complete(['replay', 'cli-room', '--since', '0000000000000001-00000001-zzzz', '--url', relay.url]);
   assert.equal(gone.code, 1);
   assert.match(gone.stderr, /cannot replay cli-room/);
@@ -185,6 +223,9 @@ test('tail and replay authenticate with --token (or WALCAST_TOKEN) where the rel
   const refused = await complete(['tail', 'cli-other', '--url', relay.url, '--token', jwt]);
   assert.equal(refused.code, 1);
   assert.match(refused.stderr, /refused the subscription to cli-other: forbidden: .*Check the token/);
-  const allowed = await complete(['replay', 'cli-auth', '--since', relay.internals.dispatcher.position(), '--url', relay.url], { WALCAST_TOKEN: jwt });
+  const allowed = await complete(
+    ['replay', 'cli-auth', '--since', relay.internals.dispatcher.position(), '--url', relay.url],
+    { WALCAST_TOKEN: jwt },
+  );
   assert.equal(allowed.code, 0, allowed.stderr);
 });

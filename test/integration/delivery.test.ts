@@ -62,13 +62,22 @@ test('several tables share one channel; the table filter narrows it', async () =
   await db.query(`insert into presence (channel_id, user_id, name) values ('call-7', 'u1', 'Ada')`);
   await db.query(`insert into chat_messages (channel_id, sender, body) values ('call-7', 'ada', 'hi')`);
   const events = await all.waitForEvents(3);
-  assert.deepEqual(events.map((e) => e.table), ['call_state', 'presence', 'chat_messages']);
+  assert.deepEqual(
+    events.map((e) => e.table),
+    ['call_state', 'presence', 'chat_messages'],
+  );
   const chat = await chatOnly.waitForEvents(1);
-  assert.deepEqual(chat.map((e) => e.table), ['chat_messages']);
+  assert.deepEqual(
+    chat.map((e) => e.table),
+    ['chat_messages'],
+  );
   // Wait for a later event so a stray non-chat event would have arrived.
   await db.query(`insert into chat_messages (channel_id, sender, body) values ('call-7', 'ada', 'again')`);
   await chatOnly.waitForEvents(2);
-  assert.deepEqual(chatOnly.events().map((e) => e.table), ['chat_messages', 'chat_messages']);
+  assert.deepEqual(
+    chatOnly.events().map((e) => e.table),
+    ['chat_messages', 'chat_messages'],
+  );
 });
 
 test('commit order holds inside a transaction and across channels; positions increase', async () => {
@@ -79,17 +88,26 @@ test('commit order holds inside a transaction and across channels; positions inc
   try {
     await tx.query('begin');
     for (let i = 0; i < 50; i++) {
-      await tx.query(`insert into chat_messages (channel_id, sender, body) values ($1, 's', $2)`, [i % 2 ? 'order-a' : 'order-b', `m${i}`]);
+      await tx.query(`insert into chat_messages (channel_id, sender, body) values ($1, 's', $2)`, [
+        i % 2 ? 'order-a' : 'order-b',
+        `m${i}`,
+      ]);
     }
     await tx.query('commit');
   } finally {
     tx.release();
   }
   for (let i = 50; i < 60; i++) {
-    await db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 's', $2)`, [i % 2 ? 'order-a' : 'order-b', `m${i}`]);
+    await db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 's', $2)`, [
+      i % 2 ? 'order-a' : 'order-b',
+      `m${i}`,
+    ]);
   }
   const events = await c.waitForEvents(60);
-  assert.deepEqual(events.map((e) => e.row.body), Array.from({ length: 60 }, (_, i) => `m${i}`));
+  assert.deepEqual(
+    events.map((e) => e.row.body),
+    Array.from({ length: 60 }, (_, i) => `m${i}`),
+  );
   const positions = events.map((e) => e.position);
   assert.deepEqual([...positions].sort(), positions);
   assert.equal(new Set(positions).size, 60);
@@ -113,16 +131,24 @@ test('a rolled-back transaction is never delivered', async () => {
   await c.waitForEvents(1);
   await db.query(`insert into chat_messages (channel_id, sender, body) values ('rb', 's', 'after')`);
   const events = await c.waitForEvents(2);
-  assert.deepEqual(events.map((e) => e.row.body), ['committed', 'after']);
+  assert.deepEqual(
+    events.map((e) => e.row.body),
+    ['committed', 'after'],
+  );
 });
 
 test('a multi-row transaction arrives complete and in order', async () => {
   const c = await client();
   await c.subscribe('bulk');
-  await db.query(`insert into chat_messages (channel_id, sender, body) select 'bulk', 's', 'row ' || g from generate_series(1, 2000) g`);
+  await db.query(
+    `insert into chat_messages (channel_id, sender, body) select 'bulk', 's', 'row ' || g from generate_series(1, 2000) g`,
+  );
   const events = await c.waitForEvents(2000, 20_000);
   assert.equal(events.length, 2000);
-  assert.deepEqual(events.map((e) => e.row.body), Array.from({ length: 2000 }, (_, i) => `row ${i + 1}`));
+  assert.deepEqual(
+    events.map((e) => e.row.body),
+    Array.from({ length: 2000 }, (_, i) => `row ${i + 1}`),
+  );
 });
 
 test('updates and deletes reach the channel; a row moved to another channel: out of the old one, into the new one', async () => {
@@ -139,17 +165,26 @@ test('updates and deletes reach the channel; a row moved to another channel: out
   await db.query(`update chat_messages set channel_id = 'upd-2', body = 'v3' where id = $1`, [id]);
   await db.query(`delete from chat_messages where id = $1`, [id]);
   const events = await c.waitForEvents(3);
-  assert.deepEqual(events.map((e) => [e.op, e.channel, e.moved]), [
-    ['insert', 'upd-1', undefined],
-    ['update', 'upd-1', undefined],
-    ['delete', 'upd-1', 'out'],
-  ]);
+  assert.deepEqual(
+    events.map((e) => [e.op, e.channel, e.moved]),
+    [
+      ['insert', 'upd-1', undefined],
+      ['update', 'upd-1', undefined],
+      ['delete', 'upd-1', 'out'],
+    ],
+  );
   assert.equal(events[1]?.old, undefined); // the key did not change: PostgreSQL sends no old key
   // The old channel learns only that its row left: its key, not the new contents nor the new channel.
   assert.deepEqual(events[2]?.row, { id, channel_id: 'upd-1' });
   assert.equal(events[2]?.old, undefined);
   const m = await moved.waitForEvents(2);
-  assert.deepEqual(m.map((e) => [e.op, e.channel, e.moved]), [['insert', 'upd-2', 'in'], ['delete', 'upd-2', undefined]]);
+  assert.deepEqual(
+    m.map((e) => [e.op, e.channel, e.moved]),
+    [
+      ['insert', 'upd-2', 'in'],
+      ['delete', 'upd-2', undefined],
+    ],
+  );
   assert.equal(m[0]?.row.body, 'v3');
   assert.equal(m[0]?.old, undefined); // nothing of the row as it was in upd-1
   assert.deepEqual(m[1]?.row, { id, channel_id: 'upd-2' }); // a delete carries the old key
@@ -175,10 +210,15 @@ test('deletes with the default REPLICA IDENTITY reach the channel when the key i
   const c = await client();
   await c.subscribe('pres-1');
   await db.query(`insert into presence (channel_id, user_id, name) values ('pres-1', 'u1', 'Ada')`);
-  await db.query(`insert into presence (channel_id, user_id, name) values ('pres-1', 'u1', 'Ada L') on conflict (channel_id, user_id) do update set name = excluded.name`);
+  await db.query(
+    `insert into presence (channel_id, user_id, name) values ('pres-1', 'u1', 'Ada L') on conflict (channel_id, user_id) do update set name = excluded.name`,
+  );
   await db.query(`delete from presence where channel_id = 'pres-1' and user_id = 'u1'`);
   const events = await c.waitForEvents(3);
-  assert.deepEqual(events.map((e) => e.op), ['insert', 'update', 'delete']);
+  assert.deepEqual(
+    events.map((e) => e.op),
+    ['insert', 'update', 'delete'],
+  );
   assert.equal(events[1]?.row.name, 'Ada L');
   assert.deepEqual(events[2]?.row, { channel_id: 'pres-1', user_id: 'u1' });
 });

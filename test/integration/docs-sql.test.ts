@@ -11,7 +11,15 @@ import pg from 'pg';
 import { relayFixture } from '../helpers/relay.ts';
 
 const fx = relayFixture();
-const FILES = ['README.md', 'docs/protocol.md', 'docs/replay.md', 'docs/security.md', 'docs/operations.md', 'docs/sdk.md', 'docs/errors.md'];
+const FILES = [
+  'README.md',
+  'docs/protocol.md',
+  'docs/replay.md',
+  'docs/security.md',
+  'docs/operations.md',
+  'docs/sdk.md',
+  'docs/errors.md',
+];
 
 function sqlBlocks(file: string): string[] {
   const text = readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
@@ -33,7 +41,9 @@ async function run(client: pg.Client, block: string): Promise<void> {
 
 test('every SQL block in the docs runs against the example schema and an integer channel column', async () => {
   await fx.relay(); // installs the walcast schema and the example tables
-  await fx.db.query(`create table int_events (id int generated always as identity primary key, room int not null, body text)`);
+  await fx.db.query(
+    `create table int_events (id int generated always as identity primary key, room int not null, body text)`,
+  );
   await fx.db.query(`select walcast.register_table('public.int_events', channel_column => 'room')`);
   await fx.db.query(`insert into int_events (room, body) values (42, 'hi')`);
   const blocks = FILES.flatMap((f) => sqlBlocks(f).map((sql, i) => ({ where: `${f} block ${i + 1}`, sql })));

@@ -22,32 +22,72 @@ const { db } = fx;
 let relay: Relay;
 
 before(async () => {
-  relay = await fx.relay({ maxFrameBytes: MAX_FRAME, maxSubscriptions: 20, rateLimit: 1_000_000, subjectRateLimit: 1_000_000 });
+  relay = await fx.relay({
+    maxFrameBytes: MAX_FRAME,
+    maxSubscriptions: 20,
+    rateLimit: 1_000_000,
+    subjectRateLimit: 1_000_000,
+  });
 });
 
 type Frame = { kind: string; data: string | Buffer };
 
-const channel = fc.oneof(fc.constantFrom('fuzz-a', 'fuzz-b', 'fuzz-good', "x'); drop table chat_messages; --"), fc.string({ maxLength: 210 }));
-const tableName = fc.oneof(fc.constantFrom('chat_messages', 'presence', 'public.chat_messages', 'walcast.tables', 'pg_catalog.pg_class'), fc.string({ maxLength: 40 }));
-const value = fc.oneof(fc.string({ maxLength: 50 }), fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.jsonValue({ maxDepth: 3 }));
+const channel = fc.oneof(
+  fc.constantFrom('fuzz-a', 'fuzz-b', 'fuzz-good', "x'); drop table chat_messages; --"),
+  fc.string({ maxLength: 210 }),
+);
+const tableName = fc.oneof(
+  fc.constantFrom('chat_messages', 'presence', 'public.chat_messages', 'walcast.tables', 'pg_catalog.pg_class'),
+  fc.string({ maxLength: 40 }),
+);
+const value = fc.oneof(
+  fc.string({ maxLength: 50 }),
+  fc.integer(),
+  fc.double(),
+  fc.boolean(),
+  fc.constant(null),
+  fc.jsonValue({ maxDepth: 3 }),
+);
 const row = fc.oneof(
   fc.record({ channel_id: channel, sender: fc.string({ maxLength: 20 }), body: value }, { requiredKeys: [] }),
   fc.dictionary(fc.string({ maxLength: 30 }), value, { maxKeys: 6 }),
 );
 const id = fc.oneof(fc.string({ maxLength: 70 }), fc.integer());
 const message = fc.oneof(
-  fc.record({ type: fc.constant('subscribe'), id, channel, snapshot: fc.boolean(), since: fc.string({ maxLength: 70 }), limit: fc.integer({ min: -5, max: 2000 }), tables: fc.array(tableName, { maxLength: 3 }) }, { requiredKeys: ['type'] }),
+  fc.record(
+    {
+      type: fc.constant('subscribe'),
+      id,
+      channel,
+      snapshot: fc.boolean(),
+      since: fc.string({ maxLength: 70 }),
+      limit: fc.integer({ min: -5, max: 2000 }),
+      tables: fc.array(tableName, { maxLength: 3 }),
+    },
+    { requiredKeys: ['type'] },
+  ),
   fc.record({ type: fc.constant('unsubscribe'), id, channel }, { requiredKeys: ['type'] }),
   fc.record({ type: fc.constant('publish'), id, table: tableName, row }, { requiredKeys: ['type'] }),
-  fc.record({ type: fc.constantFrom('ping', 'auth', 'pong', 'event', '__proto__', 'constructor'), id, token: fc.string({ maxLength: 50 }) }, { requiredKeys: ['type'] }),
+  fc.record(
+    {
+      type: fc.constantFrom('ping', 'auth', 'pong', 'event', '__proto__', 'constructor'),
+      id,
+      token: fc.string({ maxLength: 50 }),
+    },
+    { requiredKeys: ['type'] },
+  ),
 );
-const nested = fc.tuple(fc.integer({ min: 1, max: 2000 }), fc.constantFrom('[', '{"a":', '{"type":"publish","table":"chat_messages","row":{"a":'), fc.boolean()).map(
-  ([depth, open, closed]) => {
+const nested = fc
+  .tuple(
+    fc.integer({ min: 1, max: 2000 }),
+    fc.constantFrom('[', '{"a":', '{"type":"publish","table":"chat_messages","row":{"a":'),
+    fc.boolean(),
+  )
+  .map(([depth, open, closed]) => {
     const close = open === '[' ? ']' : '}';
     const text = `${open.repeat(depth)}1${closed ? close.repeat(depth + (open.startsWith('{"type"') ? 1 : 0)) : ''}`;
     return text.slice(0, MAX_FRAME);
-  },
-);
+  });
 const wellFormedPublish = fc.record({
   type: fc.constant('publish'),
   id: fc.string({ maxLength: 10 }),
@@ -57,12 +97,26 @@ const wellFormedPublish = fc.record({
 const frame: fc.Arbitrary<Frame> = fc.oneof(
   { weight: 6, arbitrary: wellFormedPublish.map((m) => ({ kind: 'publish', data: JSON.stringify(m) })) },
   { weight: 30, arbitrary: message.map((m) => ({ kind: 'message', data: JSON.stringify(m) })) },
-  { weight: 10, arbitrary: fc.tuple(message, fc.nat()).map(([m, cut]) => { const t = JSON.stringify(m); return { kind: 'truncated', data: t.slice(0, cut % t.length) }; }) },
+  {
+    weight: 10,
+    arbitrary: fc.tuple(message, fc.nat()).map(([m, cut]) => {
+      const t = JSON.stringify(m);
+      return { kind: 'truncated', data: t.slice(0, cut % t.length) };
+    }),
+  },
   { weight: 10, arbitrary: fc.string({ maxLength: 300, unit: 'binary' }).map((s) => ({ kind: 'random', data: s })) },
-  { weight: 10, arbitrary: fc.jsonValue({ maxDepth: 4 }).map((v) => ({ kind: 'json', data: JSON.stringify(v) ?? 'null' })) },
+  {
+    weight: 10,
+    arbitrary: fc.jsonValue({ maxDepth: 4 }).map((v) => ({ kind: 'json', data: JSON.stringify(v) ?? 'null' })),
+  },
   { weight: 8, arbitrary: nested.map((s) => ({ kind: 'nested', data: s })) },
   { weight: 8, arbitrary: fc.uint8Array({ maxLength: 300 }).map((b) => ({ kind: 'binary', data: Buffer.from(b) })) },
-  { weight: 1, arbitrary: fc.integer({ min: MAX_FRAME + 1, max: MAX_FRAME * 3 }).map((n) => ({ kind: 'oversized', data: `{"type":"ping","x":"${'x'.repeat(n)}"}` })) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .integer({ min: MAX_FRAME + 1, max: MAX_FRAME * 3 })
+      .map((n) => ({ kind: 'oversized', data: `{"type":"ping","x":"${'x'.repeat(n)}"}` })),
+  },
 );
 
 /** Send frames on fresh connections; returns how many went out and how many closes were seen. */
@@ -87,7 +141,8 @@ async function fuzzConnection(frames: Frame[]): Promise<{ sent: number; closes: 
     }
     expected++;
     // Every 100 frames, catch up: each frame got its one reply.
-    if (expected % 100 === 0) await c.waitFor(() => (replies(c) >= expected ? true : undefined), 20_000, `${expected} replies`);
+    if (expected % 100 === 0)
+      await c.waitFor(() => (replies(c) >= expected ? true : undefined), 20_000, `${expected} replies`);
   }
   await c.waitFor(() => (replies(c) >= expected ? true : undefined), 20_000, `${expected} replies`);
   assert.equal(replies(c), expected, 'one reply per frame, no more');
@@ -105,7 +160,9 @@ test('fuzz: the relay survives, answers every frame, stays bounded, and a good c
   let fuzzing = true;
   const inserter = (async () => {
     while (fuzzing) {
-      await db.query("insert into chat_messages (channel_id, sender, body) values ('fuzz-good', 'steady', $1)", [`good-${inserted}`]);
+      await db.query("insert into chat_messages (channel_id, sender, body) values ('fuzz-good', 'steady', $1)", [
+        `good-${inserted}`,
+      ]);
       inserted++;
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -116,7 +173,9 @@ test('fuzz: the relay survives, answers every frame, stays bounded, and a good c
   let results: { sent: number; closes: number }[];
   try {
     results = await Promise.all(
-      Array.from({ length: CONNECTIONS }, (_, i) => fuzzConnection(all.slice(i * FRAMES_PER_CONNECTION, (i + 1) * FRAMES_PER_CONNECTION))),
+      Array.from({ length: CONNECTIONS }, (_, i) =>
+        fuzzConnection(all.slice(i * FRAMES_PER_CONNECTION, (i + 1) * FRAMES_PER_CONNECTION)),
+      ),
     );
   } finally {
     fuzzing = false;
@@ -130,9 +189,19 @@ test('fuzz: the relay survives, answers every frame, stays bounded, and a good c
   assert.ok(sent >= 5000);
 
   // The good client got every steady row, in order, and nothing was lost.
-  await good.waitFor(() => (good.events().filter((e) => e.row.sender === 'steady').length >= inserted ? true : undefined), 20_000, 'every steady row');
-  const bodies = good.events().filter((e) => e.row.sender === 'steady').map((e) => e.row.body);
-  assert.deepEqual(bodies, Array.from({ length: inserted }, (_, i) => `good-${i}`));
+  await good.waitFor(
+    () => (good.events().filter((e) => e.row.sender === 'steady').length >= inserted ? true : undefined),
+    20_000,
+    'every steady row',
+  );
+  const bodies = good
+    .events()
+    .filter((e) => e.row.sender === 'steady')
+    .map((e) => e.row.body);
+  assert.deepEqual(
+    bodies,
+    Array.from({ length: inserted }, (_, i) => `good-${i}`),
+  );
   assert.equal(good.closed, undefined);
 
   // Bounded: what the fuzzers held is released; the heap did not balloon.
@@ -160,9 +229,19 @@ test('found by the fuzz: subscribe with snapshot, unsubscribe, subscribe again, 
   await db.query("insert into chat_messages (channel_id, sender, body) values ('fuzz-race', 'x', 'new')");
   await c.waitForEvents(1);
   assert.deepEqual((await c.request({ type: 'ping', id: 'end' })).type, 'pong');
-  const replies = c.messages.filter((m) => m.type !== 'event').map((m) => [m.type, 'id' in m ? m.id : undefined, m.type === 'error' ? m.code : undefined]);
+  const replies = c.messages
+    .filter((m) => m.type !== 'event')
+    .map((m) => [m.type, 'id' in m ? m.id : undefined, m.type === 'error' ? m.code : undefined]);
   // The snapshot read finishes last: its subscribe is answered after the other two.
-  assert.deepEqual(replies, [['unsubscribed', 'u', undefined], ['subscribed', 's2', undefined], ['error', 's1', 'snapshot_failed'], ['pong', 'end', undefined]]);
-  assert.deepEqual(c.events().map((e) => [e.op, e.row.body]), [['insert', 'new']]);
+  assert.deepEqual(replies, [
+    ['unsubscribed', 'u', undefined],
+    ['subscribed', 's2', undefined],
+    ['error', 's1', 'snapshot_failed'],
+    ['pong', 'end', undefined],
+  ]);
+  assert.deepEqual(
+    c.events().map((e) => [e.op, e.row.body]),
+    [['insert', 'new']],
+  );
   c.close();
 });

@@ -32,7 +32,9 @@ async function liveAndSnapshot(c: TestClient, channel: string): Promise<[EventMe
   await fx.db.query(`insert into orders (ch, qty, price) values ($1, 3, 7)`, [`${channel}-snap`]);
   const reply = await c.subscribe(`${channel}-snap`, { snapshot: true });
   assert.equal(reply.type === 'subscribed' && reply.snapshot, 1);
-  const snapshot = (await c.waitFor((ms) => ms.find((m): m is EventMessage => m.type === 'event' && m.op === 'snapshot')))!;
+  const snapshot = (await c.waitFor((ms) =>
+    ms.find((m): m is EventMessage => m.type === 'event' && m.op === 'snapshot'),
+  ))!;
   return [live!, snapshot];
 }
 
@@ -57,6 +59,10 @@ test('a server that does not publish them: left out of events and snapshot rows 
   const [live, snapshot] = await liveAndSnapshot(await fx.client(relay), 'o17');
   assert.equal('total' in live.row, false);
   assert.deepEqual(live.omitted, ['total']);
-  assert.deepEqual(Object.keys(snapshot.row).sort(), Object.keys(live.row).sort(), 'the same shape live and in a snapshot');
+  assert.deepEqual(
+    Object.keys(snapshot.row).sort(),
+    Object.keys(live.row).sort(),
+    'the same shape live and in a snapshot',
+  );
   assert.deepEqual(snapshot.omitted, ['total']);
 });

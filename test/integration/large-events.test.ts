@@ -32,10 +32,19 @@ function checkRaw(c: TestClient): ErrorMessage {
   const seen = c.messages.filter((m) => m.type === 'event' || m.type === 'error');
   assert.equal(seen.length, 4, JSON.stringify(seen.map((m) => m.type)));
   const [text, frame, notice, marker] = seen;
-  assert.ok(text?.type === 'event' && text.op === 'insert' && text.row.body === TEXT, 'the 2 MB text row arrived whole');
-  assert.ok(frame?.type === 'event' && frame.op === 'insert' && frame.row.payload === BYTES.toString('base64'), 'the 5 MB bytea row arrived whole');
+  assert.ok(
+    text?.type === 'event' && text.op === 'insert' && text.row.body === TEXT,
+    'the 2 MB text row arrived whole',
+  );
+  assert.ok(
+    frame?.type === 'event' && frame.op === 'insert' && frame.row.payload === BYTES.toString('base64'),
+    'the 5 MB bytea row arrived whole',
+  );
   assert.ok(notice?.type === 'error' && notice.code === 'event_too_large');
-  assert.ok(marker?.type === 'event' && marker.op === 'insert' && marker.row.body === 'after', 'the row after the skipped one arrived');
+  assert.ok(
+    marker?.type === 'event' && marker.op === 'insert' && marker.row.body === 'after',
+    'the row after the skipped one arrived',
+  );
   assert.equal(c.closed, undefined, 'the client was not closed');
   return notice;
 }
@@ -53,7 +62,11 @@ test('2 MB and 5 MB rows reach a raw client and the SDK; a row over the maximum 
   await sub.ready;
 
   await insertRows('big');
-  await raw.waitFor((ms) => ms.some((m) => m.type === 'event' && m.op === 'insert' && m.row.body === 'after'), 30_000, 'the marker row');
+  await raw.waitFor(
+    (ms) => ms.some((m) => m.type === 'event' && m.op === 'insert' && m.row.body === 'after'),
+    30_000,
+    'the marker row',
+  );
   const notice = checkRaw(raw);
   assert.equal(notice.channel, 'big');
   assert.equal(notice.table, 'chat_messages');
@@ -63,8 +76,14 @@ test('2 MB and 5 MB rows reach a raw client and the SDK; a row over the maximum 
   assert.match(metrics, /^walcast_events_too_large_total 1$/m);
 
   await waitFor(() => got.length === 3, 30_000, 'the SDK to get three events');
-  assert.deepEqual(got.map((e) => (e.op === 'truncate' ? '' : String(e.row.body ?? e.row.payload).length)), [TEXT.length, BYTES.toString('base64').length, 5]);
-  assert.deepEqual(skipped.map((n) => [n.table, n.position, n.error.code]), [['chat_messages', notice.position, 'event_too_large']]);
+  assert.deepEqual(
+    got.map((e) => (e.op === 'truncate' ? '' : String(e.row.body ?? e.row.payload).length)),
+    [TEXT.length, BYTES.toString('base64').length, 5],
+  );
+  assert.deepEqual(
+    skipped.map((n) => [n.table, n.position, n.error.code]),
+    [['chat_messages', notice.position, 'event_too_large']],
+  );
   assert.equal(sub.position, got[2]!.position, 'the SDK resumes after the marker');
   assert.equal(sdk.status, 'open');
 
@@ -72,7 +91,11 @@ test('2 MB and 5 MB rows reach a raw client and the SDK; a row over the maximum 
   const again = await fx.client(relay);
   const reply = await again.subscribe('big', { since: subscribed.type === 'subscribed' ? subscribed.position : '' });
   assert.equal(reply.type === 'subscribed' && reply.recovered, true);
-  await again.waitFor((ms) => ms.some((m) => m.type === 'event' && m.op === 'insert' && m.row.body === 'after'), 30_000, 'the replayed marker');
+  await again.waitFor(
+    (ms) => ms.some((m) => m.type === 'event' && m.op === 'insert' && m.row.body === 'after'),
+    30_000,
+    'the replayed marker',
+  );
   checkRaw(again);
 });
 
@@ -89,8 +112,18 @@ test('a paused client is still closed with 4008 within the grace period, after w
   await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ('stall', 'marker', 'after')`);
   await waitFor(() => relay.internals.ws.slowConsumerCloses > 0, 30_000, 'the paused client to be closed as slow');
   (paused.ws as unknown as { _socket: Socket })._socket.resume();
-  assert.deepEqual(await paused.waitClosed(15_000), { code: CLOSE.slowConsumer, reason: 'slow consumer: send queue over its limit' });
-  assert.ok(paused.events().length >= 1, 'the large event admitted before the close was delivered before the close frame');
-  await reading.waitFor((ms) => ms.some((m) => m.type === 'event' && m.op === 'insert' && m.row.body === 'after'), 30_000, 'the marker');
+  assert.deepEqual(await paused.waitClosed(15_000), {
+    code: CLOSE.slowConsumer,
+    reason: 'slow consumer: send queue over its limit',
+  });
+  assert.ok(
+    paused.events().length >= 1,
+    'the large event admitted before the close was delivered before the close frame',
+  );
+  await reading.waitFor(
+    (ms) => ms.some((m) => m.type === 'event' && m.op === 'insert' && m.row.body === 'after'),
+    30_000,
+    'the marker',
+  );
   assert.equal(reading.events().length, 5, 'the reading client got every row');
 });

@@ -62,13 +62,30 @@ test('the relay streams, snapshots and publishes as the documented role', async 
   const sub = await c.subscribe('room-lp', { snapshot: true });
   assert.equal(sub.type === 'subscribed' && sub.snapshot, 1);
   await db.query("insert into chat_messages (channel_id, sender, body) values ('room-lp', 'ada', 'live')");
-  const published = await c.request({ type: 'publish', id: 'p', table: 'chat_messages', row: { channel_id: 'room-lp', sender: 'ada', body: 'via relay' } });
+  const published = await c.request({
+    type: 'publish',
+    id: 'p',
+    table: 'chat_messages',
+    row: { channel_id: 'room-lp', sender: 'ada', body: 'via relay' },
+  });
   assert.equal(published.type, 'published');
   const events = await c.waitForEvents(3);
-  assert.deepEqual(events.map((e) => [e.op, e.row.body]), [['snapshot', 'before'], ['insert', 'live'], ['insert', 'via relay']]);
+  assert.deepEqual(
+    events.map((e) => [e.op, e.row.body]),
+    [
+      ['snapshot', 'before'],
+      ['insert', 'live'],
+      ['insert', 'via relay'],
+    ],
+  );
 
   // No INSERT on presence: the publish fails, safely, and says nothing of privileges to the client.
-  const refused = await c.request({ type: 'publish', id: 'q', table: 'presence', row: { channel_id: 'room-lp', user_id: 'ada' } });
+  const refused = await c.request({
+    type: 'publish',
+    id: 'q',
+    table: 'presence',
+    row: { channel_id: 'room-lp', user_id: 'ada' },
+  });
   assert.equal(refused.type === 'error' && refused.code, 'publish_failed');
   assert.ok(refused.type === 'error' && !/permission|privilege/i.test(refused.message));
   // And the role itself cannot change what it serves.
@@ -76,7 +93,10 @@ test('the relay streams, snapshots and publishes as the documented role', async 
   await asRole.connect();
   try {
     await assert.rejects(asRole.query('drop table chat_messages'), (e: { code?: string }) => e.code === '42501');
-    await assert.rejects(asRole.query("update chat_messages set body = 'x'"), (e: { code?: string }) => e.code === '42501');
+    await assert.rejects(
+      asRole.query("update chat_messages set body = 'x'"),
+      (e: { code?: string }) => e.code === '42501',
+    );
   } finally {
     await asRole.end();
   }

@@ -14,7 +14,13 @@ let relay: Relay;
 const clients: TestClient[] = [];
 
 before(async () => {
-  relay = await fx.relay({ jwtSecret: TEST_SECRET, rateLimit: 5, subjectRateLimit: 2, maxConnectionsPerIp: 4, publish: 'off' });
+  relay = await fx.relay({
+    jwtSecret: TEST_SECRET,
+    rateLimit: 5,
+    subjectRateLimit: 2,
+    maxConnectionsPerIp: 4,
+    publish: 'off',
+  });
 });
 
 /** A connection with a token for `sub` (none: a token without sub, so no subject bucket). */
@@ -31,7 +37,10 @@ async function burst(c: TestClient, n: number, tag: string): Promise<{ pong: num
   const start = c.messages.length;
   for (let i = 0; i < n; i++) c.send({ type: 'ping', id: `${tag}-${i}` });
   const replies = await c.waitFor((m) => (m.length >= start + n ? m.slice(start, start + n) : undefined));
-  return { pong: replies.filter((r) => r.type === 'pong').length, limited: replies.filter((r) => r.type === 'error' && r.code === 'rate_limited').length };
+  return {
+    pong: replies.filter((r) => r.type === 'pong').length,
+    limited: replies.filter((r) => r.type === 'error' && r.code === 'rate_limited').length,
+  };
 }
 
 test('a connection over its rate gets rate_limited for the extra messages, and stays usable', async () => {
@@ -76,6 +85,11 @@ test('connections per address: the one over the limit is refused with 429 until 
 
 test('WALCAST_PUBLISH=off: publish messages get publishing_disabled', async () => {
   const c = clients.at(-1)!;
-  const reply = await c.request({ type: 'publish', id: 'off', table: 'chat_messages', row: { channel_id: 'x', sender: 'a', body: 'b' } });
+  const reply = await c.request({
+    type: 'publish',
+    id: 'off',
+    table: 'chat_messages',
+    row: { channel_id: 'x', sender: 'a', body: 'b' },
+  });
   assert.equal(reply.type === 'error' && reply.code, 'publishing_disabled');
 });

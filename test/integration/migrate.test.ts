@@ -22,9 +22,26 @@ function assertNoLeakedClients(): void {
 
 test('two relays migrating at once both succeed and apply each file once', async () => {
   const [a, b] = await Promise.all([migrate(db.pool, {}), migrate(db.pool, {})]);
-  assert.deepEqual([...a.applied, ...b.applied].sort(), ['001_walcast.sql', '002_delivery.sql', '003_publish.sql', '004_generated_columns.sql', '005_mqtt.sql', '006_webhooks.sql']);
+  assert.deepEqual([...a.applied, ...b.applied].sort(), [
+    '001_walcast.sql',
+    '002_delivery.sql',
+    '003_publish.sql',
+    '004_generated_columns.sql',
+    '005_mqtt.sql',
+    '006_webhooks.sql',
+  ]);
   const rows = await db.query('SELECT name FROM walcast.migrations ORDER BY name');
-  assert.deepEqual(rows.map((r) => r.name), ['001_walcast.sql', '002_delivery.sql', '003_publish.sql', '004_generated_columns.sql', '005_mqtt.sql', '006_webhooks.sql']);
+  assert.deepEqual(
+    rows.map((r) => r.name),
+    [
+      '001_walcast.sql',
+      '002_delivery.sql',
+      '003_publish.sql',
+      '004_generated_columns.sql',
+      '005_mqtt.sql',
+      '006_webhooks.sql',
+    ],
+  );
   assertNoLeakedClients();
 });
 
@@ -43,21 +60,36 @@ test('the example tables are registered and published', async () => {
   );
   assert.deepEqual(rows, [
     { schema_name: 'public', table_name: 'call_state', channel_column: 'session_id', ttl: null, time_column: null },
-    { schema_name: 'public', table_name: 'chat_messages', channel_column: 'channel_id', ttl: '7 days', time_column: 'created_at' },
-    { schema_name: 'public', table_name: 'presence', channel_column: 'channel_id', ttl: '00:02:00', time_column: 'updated_at' },
-    { schema_name: 'public', table_name: 'video_frames', channel_column: 'to_id', ttl: '00:00:30', time_column: 'created_at' },
+    {
+      schema_name: 'public',
+      table_name: 'chat_messages',
+      channel_column: 'channel_id',
+      ttl: '7 days',
+      time_column: 'created_at',
+    },
+    {
+      schema_name: 'public',
+      table_name: 'presence',
+      channel_column: 'channel_id',
+      ttl: '00:02:00',
+      time_column: 'updated_at',
+    },
+    {
+      schema_name: 'public',
+      table_name: 'video_frames',
+      channel_column: 'to_id',
+      ttl: '00:00:30',
+      time_column: 'created_at',
+    },
   ]);
   const published = await db.query(
     `SELECT schemaname || '.' || tablename AS t FROM pg_publication_tables
      WHERE pubname = 'realtime_events' ORDER BY 1`,
   );
-  assert.deepEqual(published.map((r) => r.t), [
-    'public.call_state',
-    'public.chat_messages',
-    'public.presence',
-    'public.video_frames',
-    'walcast.tables',
-  ]);
+  assert.deepEqual(
+    published.map((r) => r.t),
+    ['public.call_state', 'public.chat_messages', 'public.presence', 'public.video_frames', 'walcast.tables'],
+  );
 });
 
 test('every example table has a replica identity that carries its channel column', async () => {
@@ -66,12 +98,10 @@ test('every example table has a replica identity that carries its channel column
      WHERE relname IN ('chat_messages', 'presence', 'call_state', 'video_frames') ORDER BY relname`,
   );
   // i: the (channel, id) unique index; d: a primary key that starts with the channel.
-  assert.deepEqual(rows.map((r) => `${r.relname}:${r.relreplident}`), [
-    'call_state:d',
-    'chat_messages:i',
-    'presence:d',
-    'video_frames:i',
-  ]);
+  assert.deepEqual(
+    rows.map((r) => `${r.relname}:${r.relreplident}`),
+    ['call_state:d', 'chat_messages:i', 'presence:d', 'video_frames:i'],
+  );
 });
 
 test('the Drizzle schema matches the SQL tables', async () => {
@@ -95,13 +125,10 @@ test('ensurePublication creates a publication with walcast.tables and every regi
   const published = await db.query(
     `SELECT schemaname || '.' || tablename AS t FROM pg_publication_tables WHERE pubname = 'walcast_other' ORDER BY 1`,
   );
-  assert.deepEqual(published.map((r) => r.t), [
-    'public.call_state',
-    'public.chat_messages',
-    'public.presence',
-    'public.video_frames',
-    'walcast.tables',
-  ]);
+  assert.deepEqual(
+    published.map((r) => r.t),
+    ['public.call_state', 'public.chat_messages', 'public.presence', 'public.video_frames', 'walcast.tables'],
+  );
   const [config] = await db.query(`SELECT value FROM walcast.config WHERE key = 'publication'`);
   assert.equal(config?.value, 'walcast_other');
   await ensurePublication(db.pool, 'realtime_events');
@@ -122,7 +149,10 @@ test('a failing file rolls back, is not recorded, and names itself in the error'
   const dir = await mkdtemp(join(tmpdir(), 'walcast-migrate-'));
   try {
     await writeFile(join(dir, '001_ok.sql'), 'CREATE TABLE fixture_ok (id int);');
-    await writeFile(join(dir, '002_bad.sql'), 'CREATE TABLE fixture_partial (id int);\nSELECT no_such_column FROM fixture_ok;');
+    await writeFile(
+      join(dir, '002_bad.sql'),
+      'CREATE TABLE fixture_partial (id int);\nSELECT no_such_column FROM fixture_ok;',
+    );
     const url = pathToFileURL(`${dir}/`);
     await assert.rejects(migrate(db.pool, { dir: url }), (err: unknown) => {
       assert.ok(err instanceof WalcastError);
@@ -132,7 +162,9 @@ test('a failing file rolls back, is not recorded, and names itself in the error'
       assert.match(err.message, /42703/);
       return true;
     });
-    const names = (await db.query(`SELECT name FROM walcast.migrations WHERE name LIKE '00%\\_%.sql'`)).map((r) => r.name);
+    const names = (await db.query(`SELECT name FROM walcast.migrations WHERE name LIKE '00%\\_%.sql'`)).map(
+      (r) => r.name,
+    );
     assert.ok(names.includes('001_ok.sql'));
     assert.ok(!names.includes('002_bad.sql'));
     const [partial] = await db.query(`SELECT to_regclass('fixture_partial') AS t`);

@@ -17,13 +17,32 @@ let relay: Relay | undefined;
 
 before(async () => {
   if (!existsSync('/usr/bin/mosquitto_sub') || !existsSync('/usr/bin/mosquitto_pub')) {
-    throw new Error("mosquitto_sub / mosquitto_pub not found: the MQTT tests need Debian's mosquitto-clients (apt-get install -y mosquitto-clients; npm test and .ci/run install it)");
+    throw new Error(
+      "mosquitto_sub / mosquitto_pub not found: the MQTT tests need Debian's mosquitto-clients (apt-get install -y mosquitto-clients; npm test and .ci/run install it)",
+    );
   }
 });
 
 /** mosquitto_sub printing "<retain> <topic> <payload>" lines until `count` messages came. */
 function sub(version: 'mqttv311' | 'mqttv5', filter: string, count: number): { lines: string[]; done: Promise<void> } {
-  const child = spawn('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(relay!.mqttPort), '-V', version, '-q', '1', '-t', filter, '-C', String(count), '-F', '%r %t %p', '-W', '20']);
+  const child = spawn('mosquitto_sub', [
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(relay!.mqttPort),
+    '-V',
+    version,
+    '-q',
+    '1',
+    '-t',
+    filter,
+    '-C',
+    String(count),
+    '-F',
+    '%r %t %p',
+    '-W',
+    '20',
+  ]);
   const lines: string[] = [];
   let buf = '';
   child.stdout.on('data', (d: Buffer) => {
@@ -33,13 +52,28 @@ function sub(version: 'mqttv311' | 'mqttv5', filter: string, count: number): { l
     lines.push(...parts);
   });
   // 'close', not 'exit': the last line may still be in the pipe when the process exits.
-  const done = new Promise<void>((resolve, reject) => child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`mosquitto_sub exited ${code}`)))));
+  const done = new Promise<void>((resolve, reject) =>
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`mosquitto_sub exited ${code}`)))),
+  );
   return { lines, done };
 }
 
 /** mosquitto_pub at QoS 1 (it exits after the PUBACK); a null message is sent with -n. */
 const pub = (version: 'mqttv311' | 'mqttv5', topic: string, message: string | null, ...extra: string[]) =>
-  run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(relay!.mqttPort), '-V', version, '-q', '1', '-t', topic, ...(message === null ? ['-n'] : ['-m', message]), ...extra]);
+  run('mosquitto_pub', [
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(relay!.mqttPort),
+    '-V',
+    version,
+    '-q',
+    '1',
+    '-t',
+    topic,
+    ...(message === null ? ['-n'] : ['-m', message]),
+    ...extra,
+  ]);
 
 for (const version of ['mqttv311', 'mqttv5'] as const) {
   test(`${version}: mosquitto_sub gets the current row retained, then live changes; mosquitto_pub -r writes and deletes rows`, async () => {
@@ -49,7 +83,10 @@ for (const version of ['mqttv311', 'mqttv5'] as const) {
     const s = sub(version, `presence/${channel}/#`, 4);
     await waitFor(() => s.lines.length >= 1, 10_000, 'the retained row');
     await pub(version, `presence/${channel}/bob`, JSON.stringify({ name: 'Bob' }), '-r');
-    assert.deepEqual(await fx.db.query(`select name from presence where channel_id = $1 and user_id = 'bob'`, [channel]), [{ name: 'Bob' }]);
+    assert.deepEqual(
+      await fx.db.query(`select name from presence where channel_id = $1 and user_id = 'bob'`, [channel]),
+      [{ name: 'Bob' }],
+    );
     await pub(version, `presence/${channel}/bob`, 'typing');
     await pub(version, `presence/${channel}/bob`, null, '-r');
     await s.done;
@@ -64,6 +101,8 @@ for (const version of ['mqttv311', 'mqttv5'] as const) {
       ['0', `presence/${channel}/bob`, 'typing'],
       ['0', `presence/${channel}/bob`, ''],
     ]);
-    assert.deepEqual(await fx.db.query(`select user_id, name from presence where channel_id = $1`, [channel]), [{ user_id: 'ada', name: 'Ada' }]);
+    assert.deepEqual(await fx.db.query(`select user_id, name from presence where channel_id = $1`, [channel]), [
+      { user_id: 'ada', name: 'Ada' },
+    ]);
   });
 }

@@ -12,24 +12,34 @@ const connect = mqttClients();
 
 test('MQTT 5 over TCP: current rows first as retained, then insert, update and delete live; op, position and commit_time as user properties', async () => {
   const relay = await fx.relay();
-  await fx.db.query(`insert into presence (channel_id, user_id, name) values ('r1', 'ada', 'Ada'), ('r1', 'bob', 'Bob'), ('r2', 'eve', 'Eve')`);
+  await fx.db.query(
+    `insert into presence (channel_id, user_id, name) values ('r1', 'ada', 'Ada'), ('r1', 'bob', 'Bob'), ('r2', 'eve', 'Eve')`,
+  );
   const c = await connect(relay, 'tcp', 5);
   assert.deepEqual(await c.subscribe('presence/r1/+'), [1]);
   const first = await c.waitFor((m) => (m.length >= 2 ? m : undefined), 'two retained rows');
-  assert.deepEqual(first.map((m) => [m.topic, m.retain, JSON.parse(m.payload).name]).sort(), [['presence/r1/ada', true, 'Ada'], ['presence/r1/bob', true, 'Bob']]);
+  assert.deepEqual(first.map((m) => [m.topic, m.retain, JSON.parse(m.payload).name]).sort(), [
+    ['presence/r1/ada', true, 'Ada'],
+    ['presence/r1/bob', true, 'Bob'],
+  ]);
   assert.equal(first[0]!.user.op, 'snapshot');
   await fx.db.query(`insert into presence (channel_id, user_id, name) values ('r1', 'cy', 'Cy')`);
   await fx.db.query(`update presence set name = 'Ada L' where user_id = 'ada'`);
   await fx.db.query(`delete from presence where user_id = 'bob'`);
-  await fx.db.query(`insert into presence (channel_id, user_id, name) values ('r2', 'zed', 'not for r1'), ('r1', 'mark', 'marker')`);
+  await fx.db.query(
+    `insert into presence (channel_id, user_id, name) values ('r2', 'zed', 'not for r1'), ('r1', 'mark', 'marker')`,
+  );
   const all = await c.until('presence/r1/mark', 'marker');
   const live = all.slice(2);
-  assert.deepEqual(live.map((m) => [m.topic, m.retain, m.user.op, m.payload === '' ? '' : JSON.parse(m.payload).name]), [
-    ['presence/r1/cy', false, 'insert', 'Cy'],
-    ['presence/r1/ada', false, 'update', 'Ada L'],
-    ['presence/r1/bob', false, 'delete', ''],
-    ['presence/r1/mark', false, 'insert', 'marker'],
-  ]);
+  assert.deepEqual(
+    live.map((m) => [m.topic, m.retain, m.user.op, m.payload === '' ? '' : JSON.parse(m.payload).name]),
+    [
+      ['presence/r1/cy', false, 'insert', 'Cy'],
+      ['presence/r1/ada', false, 'update', 'Ada L'],
+      ['presence/r1/bob', false, 'delete', ''],
+      ['presence/r1/mark', false, 'insert', 'marker'],
+    ],
+  );
   assert.match(String(live[0]!.user.position), /^[0-9A-F]{16}-[0-9A-F]{8}-/);
   assert.match(String(live[0]!.user.commit_time), /^\d{4}-\d\d-\d\dT/);
 });
@@ -40,10 +50,15 @@ test('MQTT 3.1.1 over WebSocket: +/<channel>/# gets every table of the channel, 
   const all = await connect(relay, 'tcp', 4);
   assert.deepEqual(await c.subscribe('+/room-9/#', 0), [0]);
   assert.deepEqual(await all.subscribe('chat_messages/#', 1), [1]);
-  await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ('room-9', 'ada', 'hi'), ('room-8', 'bob', 'elsewhere')`);
+  await fx.db.query(
+    `insert into chat_messages (channel_id, sender, body) values ('room-9', 'ada', 'hi'), ('room-8', 'bob', 'elsewhere')`,
+  );
   await fx.db.query(`insert into presence (channel_id, user_id, name) values ('room-9', 'ada', 'marker')`);
   const got = await c.until('presence/room-9/ada', 'marker');
-  assert.deepEqual(got.map((m) => m.topic.replace(/\/\d+$/, '/<id>')), ['chat_messages/room-9/<id>', 'presence/room-9/ada']);
+  assert.deepEqual(
+    got.map((m) => m.topic.replace(/\/\d+$/, '/<id>')),
+    ['chat_messages/room-9/<id>', 'presence/room-9/ada'],
+  );
   const chat = await all.waitFor((m) => (m.length >= 2 ? m : undefined), 'both chat rows');
   assert.deepEqual(chat.map((m) => JSON.parse(m.payload).body).sort(), ['elsewhere', 'hi']);
 });
@@ -56,9 +71,14 @@ test('retain=1 upserts the row, an empty retained payload deletes it; the PUBACK
   const rows = await fx.db.query(`select name, status from presence where channel_id = 'lobby' and user_id = 'u-7'`);
   assert.deepEqual(rows, [{ name: 'Grace', status: 'away' }]);
   await c.publish('presence/lobby/u-7', JSON.stringify({ name: 'Grace H' }), { retain: true });
-  assert.deepEqual(await fx.db.query(`select name from presence where channel_id = 'lobby' and user_id = 'u-7'`), [{ name: 'Grace H' }]);
+  assert.deepEqual(await fx.db.query(`select name from presence where channel_id = 'lobby' and user_id = 'u-7'`), [
+    { name: 'Grace H' },
+  ]);
   await c.publish('chat_messages/lobby', JSON.stringify({ sender: 'grace', body: 'inserted' }), { retain: true });
-  assert.equal((await fx.db.query(`select * from chat_messages where channel_id = 'lobby' and body = 'inserted'`)).length, 1);
+  assert.equal(
+    (await fx.db.query(`select * from chat_messages where channel_id = 'lobby' and body = 'inserted'`)).length,
+    1,
+  );
   await c.publish('presence/lobby/u-7', '', { retain: true });
   assert.deepEqual(await fx.db.query(`select * from presence where channel_id = 'lobby' and user_id = 'u-7'`), []);
 });
@@ -91,12 +111,15 @@ test('retain=0 is a message: it reaches the matching subscribers, in order with 
   await pub.publish('presence/hall/x', 'typing', { retain: false });
   await pub.publish('alerts/fire', 'marker');
   const got = await sub.until('alerts/fire', 'marker');
-  assert.deepEqual(got.map((m) => [m.topic, m.payload.startsWith('{') ? 'row' : m.payload]), [
-    ['alerts/fire', 'smoke in hall 2'],
-    ['presence/hall/x', 'row'],
-    ['presence/hall/x', 'typing'],
-    ['alerts/fire', 'marker'],
-  ]);
+  assert.deepEqual(
+    got.map((m) => [m.topic, m.payload.startsWith('{') ? 'row' : m.payload]),
+    [
+      ['alerts/fire', 'smoke in hall 2'],
+      ['presence/hall/x', 'row'],
+      ['presence/hall/x', 'typing'],
+      ['alerts/fire', 'marker'],
+    ],
+  );
   assert.deepEqual(await fx.db.query(`select name from presence where channel_id = 'hall'`), [{ name: 'row' }]);
 });
 
@@ -113,26 +136,46 @@ test('/metrics and /readyz count MQTT connections, subscriptions and messages in
   assert.equal(value('walcast_mqtt_messages_received_total'), 1);
   assert.equal(value('walcast_mqtt_messages_sent_total'), 1);
   const ready = (await (await fetch(`${relay.url}/readyz`)).json()) as { mqtt: Record<string, number> };
-  assert.deepEqual(ready.mqtt, { port: relay.mqttPort, connections: 1, subscriptions: 2, messages_in: 1, messages_out: 1 });
+  assert.deepEqual(ready.mqtt, {
+    port: relay.mqttPort,
+    connections: 1,
+    subscriptions: 2,
+    messages_in: 1,
+    messages_out: 1,
+  });
 });
 
 for (const version of [4, 5] as const) {
   test(`MQTT ${version === 4 ? '3.1.1' : '5'}: a persistent session gets, on reconnect, what it missed while away (from the recovery window), once`, async () => {
     const relay = await fx.relay();
     const channel = `ps-${version}`;
-    const persistent = { clientId: `keeper-${version}`, clean: false, ...(version === 5 ? { properties: { sessionExpiryInterval: 300 } } : {}) };
+    const persistent = {
+      clientId: `keeper-${version}`,
+      clean: false,
+      ...(version === 5 ? { properties: { sessionExpiryInterval: 300 } } : {}),
+    };
     const first = await connect(relay, 'tcp', version, persistent);
     assert.equal(first.sessionPresent, false);
     await first.subscribe(`chat_messages/${channel}/#`, 1);
     await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 'a', 'before')`, [channel]);
     await first.waitFor((m) => m.some((x) => x.payload.includes('before')) || undefined, 'the first row');
     await first.end();
-    await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 'a', 'away-1'), ($1, 'a', 'away-2')`, [channel]);
+    await fx.db.query(
+      `insert into chat_messages (channel_id, sender, body) values ($1, 'a', 'away-1'), ($1, 'a', 'away-2')`,
+      [channel],
+    );
     const again = await connect(relay, 'tcp', version, persistent);
     assert.equal(again.sessionPresent, true);
     await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 'a', 'marker')`, [channel]);
     const got = await again.waitFor((m) => (m.some((x) => x.payload.includes('marker')) ? m : undefined), 'the marker');
-    assert.deepEqual(got.map((m) => [JSON.parse(m.payload).body, m.retain]), [['away-1', false], ['away-2', false], ['marker', false]]);
+    assert.deepEqual(
+      got.map((m) => [JSON.parse(m.payload).body, m.retain]),
+      [
+        ['away-1', false],
+        ['away-2', false],
+        ['marker', false],
+      ],
+    );
     // A clean session discards it.
     await again.end();
     const clean = await connect(relay, 'tcp', version, { ...persistent, clean: true, properties: {} });
@@ -142,17 +185,26 @@ for (const version of [4, 5] as const) {
 
 test('a filter over more rows than WALCAST_MQTT_RETAINED_LIMIT gets the newest, paced by the client (not closed as a slow consumer), and MQTT 5 is told why', async () => {
   const relay = await fx.relay({ sendQueueBytes: 65_536, mqttRetainedLimit: 1500 });
-  await fx.db.query(`insert into chat_messages (channel_id, sender, body) select 'big', 'gen', 'row ' || i || ' ' || repeat('x', 200) from generate_series(1, 2000) i`);
+  await fx.db.query(
+    `insert into chat_messages (channel_id, sender, body) select 'big', 'gen', 'row ' || i || ' ' || repeat('x', 200) from generate_series(1, 2000) i`,
+  );
   const c = await connect(relay, 'ws', 5);
   await c.subscribe('chat_messages/big/#', 1);
   const suback = c.packets.find((p) => p.cmd === 'suback') as { properties?: { reasonString?: string } };
   assert.match(suback.properties?.reasonString ?? '', /more than 1500 rows match; the newest 1500 are sent/);
   await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ('big', 'gen', 'marker')`);
-  const got = await c.waitFor((m) => (m.some((x) => x.payload.includes('"marker"')) ? m : undefined), 'the marker', 30_000);
+  const got = await c.waitFor(
+    (m) => (m.some((x) => x.payload.includes('"marker"')) ? m : undefined),
+    'the marker',
+    30_000,
+  );
   const bodies = got.map((m) => JSON.parse(m.payload).body.split(' ').slice(0, 2).join(' '));
   assert.equal(bodies.length, 1501);
   assert.deepEqual([bodies[0], bodies[1499], bodies[1500]], ['row 501', 'row 2000', 'marker']);
-  assert.equal(got.slice(0, 1500).every((m) => m.retain), true);
+  assert.equal(
+    got.slice(0, 1500).every((m) => m.retain),
+    true,
+  );
   assert.equal(c.client.connected, true);
 });
 
@@ -169,17 +221,25 @@ test('topics that are not rows: a retained message is stored (walcast.mqtt_retai
   await pub.publish('any/state', 'not $');
   await pub.publish('alerts/fire', 'marker');
   const got = await late.until('alerts/fire', 'marker');
-  assert.deepEqual(got.map((m) => [m.topic, m.payload, m.retain]), [
-    ['alerts/fire', 'smoke', true],
-    ['alerts/flood', 'water', true],
-    ['alerts/flood', '', false],
-    ['any/state', 'not $', false],
-    ['alerts/fire', 'marker', false],
-  ]);
-  assert.deepEqual(await fx.db.query(`select topic, convert_from(payload, 'UTF8') as payload from walcast.mqtt_retained order by topic`), [
-    { topic: '$ops/state', payload: 'hidden' },
-    { topic: 'alerts/fire', payload: 'smoke' },
-  ]);
+  assert.deepEqual(
+    got.map((m) => [m.topic, m.payload, m.retain]),
+    [
+      ['alerts/fire', 'smoke', true],
+      ['alerts/flood', 'water', true],
+      ['alerts/flood', '', false],
+      ['any/state', 'not $', false],
+      ['alerts/fire', 'marker', false],
+    ],
+  );
+  assert.deepEqual(
+    await fx.db.query(
+      `select topic, convert_from(payload, 'UTF8') as payload from walcast.mqtt_retained order by topic`,
+    ),
+    [
+      { topic: '$ops/state', payload: 'hidden' },
+      { topic: 'alerts/fire', payload: 'smoke' },
+    ],
+  );
   const ops = await connect(relay, 'ws', 4);
   await ops.subscribe('$ops/#');
   assert.deepEqual((await ops.waitFor((m) => m[0])).payload, 'hidden');

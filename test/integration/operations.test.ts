@@ -36,9 +36,15 @@ test('/metrics counts rows, events, deliveries, bytes, connections, subscription
     await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ('m-1', 'a', $1)`, [`x${i}`]);
   }
   // An expired row for the TTL job (every second here).
-  await fx.db.query(`insert into presence (channel_id, user_id, updated_at) values ('m-9', 'gone', now() - interval '1 hour')`);
+  await fx.db.query(
+    `insert into presence (channel_id, user_id, updated_at) values ('m-9', 'gone', now() - interval '1 hour')`,
+  );
   await c.waitForEvents(3);
-  await waitFor(async () => (sample(await scrape(r), 'walcast_ttl_pruned_rows_total{table="public.presence"}') ?? 0) >= 1, 10_000, 'the prune to be counted');
+  await waitFor(
+    async () => (sample(await scrape(r), 'walcast_ttl_pruned_rows_total{table="public.presence"}') ?? 0) >= 1,
+    10_000,
+    'the prune to be counted',
+  );
   await waitFor(() => r.internals.watchdog.status !== undefined, 10_000, 'a watchdog round');
 
   const text = await scrape(r);
@@ -67,11 +73,15 @@ test('/readyz is 200 while streaming and 503 with the reason when the lag passes
   await waitFor(() => r.internals.watchdog.status !== undefined, 10_000, 'a watchdog round');
   // Other test files share the server and may write a lot of WAL: ready once caught up.
   let readyBody: { status?: string } = {};
-  await waitFor(async () => {
-    const res = await fetch(`${r.url}/readyz`);
-    readyBody = (await res.json()) as { status: string };
-    return res.status === 200;
-  }, 30_000, '/readyz 200');
+  await waitFor(
+    async () => {
+      const res = await fetch(`${r.url}/readyz`);
+      readyBody = (await res.json()) as { status: string };
+      return res.status === 200;
+    },
+    30_000,
+    '/readyz 200',
+  );
   assert.equal(readyBody.status, 'ready');
 
   // Nothing dispatches any more while WAL keeps being written: the lag grows.
@@ -82,7 +92,10 @@ test('/readyz is 200 while streaming and 503 with the reason when the lag passes
   assert.equal(res.status, 503);
   const body = (await res.json()) as { status: string; reasons: string[]; lag: { bytes: number; seconds: number } };
   assert.equal(body.status, 'not_ready');
-  assert.ok(body.reasons.some((x) => /replication lag .* above WALCAST_LAG_WARN_SECONDS/.test(x)), body.reasons.join('; '));
+  assert.ok(
+    body.reasons.some((x) => /replication lag .* above WALCAST_LAG_WARN_SECONDS/.test(x)),
+    body.reasons.join('; '),
+  );
   assert.ok(body.lag.bytes > 0 && body.lag.seconds > 1);
   const text = await scrape(r);
   assert.ok(sample(text, 'walcast_replication_lag_bytes')! > 0);
@@ -95,10 +108,17 @@ test('the watchdog heartbeat is confirmed: the slot moves past it while the publ
   await waitFor(() => r.internals.watchdog.heartbeats >= 2, 10_000, 'two heartbeats');
   const beat = r.internals.watchdog.lastHeartbeatLsn;
   assert.ok(beat > 0n);
-  await waitFor(async () => {
-    const [row] = await fx.db.query<{ lsn: string }>('select confirmed_flush_lsn::text as lsn from pg_replication_slots where slot_name = $1', [r.slot]);
-    return row !== undefined && parseLsn(row.lsn) >= beat;
-  }, 15_000, 'the slot to confirm the heartbeat');
+  await waitFor(
+    async () => {
+      const [row] = await fx.db.query<{ lsn: string }>(
+        'select confirmed_flush_lsn::text as lsn from pg_replication_slots where slot_name = $1',
+        [r.slot],
+      );
+      return row !== undefined && parseLsn(row.lsn) >= beat;
+    },
+    15_000,
+    'the slot to confirm the heartbeat',
+  );
   const text = await scrape(r);
   assert.ok(sample(text, 'walcast_heartbeats_total')! >= 2);
   assert.equal(sample(text, 'walcast_deliveries_total'), 0, 'heartbeats are not events');
@@ -107,9 +127,19 @@ test('the watchdog heartbeat is confirmed: the slot moves past it while the publ
 test('/metrics counts rows published by clients and publishes refused, by reason', async () => {
   const r = await relay();
   const c = await client(r);
-  const ok = await c.request({ type: 'publish', id: 'p1', table: 'chat_messages', row: { channel_id: 'm', sender: 'ada', body: 'hi' } });
+  const ok = await c.request({
+    type: 'publish',
+    id: 'p1',
+    table: 'chat_messages',
+    row: { channel_id: 'm', sender: 'ada', body: 'hi' },
+  });
   assert.equal(ok.type, 'published');
-  const bad = await c.request({ type: 'publish', id: 'p2', table: 'chat_messages', row: { channel_id: 'm', sender: 'ada', body: 'hi', id: 5 } });
+  const bad = await c.request({
+    type: 'publish',
+    id: 'p2',
+    table: 'chat_messages',
+    row: { channel_id: 'm', sender: 'ada', body: 'hi', id: 5 },
+  });
   assert.equal(bad.type === 'error' && bad.code, 'invalid_row');
   const text = await scrape(r);
   assert.equal(sample(text, 'walcast_published_rows_total'), 1);
@@ -128,11 +158,23 @@ test('every metric docs/grafana-dashboard.json queries is one /metrics exposes',
   const dashboard = JSON.parse(readFileSync(new URL('../../docs/grafana-dashboard.json', import.meta.url), 'utf8')) as {
     panels: { title: string; targets: { expr: string }[] }[];
   };
-  const queried = new Set(dashboard.panels.flatMap((p) => p.targets.flatMap((t) => t.expr.match(/\bwalcast_\w+/g) ?? [])));
-  assert.deepEqual([...queried].filter((name) => !exposed.has(name)), [], 'metrics the dashboard queries but /metrics lacks');
+  const queried = new Set(
+    dashboard.panels.flatMap((p) => p.targets.flatMap((t) => t.expr.match(/\bwalcast_\w+/g) ?? [])),
+  );
+  assert.deepEqual(
+    [...queried].filter((name) => !exposed.has(name)),
+    [],
+    'metrics the dashboard queries but /metrics lacks',
+  );
   // The panels operators look for first.
-  for (const name of ['walcast_replication_lag_seconds', 'walcast_deliveries_total', 'walcast_connections',
-    'walcast_slow_consumer_closes_total', 'walcast_errors_total', 'walcast_slot_wal_status']) {
+  for (const name of [
+    'walcast_replication_lag_seconds',
+    'walcast_deliveries_total',
+    'walcast_connections',
+    'walcast_slow_consumer_closes_total',
+    'walcast_errors_total',
+    'walcast_slot_wal_status',
+  ]) {
     assert.ok(queried.has(name), `the dashboard shows ${name}`);
   }
 });

@@ -32,7 +32,9 @@ after(async () => {
 });
 
 test('plain Node imports walcast/client/node and receives a row from a relay', async () => {
-  await writeFile(join(app, 'main.mjs'), `
+  await writeFile(
+    join(app, 'main.mjs'),
+    `
 import { createClient } from 'walcast/client/node';
 import { parseClientMessage } from 'walcast/client/protocol';
 if (!parseClientMessage('{"type":"ping"}').ok) throw new Error('protocol entry');
@@ -40,7 +42,8 @@ const rt = createClient(process.argv[2]);
 const sub = rt.subscribe('pkg', {}, (e) => { console.log(e.op, e.row.body); rt.close(); });
 await sub.ready;
 console.log('subscribed');
-`);
+`,
+  );
   const child = execFile(process.execPath, [join(app, 'main.mjs'), relay.url], { cwd: app, timeout: 20_000 });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -53,17 +56,32 @@ console.log('subscribed');
 });
 
 test("a consumer's tsc gets the SDK's types from walcast/client", async () => {
-  await writeFile(join(app, 'tsconfig.json'), JSON.stringify({
-    compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', strict: true, noEmit: true, skipLibCheck: true, lib: ['ES2022', 'DOM'], types: [] },
-    files: ['consumer.ts'],
-  }));
-  await writeFile(join(app, 'consumer.ts'), `
+  await writeFile(
+    join(app, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: {
+        module: 'NodeNext',
+        moduleResolution: 'NodeNext',
+        target: 'ES2022',
+        strict: true,
+        noEmit: true,
+        skipLibCheck: true,
+        lib: ['ES2022', 'DOM'],
+        types: [],
+      },
+      files: ['consumer.ts'],
+    }),
+  );
+  await writeFile(
+    join(app, 'consumer.ts'),
+    `
 import { createClient, type StatusEvent } from 'walcast/client';
 const rt = createClient('http://127.0.0.1:8080');
 rt.on('status', (s: StatusEvent) => s.status);
 // @ts-expect-error: a channel is a string (the types are real, not any)
 rt.subscribe(42, {}, () => {});
-`);
+`,
+  );
   const tsc = join(ROOT, 'node_modules/typescript/lib/tsc.js');
   const result = await run(process.execPath, [tsc, '-p', join(app, 'tsconfig.json')], { cwd: app }).then(
     () => ({ code: 0, out: '' }),

@@ -53,7 +53,11 @@ before(async () => {
     select walcast.register_table('public.notes', channel_column => 'channel');
     select walcast.set_row_schema('public.notes', '{"type":"object"}');`);
   keyed = await fx.relay({ jwtSecret: TEST_SECRET });
-  await waitFor(() => open.internals.dispatcher.hasTable('notes') && keyed.internals.dispatcher.hasTable('notes'), 10_000, 'registrations');
+  await waitFor(
+    () => open.internals.dispatcher.hasTable('notes') && keyed.internals.dispatcher.hasTable('notes'),
+    10_000,
+    'registrations',
+  );
 });
 
 test('open mode: a published row is committed before the reply, and reaches subscribers as an event', async () => {
@@ -82,16 +86,44 @@ test('a state table is upserted on its primary key: the row is updated, updated_
   assert.equal(rows[0]!.status, 'away');
   assert.ok(rows[0]!.updated_at >= first!.updated_at);
   const events = await sub.waitForEvents(2);
-  assert.deepEqual(events.map((e) => [e.op, e.row.status]), [['insert', 'online'], ['update', 'away']]);
+  assert.deepEqual(
+    events.map((e) => [e.op, e.row.status]),
+    [
+      ['insert', 'online'],
+      ['update', 'away'],
+    ],
+  );
 });
 
 test('values of every kind are stored as given', async () => {
   const c = await client(open);
-  const row = { channel: 'items-1', qty: 3, price: '12.50', due: '2026-01-31', parent: 1, code: 'A1', note: 'short',
-    tags: ['a', 'b,c', 'd"e'], meta: { x: [1, { y: null }], s: "it's" }, blob: Buffer.from([0, 1, 255]).toString('base64') };
+  const row = {
+    channel: 'items-1',
+    qty: 3,
+    price: '12.50',
+    due: '2026-01-31',
+    parent: 1,
+    code: 'A1',
+    note: 'short',
+    tags: ['a', 'b,c', 'd"e'],
+    meta: { x: [1, { y: null }], s: "it's" },
+    blob: Buffer.from([0, 1, 255]).toString('base64'),
+  };
   assert.equal(code(await publish(c, 'items', row)), 'published');
-  const [stored] = await db.query("select qty, price::text, due::text, parent::int, tags, meta, encode(blob, 'hex') as blob, status, total::text from items where code = 'A1'");
-  assert.deepEqual(stored, { qty: 3, price: '12.50', due: '2026-01-31', parent: 1, tags: ['a', 'b,c', 'd"e'], meta: row.meta, blob: '0001ff', status: 'new', total: '37.50' });
+  const [stored] = await db.query(
+    "select qty, price::text, due::text, parent::int, tags, meta, encode(blob, 'hex') as blob, status, total::text from items where code = 'A1'",
+  );
+  assert.deepEqual(stored, {
+    qty: 3,
+    price: '12.50',
+    due: '2026-01-31',
+    parent: 1,
+    tags: ['a', 'b,c', 'd"e'],
+    meta: row.meta,
+    blob: '0001ff',
+    status: 'new',
+    total: '37.50',
+  });
 });
 
 test('rows are validated against the derived schema: columns, server-owned columns, types, required', async () => {
@@ -130,7 +162,10 @@ test('database refusals map to stable codes by SQLSTATE, with safe messages', as
   for (const [row, expected] of cases) {
     const reply = await publish(c, 'items', row);
     assert.equal(code(reply), expected, JSON.stringify(row));
-    assert.ok(reply.type === 'error' && !/not a date|999/.test(reply.message), reply.type === 'error' ? reply.message : '');
+    assert.ok(
+      reply.type === 'error' && !/not a date|999/.test(reply.message),
+      reply.type === 'error' ? reply.message : '',
+    );
   }
   // notes has a permissive stored schema: PostgreSQL's NOT NULL refuses.
   const missing = await publish(c, 'notes', { channel: 'n' });
@@ -145,17 +180,33 @@ test('a stored JSON Schema applies without a restart, and can be removed again',
   await db.query(`select walcast.set_row_schema('public.chat_messages',
     '{"type":"object","properties":{"body":{"type":"string","maxLength":10}},"required":["channel_id","body"]}')`);
   let reply: ServerMessage | undefined;
-  await waitFor(async () => code((reply = await publish(c, 'chat_messages', long))) === 'invalid_row', 10_000, 'the schema to apply');
+  await waitFor(
+    async () => code((reply = await publish(c, 'chat_messages', long))) === 'invalid_row',
+    10_000,
+    'the schema to apply',
+  );
   assert.ok(reply?.type === 'error' && reply.errors?.[0]?.path === '/body');
   // Another version of a schema with the same $id replaces the first.
   await db.query(`select walcast.set_row_schema('public.chat_messages',
     '{"$id":"urn:walcast:chat","type":"object","properties":{"body":{"type":"string","maxLength":5}}}')`);
-  await waitFor(async () => code(await publish(c, 'chat_messages', { ...long, body: 'x'.repeat(8) })) === 'invalid_row', 10_000, 'the second schema');
+  await waitFor(
+    async () => code(await publish(c, 'chat_messages', { ...long, body: 'x'.repeat(8) })) === 'invalid_row',
+    10_000,
+    'the second schema',
+  );
   await db.query(`select walcast.set_row_schema('public.chat_messages',
     '{"$id":"urn:walcast:chat","type":"object","properties":{"body":{"type":"string","maxLength":100}}}')`);
-  await waitFor(async () => code(await publish(c, 'chat_messages', long)) === 'published', 10_000, 'the third schema, same $id');
+  await waitFor(
+    async () => code(await publish(c, 'chat_messages', long)) === 'published',
+    10_000,
+    'the third schema, same $id',
+  );
   await db.query("select walcast.set_row_schema('public.chat_messages', null)");
-  await waitFor(async () => code(await publish(c, 'chat_messages', long)) === 'published', 10_000, 'the derived schema to apply again');
+  await waitFor(
+    async () => code(await publish(c, 'chat_messages', long)) === 'published',
+    10_000,
+    'the derived schema to apply again',
+  );
 });
 
 test('injection through table, column, channel and values never reaches SQL as text', async () => {
@@ -169,13 +220,20 @@ test('injection through table, column, channel and values never reaches SQL as t
   const sub = await client(open);
   const subscribed = await sub.subscribe(evil, { snapshot: true, tables: ['chat_messages'] });
   assert.equal(subscribed.type === 'subscribed' && subscribed.snapshot, 0);
-  assert.equal(code(await publish(c, 'chat_messages', { channel_id: evil, sender: evil, body: `'); drop table chat_messages; --` })), 'published');
+  assert.equal(
+    code(
+      await publish(c, 'chat_messages', { channel_id: evil, sender: evil, body: `'); drop table chat_messages; --` }),
+    ),
+    'published',
+  );
   const [event] = await sub.waitForEvents(1);
   assert.equal(event!.channel, evil);
   const rows = await db.query('select sender, body from chat_messages where channel_id = $1', [evil]);
   assert.deepEqual(rows, [{ sender: evil, body: `'); drop table chat_messages; --` }]);
   assert.equal((await db.query("select to_regclass('public.chat_messages') is not null as ok"))[0]!.ok, true);
-  const replay = await fetch(`${open.url}/v1/channels/${encodeURIComponent(evil)}/events?since=${encodeURIComponent("0'; drop table chat_messages; --")}`);
+  const replay = await fetch(
+    `${open.url}/v1/channels/${encodeURIComponent(evil)}/events?since=${encodeURIComponent("0'; drop table chat_messages; --")}`,
+  );
   assert.ok(replay.status < 500);
 });
 
@@ -184,21 +242,33 @@ test('with tokens: publish claim, channels, and claim-bound columns that cannot 
   const t = await token({ sub: 'ada', channels: ['room-*'], publish: ['chat_messages'] });
   const c = await client(keyed, `?token=${t}`);
   await c.subscribe('room-claims');
-  await waitFor(async () => {
-    const r = await publish(c, 'chat_messages', { channel_id: 'room-claims', sender: 'mallory', body: 'forged' });
-    return code(r) === 'invalid_row';
-  }, 10_000, 'the claim binding to apply');
+  await waitFor(
+    async () => {
+      const r = await publish(c, 'chat_messages', { channel_id: 'room-claims', sender: 'mallory', body: 'forged' });
+      return code(r) === 'invalid_row';
+    },
+    10_000,
+    'the claim binding to apply',
+  );
   assert.equal(code(await publish(c, 'chat_messages', { channel_id: 'room-claims', body: 'signed' })), 'published');
-  const events = await c.waitFor((m) => m.filter((x) => x.type === 'event' && x.op !== 'truncate' && x.row.body === 'signed')[0]);
+  const events = await c.waitFor(
+    (m) => m.filter((x) => x.type === 'event' && x.op !== 'truncate' && x.row.body === 'signed')[0],
+  );
   assert.equal(events.type === 'event' && events.op !== 'truncate' && events.row.sender, 'ada');
   assert.equal(code(await publish(c, 'presence', { channel_id: 'room-claims', user_id: 'ada' })), 'forbidden');
   assert.equal(code(await publish(c, 'chat_messages', { channel_id: 'lobby', body: 'elsewhere' })), 'forbidden');
   const reader = await client(keyed, `?token=${await token({ sub: 'bob', channels: ['room-*'] })}`);
-  assert.equal(code(await publish(reader, 'chat_messages', { channel_id: 'room-claims', body: 'no claim' })), 'forbidden');
+  assert.equal(
+    code(await publish(reader, 'chat_messages', { channel_id: 'room-claims', body: 'no claim' })),
+    'forbidden',
+  );
   const noSub = await client(keyed, `?token=${await token({ channels: ['room-*'], publish: ['*'] })}`);
   // No sub: claim columns cannot be filled from the token, and the client may not set them.
   assert.equal(code(await publish(noSub, 'chat_messages', { channel_id: 'room-claims', body: 'x' })), 'forbidden');
-  assert.equal(code(await publish(noSub, 'chat_messages', { channel_id: 'room-claims', sender: 'mallory', body: 'x' })), 'invalid_row');
+  assert.equal(
+    code(await publish(noSub, 'chat_messages', { channel_id: 'room-claims', sender: 'mallory', body: 'x' })),
+    'invalid_row',
+  );
   const forged = await db.query("select count(*)::int as n from chat_messages where sender = 'mallory'");
   assert.equal(forged[0]!.n, 0);
   await db.query("select walcast.set_claim_column('public.chat_messages', 'sender', null)");

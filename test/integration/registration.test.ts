@@ -62,10 +62,16 @@ async function sqlStateOf(text: string): Promise<{ code: string; hint?: string }
 test('register_table creates the publication, publishes the table and records it', async () => {
   await db.query('CREATE TABLE public.rooms_log (id bigint PRIMARY KEY, room text NOT NULL, at timestamptz NOT NULL)');
   assert.equal((await db.query(`SELECT 1 FROM pg_publication WHERE pubname = 'realtime_events'`)).length, 0);
-  await db.query(`SELECT walcast.register_table('public.rooms_log', channel_column => 'room', ttl => interval '1 hour', time_column => 'at')`);
+  await db.query(
+    `SELECT walcast.register_table('public.rooms_log', channel_column => 'room', ttl => interval '1 hour', time_column => 'at')`,
+  );
   assert.ok(await published('public.rooms_log'));
   assert.ok(await published('walcast.tables'), 'the relay follows registrations through the stream');
-  assert.deepEqual(await registration('public', 'rooms_log'), { channel_column: 'room', ttl: '01:00:00', time_column: 'at' });
+  assert.deepEqual(await registration('public', 'rooms_log'), {
+    channel_column: 'room',
+    ttl: '01:00:00',
+    time_column: 'at',
+  });
 });
 
 test('registering twice is fine, and registering again updates', async () => {
@@ -96,7 +102,10 @@ test('bad ttl arguments fail with 22023', async () => {
     `SELECT walcast.register_table('public.rooms_log', 'room', ttl => interval '1 day', time_column => 'label')`,
   ];
   for (const text of cases) assert.equal((await sqlStateOf(text)).code, '22023', text);
-  assert.equal((await sqlStateOf(`SELECT walcast.register_table('public.rooms_log', 'room', interval '1 day', 'nope')`)).code, '42703');
+  assert.equal(
+    (await sqlStateOf(`SELECT walcast.register_table('public.rooms_log', 'room', interval '1 day', 'nope')`)).code,
+    '42703',
+  );
 });
 
 test('a view is refused with 42809', async () => {
@@ -138,7 +147,8 @@ test('a partitioned table is published, with FULL identity on every partition', 
   await db.query('CREATE TABLE public.parted_0 PARTITION OF public.parted FOR VALUES WITH (MODULUS 2, REMAINDER 0)');
   await db.query('CREATE TABLE public.parted_1 PARTITION OF public.parted FOR VALUES WITH (MODULUS 2, REMAINDER 1)');
   await db.query(`SELECT walcast.register_table('public.parted', 'room')`);
-  for (const t of ['public.parted', 'public.parted_0', 'public.parted_1']) assert.equal(await replicaIdentity(t), 'f', t);
+  for (const t of ['public.parted', 'public.parted_0', 'public.parted_1'])
+    assert.equal(await replicaIdentity(t), 'f', t);
   assert.ok(await published('public.parted'), 'changes are published under the root name');
 });
 
@@ -153,8 +163,14 @@ test('unregister_table removes the table from the publication and walcast.tables
 test('names that need quoting work and are stored unquoted', async () => {
   await db.query('CREATE SCHEMA "My Schema"');
   await db.query('CREATE TABLE "My Schema"."Odd Name" ("Chan Col" text NOT NULL, "When" date NOT NULL)');
-  await db.query(`SELECT walcast.register_table('"My Schema"."Odd Name"', channel_column => 'Chan Col', ttl => interval '1 day', time_column => 'When')`);
-  assert.deepEqual(await registration('My Schema', 'Odd Name'), { channel_column: 'Chan Col', ttl: '1 day', time_column: 'When' });
+  await db.query(
+    `SELECT walcast.register_table('"My Schema"."Odd Name"', channel_column => 'Chan Col', ttl => interval '1 day', time_column => 'When')`,
+  );
+  assert.deepEqual(await registration('My Schema', 'Odd Name'), {
+    channel_column: 'Chan Col',
+    ttl: '1 day',
+    time_column: 'When',
+  });
   assert.ok(await published('My Schema.Odd Name'));
   assert.equal(await replicaIdentity('"My Schema"."Odd Name"'), 'f');
   await db.query(`SELECT walcast.unregister_table('"My Schema"."Odd Name"')`);
@@ -189,11 +205,35 @@ test('registrationFromRow maps a decoded walcast.tables row', () => {
       time_column: 'created_at',
       registered_at: '2025-01-01 00:00:00+00',
     }),
-    { schema: 'public', table: 'chat_messages', channelColumn: 'channel_id', ttl: '7 days', timeColumn: 'created_at', kind: 'events', omitted: [] },
+    {
+      schema: 'public',
+      table: 'chat_messages',
+      channelColumn: 'channel_id',
+      ttl: '7 days',
+      timeColumn: 'created_at',
+      kind: 'events',
+      omitted: [],
+    },
   );
   assert.deepEqual(
-    registrationFromRow({ schema_name: 'public', table_name: 'call_state', channel_column: 'session_id', ttl: null, time_column: null, kind: 'state', omitted_columns: ['total'] }),
-    { schema: 'public', table: 'call_state', channelColumn: 'session_id', ttl: null, timeColumn: null, kind: 'state', omitted: ['total'] },
+    registrationFromRow({
+      schema_name: 'public',
+      table_name: 'call_state',
+      channel_column: 'session_id',
+      ttl: null,
+      time_column: null,
+      kind: 'state',
+      omitted_columns: ['total'],
+    }),
+    {
+      schema: 'public',
+      table: 'call_state',
+      channelColumn: 'session_id',
+      ttl: null,
+      timeColumn: null,
+      kind: 'state',
+      omitted: ['total'],
+    },
   );
   assert.equal(registrationFromRow({ schema_name: 'public', table_name: 'x' }), null, 'a key-only old row');
   assert.equal(registrationFromRow({}), null);

@@ -17,7 +17,9 @@ const { relay, client } = fx;
 
 async function confirmedFlush(slot: string): Promise<bigint> {
   const [row] = await fx.db.query<{ lsn: string }>(
-    'select confirmed_flush_lsn::text as lsn from pg_replication_slots where slot_name = $1', [slot]);
+    'select confirmed_flush_lsn::text as lsn from pg_replication_slots where slot_name = $1',
+    [slot],
+  );
   return parseLsn(row!.lsn);
 }
 
@@ -39,7 +41,11 @@ test('confirmed_flush_lsn advances only past what was reported delivered', async
   let withRow = false;
   let markers = 0;
   const stream = new ReplicationStream({
-    connectionString: fx.db.url, slot, publication: 'realtime_events', logger: silentLogger, statusIntervalMs: 50,
+    connectionString: fx.db.url,
+    slot,
+    publication: 'realtime_events',
+    logger: silentLogger,
+    statusIntervalMs: 50,
     // The test holds delivery back: commits are recorded, not reported.
     // Only those with a row: before PostgreSQL 15, pgoutput also sends empty
     // transactions (autovacuum's, for one).
@@ -66,7 +72,11 @@ test('confirmed_flush_lsn advances only past what was reported delivered', async
     stream.delivered(commits[0]!);
     // At least the commit: WAL that other tests write meanwhile comes as
     // keepalives, which are confirmed too once nothing is pending.
-    await waitFor(async () => (await confirmedFlush(slot)) >= commits[0]!, 5000, 'confirmation of the delivered commit');
+    await waitFor(
+      async () => (await confirmedFlush(slot)) >= commits[0]!,
+      5000,
+      'confirmation of the delivered commit',
+    );
   } finally {
     await stream.stop();
   }
@@ -101,7 +111,10 @@ test('rows committed while the relay is stopped are decoded after it restarts, a
   const reply = await c2.subscribe('restart', { since: seen!.position });
   assert.equal(reply.type === 'subscribed' && reply.recovered, true);
   const events = await c2.waitForEvents(1);
-  assert.deepEqual(events.map((e) => e.row.body), ['while down']);
+  assert.deepEqual(
+    events.map((e) => e.row.body),
+    ['while down'],
+  );
   // The confirmed position is held back by the recovery window, not advanced past it.
   assert.ok((await confirmedFlush(slot)) < downLsn);
 });
@@ -122,7 +135,10 @@ test('a lost replication connection reconnects and loses nothing', async () => {
   }
   const events = await c.waitForEvents(total, 30_000);
   await new Promise((res) => setTimeout(res, 300));
-  assert.deepEqual(c.events().map((e) => e.row.body), Array.from({ length: total }, (_, i) => `m${i}`));
+  assert.deepEqual(
+    c.events().map((e) => e.row.body),
+    Array.from({ length: total }, (_, i) => `m${i}`),
+  );
   assert.equal(events.length, total);
 });
 
@@ -135,9 +151,16 @@ test('/healthz is 503 with a generic reason while the stream is down (the cause 
   const r = await relay({}, url.toString());
   try {
     await fx.db.query(`alter role ${role} nologin`);
-    await fx.db.query(`select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1 and active`, [r.slot]);
+    await fx.db.query(
+      `select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1 and active`,
+      [r.slot],
+    );
     await waitFor(async () => (await fetch(`${r.url}/healthz`)).status === 503, 10_000, 'healthz to turn 503');
-    const body = (await (await fetch(`${r.url}/healthz`)).json()) as { status: string; replication: string; reason: string };
+    const body = (await (await fetch(`${r.url}/healthz`)).json()) as {
+      status: string;
+      replication: string;
+      reason: string;
+    };
     assert.equal(body.status, 'unavailable');
     assert.equal(body.replication, 'reconnecting');
     // The public reason names the state; the server's message stays inside (it is logged).
@@ -168,7 +191,10 @@ test('tables registered and unregistered at run time take effect without a resta
   await fx.db.query(`insert into orders (shop, total) values ('live', 3)`);
   await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ('live', 's', 'marker')`);
   await c.waitForEvents(2);
-  assert.deepEqual(c.events().map((x) => x.table), ['orders', 'chat_messages']);
+  assert.deepEqual(
+    c.events().map((x) => x.table),
+    ['orders', 'chat_messages'],
+  );
 });
 
 test('TTL pruning removes old rows and sends no delete event; application deletes still do', async () => {
@@ -178,13 +204,16 @@ test('TTL pruning removes old rows and sends no delete event; application delete
   await fx.db.query(`insert into chat_messages (channel_id, sender, body, created_at)
                   select 'ttl', 's', 'old ' || g, now() - interval '8 days' from generate_series(1, 5) g`);
   const [{ id }] = (await fx.db.query<{ id: string }>(
-    `insert into chat_messages (channel_id, sender, body) values ('ttl', 's', 'fresh') returning id`)) as [{ id: string }];
+    `insert into chat_messages (channel_id, sender, body) values ('ttl', 's', 'fresh') returning id`,
+  )) as [{ id: string }];
   await c.waitForEvents(6);
   const pruner = createPruner({ pool: fx.db.pool, logger: silentLogger, batchSize: 2 });
   const result = await pruner.runOnce();
   await pruner.stop();
   assert.equal(result.find((x) => x.table.endsWith('chat_messages'))?.deleted, 5);
-  const [{ n }] = (await fx.db.query<{ n: number }>(`select count(*)::int as n from chat_messages where channel_id = 'ttl'`)) as [{ n: number }];
+  const [{ n }] = (await fx.db.query<{ n: number }>(
+    `select count(*)::int as n from chat_messages where channel_id = 'ttl'`,
+  )) as [{ n: number }];
   assert.equal(n, 1);
   await fx.db.query(`delete from chat_messages where id = $1`, [id]);
   await c.waitForEvents(7);

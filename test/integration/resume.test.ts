@@ -37,7 +37,10 @@ test('since within the window: the missed events in order, then live, no gap and
   assert.equal(reply.type === 'subscribed' && reply.recovered, true);
   await chat('r1', 'e');
   const events = await back.waitForEvents(3);
-  assert.deepEqual(events.map((e) => e.row.body), ['c', 'd', 'e']);
+  assert.deepEqual(
+    events.map((e) => e.row.body),
+    ['c', 'd', 'e'],
+  );
   const positions = events.map((e) => e.position);
   assert.deepEqual([...positions].sort(), positions);
   assert.ok(positions[0]! > seen[1]!.position);
@@ -60,7 +63,11 @@ test('since from before the window, from another epoch, or garbage: recovered fa
   assert.equal(r3.type === 'subscribed' && r3.recovered, false);
   await chat('r2', 'live');
   const events = await late.waitForEvents(1);
-  assert.deepEqual(events.map((e) => e.row.body), ['live'], 'no partial replay, only live');
+  assert.deepEqual(
+    events.map((e) => e.row.body),
+    ['live'],
+    'no partial replay, only live',
+  );
 });
 
 test('the HTTP replay returns the same events as JSON, paged by limit', async () => {
@@ -72,15 +79,29 @@ test('the HTTP replay returns the same events as JSON, paged by limit', async ()
   const ws = await c.waitForEvents(4);
   const url = (since: string, limit?: number) =>
     `${relay.url}/v1/channels/r3/events?since=${encodeURIComponent(since)}${limit ? `&limit=${limit}` : ''}`;
-  const page1 = (await (await fetch(url(start!.position, 2))).json()) as { recovered: boolean; more: boolean; position: string; events: EventMessage[] };
+  const page1 = (await (await fetch(url(start!.position, 2))).json()) as {
+    recovered: boolean;
+    more: boolean;
+    position: string;
+    events: EventMessage[];
+  };
   assert.equal(page1.recovered, true);
   assert.equal(page1.more, true);
-  assert.deepEqual(page1.events.map((e) => e.row.body), ['two', 'three']);
+  assert.deepEqual(
+    page1.events.map((e) => e.row.body),
+    ['two', 'three'],
+  );
   const page2 = (await (await fetch(url(page1.position))).json()) as { more: boolean; events: EventMessage[] };
   assert.equal(page2.more, false);
-  assert.deepEqual(page2.events.map((e) => e.row.body), ['four']);
+  assert.deepEqual(
+    page2.events.map((e) => e.row.body),
+    ['four'],
+  );
   assert.deepEqual([...page1.events, ...page2.events], ws.slice(1), 'identical to what the socket delivered');
-  const gone = (await (await fetch(url(`0000000000000000-00000000-${start!.position.split('-')[2]}`))).json()) as { recovered: boolean; events: unknown[] };
+  const gone = (await (await fetch(url(`0000000000000000-00000000-${start!.position.split('-')[2]}`))).json()) as {
+    recovered: boolean;
+    events: unknown[];
+  };
   assert.equal(gone.recovered, false);
   assert.deepEqual(gone.events, []);
   const bad = await fetch(`${relay.url}/v1/channels/r3/events`);
@@ -89,7 +110,9 @@ test('the HTTP replay returns the same events as JSON, paged by limit', async ()
 });
 
 test('snapshot: the current state rows, then live; the newest N of event tables', async () => {
-  await db.query(`insert into presence (channel_id, user_id, name) values ('s1', 'u1', 'Ada'), ('s1', 'u2', 'Bob'), ('s2', 'u3', 'Cy')`);
+  await db.query(
+    `insert into presence (channel_id, user_id, name) values ('s1', 'u1', 'Ada'), ('s1', 'u2', 'Bob'), ('s2', 'u3', 'Cy')`,
+  );
   await db.query(`insert into call_state (session_id, key, value) values ('s1', 'muted', 'true')`);
   for (let i = 1; i <= 5; i++) await chat('s1', `m${i}`);
   const c = await client();
@@ -98,10 +121,26 @@ test('snapshot: the current state rows, then live; the newest N of event tables'
   const snap = await c.waitForEvents(6);
   assert.ok(snap.every((e) => e.op === 'snapshot' && e.channel === 's1'));
   const byTable = (t: string) => snap.filter((e) => e.table === t).map((e) => e.row);
-  assert.deepEqual(byTable('presence').map((r) => r.user_id).sort(), ['u1', 'u2']);
-  assert.deepEqual(byTable('call_state').map((r) => [r.key, r.value]), [['muted', true]]);
-  assert.deepEqual(byTable('chat_messages').map((r) => r.body), ['m3', 'm4', 'm5'], 'the newest 3, oldest first');
-  assert.match(String(byTable('chat_messages')[0]?.created_at), /^\d{4}-\d\d-\d\dT[\d:.]+Z$/, 'values encoded as in the stream');
+  assert.deepEqual(
+    byTable('presence')
+      .map((r) => r.user_id)
+      .sort(),
+    ['u1', 'u2'],
+  );
+  assert.deepEqual(
+    byTable('call_state').map((r) => [r.key, r.value]),
+    [['muted', true]],
+  );
+  assert.deepEqual(
+    byTable('chat_messages').map((r) => r.body),
+    ['m3', 'm4', 'm5'],
+    'the newest 3, oldest first',
+  );
+  assert.match(
+    String(byTable('chat_messages')[0]?.created_at),
+    /^\d{4}-\d\d-\d\dT[\d:.]+Z$/,
+    'values encoded as in the stream',
+  );
   await chat('s1', 'live');
   const all = await c.waitForEvents(7);
   assert.deepEqual([all[6]?.op, all[6]?.row.body], ['insert', 'live']);
@@ -112,7 +151,8 @@ test('snapshot: the current state rows, then live; the newest N of event tables'
 
 test('snapshot under concurrent writes: every row once, none lost between the read and the stream', async () => {
   const writer = (async () => {
-    for (let i = 0; i < 150; i++) await db.query(`insert into presence (channel_id, user_id, name) values ('busy', $1, 'n')`, [`u${i}`]);
+    for (let i = 0; i < 150; i++)
+      await db.query(`insert into presence (channel_id, user_id, name) values ('busy', $1, 'n')`, [`u${i}`]);
   })();
   await new Promise((r) => setTimeout(r, 30));
   const c = await client();
@@ -122,7 +162,11 @@ test('snapshot under concurrent writes: every row once, none lost between the re
   await c.waitFor(() => (c.events().some((e) => e.row.user_id === 'last') ? true : undefined));
   const ids = c.events().map((e) => e.row.user_id as string);
   assert.equal(new Set(ids).size, ids.length, `no row twice (${ids.length} rows)`);
-  assert.deepEqual([...ids].sort(), [...Array.from({ length: 150 }, (_, i) => `u${i}`), 'last'].sort(), 'no row missing');
+  assert.deepEqual(
+    [...ids].sort(),
+    [...Array.from({ length: 150 }, (_, i) => `u${i}`), 'last'].sort(),
+    'no row missing',
+  );
 });
 
 test('since and snapshot together: replay when possible, otherwise a fresh snapshot with recovered false', async () => {

@@ -8,7 +8,13 @@ import { WebSocket, WebSocketServer } from 'ws';
 import type { AddressInfo } from 'node:net';
 import { relayFixture, waitFor } from '../helpers/relay.ts';
 import { TEST_SECRET } from '../helpers/tokens.ts';
-import { createClient, type ConnectionError, type StatusEvent, type WalcastClient, type WebSocketConstructor } from '../../client/node.ts';
+import {
+  createClient,
+  type ConnectionError,
+  type StatusEvent,
+  type WalcastClient,
+  type WebSocketConstructor,
+} from '../../client/node.ts';
 
 const fx = relayFixture();
 const clients: WalcastClient[] = [];
@@ -37,7 +43,10 @@ test('a server that closes each connection right after it opened: the attempt co
     await waitFor(() => attempts().length >= 5, 10_000, 'five reconnects');
     c.close();
     assert.deepEqual(attempts().slice(0, 5), [1, 2, 3, 4, 5], 'an open that does not last does not reset the backoff');
-    assert.deepEqual(statuses.flatMap((s) => (s.status === 'reconnecting' ? [s.delayMs] : [])).slice(0, 5), [10, 20, 40, 80, 160]);
+    assert.deepEqual(
+      statuses.flatMap((s) => (s.status === 'reconnecting' ? [s.delayMs] : [])).slice(0, 5),
+      [10, 20, 40, 80, 160],
+    );
   } finally {
     await new Promise((r) => wss.close(r));
   }
@@ -48,8 +57,15 @@ test('a rejected token (4003) ends the client with a non-retryable auth_failed e
   const c = createClient(relay.url, { token: 'not-a-valid-token', backoff: { initialMs: 10, maxMs: 50 } });
   const { statuses, errors } = watch(c);
   await waitFor(() => c.status === 'closed', 10_000, 'the client to close');
-  assert.deepEqual(errors.map((e) => [e.code, e.closeCode, e.retryable]), [['auth_failed', 4003, false]]);
-  assert.deepEqual(statuses.map((s) => s.status), ['open', 'closed'], 'no reconnect');
+  assert.deepEqual(
+    errors.map((e) => [e.code, e.closeCode, e.retryable]),
+    [['auth_failed', 4003, false]],
+  );
+  assert.deepEqual(
+    statuses.map((s) => s.status),
+    ['open', 'closed'],
+    'no reconnect',
+  );
 });
 
 test('an upgrade refused with HTTP 403 ends the client with a non-retryable forbidden error', async () => {
@@ -63,6 +79,13 @@ test('an upgrade refused with HTTP 403 ends the client with a non-retryable forb
   const c = createClient(relay.url, { WebSocket: FromElsewhere, backoff: { initialMs: 10, maxMs: 50 } });
   const { statuses, errors } = watch(c);
   await waitFor(() => c.status === 'closed', 10_000, 'the client to close');
-  assert.deepEqual(errors.map((e) => [e.code, e.retryable]), [['forbidden', false]]);
-  assert.deepEqual(statuses.map((s) => s.status), ['closed'], 'no reconnect');
+  assert.deepEqual(
+    errors.map((e) => [e.code, e.retryable]),
+    [['forbidden', false]],
+  );
+  assert.deepEqual(
+    statuses.map((s) => s.status),
+    ['closed'],
+    'no reconnect',
+  );
 });

@@ -7,7 +7,14 @@ import assert from 'node:assert/strict';
 import { WebSocketServer } from 'ws';
 import { relayFixture, waitFor } from '../helpers/relay.ts';
 import { TEST_SECRET, token } from '../helpers/tokens.ts';
-import { createClient, RelayError, type Rows, type StatusEvent, type TableEvent, type WalcastClient } from '../../client/node.ts';
+import {
+  createClient,
+  RelayError,
+  type Rows,
+  type StatusEvent,
+  type TableEvent,
+  type WalcastClient,
+} from '../../client/node.ts';
 import type { chatMessages, presence } from '../../relay/db/schema.ts';
 
 type Chat = Rows<{ chat_messages: typeof chatMessages; presence: typeof presence }>;
@@ -26,7 +33,14 @@ function client(url: string, options = {}): WalcastClient {
 const chat = (channel: string, body: string) =>
   fx.db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 'sdk', $2)`, [channel, body]);
 
-const bodies = (events: TableEvent<Chat>[]) => events.map((e) => (e.op === 'truncate' ? `truncate:${e.table}` : e.table === 'chat_messages' ? e.row.body : `presence:${e.row.user_id}`));
+const bodies = (events: TableEvent<Chat>[]) =>
+  events.map((e) =>
+    e.op === 'truncate'
+      ? `truncate:${e.table}`
+      : e.table === 'chat_messages'
+        ? e.row.body
+        : `presence:${e.row.user_id}`,
+  );
 
 after(() => {
   for (const c of clients) c.close();
@@ -49,7 +63,9 @@ test('events arrive typed per table; status goes connecting → open, as events 
   await fx.db.query(`insert into presence (channel_id, user_id, name) values ('live', 'u1', 'Ada')`);
   await waitFor(() => events.length === 2, 10_000, 'two events');
   const [msg, here] = events;
-  assert.ok(msg?.table === 'chat_messages' && msg.op === 'insert' && msg.row.body === 'hello' && typeof msg.row.id === 'string');
+  assert.ok(
+    msg?.table === 'chat_messages' && msg.op === 'insert' && msg.row.body === 'hello' && typeof msg.row.id === 'string',
+  );
   assert.ok(here?.table === 'presence' && here.op === 'insert' && here.row.name === 'Ada');
   assert.equal(rt.status, 'open');
   rt.close();
@@ -79,7 +95,10 @@ test('a cut connection: it reconnects, resubscribes with since, and has every ro
   assert.deepEqual(bodies(events), ['before', 'gap-1', 'gap-2', 'gap-3', 'after']);
   assert.deepEqual(replies, [undefined, true], 'the resubscribe carried since and was recovered');
   const reconnecting = statuses.find((s) => s.status === 'reconnecting');
-  assert.ok(reconnecting?.status === 'reconnecting' && reconnecting.error.code === 'connection_lost', JSON.stringify(statuses));
+  assert.ok(
+    reconnecting?.status === 'reconnecting' && reconnecting.error.code === 'connection_lost',
+    JSON.stringify(statuses),
+  );
   assert.deepEqual(statuses.map((s) => s.status).slice(-3), ['reconnecting', 'connecting', 'open']);
 });
 
@@ -109,7 +128,9 @@ test('recovered:false is a resync, followed by a fresh snapshot', async () => {
   const first = await relay({ recoveryEvents: 3 });
   const rt = client(first.url);
   const events: TableEvent<Chat>[] = [];
-  const sub = rt.subscribe<Chat>('lost', { snapshot: true, limit: 2, tables: ['chat_messages'] }, (e) => events.push(e));
+  const sub = rt.subscribe<Chat>('lost', { snapshot: true, limit: 2, tables: ['chat_messages'] }, (e) =>
+    events.push(e),
+  );
   const resyncs: string[] = [];
   const synced: number[] = [];
   sub.on('resync', (n) => resyncs.push(n.since));
@@ -128,10 +149,13 @@ test('recovered:false is a resync, followed by a fresh snapshot', async () => {
   await waitFor(() => synced.length === 2, 20_000, 'the fresh snapshot');
   assert.deepEqual(resyncs, [since]);
   assert.deepEqual(synced, [0, 2]);
-  assert.deepEqual(events.slice(1).map((e) => [e.op, e.table === 'chat_messages' && e.op !== 'truncate' && e.row.body]), [
-    ['snapshot', 'missed-5'],
-    ['snapshot', 'missed-6'],
-  ]);
+  assert.deepEqual(
+    events.slice(1).map((e) => [e.op, e.table === 'chat_messages' && e.op !== 'truncate' && e.row.body]),
+    [
+      ['snapshot', 'missed-5'],
+      ['snapshot', 'missed-6'],
+    ],
+  );
   assert.ok(sub.position && !sub.position.includes('~'), 'never resumes from a snapshot row');
 });
 
@@ -141,18 +165,30 @@ test('refusals are typed with the protocol code; unsubscribe stops the events', 
   const bad = rt.subscribe('x', { tables: ['no_such_table'] }, () => {});
   const notices: RelayError[] = [];
   bad.on('error', (e) => notices.push(e));
-  await assert.rejects(bad.ready, (err: unknown) => err instanceof RelayError && err.code === 'unknown_table' && !err.retryable);
+  await assert.rejects(
+    bad.ready,
+    (err: unknown) => err instanceof RelayError && err.code === 'unknown_table' && !err.retryable,
+  );
   assert.equal(notices[0]?.channel, 'x');
   assert.ok(bad.closed);
-  assert.throws(() => {
-    rt.subscribe('dup', {}, () => {});
-    rt.subscribe('dup', {}, () => {});
-  }, { code: 'already_subscribed' });
+  assert.throws(
+    () => {
+      rt.subscribe('dup', {}, () => {});
+      rt.subscribe('dup', {}, () => {});
+    },
+    { code: 'already_subscribed' },
+  );
   const got: string[] = [];
-  const sub = rt.subscribe<Chat>('gone', {}, (e) => got.push(e.op === 'truncate' ? 'truncate' : String(e.row.channel_id)));
+  const sub = rt.subscribe<Chat>('gone', {}, (e) =>
+    got.push(e.op === 'truncate' ? 'truncate' : String(e.row.channel_id)),
+  );
   await sub.ready;
   sub.unsubscribe();
-  await waitFor(() => [...r.internals.ws.connections].every((c) => !c.subscriptions.has('gone')), 10_000, 'the relay to drop it');
+  await waitFor(
+    () => [...r.internals.ws.connections].every((c) => !c.subscriptions.has('gone')),
+    10_000,
+    'the relay to drop it',
+  );
   await chat('gone', 'unheard');
   const probe: string[] = [];
   await rt.subscribe('probe', {}, () => probe.push('seen')).ready;
@@ -189,17 +225,28 @@ test('with a token: the client authenticates with it at every connect; channels 
     },
   });
   const got: string[] = [];
-  await rt.subscribe<Chat>('room-1', {}, (e) => got.push(e.table === 'chat_messages' && e.op !== 'truncate' ? e.row.body : '')).ready;
+  await rt.subscribe<Chat>('room-1', {}, (e) =>
+    got.push(e.table === 'chat_messages' && e.op !== 'truncate' ? e.row.body : ''),
+  ).ready;
   await chat('room-1', 'hello');
   await waitFor(() => got.length === 1, 10_000, 'the row');
   assert.deepEqual(got, ['hello']);
-  await assert.rejects(rt.subscribe('user-bob', {}, () => {}).ready, (err: unknown) => err instanceof RelayError && err.code === 'forbidden');
+  await assert.rejects(
+    rt.subscribe('user-bob', {}, () => {}).ready,
+    (err: unknown) => err instanceof RelayError && err.code === 'forbidden',
+  );
   for (const c of r.internals.ws.connections) c.ws.terminate();
   await waitFor(() => asked === 2 && rt.status === 'open', 10_000, 'a reconnect with the token');
   await chat('room-1', 'again');
   await waitFor(() => got.length === 2, 10_000, 'the row after the reconnect');
 
   const anonymous = client(r.url, { backoff: { initialMs: 5_000, maxMs: 5_000 } });
-  const refused = await new Promise<StatusEvent>((resolve) => anonymous.on('status', (s) => s.status === 'reconnecting' && resolve(s)));
-  assert.match(String(refused.status === 'reconnecting' && refused.error.message), /token/i, 'without a token the relay refuses, and says why');
+  const refused = await new Promise<StatusEvent>((resolve) =>
+    anonymous.on('status', (s) => s.status === 'reconnecting' && resolve(s)),
+  );
+  assert.match(
+    String(refused.status === 'reconnecting' && refused.error.message),
+    /token/i,
+    'without a token the relay refuses, and says why',
+  );
 });

@@ -21,7 +21,10 @@ interface Page {
 async function fill(relay: Relay, channel: string, rows: number, bytes: number): Promise<string> {
   const c = await fx.client(relay);
   const sub = await c.subscribe(channel);
-  await fx.db.query(`insert into chat_messages (channel_id, sender, body) select $1, 's', lpad(g::text, $3, '.') from generate_series(1, $2) g`, [channel, rows, bytes]);
+  await fx.db.query(
+    `insert into chat_messages (channel_id, sender, body) select $1, 's', lpad(g::text, $3, '.') from generate_series(1, $2) g`,
+    [channel, rows, bytes],
+  );
   await c.waitForEvents(rows, 30_000);
   c.close();
   return sub.type === 'subscribed' ? sub.position : '';
@@ -39,13 +42,19 @@ test('a replay response holds at most WALCAST_REPLAY_MAX_BYTES of events, with m
     const page = JSON.parse(text) as Page;
     assert.equal(page.recovered, true);
     const eventBytes = page.events.reduce((n, e) => n + Buffer.byteLength(JSON.stringify(e)), 0);
-    assert.ok(page.events.length >= 1 && (page.events.length === 1 || eventBytes <= 4096), `${page.events.length} events, ${eventBytes} bytes`);
+    assert.ok(
+      page.events.length >= 1 && (page.events.length === 1 || eventBytes <= 4096),
+      `${page.events.length} events, ${eventBytes} bytes`,
+    );
     bodies.push(...page.events.map((e) => String(e.row.body).replace(/^\.+/, '')));
     if (!page.more) break;
     assert.equal(page.position, page.events.at(-1)!.position);
     from = page.position;
   }
-  assert.deepEqual(bodies, Array.from({ length: 20 }, (_, i) => String(i + 1)));
+  assert.deepEqual(
+    bodies,
+    Array.from({ length: 20 }, (_, i) => String(i + 1)),
+  );
 });
 
 /** A GET whose reader takes the first bytes of the answer and then stops reading. */
@@ -73,12 +82,16 @@ test('readers that never read hold at most WALCAST_REPLAYS_PER_IP responses; the
   assert.equal(((await refused.json()) as { code: string }).code, 'too_many_replays');
   stalled[0]!.destroy();
   let page: Page | undefined;
-  await waitFor(async () => {
-    const res = await fetch(`${relay.url}/v1/channels/rp-2/events?since=${since}&limit=1`);
-    if (res.status === 200) page = (await res.json()) as Page;
-    else await res.body?.cancel();
-    return page !== undefined;
-  }, 10_000, 'a replay slot to free up');
+  await waitFor(
+    async () => {
+      const res = await fetch(`${relay.url}/v1/channels/rp-2/events?since=${since}&limit=1`);
+      if (res.status === 200) page = (await res.json()) as Page;
+      else await res.body?.cancel();
+      return page !== undefined;
+    },
+    10_000,
+    'a replay slot to free up',
+  );
   assert.equal(page!.events.length, 1);
   assert.equal(page!.more, true);
   stalled[1]!.destroy();

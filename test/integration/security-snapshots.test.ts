@@ -37,10 +37,22 @@ async function lockMessages(): Promise<pg.Client> {
 }
 
 test('snapshot limits: per connection, per subject, a bounded queue, and reads of closed sockets dropped', async () => {
-  const relay = await fx.relay({ jwtSecret: TEST_SECRET, snapshotsPerConnection: 1, snapshotsPerSubject: 2, snapshotQueue: 1, snapshotTimeoutMs: 60_000 });
+  const relay = await fx.relay({
+    jwtSecret: TEST_SECRET,
+    snapshotsPerConnection: 1,
+    snapshotsPerSubject: 2,
+    snapshotQueue: 1,
+    snapshotTimeoutMs: 60_000,
+  });
   const queue = relay.internals.ws.opts.snapshots.queue;
   const locker = await lockMessages();
-  const [a1, a2, a3, b, c] = [await as(relay, 'a'), await as(relay, 'a'), await as(relay, 'a'), await as(relay, 'b'), await as(relay, 'c')];
+  const [a1, a2, a3, b, c] = [
+    await as(relay, 'a'),
+    await as(relay, 'a'),
+    await as(relay, 'a'),
+    await as(relay, 'b'),
+    await as(relay, 'c'),
+  ];
   const first = snapshot(a1, 'snap-1');
   await waitFor(() => queue.runningCount === 1, 5000, 'the first read to start');
   assert.equal(code(await snapshot(a1, 'snap-2')), 'snapshot_busy'); // a1 has one in flight

@@ -19,7 +19,9 @@ function trickle(relay: Relay): Promise<{ socket: Socket; closed: Promise<string
     const closed = new Promise<string>((r) => socket.on('close', () => r(received)));
     socket.on('error', () => {});
     socket.once('connect', () => {
-      socket.write(`POST /demo/messages HTTP/1.1\r\nHost: 127.0.0.1:${relay.port}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`);
+      socket.write(
+        `POST /demo/messages HTTP/1.1\r\nHost: 127.0.0.1:${relay.port}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`,
+      );
       const timer = setInterval(() => socket.writable && socket.write('1\r\n \r\n'), 100);
       socket.on('close', () => clearInterval(timer));
       resolve({ socket, closed });
@@ -29,7 +31,9 @@ function trickle(relay: Relay): Promise<{ socket: Socket; closed: Promise<string
 }
 
 async function connections(relay: Relay): Promise<number> {
-  return new Promise((resolve, reject) => relay.internals.app.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+  return new Promise((resolve, reject) =>
+    relay.internals.app.server.getConnections((err, n) => (err ? reject(err) : resolve(n))),
+  );
 }
 
 test('trickling requests count against the address limit and are cut by the request timeout; WebSockets stay', async () => {

@@ -19,7 +19,12 @@ fx.cleanup(async () => {
   }
 });
 
-const env = (extra: Record<string, string>) => ({ DATABASE_URL: db.url, WALCAST_SLOT: uniqueName('slot'), WALCAST_LOG_LEVEL: 'info', ...extra });
+const env = (extra: Record<string, string>) => ({
+  DATABASE_URL: db.url,
+  WALCAST_SLOT: uniqueName('slot'),
+  WALCAST_LOG_LEVEL: 'info',
+  ...extra,
+});
 
 async function stop(r: RelayProcess): Promise<void> {
   r.child.kill('SIGTERM');

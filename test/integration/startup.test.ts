@@ -103,7 +103,10 @@ test('a role without REPLICATION is told the ALTER ROLE that fixes it', async ()
   url.password = 'pw';
   const run = walcast(['start', '--database-url', url.toString(), '--port', '0'], { WALCAST_LOG_LEVEL: 'silent' });
   assert.equal(await run.exited, 1);
-  assert.equal(run.stderr.trim(), `walcast: role ${role} may not use replication; run ALTER ROLE ${role} WITH REPLICATION (or connect as a role that has it)`);
+  assert.equal(
+    run.stderr.trim(),
+    `walcast: role ${role} may not use replication; run ALTER ROLE ${role} WITH REPLICATION (or connect as a role that has it)`,
+  );
 });
 
 async function ownServer(settings: Record<string, string>): Promise<EmbeddedPostgresHandle> {
@@ -117,7 +120,10 @@ test('wal_level replica, no free replication slot, and no free WAL sender each s
   const replica = await ownServer({ wal_level: 'replica' });
   const r1 = walcast(['start', '--database-url', replica.url, '--port', '0'], { WALCAST_LOG_LEVEL: 'silent' });
   assert.equal(await r1.exited, 1);
-  assert.equal(r1.stderr.trim(), "walcast: wal_level is 'replica'; run ALTER SYSTEM SET wal_level = logical and restart PostgreSQL");
+  assert.equal(
+    r1.stderr.trim(),
+    "walcast: wal_level is 'replica'; run ALTER SYSTEM SET wal_level = logical and restart PostgreSQL",
+  );
 
   const full = await ownServer({ max_replication_slots: '1' });
   const admin = new pg.Client({ connectionString: full.url });
@@ -126,15 +132,25 @@ test('wal_level replica, no free replication slot, and no free WAL sender each s
   await admin.end();
   const r2 = walcast(['start', '--database-url', full.url, '--port', '0'], { WALCAST_LOG_LEVEL: 'silent' });
   assert.equal(await r2.exited, 1);
-  assert.match(r2.stderr, /^walcast: all 1 replication slots are in use and slot walcast does not exist yet; drop an unused slot .* or raise max_replication_slots/);
+  assert.match(
+    r2.stderr,
+    /^walcast: all 1 replication slots are in use and slot walcast does not exist yet; drop an unused slot .* or raise max_replication_slots/,
+  );
 
   // One WAL sender, taken by a first relay: a second one (another slot) is told why it cannot stream.
   const one = await ownServer({ max_wal_senders: '1' });
-  const first = walcast(['start', '--database-url', one.url, '--port', '0', '--slot', 'first'], { WALCAST_LOG_LEVEL: 'silent' });
+  const first = walcast(['start', '--database-url', one.url, '--port', '0', '--slot', 'first'], {
+    WALCAST_LOG_LEVEL: 'silent',
+  });
   await until(first, /WebSocket:\s+(ws:\/\/\S+)/);
-  const second = walcast(['start', '--database-url', one.url, '--port', '0', '--slot', 'second'], { WALCAST_LOG_LEVEL: 'silent' });
+  const second = walcast(['start', '--database-url', one.url, '--port', '0', '--slot', 'second'], {
+    WALCAST_LOG_LEVEL: 'silent',
+  });
   assert.equal(await second.exited, 1);
-  assert.equal(second.stderr.trim(), 'walcast: all 1 WAL senders are busy; raise max_wal_senders and restart PostgreSQL, or stop an idle replication client');
+  assert.equal(
+    second.stderr.trim(),
+    'walcast: all 1 WAL senders are busy; raise max_wal_senders and restart PostgreSQL, or stop an idle replication client',
+  );
   first.child.kill('SIGTERM');
   assert.equal(await first.exited, 0);
 });

@@ -45,26 +45,39 @@ test('every routed event lands in the stream: encoded subjects, headers, the Web
   });
   const client = await fx.client(relay);
   await client.subscribe('room-1');
-  await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ('room-1', 'ada', 'one'), ('a.b c*', 'bob', 'two'), ('room-1', 'ada', 'three')`);
+  await fx.db.query(
+    `insert into chat_messages (channel_id, sender, body) values ('room-1', 'ada', 'one'), ('a.b c*', 'bob', 'two'), ('room-1', 'ada', 'three')`,
+  );
   await fx.db.query(`update chat_messages set channel_id = 'room-2' where body = 'three'`);
   const [ws] = await client.waitForEvents(1);
   await waitFor(async () => (await streamCount('walcast_t1')) >= 5, 10_000, 'five messages in the stream');
 
   const stored = await readStream(nats.url, 'walcast_t1');
-  assert.deepEqual(stored.map((m) => [m.subject, m.event.op, m.event.moved, m.event.row.id === undefined]), [
-    ['walcast.chat_messages.room-1', 'insert', undefined, false],
-    ['walcast.chat_messages.a%2Eb%20c%2A', 'insert', undefined, false],
-    ['walcast.chat_messages.room-1', 'insert', undefined, false],
-    ['walcast.chat_messages.room-2', 'insert', 'in', false],
-    ['walcast.chat_messages.room-1', 'delete', 'out', false],
-  ]);
-  assert.deepEqual(stored.slice(0, 4).map((m) => m.event.row.body), ['one', 'two', 'three', 'three']);
+  assert.deepEqual(
+    stored.map((m) => [m.subject, m.event.op, m.event.moved, m.event.row.id === undefined]),
+    [
+      ['walcast.chat_messages.room-1', 'insert', undefined, false],
+      ['walcast.chat_messages.a%2Eb%20c%2A', 'insert', undefined, false],
+      ['walcast.chat_messages.room-1', 'insert', undefined, false],
+      ['walcast.chat_messages.room-2', 'insert', 'in', false],
+      ['walcast.chat_messages.room-1', 'delete', 'out', false],
+    ],
+  );
+  assert.deepEqual(
+    stored.slice(0, 4).map((m) => m.event.row.body),
+    ['one', 'two', 'three', 'three'],
+  );
   // The payload is the WebSocket event, byte for byte in meaning.
   assert.deepEqual(stored[0]!.event, ws);
   const first = stored[0]!;
   assert.equal(first.msgId, ws!.position);
   assert.deepEqual(
-    [first.headers['Walcast-Position'], first.headers['Walcast-Table'], first.headers['Walcast-Op'], first.headers['Walcast-Commit-Time']],
+    [
+      first.headers['Walcast-Position'],
+      first.headers['Walcast-Table'],
+      first.headers['Walcast-Op'],
+      first.headers['Walcast-Commit-Time'],
+    ],
     [ws!.position, 'chat_messages', 'insert', ws!.commit_time],
   );
   // A moved row: two messages of one position (moved in, moved out), the second with its own id.
@@ -72,7 +85,10 @@ test('every routed event lands in the stream: encoded subjects, headers, the Web
   assert.equal(stored[4]!.msgId, `${stored[3]!.event.position}+1`);
 
   const room1 = await readStream(nats.url, 'walcast_t1', 'walcast.*.room-1');
-  assert.deepEqual(room1.map((m) => m.event.op), ['insert', 'insert', 'delete']);
+  assert.deepEqual(
+    room1.map((m) => m.event.op),
+    ['insert', 'insert', 'delete'],
+  );
 
   const nc = await connect({ servers: nats.url });
   const info = await (await jetstreamManager(nc)).streams.info('walcast_t1');
@@ -112,12 +128,17 @@ test('NATS away: WebSocket clients keep receiving, /readyz and /metrics show the
   await nats.kill();
   const filler = 'x'.repeat(1000);
   for (let i = 0; i < 10; i++) {
-    await fx.db.query(`insert into chat_messages (channel_id, sender, body) select 'outage', 'x', $1 || g from generate_series(1, 20) g`, [`${i}-${filler}`]);
+    await fx.db.query(
+      `insert into chat_messages (channel_id, sender, body) select 'outage', 'x', $1 || g from generate_series(1, 20) g`,
+      [`${i}-${filler}`],
+    );
   }
   await client.waitForEvents(201, 20_000);
 
   const ready = await fetch(`${relay.url}/readyz`);
-  const body = (await ready.json()) as { sinks: { name: string; state: string; lag: { events: number; behind: boolean } }[] };
+  const body = (await ready.json()) as {
+    sinks: { name: string; state: string; lag: { events: number; behind: boolean } }[];
+  };
   assert.equal(ready.status, 200, 'a sink that is down does not take WebSocket clients away');
   assert.equal(body.sinks[0]!.name, 'jetstream');
   assert.notEqual(body.sinks[0]!.state, 'publishing');
@@ -129,9 +150,15 @@ test('NATS away: WebSocket clients keep receiving, /readyz and /metrics show the
   await nats.start();
   await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ('outage', 'x', 'marker')`);
   await waitFor(async () => (await streamCount('walcast_t3')) >= 202, 30_000, 'every row in the stream');
-  const committed = (await fx.db.query<{ body: string }>(`select body from chat_messages where channel_id = 'outage' order by id`)).map((r) => r.body);
+  const committed = (
+    await fx.db.query<{ body: string }>(`select body from chat_messages where channel_id = 'outage' order by id`)
+  ).map((r) => r.body);
   const stored = await readStream(nats.url, 'walcast_t3');
-  assert.deepEqual(stored.map((m) => m.event.row.body), committed, 'every row once, in commit order');
+  assert.deepEqual(
+    stored.map((m) => m.event.row.body),
+    committed,
+    'every row once, in commit order',
+  );
   assert.equal(new Set(stored.map((m) => m.msgId)).size, stored.length);
   assert.equal(client.events().length, committed.length, 'no row reached the WebSocket twice after the re-read');
   const after = await (await fetch(`${relay.url}/metrics`)).text();
@@ -142,14 +169,20 @@ test('beyond the duplicate window: a restarted relay re-reads the recovery windo
   // An existing stream, used as it is: a 1 s duplicate window, so Nats-Msg-Id
   // cannot be what keeps the re-read rows out.
   const nc = await connect({ servers: nats.url });
-  await (await jetstreamManager(nc)).streams.add({ name: 'walcast_t4', subjects: ['walcast.>'], duplicate_window: 1e9 });
+  await (await jetstreamManager(nc)).streams.add({
+    name: 'walcast_t4',
+    subjects: ['walcast.>'],
+    duplicate_window: 1e9,
+  });
   await nc.close();
   const slot = `js_window_${Date.now()}`;
   const first = await fx.relay({ natsUrl: nats.url, natsStream: 'walcast_t4', slot });
   t.after(async () => {
     await deleteStream('walcast_t4');
   });
-  await fx.db.query(`insert into chat_messages (channel_id, sender, body) select 'window', 'x', g::text from generate_series(1, 50) g`);
+  await fx.db.query(
+    `insert into chat_messages (channel_id, sender, body) select 'window', 'x', g::text from generate_series(1, 50) g`,
+  );
   await waitFor(async () => (await streamCount('walcast_t4')) === 50, 10_000, '50 rows in the stream');
   await first.stop();
   await new Promise((r) => setTimeout(r, 1500)); // past the duplicate window
@@ -157,9 +190,16 @@ test('beyond the duplicate window: a restarted relay re-reads the recovery windo
   // the new relay reads those 50 rows again.
   const second = await fx.relay({ natsUrl: nats.url, natsStream: 'walcast_t4', slot });
   await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ('window', 'x', 'marker')`);
-  await waitFor(async () => (await readStream(nats.url, 'walcast_t4')).some((m) => m.event.row.body === 'marker'), 10_000, 'the marker');
+  await waitFor(
+    async () => (await readStream(nats.url, 'walcast_t4')).some((m) => m.event.row.body === 'marker'),
+    10_000,
+    'the marker',
+  );
   const stored = await readStream(nats.url, 'walcast_t4');
-  assert.deepEqual(stored.map((m) => m.event.row.body), [...Array.from({ length: 50 }, (_, i) => String(i + 1)), 'marker']);
+  assert.deepEqual(
+    stored.map((m) => m.event.row.body),
+    [...Array.from({ length: 50 }, (_, i) => String(i + 1)), 'marker'],
+  );
   await second.stop();
 });
 

@@ -16,10 +16,20 @@ after(() => {
 const chat = (channel: string, body: string) =>
   fx.db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 't', $2)`, [channel, body]);
 const hasBody = (c: TestClient, body: string) =>
-  c.waitFor((ms) => ms.some((m) => m.type === 'event' && m.op !== 'truncate' && m.row.body === body), 10_000, `the row "${body}"`);
+  c.waitFor(
+    (ms) => ms.some((m) => m.type === 'event' && m.op !== 'truncate' && m.row.body === body),
+    10_000,
+    `the row "${body}"`,
+  );
 /** The event stream as "op:table:body" strings. */
 const ops = (c: TestClient) =>
-  c.messages.flatMap((m) => (m.type !== 'event' ? [] : m.op === 'truncate' ? [`truncate:${m.table}:${m.channel}`] : [`${m.op}:${m.table}:${String(m.row.body ?? '')}`]));
+  c.messages.flatMap((m) =>
+    m.type !== 'event'
+      ? []
+      : m.op === 'truncate'
+        ? [`truncate:${m.table}:${m.channel}`]
+        : [`${m.op}:${m.table}:${String(m.row.body ?? '')}`],
+  );
 
 test('a TRUNCATE reaches every subscription that admits the table, once, in commit order; a resume replays it', async () => {
   const relay = await fx.relay();
@@ -38,23 +48,47 @@ test('a TRUNCATE reaches every subscription that admits the table, once, in comm
   await fx.db.query('truncate chat_messages');
   await chat('room-t', 'after');
   await fx.db.query(`insert into presence (channel_id, user_id, name) values ('room-t', 'u1', 'marker')`);
-  await all.waitFor((ms) => ms.some((m) => m.type === 'event' && m.table === 'presence'), 10_000, 'the presence marker');
-  assert.deepEqual(ops(all), ['insert:chat_messages:before', 'truncate:chat_messages:room-t', 'insert:chat_messages:after', 'insert:presence:']);
+  await all.waitFor(
+    (ms) => ms.some((m) => m.type === 'event' && m.table === 'presence'),
+    10_000,
+    'the presence marker',
+  );
+  assert.deepEqual(ops(all), [
+    'insert:chat_messages:before',
+    'truncate:chat_messages:room-t',
+    'insert:chat_messages:after',
+    'insert:presence:',
+  ]);
   await chat('elsewhere', 'marker');
   await hasBody(chatOnly, 'marker');
-  assert.deepEqual(ops(chatOnly), ['truncate:chat_messages:elsewhere', 'insert:chat_messages:marker'], 'whatever the channel');
+  assert.deepEqual(
+    ops(chatOnly),
+    ['truncate:chat_messages:elsewhere', 'insert:chat_messages:marker'],
+    'whatever the channel',
+  );
   await presenceOnly.waitForEvents(1);
   assert.deepEqual(ops(presenceOnly), ['insert:presence:'], 'not to a subscription whose tables leave the table out');
 
   const truncate = all.truncates()[0]!;
-  assert.deepEqual(Object.keys(truncate).sort(), ['channel', 'commit_time', 'op', 'position', 'table', 'type'], 'no row');
+  assert.deepEqual(
+    Object.keys(truncate).sort(),
+    ['channel', 'commit_time', 'op', 'position', 'table', 'type'],
+    'no row',
+  );
   await waitFor(() => got.length === 4, 10_000, 'the SDK to get four events');
-  assert.deepEqual(got.map((e) => (e.op === 'truncate' ? `truncate:${e.table}` : e.op)), ['insert', 'truncate:chat_messages', 'insert', 'insert']);
+  assert.deepEqual(
+    got.map((e) => (e.op === 'truncate' ? `truncate:${e.table}` : e.op)),
+    ['insert', 'truncate:chat_messages', 'insert', 'insert'],
+  );
 
   const again = await fx.client(relay);
   const reply = await again.subscribe('room-t', { since: start.type === 'subscribed' ? start.position : '' });
   assert.equal(reply.type === 'subscribed' && reply.recovered, true);
-  await again.waitFor((ms) => ms.some((m) => m.type === 'event' && m.table === 'presence'), 10_000, 'the replayed presence marker');
+  await again.waitFor(
+    (ms) => ms.some((m) => m.type === 'event' && m.table === 'presence'),
+    10_000,
+    'the replayed presence marker',
+  );
   assert.deepEqual(ops(again), ops(all), 'the replay has the truncate in its place');
   assert.equal(again.truncates()[0]!.position, truncate.position);
 });

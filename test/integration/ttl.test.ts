@@ -51,13 +51,21 @@ test('runOnce deletes only expired rows, in batches, and reports them', async ()
   await insertRows('public.kept', 4, 0);
   await db.query(`INSERT INTO public."Daily Notes" VALUES ('a', current_date - 3), ('b', current_date)`);
   const pruned: [string, number][] = [];
-  const pruner = createPruner({ pool: db.pool, batchSize: 2, logger: silentLogger, onPruned: (t, n) => pruned.push([t, n]) });
+  const pruner = createPruner({
+    pool: db.pool,
+    batchSize: 2,
+    logger: silentLogger,
+    onPruned: (t, n) => pruned.push([t, n]),
+  });
   const results = await pruner.runOnce();
   assert.deepEqual(results, [
     { table: 'public.Daily Notes', deleted: 1 },
     { table: 'public.events', deleted: 5 },
   ]);
-  assert.deepEqual(pruned, [['public.Daily Notes', 1], ['public.events', 5]]);
+  assert.deepEqual(pruned, [
+    ['public.Daily Notes', 1],
+    ['public.events', 5],
+  ]);
   assert.equal(await count('public.events'), 3);
   assert.equal(await count('public.events', `at < now() - interval '1 hour'`), 0);
   assert.equal(await count('public.kept'), 4, 'a table without ttl is never pruned');
@@ -78,13 +86,18 @@ test('each prune transaction starts with the walcast.prune message, and empty ba
     // Batches of 2: two full batches, then an empty one that must roll back.
     await createPruner({ pool: db.pool, batchSize: 2, logger: silentLogger }).runOnce();
     await waitForWalFlush(client);
-    const { rows } = await client.query<{ data: string }>(`SELECT data FROM pg_logical_slot_get_changes('ttl_test', NULL, NULL)`);
+    const { rows } = await client.query<{ data: string }>(
+      `SELECT data FROM pg_logical_slot_get_changes('ttl_test', NULL, NULL)`,
+    );
     const txns = transactions(rows.map((r) => r.data));
     const prunes = txns.filter((t) => t.some((l) => l.includes(PRUNE_MESSAGE_PREFIX)));
     assert.equal(prunes.length, 2, 'one transaction per non-empty batch');
     for (const t of prunes) {
       assert.match(t[0] ?? '', /^message: transactional: 1 prefix: walcast\.prune, sz: 0/);
-      assert.ok(t.slice(1).every((l) => /^table public\.events: DELETE:/.test(l)), t.join('\n'));
+      assert.ok(
+        t.slice(1).every((l) => /^table public\.events: DELETE:/.test(l)),
+        t.join('\n'),
+      );
     }
     assert.equal(prunes.flat().filter((l) => l.includes('DELETE')).length, 4);
     const unmarked = txns.filter((t) => !prunes.includes(t) && t.some((l) => l.includes('DELETE')));
@@ -133,7 +146,10 @@ test('a failing table is logged and does not stop the others', async () => {
     const logs: Record<string, unknown>[] = [];
     const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line)) });
     const results = await createPruner({ pool: db.pool, logger }).runOnce();
-    assert.deepEqual(results.map((r) => r.table), ['public.Daily Notes', 'public.events']);
+    assert.deepEqual(
+      results.map((r) => r.table),
+      ['public.Daily Notes', 'public.events'],
+    );
     assert.equal(await count('public.events'), 0);
     const failure = logs.find((l) => l.table === 'public.broken');
     assert.equal(failure?.msg, 'pruning expired rows failed');
@@ -148,7 +164,10 @@ test('runOnce does not run concurrently with itself', async () => {
   await insertRows('public.events', 3, 0);
   const pruner = createPruner({ pool: db.pool, logger: silentLogger });
   const [first, second] = await Promise.all([pruner.runOnce(), pruner.runOnce()]);
-  assert.deepEqual(first.find((r) => r.table === 'public.events'), { table: 'public.events', deleted: 3 });
+  assert.deepEqual(
+    first.find((r) => r.table === 'public.events'),
+    { table: 'public.events', deleted: 3 },
+  );
   assert.deepEqual(second, [], 'the overlapping run was skipped');
 });
 
@@ -156,7 +175,12 @@ test('start() prunes on its schedule until stop()', async () => {
   await insertRows('public.events', 2, 1);
   let done!: (n: number) => void;
   const pruned = new Promise<number>((resolve) => (done = resolve));
-  const pruner = createPruner({ pool: db.pool, schedule: '* * * * * *', logger: silentLogger, onPruned: (_t, n) => done(n) });
+  const pruner = createPruner({
+    pool: db.pool,
+    schedule: '* * * * * *',
+    logger: silentLogger,
+    onPruned: (_t, n) => done(n),
+  });
   pruner.start();
   try {
     assert.equal(await within(pruned, 5000), 2);
@@ -183,6 +207,9 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T> {
 
 test('an invalid schedule or batch size is a config error', () => {
   const isConfigError = (err: unknown) => err instanceof WalcastError && err.code === 'config_invalid';
-  assert.throws(() => createPruner({ pool: db.pool, schedule: 'every ten seconds', logger: silentLogger }), isConfigError);
+  assert.throws(
+    () => createPruner({ pool: db.pool, schedule: 'every ten seconds', logger: silentLogger }),
+    isConfigError,
+  );
   assert.throws(() => createPruner({ pool: db.pool, batchSize: 0, logger: silentLogger }), isConfigError);
 });

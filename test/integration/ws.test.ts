@@ -67,11 +67,16 @@ test('an unsubscribed channel no longer delivers', async () => {
   await c.subscribe('gone');
   await c.subscribe('kept');
   await c.request({ type: 'unsubscribe', id: 'u', channel: 'gone' });
-  await db.query(`insert into chat_messages (channel_id, sender, body) values ('gone', 's', 'no'), ('kept', 's', 'yes')`);
+  await db.query(
+    `insert into chat_messages (channel_id, sender, body) values ('gone', 's', 'no'), ('kept', 's', 'yes')`,
+  );
   const events = await c.waitForEvents(1);
   await db.query(`insert into chat_messages (channel_id, sender, body) values ('kept', 's', 'yes2')`);
   await c.waitForEvents(2);
-  assert.deepEqual(c.events().map((e) => e.row.body), ['yes', 'yes2']);
+  assert.deepEqual(
+    c.events().map((e) => e.row.body),
+    ['yes', 'yes2'],
+  );
   assert.equal(events[0]?.channel, 'kept');
 });
 
@@ -96,7 +101,9 @@ test('a client that stops answering pings is dropped within two heartbeat interv
   // a loaded machine, and fails rather than hangs when nothing drops it.
   const code = await Promise.race([
     closed,
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the dead client was never dropped')), 10_000).unref()),
+    new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error('the dead client was never dropped')), 10_000).unref(),
+    ),
   ]);
   assert.equal(code, 1006); // terminated: no close frame for a dead peer
 });

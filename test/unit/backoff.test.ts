@@ -11,16 +11,28 @@ import type { EventMessage, SubscribedMessage } from '../../client/protocol.ts';
 const opts = { initialMs: 100, maxMs: 5_000, factor: 2 };
 
 test('the ceiling doubles per attempt up to maxMs, and never overflows', () => {
-  assert.deepEqual([0, 1, 2, 3, 4, 5, 6, 7].map((a) => backoffCeiling(a, opts)), [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+  assert.deepEqual(
+    [0, 1, 2, 3, 4, 5, 6, 7].map((a) => backoffCeiling(a, opts)),
+    [100, 200, 400, 800, 1600, 3200, 5000, 5000],
+  );
   assert.equal(backoffCeiling(10_000, opts), 5000);
   assert.equal(backoffCeiling(-3, opts), 100);
   assert.equal(backoffCeiling(0), DEFAULT_BACKOFF.initialMs);
 });
 
 test('full jitter: the delay is uniform between 0 and the ceiling', () => {
-  assert.equal(backoffDelay(3, opts, () => 0), 0);
-  assert.equal(backoffDelay(3, opts, () => 1), 800);
-  assert.equal(backoffDelay(3, opts, () => 0.5), 400);
+  assert.equal(
+    backoffDelay(3, opts, () => 0),
+    0,
+  );
+  assert.equal(
+    backoffDelay(3, opts, () => 1),
+    800,
+  );
+  assert.equal(
+    backoffDelay(3, opts, () => 0.5),
+    400,
+  );
   fc.assert(
     fc.property(fc.nat(200), fc.double({ min: 0, max: 1, noNaN: true }), (attempt, r) => {
       const d = backoffDelay(attempt, opts, () => r);
@@ -43,15 +55,56 @@ function run(inputs: Input['type'][]): { state: ConnectionState; effects: string
 }
 
 test('reconnect: failed connects back off further each time; only a healthy connection resets the count', () => {
-  const { state, effects } = run(['lost', 'timer', 'lost', 'timer', 'lost', 'timer', 'opened', 'healthy', 'lost', 'timer']);
-  assert.deepEqual(effects, ['wait 100', 'connect', 'wait 200', 'connect', 'wait 400', 'connect', 'none', 'none', 'wait 100', 'connect']);
+  const { state, effects } = run([
+    'lost',
+    'timer',
+    'lost',
+    'timer',
+    'lost',
+    'timer',
+    'opened',
+    'healthy',
+    'lost',
+    'timer',
+  ]);
+  assert.deepEqual(effects, [
+    'wait 100',
+    'connect',
+    'wait 200',
+    'connect',
+    'wait 400',
+    'connect',
+    'none',
+    'none',
+    'wait 100',
+    'connect',
+  ]);
   assert.deepEqual(state, { status: 'connecting', attempt: 1 });
 });
 
 test('reconnect: a relay that closes every connection right after it opened is retried at growing intervals', () => {
-  const { effects } = run(['opened', 'lost', 'timer', 'opened', 'lost', 'timer', 'opened', 'lost', 'timer', 'opened', 'lost']);
-  assert.deepEqual(effects.filter((e) => e.startsWith('wait')), ['wait 100', 'wait 200', 'wait 400', 'wait 800']);
-  assert.deepEqual(run(['opened', 'lost', 'timer', 'healthy']).effects.at(-1), 'none', 'healthy counts only while open');
+  const { effects } = run([
+    'opened',
+    'lost',
+    'timer',
+    'opened',
+    'lost',
+    'timer',
+    'opened',
+    'lost',
+    'timer',
+    'opened',
+    'lost',
+  ]);
+  assert.deepEqual(
+    effects.filter((e) => e.startsWith('wait')),
+    ['wait 100', 'wait 200', 'wait 400', 'wait 800'],
+  );
+  assert.deepEqual(
+    run(['opened', 'lost', 'timer', 'healthy']).effects.at(-1),
+    'none',
+    'healthy counts only while open',
+  );
 });
 
 test('jitter: a thousand clients cut by one relay restart come back spread over the backoff window', () => {
@@ -75,7 +128,8 @@ test('jitter: a thousand clients cut by one relay restart come back spread over 
   const buckets = Array.from({ length: 10 }, () => 0);
   for (const d of delays) buckets[Math.min(9, Math.floor((d / window) * 10))]!++;
   // Uniform: 100 per tenth of the window; none holds more than twice that, none is empty.
-  for (const [i, n] of buckets.entries()) assert.ok(n > 50 && n < 200, `tenth ${i} of the window holds ${n} of 1000 reconnects`);
+  for (const [i, n] of buckets.entries())
+    assert.ok(n > 50 && n < 200, `tenth ${i} of the window holds ${n} of 1000 reconnects`);
   assert.ok(Math.max(...delays) <= window);
   assert.ok(new Set(delays).size > 300, 'the delays are spread, not a few values');
 });
@@ -114,17 +168,30 @@ test('reconnect: any sequence of inputs keeps the state machine consistent', () 
 
 // ---- the positions a subscription resumes from ----
 
-const P = (n: number, i = 1) => `${n.toString(16).toUpperCase().padStart(16, '0')}-${i.toString(16).padStart(8, '0')}-ep`;
+const P = (n: number, i = 1) =>
+  `${n.toString(16).toUpperCase().padStart(16, '0')}-${i.toString(16).padStart(8, '0')}-ep`;
 const ev = (position: string, op: EventMessage['op'] = 'insert'): EventMessage => ({
-  type: 'event', channel: 'c', table: 't', op, position, commit_time: '', row: { position },
+  type: 'event',
+  channel: 'c',
+  table: 't',
+  op,
+  position,
+  commit_time: '',
+  row: { position },
 });
 
 function sub(options = {}) {
   const seen: string[] = [];
   const notices: string[] = [];
-  const s = new Subscription('c', options, (e) => seen.push(`${e.op} ${e.position}`), () => {});
+  const s = new Subscription(
+    'c',
+    options,
+    (e) => seen.push(`${e.op} ${e.position}`),
+    () => {},
+  );
   for (const n of ['subscribed', 'synced', 'resync'] as const) s.on(n, () => notices.push(n));
-  const reply = (id: string, extra: Partial<SubscribedMessage>) => s.subscribed({ type: 'subscribed', id, channel: 'c', position: P(10, 0), ...extra });
+  const reply = (id: string, extra: Partial<SubscribedMessage>) =>
+    s.subscribed({ type: 'subscribed', id, channel: 'c', position: P(10, 0), ...extra });
   return { s, seen, notices, reply };
 }
 
@@ -162,7 +229,7 @@ test('subscription: after a resume it keeps the last replayed position until a p
   assert.deepEqual(seen, [`insert ${P(11)}`, `insert ${P(12)}`, `insert ${P(21)}`], 'nothing twice');
 });
 
-test('subscription: recovered false is a resync, and the reply\'s position is the new start', () => {
+test("subscription: recovered false is a resync, and the reply's position is the new start", () => {
   const { s, notices, reply } = sub({ since: P(5) });
   assert.equal(s.request('1').since, P(5));
   reply('1', { position: P(30, 0), recovered: false });

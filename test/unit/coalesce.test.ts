@@ -4,10 +4,17 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import type { Writable } from 'node:stream';
 import * as ws from 'ws';
-import { SHARED_PAYLOAD_BYTES, WriteCoalescer, encodeTextFrames, flushQueue, type FrameQueue } from '../../relay/ws/coalesce.ts';
+import {
+  SHARED_PAYLOAD_BYTES,
+  WriteCoalescer,
+  encodeTextFrames,
+  flushQueue,
+  type FrameQueue,
+} from '../../relay/ws/coalesce.ts';
 
 // ws exports its frame parser at runtime; @types/ws does not declare it.
-const Receiver = (ws as unknown as { Receiver: new (opts: { isServer: boolean; maxPayload: number }) => Writable }).Receiver;
+const Receiver = (ws as unknown as { Receiver: new (opts: { isServer: boolean; maxPayload: number }) => Writable })
+  .Receiver;
 
 function parse(bytes: Buffer): { text: string; binary: boolean }[] {
   const out: { text: string; binary: boolean }[] = [];
@@ -19,9 +26,14 @@ function parse(bytes: Buffer): { text: string; binary: boolean }[] {
 }
 
 test('text frames of every length form parse back to the same messages', () => {
-  const texts = [0, 1, 125, 126, 127, 65_535, 65_536, 70_000].map((n) => 'é'.repeat(Math.ceil(n / 2)).slice(0, Math.ceil(n / 2)));
+  const texts = [0, 1, 125, 126, 127, 65_535, 65_536, 70_000].map((n) =>
+    'é'.repeat(Math.ceil(n / 2)).slice(0, Math.ceil(n / 2)),
+  );
   const frames = encodeTextFrames(texts.map((t) => Buffer.from(t)));
-  assert.deepEqual(parse(frames), texts.map((text) => ({ text, binary: false })));
+  assert.deepEqual(
+    parse(frames),
+    texts.map((text) => ({ text, binary: false })),
+  );
 });
 
 test("a tick's frames for one queue are written once, in order, at the end of the tick", async () => {
@@ -33,7 +45,10 @@ test("a tick's frames for one queue are written once, in order, at the end of th
   assert.equal(writes.length, 0);
   await new Promise((r) => setImmediate(r));
   assert.equal(writes.length, 1);
-  assert.deepEqual(parse(writes[0]!).map((m) => m.text), ['a', 'bb', 'ccc']);
+  assert.deepEqual(
+    parse(writes[0]!).map((m) => m.text),
+    ['a', 'bb', 'ccc'],
+  );
   assert.equal(queue.pendingBytes, 0);
   coalescer.enqueue(queue, Buffer.from('d'));
   await new Promise((r) => setImmediate(r));
@@ -47,5 +62,8 @@ test('a large payload is written as itself after its header, between the small f
   queue.pending = [Buffer.from('a'), big, Buffer.from('b'), Buffer.from('c')];
   flushQueue(queue);
   assert.ok(writes.includes(big), 'the large payload went to the socket as the same Buffer');
-  assert.deepEqual(parse(Buffer.concat(writes)).map((m) => m.text.length), [1, big.length, 1, 1]);
+  assert.deepEqual(
+    parse(Buffer.concat(writes)).map((m) => m.text.length),
+    [1, big.length, 1, 1],
+  );
 });

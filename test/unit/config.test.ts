@@ -16,7 +16,11 @@ test('defaults apply when nothing is set', () => {
 });
 
 test('flags win over environment variables', () => {
-  const c = loadConfig(['--port', '9000', '--slot=other'], { PORT: '7000', WALCAST_SLOT: 'envslot', DATABASE_URL: 'postgres://u@h/db' });
+  const c = loadConfig(['--port', '9000', '--slot=other'], {
+    PORT: '7000',
+    WALCAST_SLOT: 'envslot',
+    DATABASE_URL: 'postgres://u@h/db',
+  });
   assert.equal(c.port, 9000);
   assert.equal(c.slot, 'other');
   assert.equal(c.databaseUrl, 'postgres://u@h/db');
@@ -32,12 +36,15 @@ test('an invalid value stops start-up with one line naming the variable and what
     [['--nope', '1'], {}, /Unknown option '--nope'.*--help/],
   ];
   for (const [argv, env, re] of bad) {
-    assert.throws(() => loadConfig(argv, env), (err: unknown) => {
-      assert.ok(err instanceof WalcastError);
-      assert.equal(err.code, 'config_invalid');
-      assert.match(err.message, re);
-      assert.equal(err.message.includes('\n'), false);
-      return true;
-    });
+    assert.throws(
+      () => loadConfig(argv, env),
+      (err: unknown) => {
+        assert.ok(err instanceof WalcastError);
+        assert.equal(err.code, 'config_invalid');
+        assert.match(err.message, re);
+        assert.equal(err.message.includes('\n'), false);
+        return true;
+      },
+    );
   }
 });

@@ -16,7 +16,13 @@ function setup(t: TestContext, graceMs = 10_000) {
   t.mock.timers.enable({ apis: ['setInterval', 'Date'] });
   const changes: boolean[] = [];
   const stuck: Queue[] = [];
-  const c = new Congestion<Queue>({ softBytes: 100, graceMs, checkMs: 5, onChange: (x) => changes.push(x), onStuck: (q) => stuck.push(q) });
+  const c = new Congestion<Queue>({
+    softBytes: 100,
+    graceMs,
+    checkMs: 5,
+    onChange: (x) => changes.push(x),
+    onStuck: (q) => stuck.push(q),
+  });
   return { c, changes, stuck };
 }
 

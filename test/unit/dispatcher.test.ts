@@ -10,7 +10,17 @@ import { RecoveryBuffer } from '../../relay/hub/recovery.ts';
 import { PRUNE_MESSAGE_PREFIX } from '../../relay/replication/messages.ts';
 import { silentLogger } from '../../relay/log.ts';
 import type { EventMessage } from '../../client/protocol.ts';
-import { UNCHANGED, beginMsg, commitMsg, deleteMsg, insertMsg, messageMsg, relationMsg, updateMsg, type Value } from '../helpers/pgoutput.ts';
+import {
+  UNCHANGED,
+  beginMsg,
+  commitMsg,
+  deleteMsg,
+  insertMsg,
+  messageMsg,
+  relationMsg,
+  updateMsg,
+  type Value,
+} from '../helpers/pgoutput.ts';
 
 const OID = 16384;
 const COLS = [
@@ -24,9 +34,25 @@ function harness(channels: string[]) {
   const decoder = new PgoutputDecoder();
   const router = new Router();
   const recovery = new RecoveryBuffer({ maxAgeMs: 60_000, maxPerChannel: 100, maxBytes: 1 << 20 });
-  const dispatcher = new Dispatcher({ router, logger: silentLogger, recovery, epoch: 'e1', startLsn: 0n, liveFromLsn: 0n, maxEventBytes: 1 << 24 });
+  const dispatcher = new Dispatcher({
+    router,
+    logger: silentLogger,
+    recovery,
+    epoch: 'e1',
+    startLsn: 0n,
+    liveFromLsn: 0n,
+    maxEventBytes: 1 << 24,
+  });
   dispatcher.setRegistrations([
-    { schema: 'public', table: 'chat_messages', channelColumn: 'channel_id', ttl: null, timeColumn: null, kind: 'events', omitted: [] },
+    {
+      schema: 'public',
+      table: 'chat_messages',
+      channelColumn: 'channel_id',
+      ttl: null,
+      timeColumn: null,
+      kind: 'events',
+      omitted: [],
+    },
   ]);
   const got = new Map<string, EventMessage[]>();
   for (const channel of channels) {
@@ -42,7 +68,11 @@ function harness(channels: string[]) {
   feed(relationMsg(OID, 'public', 'chat_messages', COLS, 'f'));
   /** One transaction: Begin, the changes, Commit (end LSN = final LSN + 0x10). */
   const tx = (finalLsn: bigint, ...changes: Buffer[]) =>
-    feed(beginMsg(finalLsn, 1_000_000n, Number(finalLsn)), ...changes, commitMsg(finalLsn, finalLsn + 0x10n, 1_000_000n));
+    feed(
+      beginMsg(finalLsn, 1_000_000n, Number(finalLsn)),
+      ...changes,
+      commitMsg(finalLsn, finalLsn + 0x10n, 1_000_000n),
+    );
   return { feed, tx, got, delivered, dispatcher, recovery };
 }
 
@@ -51,7 +81,10 @@ const row = (id: string, channel: string, body: Value): Value[] => [id, channel,
 test('an insert reaches its channel once, and the commit end LSN is reported delivered after it', () => {
   const h = harness(['a', 'b']);
   h.tx(0x100n, insertMsg(OID, row('1', 'a', 'hello')));
-  assert.deepEqual(h.got.get('a')!.map((e) => [e.op, e.table, e.row.body]), [['insert', 'chat_messages', 'hello']]);
+  assert.deepEqual(
+    h.got.get('a')!.map((e) => [e.op, e.table, e.row.body]),
+    [['insert', 'chat_messages', 'hello']],
+  );
   assert.deepEqual(h.got.get('b'), []);
   assert.deepEqual(h.delivered, [0x110n]);
 });
@@ -60,10 +93,16 @@ test('a row moving channel: the old channel gets only the old row (moved out), t
   const h = harness(['from', 'to']);
   h.tx(0x100n, updateMsg(OID, row('1', 'to', 'new body'), { kind: 'O', values: row('1', 'from', 'old body') }));
   const [out] = h.got.get('from')!;
-  assert.deepEqual([out!.op, out!.moved, out!.channel, out!.row.channel_id, out!.row.body], ['delete', 'out', 'from', 'from', 'old body']);
+  assert.deepEqual(
+    [out!.op, out!.moved, out!.channel, out!.row.channel_id, out!.row.body],
+    ['delete', 'out', 'from', 'from', 'old body'],
+  );
   assert.equal(out!.old, undefined);
   const [into] = h.got.get('to')!;
-  assert.deepEqual([into!.op, into!.moved, into!.channel, into!.row.channel_id, into!.row.body], ['insert', 'in', 'to', 'to', 'new body']);
+  assert.deepEqual(
+    [into!.op, into!.moved, into!.channel, into!.row.channel_id, into!.row.body],
+    ['insert', 'in', 'to', 'to', 'new body'],
+  );
   assert.equal(into!.old, undefined);
   assert.equal(out!.position, into!.position);
 });
@@ -85,7 +124,10 @@ test("the TTL job's marker: its transaction's deletes are not events; other dele
   assert.deepEqual(h.got.get('a'), []);
   assert.deepEqual(h.delivered, [0x110n], 'the pruning transaction is still delivered (confirmed)');
   h.tx(0x200n, deleteMsg(OID, 'O', row('2', 'a', 'gone')));
-  assert.deepEqual(h.got.get('a')!.map((e) => [e.op, e.row.id]), [['delete', '2']]);
+  assert.deepEqual(
+    h.got.get('a')!.map((e) => [e.op, e.row.id]),
+    [['delete', '2']],
+  );
 });
 
 test('after a reconnect, a transaction sent again is not delivered twice, and the rest of a partial one is', () => {
@@ -96,7 +138,10 @@ test('after a reconnect, a transaction sent again is not delivered twice, and th
   // PostgreSQL sends both again from the last confirmed position.
   h.tx(0x100n, insertMsg(OID, row('1', 'a', 'one')), insertMsg(OID, row('2', 'a', 'two')));
   h.tx(0x200n, insertMsg(OID, row('3', 'a', 'three')), insertMsg(OID, row('4', 'a', 'four')));
-  assert.deepEqual(h.got.get('a')!.map((e) => e.row.id), ['1', '2', '3', '4']);
+  assert.deepEqual(
+    h.got.get('a')!.map((e) => e.row.id),
+    ['1', '2', '3', '4'],
+  );
   const positions = h.got.get('a')!.map((e) => e.position);
   assert.deepEqual([...positions].sort(), positions, 'positions increase');
   assert.equal(new Set(positions).size, 4);

@@ -27,14 +27,20 @@ test('claims: absent channels or publish grant nothing; publish_channels default
   const none = grantsFromClaims({ sub: 'ada' }, 'token');
   assert.ok(!none.canSubscribe('room-1'));
   assert.ok(!none.canPublishTo('chat_messages'));
-  const g = grantsFromClaims({ sub: 'ada', channels: ['room-*'], publish: ['public.chat_messages'], exp: 2_000_000_000 }, 'token');
+  const g = grantsFromClaims(
+    { sub: 'ada', channels: ['room-*'], publish: ['public.chat_messages'], exp: 2_000_000_000 },
+    'token',
+  );
   assert.ok(g.canSubscribe('room-1'));
   assert.ok(g.canPublishTo('chat_messages'));
   assert.ok(!g.canPublishTo('presence'));
   assert.ok(g.canPublishOn('room-2'));
   assert.ok(!g.canPublishOn('user-bob'));
   assert.equal(g.expiresAtMs, 2_000_000_000_000);
-  const dm = grantsFromClaims({ sub: 'ada', channels: ['user-{sub}'], publish_channels: ['user-*'], publish: '*' }, 'token');
+  const dm = grantsFromClaims(
+    { sub: 'ada', channels: ['user-{sub}'], publish_channels: ['user-*'], publish: '*' },
+    'token',
+  );
   assert.ok(dm.canPublishOn('user-bob') && !dm.canSubscribe('user-bob') && dm.canPublishTo('anything'));
   assert.ok(!grantsFromClaims({ sub: 'ada', publish: ['*'] }, 'off').canPublishTo('chat_messages'));
   assert.ok(grantsFromClaims({ sub: 'ada' }, 'open').canPublishTo('chat_messages'));
@@ -48,7 +54,10 @@ test('start-up rule: no key is fine on loopback, refused elsewhere unless insecu
   for (const host of ['0.0.0.0', '::', '10.0.0.1', 'example.com', '128.0.0.1']) assert.ok(!isLoopback(host), host);
   assert.equal(securitySettings({ host: '127.0.0.1' }).key.kind, 'none');
   assert.equal(securitySettings({ host: '127.0.0.1' }).publish, 'open');
-  assert.throws(() => securitySettings({ host: '0.0.0.0' }), (e: WalcastError) => e.code === 'auth_required' && /--insecure/.test(e.message));
+  assert.throws(
+    () => securitySettings({ host: '0.0.0.0' }),
+    (e: WalcastError) => e.code === 'auth_required' && /--insecure/.test(e.message),
+  );
   assert.equal(securitySettings({ host: '0.0.0.0', insecure: true }).key.kind, 'none');
   const keyed = securitySettings({ host: '0.0.0.0', jwtSecret: 'x'.repeat(32) });
   assert.equal(keyed.publish, 'token');
@@ -78,7 +87,10 @@ test('security options parse from flags and the environment; secrets are not ech
   assert.deepEqual(c.allowedOrigins, ['https://a.example', 'https://b.example']);
   assert.equal(c.jwtPublicKey, '-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----');
   assert.equal(c.publish, 'off');
-  assert.throws(() => loadConfig([], { WALCAST_JWT_SECRET: 'short-secret' }), (e: Error) => /32 characters/.test(e.message) && !e.message.includes('short-secret'));
+  assert.throws(
+    () => loadConfig([], { WALCAST_JWT_SECRET: 'short-secret' }),
+    (e: Error) => /32 characters/.test(e.message) && !e.message.includes('short-secret'),
+  );
   assert.throws(() => loadConfig([], { WALCAST_PUBLISH: 'maybe' }), /token, open or off/);
 });
 

@@ -21,8 +21,16 @@ test('numericDigits counts the digits of the plain decimal form', () => {
 
 test('open mode admits localhost and IP literals as Host, not other names; a key admits any', () => {
   const open = securitySettings({ host: '127.0.0.1' });
-  for (const host of ['localhost', 'localhost:8080', '127.0.0.1:8080', '10.0.0.5', '[::1]:8080', undefined]) assert.ok(hostAllowed(open, host), String(host));
-  for (const host of ['rebind.example', 'rebind.example:8080', 'localhost.evil.example', '127.0.0.1.nip.io', '[not-ip]:80']) assert.ok(!hostAllowed(open, host), host);
+  for (const host of ['localhost', 'localhost:8080', '127.0.0.1:8080', '10.0.0.5', '[::1]:8080', undefined])
+    assert.ok(hostAllowed(open, host), String(host));
+  for (const host of [
+    'rebind.example',
+    'rebind.example:8080',
+    'localhost.evil.example',
+    '127.0.0.1.nip.io',
+    '[not-ip]:80',
+  ])
+    assert.ok(!hostAllowed(open, host), host);
   const keyed = securitySettings({ host: '127.0.0.1', jwtSecret: 'k'.repeat(32) });
   assert.ok(hostAllowed(keyed, 'relay.example'));
 });
@@ -31,5 +39,8 @@ test('a secret needs 32 characters other than whitespace', () => {
   assert.equal(usableSecret(' '.repeat(40)), undefined);
   assert.equal(usableSecret(`${'a'.repeat(31)}         `), undefined);
   assert.equal(usableSecret('a'.repeat(32)), 'a'.repeat(32));
-  assert.throws(() => securitySettings({ host: '127.0.0.1', jwtSecret: '\t'.repeat(40) }), /at least 32 characters other than whitespace/);
+  assert.throws(
+    () => securitySettings({ host: '127.0.0.1', jwtSecret: '\t'.repeat(40) }),
+    /at least 32 characters other than whitespace/,
+  );
 });

@@ -19,7 +19,10 @@ test('/readyz is 503 with the reason while the window is re-read, and 200 once l
   const rebuilding = await readyz({ ...streaming, rebuilding: () => 198_000_000 });
   assert.equal(rebuilding.status, 503);
   assert.equal(rebuilding.body.status, 'not_ready');
-  assert.match(rebuilding.body.reasons.join(), /rebuilding the recovery window .* live rows are held back until 198000000 more bytes/);
+  assert.match(
+    rebuilding.body.reasons.join(),
+    /rebuilding the recovery window .* live rows are held back until 198000000 more bytes/,
+  );
   const live = await readyz({ ...streaming, rebuilding: () => 0 });
   assert.deepEqual([live.status, live.body.reasons], [200, []]);
 });

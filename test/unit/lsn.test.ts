@@ -35,8 +35,17 @@ test('positions sort by string comparison in commit order, then by index', () =>
 });
 
 test('positions round-trip, carry their epoch, and reject garbage', () => {
-  assert.deepEqual(parsePosition(formatPosition(0x16b374d848n, 300, 'ab12')), { commitLsn: 0x16b374d848n, index: 300, epoch: 'ab12' });
-  assert.deepEqual(parsePosition(snapshotPosition(streamPoint(5n, 'e1'), 3)), { commitLsn: 5n, index: 0, epoch: 'e1', snapshotRow: 3 });
+  assert.deepEqual(parsePosition(formatPosition(0x16b374d848n, 300, 'ab12')), {
+    commitLsn: 0x16b374d848n,
+    index: 300,
+    epoch: 'ab12',
+  });
+  assert.deepEqual(parsePosition(snapshotPosition(streamPoint(5n, 'e1'), 3)), {
+    commitLsn: 5n,
+    index: 0,
+    epoch: 'e1',
+    snapshotRow: 3,
+  });
   assert.equal(parsePosition('nope'), undefined);
   assert.equal(parsePosition('0000000000000001-0000000G-e1'), undefined);
   assert.equal(parsePosition('0000000000000001-00000001'), undefined);

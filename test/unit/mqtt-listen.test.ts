@@ -30,12 +30,15 @@ test('the default port taken: a warning that says the fix, and MQTT over WebSock
 test('an explicit port taken stops start-up with listen_failed; 0 binds a free port; off binds none', async () => {
   const holder = await listen(0);
   const taken = (holder.address() as net.AddressInfo).port;
-  await assert.rejects(bindTcp(listen, taken, 1, '127.0.0.1', () => assert.fail('no warning')), (err: unknown) => {
-    assert.ok(err instanceof WalcastError);
-    assert.equal(err.code, 'listen_failed');
-    assert.match(err.message, /WALCAST_MQTT_PORT/);
-    return true;
-  });
+  await assert.rejects(
+    bindTcp(listen, taken, 1, '127.0.0.1', () => assert.fail('no warning')),
+    (err: unknown) => {
+      assert.ok(err instanceof WalcastError);
+      assert.equal(err.code, 'listen_failed');
+      assert.match(err.message, /WALCAST_MQTT_PORT/);
+      return true;
+    },
+  );
   const any = await bindTcp(listen, 0, taken, '127.0.0.1', () => assert.fail('no warning'));
   assert.ok(any && (any.address() as net.AddressInfo).port > 0);
   any.close();

@@ -4,13 +4,16 @@ import { parseClientMessage } from '../../client/protocol.ts';
 
 test('subscribe, unsubscribe and ping parse, with their ids', () => {
   assert.deepEqual(parseClientMessage('{"type":"subscribe","id":"1","channel":"room-42"}'), {
-    ok: true, message: { type: 'subscribe', id: '1', channel: 'room-42' },
+    ok: true,
+    message: { type: 'subscribe', id: '1', channel: 'room-42' },
   });
   assert.deepEqual(parseClientMessage('{"type":"subscribe","channel":"c","tables":["chat_messages"]}'), {
-    ok: true, message: { type: 'subscribe', channel: 'c', tables: ['chat_messages'] },
+    ok: true,
+    message: { type: 'subscribe', channel: 'c', tables: ['chat_messages'] },
   });
   assert.deepEqual(parseClientMessage('{"type":"unsubscribe","id":"2","channel":"room-42"}'), {
-    ok: true, message: { type: 'unsubscribe', id: '2', channel: 'room-42' },
+    ok: true,
+    message: { type: 'unsubscribe', id: '2', channel: 'room-42' },
   });
   assert.deepEqual(parseClientMessage('{"type":"ping","id":"3"}'), { ok: true, message: { type: 'ping', id: '3' } });
 });
@@ -49,9 +52,15 @@ test('bad frames get a stable code, and the id when the frame had one', () => {
 });
 
 test('subscribe takes since, snapshot and limit', () => {
-  assert.deepEqual(parseClientMessage('{"type":"subscribe","channel":"c","since":"0000000000000001-00000002","snapshot":true,"limit":50}'), {
-    ok: true, message: { type: 'subscribe', channel: 'c', since: '0000000000000001-00000002', snapshot: true, limit: 50 },
-  });
+  assert.deepEqual(
+    parseClientMessage(
+      '{"type":"subscribe","channel":"c","since":"0000000000000001-00000002","snapshot":true,"limit":50}',
+    ),
+    {
+      ok: true,
+      message: { type: 'subscribe', channel: 'c', since: '0000000000000001-00000002', snapshot: true, limit: 50 },
+    },
+  );
 });
 
 test('a channel of exactly 200 characters is accepted', () => {

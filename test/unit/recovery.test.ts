@@ -5,8 +5,13 @@ import { formatPosition, streamPoint } from '../../relay/replication/position.ts
 
 const E = 'ep1';
 const pos = (lsn: number, i = 1) => formatPosition(BigInt(lsn), i, E);
-const ev = (channel: string, lsn: number, timeMs = 1000, table = 't'): BufferedEvent =>
-  ({ channel, table, position: pos(lsn), timeMs, frame: `{"lsn":${lsn}}` });
+const ev = (channel: string, lsn: number, timeMs = 1000, table = 't'): BufferedEvent => ({
+  channel,
+  table,
+  position: pos(lsn),
+  timeMs,
+  frame: `{"lsn":${lsn}}`,
+});
 
 function buffer(limits: Partial<RecoveryBuffer['limits']> = {}): RecoveryBuffer {
   const b = new RecoveryBuffer({ maxAgeMs: 60_000, maxPerChannel: 100, maxBytes: 1 << 20, ...limits });
@@ -14,11 +19,18 @@ function buffer(limits: Partial<RecoveryBuffer['limits']> = {}): RecoveryBuffer 
   return b;
 }
 
-const lsns = (r: ReturnType<RecoveryBuffer['replay']>) => (r.recovered ? r.events.map((e) => JSON.parse(e.frame).lsn) : r.reason);
+const lsns = (r: ReturnType<RecoveryBuffer['replay']>) =>
+  r.recovered ? r.events.map((e) => JSON.parse(e.frame).lsn) : r.reason;
 
 test('a since inside the window replays exactly the later events of that channel', () => {
   const b = buffer();
-  for (const [ch, lsn] of [['a', 11], ['b', 12], ['a', 13], ['a', 14]] as const) b.add(ev(ch, lsn), 1000);
+  for (const [ch, lsn] of [
+    ['a', 11],
+    ['b', 12],
+    ['a', 13],
+    ['a', 14],
+  ] as const)
+    b.add(ev(ch, lsn), 1000);
   assert.deepEqual(lsns(b.replay('a', pos(11))), [13, 14]);
   assert.deepEqual(lsns(b.replay('a', pos(14))), []);
   assert.deepEqual(lsns(b.replay('a', streamPoint(10n, E))), [11, 13, 14]);
@@ -35,7 +47,7 @@ test('a since before the window, from another epoch, a snapshot row or garbage i
   assert.equal(b.replay('a', 'garbage').recovered, false);
 });
 
-test('the per-channel count bound raises only that channel\'s floor', () => {
+test("the per-channel count bound raises only that channel's floor", () => {
   const b = buffer({ maxPerChannel: 3 });
   for (let i = 11; i <= 15; i++) b.add(ev('busy', i), 1000);
   b.add(ev('calm', 16), 1000);
@@ -88,8 +100,13 @@ test('a zero window keeps nothing and recovers only from the head', () => {
   assert.deepEqual(lsns(b.replay('a', pos(11))), []);
 });
 
-const truncate = (lsn: number, timeMs = 1000): BufferedEvent =>
-  ({ channel: '', table: 't', position: pos(lsn), timeMs, frame: `{"type":"event","channel":"","table":"t","op":"truncate","lsn":${lsn}}` });
+const truncate = (lsn: number, timeMs = 1000): BufferedEvent => ({
+  channel: '',
+  table: 't',
+  position: pos(lsn),
+  timeMs,
+  frame: `{"type":"event","channel":"","table":"t","op":"truncate","lsn":${lsn}}`,
+});
 
 test('a truncate is replayed to every channel, in position order, with the channel filled in', () => {
   const b = buffer();
@@ -99,7 +116,10 @@ test('a truncate is replayed to every channel, in position order, with the chann
   assert.deepEqual(lsns(b.replay('a', pos(10))), [11, 12, 13]);
   const quiet = b.replay('quiet', pos(11));
   assert.ok(quiet.recovered);
-  assert.deepEqual(quiet.events.map((e) => JSON.parse(e.frame)), [{ type: 'event', channel: 'quiet', table: 't', op: 'truncate', lsn: 12 }]);
+  assert.deepEqual(
+    quiet.events.map((e) => JSON.parse(e.frame)),
+    [{ type: 'event', channel: 'quiet', table: 't', op: 'truncate', lsn: 12 }],
+  );
   assert.deepEqual(lsns(b.replay('a', pos(12))), [13], 'not after it');
 });
 

@@ -10,8 +10,12 @@ class Collect implements Sink {
 }
 
 let seq = 0;
-const ev = (frame: string, table = 'chat_messages', xid = 1): RoutedEvent =>
-  ({ table, frame, xid, position: `P${String(++seq).padStart(6, '0')}` });
+const ev = (frame: string, table = 'chat_messages', xid = 1): RoutedEvent => ({
+  table,
+  frame,
+  xid,
+  position: `P${String(++seq).padStart(6, '0')}`,
+});
 const all = { tables: null };
 
 test('a frame reaches the subscribers of its channel and no one else', () => {

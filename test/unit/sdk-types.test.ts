@@ -30,6 +30,14 @@ function narrow(e: TableEvent<Tables>): string {
 }
 
 test('row types follow the wire (checked by tsc)', () => {
-  const e = { type: 'event', channel: 'c', table: 'presence', op: 'insert', position: 'p', commit_time: 't', row: { user_id: 'u1' } };
+  const e = {
+    type: 'event',
+    channel: 'c',
+    table: 'presence',
+    op: 'insert',
+    position: 'p',
+    commit_time: 't',
+    row: { user_id: 'u1' },
+  };
   assert.equal(narrow(e as TableEvent<Tables>), 'u1');
 });

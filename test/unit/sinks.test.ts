@@ -41,7 +41,11 @@ test('message ids: the position, then +n for further messages of one change; the
   assert.equal(parseMsgId(pos), orderKey(0x1801f28n, 3, 0));
   assert.equal(parseMsgId(`${pos}+1`), orderKey(0x1801f28n, 3, 1));
   assert.equal(parseMsgId('not-walcast'), undefined);
-  assert.ok(orderKey(0x10n, 2, 0) < orderKey(0x10n, 2, 1) && orderKey(0x10n, 2, 1) < orderKey(0x10n, 3, 0) && orderKey(0x10n, 0xff, 0) < orderKey(0x11n, 1, 0));
+  assert.ok(
+    orderKey(0x10n, 2, 0) < orderKey(0x10n, 2, 1) &&
+      orderKey(0x10n, 2, 1) < orderKey(0x10n, 3, 0) &&
+      orderKey(0x10n, 0xff, 0) < orderKey(0x11n, 1, 0),
+  );
 });
 
 test('a stream can hold walcast only if one of its subjects covers walcast.<table>.<channel>', () => {
@@ -55,7 +59,12 @@ test('a stream can hold walcast only if one of its subjects covers walcast.<tabl
 interface Msg extends QueuedMessage {
   n: number;
 }
-const msg = (lsn: bigint, index: number, bytes = 10): Msg => ({ key: orderKey(lsn, index), bytes, commitTimeMs: 0, n: index });
+const msg = (lsn: bigint, index: number, bytes = 10): Msg => ({
+  key: orderKey(lsn, index),
+  bytes,
+  commitTimeMs: 0,
+  n: index,
+});
 
 function queue(maxBytes = 1000) {
   const safe: bigint[] = [];
@@ -66,9 +75,14 @@ function queue(maxBytes = 1000) {
 
 test('queue: a commit is released only when every message before it is acknowledged, in any ack order', () => {
   const { q, safe } = queue();
-  const a = msg(0x10n, 1), b = msg(0x10n, 2), c = msg(0x20n, 1);
-  q.push(a); q.push(b); q.commit(0x18n, 0);
-  q.push(c); q.commit(0x28n, 0);
+  const a = msg(0x10n, 1),
+    b = msg(0x10n, 2),
+    c = msg(0x20n, 1);
+  q.push(a);
+  q.push(b);
+  q.commit(0x18n, 0);
+  q.push(c);
+  q.commit(0x28n, 0);
   assert.deepEqual([q.take(), q.take(), q.take(), q.take()], [a, b, c, undefined]);
   q.ack(b);
   assert.deepEqual(safe, [], 'b acknowledged before a: nothing released');
@@ -93,7 +107,8 @@ test('queue: resync treats what the stream holds as acknowledged and sends the r
   assert.equal(q.take(), ms[2]);
   assert.equal(q.take(), ms[3]);
   assert.equal(q.take(), undefined);
-  q.ack(ms[2]!); q.ack(ms[3]!);
+  q.ack(ms[2]!);
+  q.ack(ms[3]!);
   assert.deepEqual(safe, [0x18n]);
   // At start: what the stream already holds is not wanted again.
   assert.equal(q.wants(orderKey(0x10n, 4)), false);
@@ -102,11 +117,20 @@ test('queue: resync treats what the stream holds as acknowledged and sends the r
 
 test('queue: past maxBytes it falls behind, refuses everything until drained, then asks for a rewind and takes the rest', () => {
   const { q, safe, rewinds } = queue(25);
-  const a = msg(0x10n, 1), b = msg(0x10n, 2), c = msg(0x10n, 3), d = msg(0x20n, 1);
-  q.push(a); q.push(b); q.push(c); q.commit(0x18n, 0); q.push(d); q.commit(0x28n, 0);
+  const a = msg(0x10n, 1),
+    b = msg(0x10n, 2),
+    c = msg(0x10n, 3),
+    d = msg(0x20n, 1);
+  q.push(a);
+  q.push(b);
+  q.push(c);
+  q.commit(0x18n, 0);
+  q.push(d);
+  q.commit(0x28n, 0);
   assert.equal(q.behind, true, 'c did not fit');
   assert.equal(q.pending, 2);
-  q.take(); q.take();
+  q.take();
+  q.take();
   q.ack(a);
   assert.equal(rewinds(), 0);
   q.ack(b);
@@ -114,10 +138,16 @@ test('queue: past maxBytes it falls behind, refuses everything until drained, th
   assert.deepEqual(safe, [], 'the commit of the transaction c belongs to was refused');
   // The stream is re-read from the last released position: a and b are not wanted, c and d are.
   assert.equal(q.wants(a.key), false);
-  q.push(a); q.push(b); q.push(c); q.commit(0x18n, 0); q.push(d); q.commit(0x28n, 0);
+  q.push(a);
+  q.push(b);
+  q.push(c);
+  q.commit(0x18n, 0);
+  q.push(d);
+  q.commit(0x28n, 0);
   assert.equal(q.take(), c);
   assert.equal(q.take(), d);
-  q.ack(c); q.ack(d);
+  q.ack(c);
+  q.ack(d);
   assert.deepEqual(safe, [0x18n, 0x28n]);
 });
 
@@ -142,15 +172,46 @@ test('webhook signatures verify with the standardwebhooks package, and fail for 
 
 test('webhook retries: backoff with jitter, never sooner than Retry-After (seconds or a date), capped; 2xx delivers, 410 disables', () => {
   const opts = { initialMs: 100, maxMs: 10_000, factor: 2 };
-  assert.equal(retryDelay(1, null, opts, 0, () => 1), 100);
-  assert.equal(retryDelay(3, null, opts, 0, () => 1), 400);
-  assert.equal(retryDelay(3, null, opts, 0, () => 0), 0);
-  assert.equal(retryDelay(1, '2', opts, 0, () => 0), 2000);
-  assert.equal(retryDelay(1, new Date(5000).toUTCString(), opts, 1000, () => 0), 4000);
-  assert.equal(retryDelay(1, '86400', opts, 0, () => 0), 10_000, 'capped at the backoff maximum');
-  assert.equal(retryDelay(1, 'soon', opts, 0, () => 1), 100, 'an unreadable Retry-After is ignored');
+  assert.equal(
+    retryDelay(1, null, opts, 0, () => 1),
+    100,
+  );
+  assert.equal(
+    retryDelay(3, null, opts, 0, () => 1),
+    400,
+  );
+  assert.equal(
+    retryDelay(3, null, opts, 0, () => 0),
+    0,
+  );
+  assert.equal(
+    retryDelay(1, '2', opts, 0, () => 0),
+    2000,
+  );
+  assert.equal(
+    retryDelay(1, new Date(5000).toUTCString(), opts, 1000, () => 0),
+    4000,
+  );
+  assert.equal(
+    retryDelay(1, '86400', opts, 0, () => 0),
+    10_000,
+    'capped at the backoff maximum',
+  );
+  assert.equal(
+    retryDelay(1, 'soon', opts, 0, () => 1),
+    100,
+    'an unreadable Retry-After is ignored',
+  );
   assert.equal(retryAfterMs(undefined, 0), undefined);
-  assert.deepEqual([200, 204, 299, 410, 500, 429, 301].map(outcome), ['delivered', 'delivered', 'delivered', 'gone', 'retry', 'retry', 'retry']);
+  assert.deepEqual([200, 204, 299, 410, 500, 429, 301].map(outcome), [
+    'delivered',
+    'delivered',
+    'delivered',
+    'gone',
+    'retry',
+    'retry',
+    'retry',
+  ]);
 });
 
 test('commit gate: the slowest member decides; a member that leaves stops holding; with none, commits pass', () => {

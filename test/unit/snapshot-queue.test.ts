@@ -10,7 +10,11 @@ function gate(): { read: () => Promise<string>; open: (v: string) => void } {
   return { read: () => p, open };
 }
 
-const ticket = (owner: object, subject: string | null = null, alive = () => true): SnapshotTicket => ({ owner, subject, alive });
+const ticket = (owner: object, subject: string | null = null, alive = () => true): SnapshotTicket => ({
+  owner,
+  subject,
+  alive,
+});
 
 test('per connection, per subject and queue limits refuse at once; counts come back when reads end', async () => {
   const q = new SnapshotQueue({ perConnection: 1, perSubject: 2, queue: 1, concurrency: 2 });
@@ -18,12 +22,21 @@ test('per connection, per subject and queue limits refuse at once; counts come b
   const g1 = gate();
   const g2 = gate();
   const r1 = q.run(ticket(a, 'x'), g1.read);
-  await assert.rejects(q.run(ticket(a, 'y'), async () => 'never'), SnapshotBusy); // a has one
+  await assert.rejects(
+    q.run(ticket(a, 'y'), async () => 'never'),
+    SnapshotBusy,
+  ); // a has one
   const r2 = q.run(ticket(b, 'x'), g2.read);
-  await assert.rejects(q.run(ticket(c, 'x'), async () => 'never'), /WALCAST_SNAPSHOTS_PER_SUBJECT/);
+  await assert.rejects(
+    q.run(ticket(c, 'x'), async () => 'never'),
+    /WALCAST_SNAPSHOTS_PER_SUBJECT/,
+  );
   const r3 = q.run(ticket(c, 'z'), async () => 'third'); // waits: both connections busy
   assert.equal(q.waitingCount, 1);
-  await assert.rejects(q.run(ticket(d, 'w'), async () => 'never'), /WALCAST_SNAPSHOT_QUEUE/);
+  await assert.rejects(
+    q.run(ticket(d, 'w'), async () => 'never'),
+    /WALCAST_SNAPSHOT_QUEUE/,
+  );
   g1.open('first');
   assert.equal(await r1, 'first');
   assert.equal(await r3, 'third');
@@ -39,10 +52,13 @@ test('a waiting read whose client went away is dropped without running', async (
   const first = q.run(ticket({}), g.read);
   let alive = true;
   let ran = false;
-  const gone = q.run(ticket({}, null, () => alive), async () => {
-    ran = true;
-    return 'x';
-  });
+  const gone = q.run(
+    ticket({}, null, () => alive),
+    async () => {
+      ran = true;
+      return 'x';
+    },
+  );
   const kept = q.run(ticket({}), async () => 'kept');
   alive = false;
   g.open('first');
@@ -56,7 +72,12 @@ test('a waiting read whose client went away is dropped without running', async (
 test('a read that throws frees its place', async () => {
   const q = new SnapshotQueue({ perConnection: 1, perSubject: 1, queue: 0, concurrency: 1 });
   const owner = {};
-  await assert.rejects(q.run(ticket(owner, 's'), async () => { throw new Error('boom'); }), /boom/);
+  await assert.rejects(
+    q.run(ticket(owner, 's'), async () => {
+      throw new Error('boom');
+    }),
+    /boom/,
+  );
   assert.equal(await q.run(ticket(owner, 's'), async () => 'ok'), 'ok');
   assert.equal(q.runningCount, 0);
 });

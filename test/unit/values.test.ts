@@ -42,7 +42,10 @@ test('arrays become arrays, with their element types and NULLs', () => {
   assert.deepEqual(conv(1007, '{1,2,NULL,4}'), [1, 2, null, 4]);
   assert.deepEqual(conv(1016, '{1,9223372036854775807}'), ['1', '9223372036854775807']);
   assert.deepEqual(conv(1009, '{a,"b c","d,\\"e"}'), ['a', 'b c', 'd,"e']);
-  assert.deepEqual(conv(1007, '{{1,2},{3,4}}'), [[1, 2], [3, 4]]);
+  assert.deepEqual(conv(1007, '{{1,2},{3,4}}'), [
+    [1, 2],
+    [3, 4],
+  ]);
   assert.deepEqual(conv(3807, '{"{\\"a\\": 1}"}'), [{ a: 1 }]);
   assert.deepEqual(conv(1000, '{t,f}'), [true, false]);
 });
