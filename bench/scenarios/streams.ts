@@ -89,7 +89,7 @@ async function runCase(db: BenchDatabase, nats: NatsServer, c: StreamsPlan['case
   await dropSlot(db.pool, slot);
   // The same backlog without the sink: how fast this machine's replication read itself is.
   progress('streams: the same backlog drained with no sink');
-  const bare = await rereadBacklog(db, nats, c.transactions);
+  const bare = await rereadBacklog(db, nats, c.transactions, c.rowsPerTransaction);
   progress('streams: plain async JetStream publisher of the same messages');
   const raw = await rawPublisher(nats, total);
   progress('streams: live, walcast while a procedure inserts');
@@ -130,12 +130,15 @@ async function runCase(db: BenchDatabase, nats: NatsServer, c: StreamsPlan['case
   };
 }
 
-/** Seconds for a relay with no sink to dispatch the backlog already in chat_messages (a slot created at its start, rows re-inserted). */
-async function rereadBacklog(db: BenchDatabase, nats: NatsServer, transactions: number): Promise<number> {
+/** Seconds for a relay with no sink to dispatch the same backlog again (a slot created at its start, the rows inserted again). */
+async function rereadBacklog(
+  db: BenchDatabase,
+  nats: NatsServer,
+  transactions: number,
+  rowsPer: number,
+): Promise<number> {
   const slot = `bench_streams_bare_${process.pid}`;
   await db.pool.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
-  const rowsPer =
-    Number((await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM chat_messages')).rows[0]!.n) / transactions;
   await db.pool.query('CALL bench_stream_backlog($1, $2, 0)', [transactions, rowsPer]);
   const seconds = await timed(
     nats,
