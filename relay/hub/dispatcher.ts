@@ -326,8 +326,9 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
   /**
    * A logical message that messageRoute places (an MQTT message): routed on
    * its channel to the subscriptions that take messages, with a position of
-   * its own like a row change. Not kept in the recovery window, nor given to
-   * sinks (they carry row changes).
+   * its own like a row change. Kept in the recovery window (flagged, so only
+   * a resuming MQTT session replays it), not given to sinks (they carry row
+   * changes).
    */
   private logicalMessage(prefix: string, content: Buffer, tx: Transaction): void {
     const to = this.opts.messageRoute!(prefix, content);
@@ -335,6 +336,12 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
     const { index, fresh } = this.next(tx);
     if (!fresh) return;
     const position = formatPosition(tx.finalLsn, index, this.epoch);
+    const { recovery } = this.opts;
+    if (recovery.limits.maxPerChannel > 0) {
+      const frame = content.toString('utf8'); // JSON (messages.ts)
+      const timeMs = pgTimeToMs(tx.commitTime);
+      recovery.add({ channel: to.channel, table: to.table, position, timeMs, frame, message: true }, Date.now());
+    }
     this.counters.deliveries += this.opts.router.dispatch(to.channel, {
       table: to.table,
       position,

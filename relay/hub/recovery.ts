@@ -27,6 +27,8 @@ export interface BufferedEvent {
   evicted?: boolean;
   /** A truncate: `channel` is empty and `frame` starts with TRUNCATE_PREFIX. */
   truncate?: boolean;
+  /** An MQTT message (not a row): `frame` is its logical message; replayed only when asked for. */
+  message?: boolean;
 }
 
 /** How a stored truncate frame starts; replay() puts the channel in. */
@@ -145,8 +147,12 @@ export class RecoveryBuffer {
     }
   }
 
-  /** The events of `channel` after `since`, if none of them was dropped. */
-  replay(channel: string, since: string): Replay {
+  /**
+   * The events of `channel` after `since`, if none of them was dropped.
+   * MQTT messages are included only with `messages` (an MQTT session
+   * resuming); a WebSocket or HTTP replay carries row changes only.
+   */
+  replay(channel: string, since: string, messages = false): Replay {
     const parts = parsePosition(since);
     if (!parts) return { recovered: false, reason: 'not a position' };
     if (parts.epoch !== this.epoch)
@@ -156,7 +162,8 @@ export class RecoveryBuffer {
     const log = this.channels.get(channel);
     const floor = log && log.floor > this.floor ? log.floor : this.floor;
     if (since < floor) return { recovered: false, reason: 'events after this position have left the recovery window' };
-    const events = log ? log.events.slice(this.firstAfter(log, since)) : [];
+    let events = log ? log.events.slice(this.firstAfter(log, since)) : [];
+    if (!messages) events = events.filter((e) => !e.message);
     const truncates = this.truncates.filter((t) => t.position > since).map((t) => forChannel(t, channel));
     return { recovered: true, events: truncates.length ? mergeByPosition(events, truncates) : events };
   }

@@ -6,11 +6,12 @@
 //   - any other filter (a wildcard channel or table, a topic that is not a
 //     row, events gone from the window, or nothing delivered yet) gets its
 //     current rows and retained messages, as a new subscription does, then live.
-// MQTT messages (retain=0 publishes) are not in the recovery window: they
-// are not replayed.
+// MQTT messages (retain=0 publishes, wills) are in the recovery window too,
+// flagged: a filter with a literal channel replays them with the rows, in
+// position order.
 import type { BufferedEvent } from '../hub/recovery.ts';
 import type { EventMessage } from '../../client/protocol.ts';
-import { fromRow } from './outgoing.ts';
+import { fromRouted, fromRow } from './outgoing.ts';
 import { readCurrentRows } from './subscribe.ts';
 import { planFilter } from './topics.ts';
 import type { StoredSession } from './sessions.ts';
@@ -26,11 +27,11 @@ export async function resume(s: Session, stored: StoredSession): Promise<void> {
   const replays = new Map<string, BufferedEvent[] | null>();
   for (const [filter, qos] of Object.entries(stored.filters)) {
     const plan = planFilter(filter);
-    // Only rows are in the recovery window: a filter that may match other topics gets their retained messages again.
-    const channel = plan.table !== null && s.server.keys.known(plan.table) ? plan.channel : null;
+    // Rows and MQTT messages of a literal channel are in the recovery window; a wildcard channel gets current rows.
+    const channel = plan.table !== null ? plan.channel : null;
     if (plan.channel !== null && !s.grants!.canSubscribe(plan.channel)) continue; // the new token no longer allows it
     if (channel !== null && since !== null && !replays.has(channel)) {
-      const r = recovery.replay(channel, since);
+      const r = recovery.replay(channel, since, true);
       replays.set(channel, r.recovered ? r.events : null);
       if (r.recovered) replayed.push(...r.events);
     }
@@ -42,7 +43,13 @@ export async function resume(s: Session, stored: StoredSession): Promise<void> {
   }
   replayed.sort((a, b) => (a.position < b.position ? -1 : a.position > b.position ? 1 : 0));
   const keys = (t: string) => s.server.keys.get(t);
-  for (const e of replayed) s.subs.route(fromRow(JSON.parse(e.frame) as EventMessage, 0, keys));
+  for (const e of replayed) {
+    const content = Buffer.from(e.frame);
+    const m = e.message
+      ? fromRouted(content, { table: e.table, position: e.position, xid: 0, frame: content, message: true }, keys)
+      : fromRow(JSON.parse(e.frame) as EventMessage, 0, keys);
+    if (m) s.subs.route(m);
+  }
   s.server.opts.logger.info(
     { clientId: s.clientId, replayed: replayed.length, currentRows: fromRows.length },
     'MQTT persistent session resumed',

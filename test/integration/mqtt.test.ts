@@ -183,6 +183,54 @@ for (const version of [4, 5] as const) {
   });
 }
 
+for (const version of [4, 5] as const) {
+  test(`MQTT ${version === 4 ? '3.1.1' : '5'}: a persistent QoS 1 session gets the MQTT messages (retain=0) published while away, in order with the rows; a WebSocket resume does not`, async () => {
+    const relay = await fx.relay();
+    const channel = `pm-${version}`;
+    const persistent = {
+      clientId: `away-${version}`,
+      clean: false,
+      ...(version === 5 ? { properties: { sessionExpiryInterval: 300 } } : {}),
+    };
+    const ws = await fx.client(relay);
+    await ws.subscribe(channel);
+    const first = await connect(relay, 'tcp', version, persistent);
+    await first.subscribe(`alerts/${channel}/#`, 1);
+    await first.subscribe(`chat_messages/${channel}/#`, 1);
+    await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 'a', 'before')`, [channel]);
+    await first.waitFor((m) => m.some((x) => x.payload.includes('before')) || undefined, 'the first row');
+    const [before] = await ws.waitForEvents(1);
+    ws.close();
+    await ws.waitClosed();
+    await first.end();
+    const publisher = await connect(relay, 'tcp', 5);
+    await publisher.publish(`alerts/${channel}/fire`, 'm1');
+    await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 'a', 'away')`, [channel]);
+    await publisher.publish(`alerts/${channel}/fire`, 'm2');
+    const again = await connect(relay, 'tcp', version, persistent);
+    assert.equal(again.sessionPresent, true);
+    await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 'a', 'marker')`, [channel]);
+    const got = await again.waitFor((m) => (m.some((x) => x.payload.includes('marker')) ? m : undefined), 'the marker');
+    assert.deepEqual(
+      got.map((m) => (m.topic.startsWith('alerts/') ? m.payload : JSON.parse(m.payload).body)),
+      ['m1', 'away', 'm2', 'marker'],
+    );
+    // A WebSocket resuming from the same position gets the rows only.
+    const back = await fx.client(relay);
+    const reply = await back.subscribe(channel, { since: before!.position });
+    assert.equal(reply.type === 'subscribed' && reply.recovered, true);
+    const events = await back.waitForEvents(2);
+    assert.deepEqual(
+      events.map((e) => e.row.body),
+      ['away', 'marker'],
+    );
+    assert.deepEqual(
+      back.messages.filter((m) => m.type !== 'subscribed').map((m) => m.type),
+      ['event', 'event'],
+    );
+  });
+}
+
 test('a filter over more rows than WALCAST_MQTT_RETAINED_LIMIT gets the newest, paced by the client (not closed as a slow consumer), and MQTT 5 is told why', async () => {
   const relay = await fx.relay({ sendQueueBytes: 65_536, mqttRetainedLimit: 1500 });
   await fx.db.query(
