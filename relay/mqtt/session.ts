@@ -233,11 +233,13 @@ export class Session implements Sink, Persistent {
     const bytes = packet(m, this.version, qos, retain);
     if (bytes.length > this.maxPacket) return; // MQTT-3.1.2-25: discarded for this client
     this.server.counters.messagesOut++;
+    // A retained row's position (`…~n`) is not a point in the stream: it does not move the resume position.
+    const position = m.position.includes('~') ? null : m.position;
     if (qos === 0) {
-      if (this.unackedHead === this.unacked.length) this.moveSafe(m.position);
+      if (position !== null && this.unackedHead === this.unacked.length) this.moveSafe(position);
       return this.write(bytes);
     }
-    const entry: Unacked = { position: m.position, acked: false };
+    const entry: Unacked = { position, acked: false };
     this.unacked.push(entry);
     if (this.inflight.size >= this.receiveMaximum) {
       this.waiting.push({ bytes, entry });
@@ -291,7 +293,7 @@ export class Session implements Sink, Persistent {
     entry.acked = true;
     let moved: string | undefined;
     while (this.unackedHead < this.unacked.length && this.unacked[this.unackedHead]!.acked)
-      moved = this.unacked[this.unackedHead++]!.position;
+      moved = this.unacked[this.unackedHead++]!.position ?? moved;
     if (this.unackedHead > 1024 && this.unackedHead * 2 > this.unacked.length) {
       this.unacked = this.unacked.slice(this.unackedHead);
       this.unackedHead = 0;
@@ -395,7 +397,8 @@ export class Session implements Sink, Persistent {
 }
 
 interface Unacked {
-  position: string;
+  /** null: a retained row, which does not move the resume position. */
+  position: string | null;
   acked: boolean;
 }
 

@@ -74,6 +74,10 @@ export async function subscribe(s: Session, p: ISubscribePacket): Promise<void> 
     if (rh === 0 || (rh === 1 && !existed)) wantRetained.push(filter);
     codes.push(qos);
   }
+  // A persistent session resumes from where its first subscription started
+  // until a live event is acknowledged: a crash before the first position
+  // is written replays the window from here instead of losing what came since.
+  if (s.persistent && pending.length > 0 && s.resumeAfter() === null) s.resumeFrom(server.opts.position());
   const current = await readCurrentRows(s, wantRetained, (filter) => {
     codes[p.subscriptions.findIndex((x) => x.topic === filter)] = s.version === 5 ? SUBACK.unspecified : 0x80;
   });
