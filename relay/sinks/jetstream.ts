@@ -45,6 +45,14 @@ export interface JetStreamSinkOptions extends NatsSettings {
 
 /** Messages sent and not yet acknowledged, at most. */
 const MAX_IN_FLIGHT = 2048;
+/** At least one message in this many asks for a PubAck, so acknowledgements flow during a long burst. */
+const ACK_EVERY = 128;
+
+/** A message that asked for a PubAck, and the stream sequence it must get. */
+interface Sent {
+  msg: StreamMessage;
+  seq: number;
+}
 const PUBLISH_TIMEOUT_MS = 5000;
 /** Retries after a failure: full jitter, ceiling 200 ms doubling to 5 s. */
 const RETRY = { initialMs: 200, maxMs: 5000, factor: 2 };
@@ -65,10 +73,14 @@ export class JetStreamSink {
   readonly counters: SinkCounters = { published: 0, duplicates: 0, failures: 0, resyncs: 0, rewinds: 0, tooLarge: 0 };
   private readonly queue: PublishQueue<StreamMessage>;
   private nc: NatsConnection | undefined;
-  private acks: PubAcks<StreamMessage> | undefined;
+  private acks: PubAcks<Sent> | undefined;
   private jsm: JetStreamManager | undefined;
   /** The stream sequence the next message must follow. */
   private lastSeq = 0;
+  /** The stream sequence up to which JetStream acknowledged. */
+  private ackedSeq = 0;
+  private sinceAsked = 0;
+  private pumpScheduled = false;
   private attempt = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private resyncing: Promise<void> | undefined;
@@ -113,7 +125,7 @@ export class JetStreamSink {
   event(e: SinkEvent): void {
     if (this.state === 'closed') return;
     this.queue.push(toStreamMessage(e));
-    this.pump();
+    this.schedulePump();
   }
 
   commit(lsn: Lsn, timeMs: number): void {
@@ -151,13 +163,31 @@ export class JetStreamSink {
     await nc.close().catch(() => {});
   }
 
+  /**
+   * Publish once per turn of the event loop: the events of every replication
+   * chunk read in this turn (and the acknowledgements) go out in one burst,
+   * one socket write per 32 KiB instead of one per chunk (a profile showed
+   * those writes as the sink's largest cost).
+   */
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(this.pumpNow);
+  }
+
+  private readonly pumpNow = (): void => {
+    this.pumpScheduled = false;
+    this.pump();
+  };
+
   private pump(): void {
     if (this.state !== 'publishing') return;
     const acks = this.acks!;
-    while (acks.size < MAX_IN_FLIGHT) {
+    const nc = this.nc!;
+    while (this.lastSeq - this.ackedSeq < MAX_IN_FLIGHT) {
       const msg = this.queue.take();
       if (!msg) return;
-      if (fitPayload(msg, this.nc?.info?.max_payload)) {
+      if (fitPayload(msg, nc.info?.max_payload)) {
         this.counters.tooLarge++;
         this.opts.logger.warn(
           { position: msg.event.position, table: msg.event.table },
@@ -168,15 +198,33 @@ export class JetStreamSink {
       h.set('Nats-Msg-Id', msg.msgId);
       h.set('Nats-Expected-Last-Sequence', String(this.lastSeq++));
       for (const [k, v] of msg.headers) h.set(k, v);
-      acks.publish(msg.subject, msg.payload, h, msg);
+      // Only the last message of a burst, and every ACK_EVERY-th, asks for a
+      // PubAck: each message names the sequence it must follow, so JetStream
+      // stores none after a refused one, and an acknowledgement covers every
+      // message before it (docs/streams.md). Half the messages on the wire,
+      // and the server's work per message, for the same guarantee.
+      if (++this.sinceAsked >= ACK_EVERY || !this.queue.hasNext() || this.lastSeq - this.ackedSeq >= MAX_IN_FLIGHT) {
+        this.sinceAsked = 0;
+        acks.publish(msg.subject, msg.payload, h, { msg, seq: this.lastSeq });
+      } else {
+        nc.publish(msg.subject, msg.payload, { headers: h });
+      }
     }
   }
 
-  private onAck(msg: StreamMessage, duplicate: boolean): void {
-    if (duplicate) this.counters.duplicates++;
-    else this.counters.published++;
-    this.queue.ack(msg);
-    this.pump();
+  private onAck(sent: Sent, ack: { seq: number; duplicate: boolean }): void {
+    // A duplicate is not checked against the expected sequence: it does not
+    // vouch for the messages before it. Start again after what the stream holds.
+    if (ack.duplicate || ack.seq !== sent.seq) {
+      this.counters.duplicates += ack.duplicate ? 1 : 0;
+      return this.fail(
+        new Error(`JetStream stored ${ack.duplicate ? 'a duplicate' : `sequence ${ack.seq}, not ${sent.seq}`}`),
+      );
+    }
+    this.counters.published += sent.seq - this.ackedSeq;
+    this.ackedSeq = sent.seq;
+    this.queue.ackThrough(sent.msg);
+    this.schedulePump();
   }
 
   private fail(err: unknown): void {
@@ -222,8 +270,8 @@ export class JetStreamSink {
       }
       this.nc = nc;
       this.acks?.close();
-      this.acks = new PubAcks<StreamMessage>(nc, PUBLISH_TIMEOUT_MS, {
-        acked: (m, duplicate) => this.onAck(m, duplicate),
+      this.acks = new PubAcks<Sent>(nc, PUBLISH_TIMEOUT_MS, {
+        acked: (sent, ack) => this.onAck(sent, ack),
         failed: (err) => this.fail(err),
       });
       this.jsm = await jetstreamManager(this.nc, { timeout: PUBLISH_TIMEOUT_MS });
@@ -234,6 +282,8 @@ export class JetStreamSink {
     if ((this.state as SinkState) === 'closed') return;
     this.counters.resyncs++;
     this.lastSeq = tail.seq;
+    this.ackedSeq = tail.seq;
+    this.sinceAsked = 0;
     this.queue.resync(tail.key);
     this.state = 'publishing';
     this.lastError = undefined;

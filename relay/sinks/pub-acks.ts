@@ -8,7 +8,7 @@
 import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 
 export interface PubAckHandlers<T> {
-  acked(item: T, duplicate: boolean): void;
+  acked(item: T, ack: { seq: number; duplicate: boolean }): void;
   /** A publish was refused, answered with an error, or not answered in time. */
   failed(err: Error): void;
 }
@@ -73,7 +73,7 @@ export class PubAcks<T> {
       return this.handlers.failed(
         new Error(`JetStream refused the message: ${ack.error.description} (${ack.error.err_code ?? ack.error.code})`),
       );
-    this.handlers.acked(entry.item, ack.duplicate === true);
+    this.handlers.acked(entry.item, { seq: ack.seq ?? 0, duplicate: ack.duplicate === true });
   }
 
   private checkTimeout(): void {

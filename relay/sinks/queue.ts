@@ -86,6 +86,16 @@ export class PublishQueue<M extends QueuedMessage> {
     return undefined;
   }
 
+  /** Is there a message left to send (take() would return one)? */
+  hasNext(): boolean {
+    while (this.next < this.entries.length) {
+      const e = this.entries[this.next]!;
+      if (e.kind === 'msg' && !e.acked) return true;
+      this.next++;
+    }
+    return false;
+  }
+
   /** Oldest message not yet acknowledged. */
   oldest(): M | undefined {
     for (let i = this.head; i < this.entries.length; i++) {
@@ -102,6 +112,21 @@ export class PublishQueue<M extends QueuedMessage> {
         this.markAcked(e);
         break;
       }
+    }
+    this.release();
+  }
+
+  /**
+   * `msg` and every message sent before it are acknowledged (a downstream
+   * that stores in order and refuses any message after a gap: its
+   * acknowledgement of one message covers all before it).
+   */
+  ackThrough(msg: M): void {
+    for (let i = this.head; i < this.next && i < this.entries.length; i++) {
+      const e = this.entries[i]!;
+      if (e.kind !== 'msg') continue;
+      this.markAcked(e);
+      if (e.msg === msg) break;
     }
     this.release();
   }

@@ -95,6 +95,27 @@ test('queue: a commit is released only when every message before it is acknowled
   assert.deepEqual(safe, [0x18n, 0x28n, 0x30n], 'nothing pending: a commit passes at once');
 });
 
+test('queue: one acknowledgement covers every message sent before it (sparse PubAcks), never one not yet sent', () => {
+  const { q, safe } = queue();
+  const ms = [1, 2, 3, 4, 5].map((i) => msg(0x10n, i));
+  for (const m of ms.slice(0, 3)) q.push(m);
+  q.commit(0x18n, 0);
+  for (const m of ms.slice(3)) q.push(m);
+  q.commit(0x28n, 0);
+  assert.deepEqual([q.take(), q.take()], [ms[0], ms[1]]);
+  assert.equal(q.hasNext(), true, 'the third is still to send');
+  q.ackThrough(ms[1]!);
+  assert.deepEqual(safe, [], 'the first transaction has a message not yet sent');
+  assert.equal(q.pending, 3);
+  assert.deepEqual([q.take(), q.take(), q.take()], [ms[2], ms[3], ms[4]]);
+  assert.equal(q.hasNext(), false);
+  q.ackThrough(ms[2]!);
+  assert.deepEqual(safe, [0x18n]);
+  q.ackThrough(ms[4]!);
+  assert.deepEqual(safe, [0x18n, 0x28n]);
+  assert.equal(q.pending, 0);
+});
+
 test('queue: resync treats what the stream holds as acknowledged and sends the rest again, in order', () => {
   const { q, safe } = queue();
   const ms = [1, 2, 3, 4].map((i) => msg(0x10n, i));
