@@ -61,14 +61,23 @@ export const PG_EPOCH_MICROS = 946_684_800_000_000n;
 const PG_EPOCH_MICROS_NUMBER = Number(PG_EPOCH_MICROS);
 
 /** A pgoutput timestamp (µs since 2000-01-01) as an ISO-8601 string with microseconds. */
+let isoSecond = Number.NaN;
+let isoPrefix = '';
+
 export function pgTimeToIso(micros: bigint): string {
   // Number arithmetic, not bigint: this runs once per transaction, and
-  // µs since 1970 stay exact in a double until the year 2255.
+  // µs since 1970 stay exact in a double until the year 2255. The date and
+  // time up to the second are formatted once per second (a profile of a
+  // backlog drain showed toISOString per transaction at 7% of the relay's time).
   const unixMicros = Number(micros) + PG_EPOCH_MICROS_NUMBER;
-  const ms = Math.floor(unixMicros / 1000);
-  const rest = unixMicros - ms * 1000;
-  const iso = new Date(ms).toISOString(); // …sss Z
-  return `${iso.slice(0, 23)}${rest < 10 ? '00' : rest < 100 ? '0' : ''}${rest}Z`;
+  const second = Math.floor(unixMicros / 1_000_000);
+  if (second !== isoSecond) {
+    const iso = new Date(second * 1000).toISOString(); // …ss.000Z
+    isoPrefix = iso.slice(0, iso.length - 4);
+    isoSecond = second;
+  }
+  const fraction = unixMicros - second * 1_000_000;
+  return `${isoPrefix}${fraction < 100_000 ? String(fraction).padStart(6, '0') : fraction}Z`;
 }
 
 /** A pgoutput timestamp as milliseconds since 1970 (truncated). */

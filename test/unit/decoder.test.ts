@@ -47,6 +47,15 @@ test('pgoutput time (µs since 2000-01-01) becomes ISO-8601 with microseconds', 
   assert.equal(pgTimeToIso(-1n), '1999-12-31T23:59:59.999999Z');
   assert.equal(pgTimeToIso(817_127_826_123_456n), '2025-11-22T11:57:06.123456Z');
   assert.equal(pgTimeToIso(817_127_826_000_007n), '2025-11-22T11:57:06.000007Z');
+  // The same second again (formatted once, then reused), and the next one.
+  assert.equal(pgTimeToIso(817_127_826_999_999n), '2025-11-22T11:57:06.999999Z');
+  assert.equal(pgTimeToIso(817_127_827_000_000n), '2025-11-22T11:57:07.000000Z');
+  for (let i = 0; i < 2000; i++) {
+    const micros = BigInt(Math.floor(Math.random() * 2e15)) - 10n ** 15n;
+    const ms = Number(micros / 1000n) + Date.UTC(2000, 0, 1) - (micros % 1000n < 0n ? 1 : 0);
+    const us = ((micros % 1000n) + 1000n) % 1000n;
+    assert.equal(pgTimeToIso(micros), `${new Date(ms).toISOString().slice(0, 23)}${String(us).padStart(3, '0')}Z`);
+  }
   assert.equal(pgTimeToMs(1_234_567n), 946_684_801_234);
   assert.equal(pgTimeToMs(-1n), 946_684_799_999);
 });
