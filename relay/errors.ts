@@ -101,6 +101,16 @@ export const RELAY_ERRORS = {
       "JetStream stream {stream} cannot be used: {detail}. It must hold the subjects walcast.> (or be absent, and walcast creates it): add walcast.> to its subjects (nats stream edit {stream} --subjects 'walcast.>'), or set WALCAST_NATS_STREAM to another name",
     retryable: false,
   },
+  nats_auth_failed: {
+    message:
+      'NATS at {url} refused the credentials walcast sent: {detail}. Set WALCAST_NATS_TOKEN, or WALCAST_NATS_USER and WALCAST_NATS_PASSWORD, or WALCAST_NATS_CREDS to what the server expects; the relay keeps retrying',
+    retryable: true,
+  },
+  nats_tls_failed: {
+    message:
+      "the TLS connection to NATS at {url} failed: {detail}. Set WALCAST_NATS_CA to the PEM file of the CA that signed the server's certificate (its names must include the host in WALCAST_NATS_URL), or use nats:// if the server has no TLS; the relay keeps retrying",
+    retryable: true,
+  },
   nats_publish_failed: {
     message:
       'publishing to JetStream stream {stream} failed: {detail}; the relay retries from the last stored event (check that NATS is running at WALCAST_NATS_URL)',

@@ -27,7 +27,7 @@ import type { Lsn } from '../replication/lsn.ts';
 import { WalcastError } from '../errors.ts';
 import { PublishQueue } from './queue.ts';
 import { fitPayload, toStreamMessage, type SinkEvent, type StreamMessage } from './message.ts';
-import { ensureStream, jetstreamManager, openNats, readTail, type NatsSettings } from './nats-stream.ts';
+import { ensureStream, jetstreamManager, natsError, openNats, readTail, type NatsSettings } from './nats-stream.ts';
 import { backoffDelay } from '../../client/backoff.ts';
 
 export type SinkState = 'connecting' | 'publishing' | 'resyncing' | 'failed' | 'closed';
@@ -234,10 +234,7 @@ export class JetStreamSink {
     this.lastError = (err as Error).message;
     if (this.state !== 'failed') this.state = 'resyncing';
     const delay = backoffDelay(this.attempt++, RETRY);
-    const wrapped =
-      err instanceof WalcastError
-        ? err
-        : new WalcastError('nats_publish_failed', { stream: this.opts.stream, detail: this.lastError }, err);
+    const wrapped = natsError(err, this.opts);
     this.opts.logger.warn({ err: wrapped, delayMs: Math.round(delay) }, wrapped.message);
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => void this.resync().catch((e: unknown) => this.fail(e)), delay);

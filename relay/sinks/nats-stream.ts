@@ -3,7 +3,15 @@
 // exists), and the last position it stores, read at start and after every
 // failure so that publishing resumes exactly after it.
 import { readFileSync } from 'node:fs';
-import { connect, credsAuthenticator, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import {
+  AuthorizationError,
+  connect,
+  credsAuthenticator,
+  UserAuthenticationExpiredError,
+  type NodeConnectionOptions,
+  type NatsConnection,
+} from '@nats-io/transport-node';
 import {
   JetStreamApiCodes,
   JetStreamApiError,
@@ -30,8 +38,8 @@ export interface NatsSettings {
 export const DUPLICATE_WINDOW_SECONDS = 120;
 const NANOS = 1_000_000_000;
 
-export function connectionOptions(s: NatsSettings): ConnectionOptions {
-  const opts: ConnectionOptions = {
+export function connectionOptions(s: NatsSettings): NodeConnectionOptions {
+  const opts: NodeConnectionOptions = {
     servers: s.url,
     name: 'walcast',
     // Reconnect for ever: publishing resumes where it stopped.
@@ -43,8 +51,71 @@ export function connectionOptions(s: NatsSettings): ConnectionOptions {
   if (s.user) opts.user = s.user;
   if (s.password) opts.pass = s.password;
   if (s.credsFile) opts.authenticator = credsAuthenticator(readFileSync(s.credsFile));
-  if (s.caFile) opts.tls = { caFile: s.caFile };
+  const hosts = serverHosts(s.url);
+  if (s.caFile || hosts.tls) {
+    // Passed to tls.connect as they are (nats.js types only the options it reads itself).
+    opts.tls = {
+      ...(s.caFile ? { caFile: s.caFile } : {}),
+      // nats.js upgrades its socket to TLS without the host's name when the
+      // URL names an IP address, and Node then checks the certificate
+      // against "localhost": check it against the hosts configured instead.
+      checkServerIdentity: (host: string, cert: PeerCertificate) => {
+        if (host !== 'localhost' || hosts.names.length === 0) return checkServerIdentity(host, cert);
+        const errors = hosts.names.map((h) => checkServerIdentity(h, cert));
+        return errors.includes(undefined) ? undefined : errors[0];
+      },
+    } as NonNullable<NodeConnectionOptions['tls']>;
+  }
   return opts;
+}
+
+/** The hosts of WALCAST_NATS_URL (comma-separated, scheme optional), and whether one asks for TLS. */
+function serverHosts(url: string): { names: string[]; tls: boolean } {
+  const names: string[] = [];
+  let tls = false;
+  for (const part of url.split(',')) {
+    const text = part.trim();
+    if (!text) continue;
+    try {
+      const u = new URL(text.includes('://') ? text : `nats://${text}`);
+      names.push(u.hostname.replace(/^\[|\]$/g, ''));
+      tls ||= u.protocol === 'tls:';
+    } catch {
+      // config.ts validated the URL; a part it let through is left to nats.js
+    }
+  }
+  return { names, tls };
+}
+
+/** Node's TLS error codes for a certificate that cannot be trusted or does not match the host. */
+const TLS_CODES = new Set([
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+]);
+
+/** A NATS failure as the error the log shows: refused credentials and TLS get their own codes and fixes. */
+export function natsError(err: unknown, s: NatsSettings): WalcastError {
+  if (err instanceof WalcastError) return err;
+  const detail = (err as Error)?.message ?? String(err);
+  if (err instanceof AuthorizationError || err instanceof UserAuthenticationExpiredError)
+    return new WalcastError('nats_auth_failed', { url: redactUrl(s.url), detail }, err);
+  let cause: unknown = err;
+  for (let depth = 0; cause && depth < 4; depth++, cause = (cause as { cause?: unknown }).cause) {
+    const code = (cause as { code?: unknown }).code;
+    if (typeof code === 'string' && TLS_CODES.has(code))
+      return new WalcastError('nats_tls_failed', { url: redactUrl(s.url), detail: (cause as Error).message }, err);
+  }
+  return new WalcastError('nats_publish_failed', { stream: s.stream, detail }, err);
+}
+
+/** The URL without a password or token in it, for the log. */
+function redactUrl(url: string): string {
+  return url.replace(/\/\/[^/@,]*@/g, '//…@');
 }
 
 export function openNats(s: NatsSettings): Promise<NatsConnection> {

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 
 const BINARY = process.env.NATS_SERVER_PATH ?? 'nats-server';
@@ -30,12 +30,13 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-export async function startNatsServer(): Promise<NatsServer> {
+/** `args`: more nats-server options (authentication, TLS), after the defaults. */
+export async function startNatsServer(opts: { args?: string[] } = {}): Promise<NatsServer> {
   const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'walcast-test-nats-'));
   let child: ChildProcess | undefined;
   const start = async () => {
-    const proc = spawn(BINARY, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], {
+    const proc = spawn(BINARY, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir, ...(opts.args ?? [])], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child = proc;
@@ -93,8 +94,13 @@ export interface StoredEvent {
 }
 
 /** Every message of `stream` from the first, in stream order, read by an ordered consumer. */
-export async function readStream(url: string, stream: string, filter?: string): Promise<StoredEvent[]> {
-  const nc: NatsConnection = await connect({ servers: url });
+export async function readStream(
+  url: string,
+  stream: string,
+  filter?: string,
+  options: Partial<ConnectionOptions> = {},
+): Promise<StoredEvent[]> {
+  const nc: NatsConnection = await connect({ servers: url, ...options });
   try {
     const jsm = await jetstreamManager(nc);
     const info = await jsm.streams.info(stream);
