@@ -94,7 +94,10 @@ test('SIGKILL with a standby: a QoS 1 subscriber with a persistent session loses
     (err: Error) => {
       const got = new Set(live());
       const retained = new Set(client!.received.filter((m) => m.retain).map((m) => JSON.parse(m.payload).body));
-      const lines = standby.output().split('\n').filter((l) => /resumed|slot|promoted|rebuild|epoch|recreat|invalid|recovered|warn|error/i.test(l));
+      const lines = standby
+        .output()
+        .split('\n')
+        .filter((l) => /resumed|slot|promoted|rebuild|epoch|recreat|invalid|recovered|warn|error/i.test(l));
       throw new Error(
         `${err.message}; missing ${committed.filter((b) => !got.has(b)).join(',')}; ` +
           `of them retained: ${committed.filter((b) => !got.has(b) && retained.has(b)).length}; standby: ${lines.join(' | ')}`,
