@@ -116,6 +116,66 @@ export const RELAY_ERRORS = {
       'publishing to JetStream stream {stream} failed: {detail}; the relay retries from the last stored event (check that NATS is running at WALCAST_NATS_URL)',
     retryable: true,
   },
+  ingest_broker_unreachable: {
+    message:
+      'MQTT broker {broker} at {url} cannot be reached or dropped the connection: {detail}; reconnecting with backoff (check the URL given to walcast.add_broker and that the broker runs)',
+    retryable: true,
+  },
+  ingest_broker_refused: {
+    message:
+      'MQTT broker {broker} at {url} refused the connection: {detail}. Check the username and password given to walcast.add_broker (env:VAR passwords are read from the relay environment) and the broker ACL; the relay keeps retrying',
+    retryable: true,
+  },
+  ingest_secret_missing: {
+    message:
+      'MQTT broker {broker} has password env:{variable}, but {variable} is not set in the relay environment; set it and restart the relay, or give the password to walcast.add_broker',
+    retryable: false,
+  },
+  ingest_subscribe_refused: {
+    message:
+      'MQTT broker {broker} refused the subscription {filter} of flow {flow} (reason code {reason}); allow it in the broker ACL, or change the flow (walcast.add_flow)',
+    retryable: true,
+  },
+  ingest_flow_invalid: {
+    message: 'flow {flow} cannot run: {detail}. Fix it with walcast.add_flow (or walcast.disable_flow)',
+    retryable: false,
+  },
+  ingest_invalid_json: {
+    message: 'flow {flow}: the payload on {topic} is not JSON: {detail}',
+    retryable: false,
+  },
+  ingest_not_object: {
+    message: 'flow {flow}: the payload on {topic} is a JSON {detail}, not an object whose keys name columns',
+    retryable: false,
+  },
+  ingest_schema_mismatch: {
+    message: "flow {flow}: the payload on {topic} does not match the flow's schema: {detail}",
+    retryable: false,
+  },
+  ingest_dedup_key_missing: {
+    message: 'flow {flow}: the payload on {topic} has no dedup key {key} (a string or number field, or a capture)',
+    retryable: false,
+  },
+  ingest_constraint_violation: {
+    message: 'flow {flow}: {table} refused the row from {topic}: {detail}',
+    retryable: false,
+  },
+  ingest_invalid_value: {
+    message: 'flow {flow}: a value from {topic} does not fit its column of {table}: {detail}',
+    retryable: false,
+  },
+  ingest_insert_failed: {
+    message: 'flow {flow}: writing the row from {topic} to {table} failed: {detail}',
+    retryable: false,
+  },
+  ingest_post_rejected: {
+    message: 'flow {flow}: {url} rejected the message from {topic} with HTTP {status}; it is not retried',
+    retryable: false,
+  },
+  ingest_post_failed: {
+    message: 'flow {flow}: posting the message from {topic} to {url} failed {attempts} times, last: {detail}',
+    retryable: false,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type RelayErrorCode = keyof typeof RELAY_ERRORS;
@@ -167,10 +227,13 @@ export const SQLSTATE = {
   foreignKeyViolation: '23503',
   checkViolation: '23514',
   exclusionViolation: '23P01',
+  dependentObjectsStillExist: '2BP01',
 } as const;
 
 /** SQLSTATE classes (the first two characters) the relay reacts to. */
 export const SQLSTATE_CLASS = {
   /** 22: data exception (invalid text, value too long, out of range, bad date…). */
   dataException: '22',
+  /** 23: integrity constraint violation (not null, unique, foreign key, check, exclusion). */
+  integrityConstraintViolation: '23',
 } as const;

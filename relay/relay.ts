@@ -6,6 +6,7 @@
 //   metrics    /metrics over all of the above
 //   mqtt       the MQTT front door (TCP and /mqtt over WebSocket), on the same router, window and gate
 //   jobs       the TTL pruner
+//   ingest     MQTT ingest flows (external brokers → tables), on the active relay only
 //
 // Parts with a life (something to start or stop) go in one ordered list:
 // started in order, stopped in reverse. A new front door or sink is one more
@@ -50,6 +51,8 @@ import { startMqtt, type MqttFrontDoor } from './mqtt/start.ts';
 import { MQTT_WS_PATH } from './mqtt/listener.ts';
 import { mqttMessageRoute } from './mqtt/messages.ts';
 import { streamPoint } from './replication/position.ts';
+import { Ingest } from './ingest/ingest.ts';
+import { registerIngestMetrics } from './ingest/metrics.ts';
 
 export type RelayConfig = Omit<Config, 'databaseUrl' | 'dataDir' | 'embeddedPort' | 'example'> & {
   databaseUrl: string;
@@ -92,6 +95,8 @@ export interface RelayInternals {
   sinks: Sinks;
   /** The MQTT front door: its TCP port is null when off or when the default was taken. */
   mqtt: MqttFrontDoor;
+  /** MQTT ingest flows (relay/ingest/). */
+  ingest: Ingest;
 }
 
 /** A part with a life: the list of them is started in order and stopped in reverse. */
@@ -142,7 +147,8 @@ async function assemble(base: Base): Promise<Relay> {
     logger: base.logger,
     onPruned: (table, rows) => metrics.pruned.inc({ table }, rows),
   });
-  const components = lifeOf(base, slot, pipeline, server, pruner, mqtt);
+  const ingest = buildIngest(base, server, metrics);
+  const components = lifeOf(base, slot, pipeline, server, pruner, mqtt, ingest);
   await startAll(components, base.logger);
   const { config, logger, pool } = base;
   let stopping: Promise<void> | undefined;
@@ -167,7 +173,7 @@ async function assemble(base: Base): Promise<Relay> {
       return pipeline.stream.confirmed;
     },
     stop,
-    internals: { pool, ...pipeline, ...server, gate: base.gate, metrics, pruner, mqtt },
+    internals: { pool, ...pipeline, ...server, gate: base.gate, metrics, pruner, mqtt, ingest },
   };
 }
 
@@ -263,7 +269,7 @@ interface Server {
   /** Reading the stream pauses while any front door's clients are backed up. */
   congestion(door: 'ws' | 'mqtt', on: boolean): void;
   /** What later phases add to /readyz (the MQTT door's counts). */
-  readiness: { mqtt?: () => object };
+  readiness: { mqtt?: () => object; ingest?: () => object };
   app: FastifyInstance;
   ws: WsServer;
   publisher: Publisher;
@@ -305,6 +311,7 @@ async function buildServer(base: Base, pipeline: Pipeline, lifecycle: { stopping
       rebuilding: () => (stream.dispatchedPosition < liveFrom ? Number(liveFrom - stream.dispatchedPosition) : 0),
       sinks: () => pipeline.sinks.status(),
       mqtt: () => readiness.mqtt?.(),
+      ingest: () => readiness.ingest?.(),
     },
   });
   const authorize = (header: string | undefined, channel: string) => gate.authorizeRead(header, channel);
@@ -425,6 +432,14 @@ async function buildMqtt(
   return { ...door, close: () => (closing ??= door.close()) };
 }
 
+/** Phase 7: MQTT ingest; it connects to brokers when started (after replication, on the active relay). */
+function buildIngest({ config, logger }: Base, server: Server, metrics: RelayMetrics): Ingest {
+  const ingest = new Ingest({ databaseUrl: config.databaseUrl, logger });
+  registerIngestMetrics(metrics.registry, ingest);
+  server.readiness.ingest = () => ingest.summary();
+  return ingest;
+}
+
 /**
  * The order of life. Stopping runs it backwards: clients first (so they can
  * resume on another relay at once), then the jobs, then the final
@@ -437,6 +452,7 @@ function lifeOf(
   server: Server,
   pruner: Pruner,
   mqtt: MqttFrontDoor,
+  ingest: Ingest,
 ): Component[] {
   const { config, logger } = base;
   const { stream, watchdog } = pipeline;
@@ -469,6 +485,8 @@ function lifeOf(
     { name: 'sinks-drain', stop: () => pipeline.sinks.stop() },
     { name: 'watchdog', start: () => watchdog.start(), stop: () => watchdog.stop() },
     { name: 'ttl', start: () => pruner.start(), stop: () => pruner.stop() },
+    // Stopped right after the clients: batches in flight commit and are acknowledged, then the brokers disconnect.
+    { name: 'ingest', start: () => ingest.start(), stop: () => ingest.stop() },
     { name: 'clients', stop: () => Promise.all([closeClients(ws), mqtt.close()]).then(() => {}) },
   ];
 }

@@ -27,6 +27,11 @@ export interface HealthSource {
    * rebuilds its recovery window from the slot first. 0 when live.
    */
   rebuilding?(): number;
+  /**
+   * MQTT ingest (relay/ingest/): each broker's state and the flows that do not run, with why.
+   * Shown, not judged: a broker that is down must not take WebSocket clients away from this relay.
+   */
+  ingest?(): object | undefined;
   /** [sinks] Shown, not judged: a sink that is down does not take WebSocket clients away. */
   sinks?(): SinkStatus[];
 }
@@ -69,6 +74,7 @@ export const healthRoutes: FastifyPluginAsync<{ source: HealthSource }> = async 
       lag: slot ? { bytes: slot.lagBytes, seconds: slot.lagSeconds } : undefined,
       wal_status: slot?.walStatus,
       mqtt: source.mqtt?.(),
+      ingest: source.ingest?.(),
       reasons,
       // The sink's error text stays in the log (it can name hosts).
       sinks: source.sinks?.().map((s) => ({ name: s.name, state: s.state, lag: s.lag })),

@@ -29,6 +29,7 @@ test('two relays migrating at once both succeed and apply each file once', async
     '004_generated_columns.sql',
     '005_mqtt.sql',
     '006_webhooks.sql',
+    '007_ingest.sql',
   ]);
   const rows = await db.query('SELECT name FROM walcast.migrations ORDER BY name');
   assert.deepEqual(
@@ -40,6 +41,7 @@ test('two relays migrating at once both succeed and apply each file once', async
       '004_generated_columns.sql',
       '005_mqtt.sql',
       '006_webhooks.sql',
+      '007_ingest.sql',
     ],
   );
   assertNoLeakedClients();

@@ -1,0 +1,135 @@
+// One broker's writes to PostgreSQL: messages queue here and are written in
+// batches, one transaction at a time (transaction.ts). Group commit: while a
+// transaction runs, the next batch gathers; when it ends, everything
+// waiting (up to BATCH_MAX) goes in the next one. So a batch is bounded by
+// count (BATCH_MAX) and by time (at most one transaction's duration plus
+// one event-loop turn): no timer holds a message back when the writer is
+// idle. Each message's `done` is called only after the COMMIT that covers
+// it; that is when the broker gets its PUBACK. A failed transaction (the
+// database down) is retried whole with backoff, acknowledging nothing; the
+// queue cannot grow past the broker's bound of unacknowledged messages
+// (broker.ts MAX_UNACKED), since no more arrive until some are acknowledged.
+import type pg from 'pg';
+import { backoffDelay } from '../../client/backoff.ts';
+import type { Logger } from '../log.ts';
+import { writeBatch, type BatchResult, type ExtraCounts, type Outcome, type WriteItem } from './transaction.ts';
+
+/** Messages per transaction. */
+export const BATCH_MAX = 500;
+
+const RETRY = { initialMs: 200, maxMs: 5000, factor: 2 };
+
+export interface QueuedWrite extends WriteItem {
+  done(outcome: Outcome): void;
+}
+
+export class BatchWriter {
+  private queue: QueuedWrite[] = [];
+  private running: Promise<void> | undefined;
+  private scheduled = false;
+  private stopped = false;
+  private retryTimer: { timer: NodeJS.Timeout; wake: () => void } | undefined;
+  private extra: ExtraCounts = new Map();
+
+  constructor(
+    private readonly opts: {
+      pool: pg.Pool;
+      logger: Logger;
+      broker: string;
+      /** After each commit: what it covered (metrics, dead-letter logs). */
+      onCommitted(items: QueuedWrite[], result: BatchResult): void;
+    },
+  ) {}
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  push(item: QueuedWrite): void {
+    this.queue.push(item);
+    this.kick();
+  }
+
+  /** POST outcomes, added to walcast.flow_stats with the next batch (or on their own). */
+  count(flow: string, field: 'committed' | 'dead'): void {
+    const c = this.extra.get(flow) ?? this.extra.set(flow, { committed: 0, dead: 0 }).get(flow)!;
+    c[field]++;
+    this.kick();
+  }
+
+  /** Resolves once everything queued so far is committed (or the writer stopped). */
+  async drain(): Promise<void> {
+    while (this.running || this.scheduled) await (this.running ?? new Promise((r) => setImmediate(r)));
+  }
+
+  /** Stops retrying; what is not committed is not acknowledged (the broker sends it again). */
+  stop(): void {
+    this.stopped = true;
+    this.retryTimer?.wake();
+  }
+
+  private kick(): void {
+    if (this.running || this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    // One turn: the messages of the socket read being parsed join this batch.
+    setImmediate(() => {
+      this.scheduled = false;
+      this.running ??= this.run().finally(() => {
+        this.running = undefined;
+        if (this.queue.length || this.extra.size) this.kick();
+      });
+    });
+  }
+
+  private async run(): Promise<void> {
+    while ((this.queue.length || this.extra.size) && !this.stopped) {
+      const batch = this.queue.slice(0, BATCH_MAX);
+      const extra = this.extra;
+      this.extra = new Map();
+      const result = await this.commitWithRetry(batch, extra);
+      if (!result) return; // stopped: nothing acknowledged, the broker sends it again
+      this.queue.splice(0, batch.length);
+      this.opts.onCommitted(batch, result);
+      for (const [i, item] of batch.entries()) item.done(result.outcomes[i]!);
+    }
+  }
+
+  private async commitWithRetry(batch: QueuedWrite[], extra: ExtraCounts): Promise<BatchResult | undefined> {
+    for (let attempt = 0; !this.stopped; attempt++) {
+      try {
+        return await this.commit(batch, extra);
+      } catch (err) {
+        if (attempt === 0) {
+          this.opts.logger.warn(
+            { err, broker: this.opts.broker, messages: batch.length },
+            `writing ingested messages of broker ${this.opts.broker} failed; retrying with backoff (nothing is acknowledged until it commits)`,
+          );
+        }
+        await new Promise<void>((wake) => {
+          const timer = setTimeout(wake, backoffDelay(attempt, RETRY));
+          this.retryTimer = { timer, wake };
+        });
+        this.retryTimer = undefined;
+      }
+    }
+    return undefined;
+  }
+
+  private async commit(batch: QueuedWrite[], extra: ExtraCounts): Promise<BatchResult> {
+    const client = await this.opts.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      try {
+        const result = await writeBatch(client, batch, extra);
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch((e: Error) => (broken = e));
+        throw err;
+      }
+    } finally {
+      client.release(broken);
+    }
+  }
+}
