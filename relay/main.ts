@@ -5,6 +5,7 @@
 //   doctor    check the server and the setup; each finding with its fix
 //   tail      print a channel's live events
 //   replay    print a channel's events after a position
+//   flows     list MQTT ingest brokers and flows with their state and counters
 import { helpText } from './config.ts';
 import { WalcastError } from './errors.ts';
 
@@ -35,6 +36,10 @@ const COMMANDS: Record<string, { load: () => Promise<Command>; summary: string }
   replay: {
     load: async () => (await import('./cli/replay.ts')).replayCommand,
     summary: 'print the events of <channel> after --since <position>',
+  },
+  flows: {
+    load: async () => (await import('./cli/flows.ts')).flowsCommand,
+    summary: 'list MQTT ingest brokers and flows with their state and counters',
   },
 };
 

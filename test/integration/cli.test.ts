@@ -11,7 +11,7 @@ import { TEST_SECRET, token } from '../helpers/tokens.ts';
 import type { Finding } from '../../relay/db/doctor.ts';
 
 const BIN = new URL('../../bin/walcast.js', import.meta.url).pathname;
-const SUBCOMMANDS = ['start', 'migrate', 'register', 'doctor', 'tail', 'replay'];
+const SUBCOMMANDS = ['start', 'migrate', 'register', 'doctor', 'tail', 'replay', 'flows'];
 
 const fx = relayFixture();
 const { db } = fx;

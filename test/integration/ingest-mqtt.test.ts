@@ -259,3 +259,27 @@ test('/readyz shows each broker; a broker that is down is shown and reconnects, 
   assert.notEqual(status[0]?.state, 'connected');
   await db.query(`select walcast.remove_broker('down')`);
 });
+
+test('walcast flows lists the brokers with their state and the flows with their counters', async () => {
+  const bin = new URL('../../bin/walcast.js', import.meta.url).pathname;
+  const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATABASE_URL: db.url };
+  const { stdout } = await run(process.execPath, [bin, 'flows', '--json'], { env });
+  const out = JSON.parse(stdout) as {
+    brokers: { name: string; state: string }[];
+    flows: { name: string; enabled: boolean; committed: string; dead_lettered: string; duplicates: string }[];
+  };
+  assert.deepEqual(
+    out.brokers.map((b) => [b.name, b.state]),
+    [['local', 'connected']],
+  );
+  const temps = out.flows.find((f) => f.name === 'temps')!;
+  assert.deepEqual([temps.enabled, temps.committed, temps.dead_lettered], [true, '6', '5']);
+  assert.equal(out.flows.find((f) => f.name === 'humid')!.duplicates, '2');
+  const text = (await run(process.execPath, [bin, 'flows'], { env })).stdout;
+  assert.match(text, /^broker\s+url\s+state/m);
+  assert.match(text, /^local\s+mqtt:\/\/127\.0\.0\.1:\d+\s+connected/m);
+  assert.match(
+    text,
+    /^temps\s+local\s+sensors\/\{device\}\/temperature\s+insert\s+public\.readings\s+enabled\s+6\s+0\s+5$/m,
+  );
+});
