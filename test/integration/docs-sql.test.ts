@@ -19,6 +19,7 @@ const FILES = [
   'docs/operations.md',
   'docs/sdk.md',
   'docs/errors.md',
+  'docs/ingest.md',
 ];
 
 function sqlBlocks(file: string): string[] {
