@@ -22,7 +22,8 @@ export interface BenchDatabase {
 
 export const PUBLICATION = 'realtime_events';
 
-export async function openBenchDatabase(): Promise<BenchDatabase> {
+/** `settings` override the embedded server's (the ingest-mqtt scenario turns fsync on). */
+export async function openBenchDatabase(settings: Record<string, string> = {}): Promise<BenchDatabase> {
   let embedded: EmbeddedPostgresHandle | undefined;
   let dataDir: string | undefined;
   let serverUrl = process.env.BENCH_DATABASE_URL;
@@ -37,10 +38,10 @@ export async function openBenchDatabase(): Promise<BenchDatabase> {
       dataDir,
       port: 0,
       persistent: false,
-      settings: { fsync: 'off', max_wal_size: '4GB', shared_buffers: '256MB' },
+      settings: { fsync: 'off', max_wal_size: '4GB', shared_buffers: '256MB', ...settings },
     });
     serverUrl = embedded.url;
-    source = 'embedded PostgreSQL 18 (fsync off)';
+    source = `embedded PostgreSQL 18 (fsync ${settings.fsync ?? 'off'})`;
   }
   const name = `walcast_bench_${randomBytes(4).toString('hex')}`;
   await adminQuery(serverUrl, `CREATE DATABASE ${name}`);

@@ -10,7 +10,6 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -20,6 +19,7 @@ import { markdownTable, progress, type Row } from '../lib/report.ts';
 import { startTarget, type Target } from '../lib/targets.ts';
 import type { BenchDatabase } from '../lib/env.ts';
 import { measure, PREFIX } from './fanout.ts';
+import { freePort, waitForPort } from '../../test/helpers/mosquitto.ts';
 
 export interface MqttPlan {
   subscribers: number[];
@@ -144,32 +144,6 @@ async function startMosquitto(db: BenchDatabase, port: number, channels: number)
       await rm(dir, { recursive: true, force: true });
     },
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`mosquitto did not listen on ${port}`);
 }
 
 /** walcast ÷ Mosquitto per cell: deliveries per CPU-second (target ≥ 2) and p99s (target: walcast's no worse). */

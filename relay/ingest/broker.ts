@@ -70,6 +70,7 @@ export class BrokerLink extends EventEmitter<BrokerEvents> {
   /** Filters the broker granted (SUBACK) on this connection. */
   readonly granted = new Set<string>();
   private qos0Waiting = 0;
+  private corked = false;
 
   constructor(
     readonly def: BrokerDef,
@@ -159,8 +160,22 @@ export class BrokerLink extends EventEmitter<BrokerEvents> {
         if (epoch !== this.epoch) return; // that connection is gone; the broker sends it again
         if (qos === 0) return void this.qos0Waiting--;
         this.unacked--;
-        if (this.client.connected) this.sendPacket({ cmd: 'puback', messageId } as Packet);
+        if (!this.client.connected) return;
+        this.corkOnce();
+        this.sendPacket({ cmd: 'puback', messageId } as Packet);
       },
+    });
+  }
+
+  /** The PUBACKs of one turn (a committed batch) leave in one write, not one syscall each. */
+  private corkOnce(): void {
+    if (this.corked) return;
+    const stream = this.client.stream;
+    this.corked = true;
+    stream.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      stream.uncork();
     });
   }
 

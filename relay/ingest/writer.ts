@@ -16,6 +16,8 @@ import { writeBatch, type BatchResult, type ExtraCounts, type Outcome, type Writ
 
 /** Messages per transaction. */
 export const BATCH_MAX = 500;
+/** Transactions at once: one runs its statements while the one before waits for its commit to reach the disk. */
+export const PIPELINE = 2;
 
 const RETRY = { initialMs: 200, maxMs: 5000, factor: 2 };
 
@@ -25,7 +27,10 @@ export interface QueuedWrite extends WriteItem {
 
 export class BatchWriter {
   private queue: QueuedWrite[] = [];
-  private running: Promise<void> | undefined;
+  /** Transactions running (at most PIPELINE). */
+  private inFlight = 0;
+  /** Resolves when the last batch started is acknowledged. */
+  private acked: Promise<void> = Promise.resolve();
   private scheduled = false;
   private stopped = false;
   private retryTimer: { timer: NodeJS.Timeout; wake: () => void } | undefined;
@@ -59,7 +64,9 @@ export class BatchWriter {
 
   /** Resolves once everything queued so far is committed (or the writer stopped). */
   async drain(): Promise<void> {
-    while (this.running || this.scheduled) await (this.running ?? new Promise((r) => setImmediate(r)));
+    while (this.inFlight > 0 || this.scheduled) {
+      await (this.inFlight > 0 ? this.acked : new Promise((r) => setImmediate(r)));
+    }
   }
 
   /** Stops retrying; what is not committed is not acknowledged (the broker sends it again). */
@@ -69,29 +76,37 @@ export class BatchWriter {
   }
 
   private kick(): void {
-    if (this.running || this.scheduled || this.stopped) return;
+    if (this.scheduled || this.stopped || (!this.queue.length && !this.extra.size)) return;
+    // An idle writer sends what it has at once; a busy one starts a second transaction only for a full batch.
+    if (this.inFlight >= PIPELINE || (this.inFlight > 0 && this.queue.length < BATCH_MAX)) return;
     this.scheduled = true;
-    // One turn: the messages of the socket read being parsed join this batch.
+    // One turn first: the messages of the socket read being parsed join this batch.
     setImmediate(() => {
       this.scheduled = false;
-      this.running ??= this.run().finally(() => {
-        this.running = undefined;
-        if (this.queue.length || this.extra.size) this.kick();
-      });
+      this.startBatch();
     });
   }
 
-  private async run(): Promise<void> {
-    while ((this.queue.length || this.extra.size) && !this.stopped) {
-      const batch = this.queue.slice(0, BATCH_MAX);
-      const extra = this.extra;
-      this.extra = new Map();
-      const result = await this.commitWithRetry(batch, extra);
+  private startBatch(): void {
+    if (this.stopped || this.inFlight >= PIPELINE || (!this.queue.length && !this.extra.size)) return;
+    const batch = this.queue.splice(0, BATCH_MAX);
+    const extra = this.extra;
+    this.extra = new Map();
+    this.inFlight++;
+    const before = this.acked;
+    const acked = this.commitWithRetry(batch, extra).then(async (result) => {
+      // PUBACKs in the order the messages came (MQTT 4.6.0): after the batch before this one's.
+      await before;
       if (!result) return; // stopped: nothing acknowledged, the broker sends it again
-      this.queue.splice(0, batch.length);
       this.opts.onCommitted(batch, result);
       for (const [i, item] of batch.entries()) item.done(result.outcomes[i]!);
-    }
+    });
+    this.acked = acked;
+    void acked.finally(() => {
+      this.inFlight--;
+      this.kick();
+    });
+    this.kick();
   }
 
   private async commitWithRetry(batch: QueuedWrite[], extra: ExtraCounts): Promise<BatchResult | undefined> {

@@ -1,12 +1,6 @@
 // Real MQTT clients (mqtt.js) against the relay's MQTT front door, collecting
 // what they receive so tests can wait for it.
 import { after } from 'node:test';
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient, type Packet } from 'mqtt';
 import type { Relay } from '../../relay/relay.ts';
 
@@ -161,75 +155,4 @@ export function mqttClients(): (...args: Parameters<typeof MqttTestClient.connec
   };
 }
 
-export interface Mosquitto {
-  port: number;
-  url: string;
-  stop(): Promise<void>;
-}
-
-/**
- * Debian's mosquitto on a free port of 127.0.0.1, in a temporary directory
- * (never the machine's 1883), with the settings docs/ingest.md asks for;
- * `extra` lines are added to its configuration. The caller stops it
- * (fx.cleanup(broker.stop)): node:test's after() called in a before hook
- * would run at the end of that hook.
- */
-export async function startMosquitto(extra: string[] = []): Promise<Mosquitto> {
-  if (!existsSync(MOSQUITTO)) {
-    throw new Error(
-      `${MOSQUITTO} not found: the MQTT ingest tests need Debian's mosquitto (apt-get install -y mosquitto; npm test installs it)`,
-    );
-  }
-  const dir = await mkdtemp(join(tmpdir(), 'walcast-test-mosquitto-'));
-  const port = await freePort();
-  const conf = join(dir, 'mosquitto.conf');
-  const lines = [
-    `listener ${port} 127.0.0.1`,
-    'allow_anonymous true',
-    'persistence false',
-    'log_dest none',
-    'max_inflight_messages 1000',
-    'max_queued_messages 100000',
-    ...extra,
-  ];
-  await writeFile(conf, `${lines.join('\n')}\n`);
-  const child = spawn(MOSQUITTO, ['-c', conf], { stdio: 'ignore' });
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  await waitForPort(port);
-  let stopping: Promise<void> | undefined;
-  const stop = () =>
-    (stopping ??= (async () => {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      await exited;
-      await rm(dir, { recursive: true, force: true });
-    })());
-  return { port, url: `mqtt://127.0.0.1:${port}`, stop };
-}
-
-const MOSQUITTO = '/usr/sbin/mosquitto';
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`mosquitto did not listen on ${port}`);
-}
+export { startMosquitto, freePort, type Mosquitto } from './mosquitto.ts';
