@@ -1,14 +1,17 @@
 // One broker's writes to PostgreSQL: messages queue here and are written in
-// batches, one transaction at a time (transaction.ts). Group commit: while a
-// transaction runs, the next batch gathers; when it ends, everything
-// waiting (up to BATCH_MAX) goes in the next one. So a batch is bounded by
-// count (BATCH_MAX) and by time (at most one transaction's duration plus
-// one event-loop turn): no timer holds a message back when the writer is
-// idle. Each message's `done` is called only after the COMMIT that covers
-// it; that is when the broker gets its PUBACK. A failed transaction (the
-// database down) is retried whole with backoff, acknowledging nothing; the
-// queue cannot grow past the broker's bound of unacknowledged messages
-// (broker.ts MAX_UNACKED), since no more arrive until some are acknowledged.
+// batches (transaction.ts). Group commit: an idle writer starts a
+// transaction with everything waiting (up to BATCH_MAX) one event-loop turn
+// after the first message; while it runs, the next batch gathers. A second
+// transaction starts only for a full batch (PIPELINE: one runs its
+// statements while the other waits for its commit to reach the disk). So a
+// batch is bounded by count (BATCH_MAX) and by time (no timer holds a
+// message back; a message waits at most for the transactions before it).
+// Each message's `done` is called only after the COMMIT that covers it, and
+// batches are acknowledged in the order they were taken; that is when the
+// broker gets its PUBACK. A failed transaction (the database down) is
+// retried whole with backoff, acknowledging nothing. The queue cannot grow
+// past the broker's bound of unacknowledged messages (broker.ts
+// MAX_UNACKED): no more arrive until some are acknowledged.
 import type pg from 'pg';
 import { backoffDelay } from '../../client/backoff.ts';
 import type { Logger } from '../log.ts';

@@ -11,6 +11,7 @@ export interface Mosquitto {
   port: number;
   url: string;
   stop(): Promise<void>;
+  restart(): Promise<void>;
 }
 
 /**
@@ -39,8 +40,8 @@ export async function startMosquitto(extra: string[] = []): Promise<Mosquitto> {
     ...extra,
   ];
   await writeFile(conf, `${lines.join('\n')}\n`);
-  const child = spawn(MOSQUITTO, ['-c', conf], { stdio: 'ignore' });
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  let child = spawn(MOSQUITTO, ['-c', conf], { stdio: 'ignore' });
+  let exited = new Promise<void>((r) => child.once('exit', () => r()));
   await waitForPort(port);
   let stopping: Promise<void> | undefined;
   const stop = () =>
@@ -49,7 +50,15 @@ export async function startMosquitto(extra: string[] = []): Promise<Mosquitto> {
       await exited;
       await rm(dir, { recursive: true, force: true });
     })());
-  return { port, url: `mqtt://127.0.0.1:${port}`, stop };
+  // Stopped and started again on the same port: without persistence, every session is gone.
+  const restart = async () => {
+    child.kill('SIGTERM');
+    await exited;
+    child = spawn(MOSQUITTO, ['-c', conf], { stdio: 'ignore' });
+    exited = new Promise<void>((r) => child.once('exit', () => r()));
+    await waitForPort(port);
+  };
+  return { port, url: `mqtt://127.0.0.1:${port}`, stop, restart };
 }
 
 const MOSQUITTO = '/usr/sbin/mosquitto';

@@ -260,6 +260,23 @@ test('/readyz shows each broker; a broker that is down is shown and reconnects, 
   await db.query(`select walcast.remove_broker('down')`);
 });
 
+test('a broker password env:VAR that is not set: the broker is reported failed with the fix', async () => {
+  await db.query(`select walcast.add_broker('secret', $1, password => 'env:WALCAST_TEST_UNSET_SECRET')`, [broker.url]);
+  await waitFor(
+    () => relay.internals.ingest.summary().brokers.some((b) => b.name === 'secret' && b.state === 'failed'),
+    10_000,
+    'broker secret failed',
+  );
+  const body = (await (await fetch(`${relay.url}/readyz`)).json()) as {
+    ingest: { brokers: { name: string; reason?: string }[] };
+  };
+  assert.match(
+    body.ingest.brokers.find((b) => b.name === 'secret')!.reason!,
+    /password env:WALCAST_TEST_UNSET_SECRET, but WALCAST_TEST_UNSET_SECRET is not set in the relay environment/,
+  );
+  await db.query(`select walcast.remove_broker('secret')`);
+});
+
 test('walcast flows lists the brokers with their state and the flows with their counters', async () => {
   const bin = new URL('../../bin/walcast.js', import.meta.url).pathname;
   const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATABASE_URL: db.url };
@@ -282,4 +299,20 @@ test('walcast flows lists the brokers with their state and the flows with their 
     text,
     /^temps\s+local\s+sensors\/\{device\}\/temperature\s+insert\s+public\.readings\s+enabled\s+6\s+0\s+5$/m,
   );
+});
+
+test('after a broker restart that lost the session, walcast subscribes again and the flows go on', async () => {
+  const connection = link()!;
+  const before = connection.connections;
+  await broker.restart(); // no persistence: walcast's session is gone (CONNACK Session Present 0)
+  await waitFor(
+    () => connection.connections > before && connection.granted.has('sensors/+/temperature'),
+    20_000,
+    'walcast reconnected and subscribed again',
+  );
+  await waitFor(() => publisher.connected, 20_000, 'the publisher reconnected');
+  await publisher.publishAsync('sensors/after-restart/temperature', JSON.stringify({ temperature: 3 }), { qos: 1 });
+  assert.deepEqual(await waitRows(`device = 'after-restart'`, 1), [
+    { device: 'after-restart', t: 3, unit: null, seq: null },
+  ]);
 });
