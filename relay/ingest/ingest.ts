@@ -103,9 +103,17 @@ export class Ingest {
 
   load(): Promise<void> {
     return (this.loading ??= this.sync()
-      .catch((err: unknown) =>
-        this.opts.logger.warn({ err }, 'reading walcast.brokers and walcast.flows failed; retrying in a second'),
-      )
+      .then(() => {
+        if (this.reported.delete('catalog'))
+          this.opts.logger.info('reading walcast.brokers and walcast.flows works again');
+      })
+      .catch((err: unknown) => {
+        // Once per distinct failure, not every second (a role without SELECT on them, a schema not migrated yet).
+        const message = (err as Error).message;
+        if (this.reported.get('catalog') === message) return;
+        this.reported.set('catalog', message);
+        this.opts.logger.warn({ err }, 'reading walcast.brokers and walcast.flows failed; retrying every second');
+      })
       .finally(() => (this.loading = undefined)));
   }
 
