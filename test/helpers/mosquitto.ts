@@ -2,7 +2,7 @@
 // free port of 127.0.0.1, in a temporary directory, never the machine's 1883.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,8 @@ export interface Mosquitto {
   url: string;
   stop(): Promise<void>;
   restart(): Promise<void>;
+  /** Its log so far ("New client connected from … as <client id>" lines). */
+  log(): Promise<string>;
 }
 
 /**
@@ -34,12 +36,18 @@ export async function startMosquitto(extra: string[] = []): Promise<Mosquitto> {
     `listener ${port} 127.0.0.1`,
     'allow_anonymous true',
     'persistence false',
-    'log_dest none',
+    `log_dest file ${join(dir, 'mosquitto.log')}`,
+    'log_type notice',
+    'connection_messages true',
     'max_inflight_messages 1000',
     'max_queued_messages 100000',
     ...extra,
   ];
   await writeFile(conf, `${lines.join('\n')}\n`);
+  // Run as root, mosquitto drops to the user mosquitto: its log file must be writable for it.
+  await writeFile(join(dir, 'mosquitto.log'), '');
+  await chmod(join(dir, 'mosquitto.log'), 0o666);
+  await chmod(dir, 0o711);
   let child = spawn(MOSQUITTO, ['-c', conf], { stdio: 'ignore' });
   let exited = new Promise<void>((r) => child.once('exit', () => r()));
   await waitForPort(port);
@@ -58,7 +66,8 @@ export async function startMosquitto(extra: string[] = []): Promise<Mosquitto> {
     exited = new Promise<void>((r) => child.once('exit', () => r()));
     await waitForPort(port);
   };
-  return { port, url: `mqtt://127.0.0.1:${port}`, stop, restart };
+  const log = () => readFile(join(dir, 'mosquitto.log'), 'utf8').catch(() => '');
+  return { port, url: `mqtt://127.0.0.1:${port}`, stop, restart, log };
 }
 
 const MOSQUITTO = '/usr/sbin/mosquitto';
