@@ -92,6 +92,7 @@ export async function readCatalog(pool: pg.Pool): Promise<Catalog> {
       out.broken.push({ name: row.name, broker: row.broker, error });
     }
   }
+  forgetUnusedSchemas();
   return out;
 }
 
@@ -123,15 +124,35 @@ function toFlow(row: FlowRow, tables: Map<string, TableInfo | string>): Flow {
   };
 }
 
-const ajv = new Ajv({ allErrors: true, strict: false });
-(addFormats as unknown as (ajv: Ajv) => void)(ajv);
+/**
+ * Compiled schemas by their JSON text: the catalog is read every second and
+ * each read makes new objects, which one Ajv would compile (and keep) anew
+ * each time. A schema no flow uses any more is dropped at the next read. Each
+ * gets its own Ajv, so two versions of a schema with the same $id do not clash.
+ */
+let compiled = new Map<string, ValidateFunction>();
+let used = new Map<string, ValidateFunction>();
+
+/** Called after each read: what it did not use is forgotten. */
+function forgetUnusedSchemas(): void {
+  compiled = used;
+  used = new Map();
+}
 
 function compileSchema(schema: object, invalid: (detail: string) => Error): ValidateFunction {
-  try {
-    return ajv.compile(schema);
-  } catch (err) {
-    throw invalid(`its schema is not a JSON Schema ajv can compile: ${(err as Error).message}`);
+  const key = JSON.stringify(schema);
+  let validate = compiled.get(key) ?? used.get(key);
+  if (!validate) {
+    const ajv = new Ajv({ allErrors: true, strict: false });
+    (addFormats as unknown as (ajv: Ajv) => void)(ajv);
+    try {
+      validate = ajv.compile(schema);
+    } catch (err) {
+      throw invalid(`its schema is not a JSON Schema ajv can compile: ${(err as Error).message}`);
+    }
   }
+  used.set(key, validate);
+  return validate;
 }
 
 /** Each target's columns and primary key, or why the relay cannot write it. */
