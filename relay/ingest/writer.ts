@@ -34,6 +34,8 @@ export class BatchWriter {
   private inFlight = 0;
   /** Resolves when the last batch started is acknowledged. */
   private acked: Promise<void> = Promise.resolve();
+  /** Resolves when the last batch started has run its statements (it may still be committing). */
+  private written: Promise<void> = Promise.resolve();
   private scheduled = false;
   private stopped = false;
   private retryTimer: { timer: NodeJS.Timeout; wake: () => void } | undefined;
@@ -97,7 +99,12 @@ export class BatchWriter {
     this.extra = new Map();
     this.inFlight++;
     const before = this.acked;
-    const acked = this.commitWithRetry(batch, extra).then(async (result) => {
+    // Statements in the order of the batches (an upsert's last value wins): this batch's start once the one
+    // before has run its own and waits for its COMMIT; its row locks keep this one's same rows waiting until then.
+    const after = this.written;
+    let written!: () => void;
+    this.written = new Promise<void>((resolve) => (written = resolve));
+    const acked = this.commitWithRetry(batch, extra, after, written).then(async (result) => {
       // PUBACKs in the order the messages came (MQTT 4.6.0): after the batch before this one's.
       await before;
       if (!result) return; // stopped: nothing acknowledged, the broker sends it again
@@ -112,10 +119,28 @@ export class BatchWriter {
     this.kick();
   }
 
-  private async commitWithRetry(batch: QueuedWrite[], extra: ExtraCounts): Promise<BatchResult | undefined> {
+  private async commitWithRetry(
+    batch: QueuedWrite[],
+    extra: ExtraCounts,
+    after: Promise<void>,
+    written: () => void,
+  ): Promise<BatchResult | undefined> {
+    await after;
+    try {
+      return await this.attempts(batch, extra, written);
+    } finally {
+      written(); // a batch that failed or was stopped does not hold the next one back
+    }
+  }
+
+  private async attempts(
+    batch: QueuedWrite[],
+    extra: ExtraCounts,
+    written: () => void,
+  ): Promise<BatchResult | undefined> {
     for (let attempt = 0; !this.stopped; attempt++) {
       try {
-        return await this.commit(batch, extra);
+        return await this.commit(batch, extra, written);
       } catch (err) {
         if (attempt === 0) {
           this.opts.logger.warn(
@@ -133,13 +158,14 @@ export class BatchWriter {
     return undefined;
   }
 
-  private async commit(batch: QueuedWrite[], extra: ExtraCounts): Promise<BatchResult> {
+  private async commit(batch: QueuedWrite[], extra: ExtraCounts, written: () => void): Promise<BatchResult> {
     const client = await this.opts.pool.connect();
     let broken: Error | undefined;
     try {
       await client.query('BEGIN');
       try {
         const result = await writeBatch(client, batch, extra);
+        written();
         await client.query('COMMIT');
         return result;
       } catch (err) {

@@ -173,6 +173,26 @@ test('flows added, changed and disabled take effect without a restart and withou
   assert.deepEqual(stats, [{ committed: '4', duplicates: '2' }]);
 });
 
+test('an upsert flow keeps one row per primary key: the last message wins, columns it does not name keep their values', async () => {
+  await db.query(`create table device_state (
+    tenant text not null, device text not null, battery int, firmware text, primary key (tenant, device))`);
+  await flow('state', 'local', 'tenants/{tenant}/state/{device}', 'upsert', 'public.device_state');
+  const t = 'tenants/acme/state/s1';
+  await publisher.publishAsync(t, JSON.stringify({ battery: 90, firmware: '1.0' }), { qos: 1 });
+  // In flight together, so some share a batch: the last of them wins.
+  await Promise.all([80, 70, 60].map((battery) => publisher.publishAsync(t, JSON.stringify({ battery }), { qos: 1 })));
+  await publisher.publishAsync('tenants/acme/state/s2', JSON.stringify({ battery: 1 }), { qos: 1 });
+  await waitFor(
+    async () => (await db.query(`select 1 from device_state where device = 's2'`)).length === 1,
+    10_000,
+    'the marker row s2',
+  );
+  assert.deepEqual(await db.query(`select tenant, device, battery, firmware from device_state order by device`), [
+    { tenant: 'acme', device: 's1', battery: 60, firmware: '1.0' },
+    { tenant: 'acme', device: 's2', battery: 1, firmware: null },
+  ]);
+});
+
 test('SQL functions refuse bad arguments with a SQLSTATE and a message that says what is wrong', async () => {
   const cases: [string, unknown[], string, RegExp][] = [
     [`select walcast.add_broker('b1', 'http://x')`, [], '22023', /not an mqtt/],
