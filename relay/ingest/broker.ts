@@ -114,7 +114,12 @@ export class BrokerLink extends EventEmitter<BrokerEvents> {
   async close(): Promise<void> {
     this.state = 'closed';
     clearTimeout(this.reconnectTimer);
-    await this.client.endAsync().catch(() => {});
+    // PUBACKs just sent are flushed; a broker that does not answer does not hold the relay's stop for long.
+    let timer: NodeJS.Timeout | undefined;
+    const ended = this.client.endAsync().catch(() => {});
+    await Promise.race([ended, new Promise((r) => (timer = setTimeout(r, 2000)))]);
+    clearTimeout(timer);
+    if (!this.client.disconnected) await this.client.endAsync(true).catch(() => {});
     this.emit('state', 'closed', undefined);
   }
 

@@ -85,7 +85,7 @@ async function writeGroup(
   outcomes: Outcome[],
   dead: DeadLetter[],
 ): Promise<void> {
-  const members = group.flow.action === 'upsert' ? lastPerKey(group) : group.members;
+  const { members } = group;
   if (group.columns.length === 0) {
     for (const m of members) {
       outcomes[m.index] = 'dead';
@@ -102,7 +102,8 @@ async function writeGroup(
   try {
     const fresh = await claimKeys(client, group.flow.name, members);
     for (const m of members) if (m.dedup !== undefined && !fresh.has(m.dedup)) outcomes[m.index] = 'duplicate';
-    const rows = members.filter((m) => m.dedup === undefined || fresh.has(m.dedup)).map((m) => m.row);
+    const live = members.filter((m) => m.dedup === undefined || fresh.has(m.dedup));
+    const rows = (group.flow.action === 'upsert' ? lastPerKey(group, live) : live).map((m) => m.row);
     if (rows.length) await client.query(insertSql(group), [JSON.stringify(rows)]);
     await client.query('RELEASE SAVEPOINT walcast_group');
     return;
@@ -110,6 +111,7 @@ async function writeGroup(
     if (!isRowError(err)) throw err;
     await client.query('ROLLBACK TO SAVEPOINT walcast_group');
   }
+  // One by one, in order: an upsert's last message wins here too.
   for (const m of members) await writeOne(client, group, m, items, outcomes, dead);
 }
 
@@ -140,12 +142,16 @@ async function writeOne(
   }
 }
 
-/** Upsert: of several rows for one primary key in a batch, the last wins (the others are superseded, as in order). */
-function lastPerKey(group: Group): Group['members'] {
+/**
+ * Upsert: of several rows for one primary key in one statement, the last
+ * wins (the others are superseded, as if applied in order; ON CONFLICT DO
+ * UPDATE cannot touch a row twice in one statement).
+ */
+function lastPerKey(group: Group, members: Group['members']): Group['members'] {
   const pk = group.table.primaryKey;
-  if (!pk.every((c) => group.columns.includes(c))) return group.members;
+  if (!pk.every((c) => group.columns.includes(c))) return members;
   const last = new Map<string, Group['members'][number]>();
-  for (const m of group.members) {
+  for (const m of members) {
     const key = JSON.stringify(pk.map((c) => m.row[c]));
     last.delete(key); // re-inserted: the Map keeps the order of the last ones
     last.set(key, m);
