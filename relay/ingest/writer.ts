@@ -99,9 +99,11 @@ export class BatchWriter {
     this.extra = new Map();
     this.inFlight++;
     const before = this.acked;
-    // Statements in the order of the batches (an upsert's last value wins): this batch's start once the one
-    // before has run its own and waits for its COMMIT; its row locks keep this one's same rows waiting until then.
-    const after = this.written;
+    // Upserts in the order of the batches (the last value wins): a batch with upserts starts its statements once
+    // the one before has run its own (its row locks then keep the same rows waiting until its COMMIT). Inserts
+    // do not wait: rows of two batches may interleave, each still acknowledged after its own commit.
+    const ordered = batch.some((item) => item.flow.action === 'upsert');
+    const after = ordered ? this.written : Promise.resolve();
     let written!: () => void;
     this.written = new Promise<void>((resolve) => (written = resolve));
     const acked = this.commitWithRetry(batch, extra, after, written).then(async (result) => {
