@@ -21,6 +21,19 @@ const ALLOWED: Record<string, string[]> = {
   sinks: ['hub', 'auth', 'replication', 'client', 'relay/config.ts'],
   mqtt: ['hub', 'db', 'auth', 'publish', 'replication', 'ws', 'client'],
   standby: ['relay/relay.ts', 'db', 'auth', 'replication'],
+  edge: [
+    'relay/relay.ts',
+    'relay/config.ts',
+    'relay/metrics.ts',
+    'hub',
+    'db',
+    'auth',
+    'ws',
+    'http',
+    'sinks',
+    'replication',
+    'client',
+  ],
 };
 
 /** Where an import lands: a folder of relay/, `client`, or a top-level module of relay/. */

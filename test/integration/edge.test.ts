@@ -1,0 +1,184 @@
+// An edge relay in this process, beside a slot relay with the JetStream
+// sink, on a real nats-server: clients of the edge get what clients of the
+// slot relay get (same frames, same positions), resume on the edge from
+// before it started (read from the stream), take snapshots, and are refused
+// publishing without WALCAST_PUBLISH_DATABASE_URL.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { relayFixture, waitFor } from '../helpers/relay.ts';
+import { startNatsServer, type NatsServer } from '../helpers/nats.ts';
+import { startTestEdge } from '../helpers/edge.ts';
+import type { EdgeRelay } from '../../relay/edge/edge.ts';
+import type { Relay } from '../../relay/relay.ts';
+import { PUBLISH_REFUSAL } from '../../relay/edge/edge.ts';
+
+const fx = relayFixture();
+const { db } = fx;
+let nats: NatsServer;
+let relay: Relay;
+const edges: EdgeRelay[] = [];
+
+before(async () => {
+  nats = await startNatsServer();
+  relay = await fx.relay({ natsUrl: nats.url });
+});
+fx.cleanup(async () => {
+  for (const e of edges) await e.stop();
+});
+after(async () => {
+  await nats?.stop();
+});
+
+async function edge(overrides = {}): Promise<EdgeRelay> {
+  const e = await startTestEdge(db.url, nats.url, { slot: relay.slot, ...overrides });
+  edges.push(e);
+  return e;
+}
+
+async function insert(channel: string, body: string): Promise<void> {
+  await db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 'test', $2)`, [channel, body]);
+}
+
+test('clients of an edge get the same frames, with the same positions, as clients of the slot relay', async () => {
+  const e = await edge();
+  const onEdge = await fx.client(e);
+  const onSlot = await fx.client(relay);
+  await onEdge.subscribe('same');
+  await onSlot.subscribe('same');
+  for (let i = 0; i < 20; i++) await insert('same', `m${i}`);
+  await db.query(`update chat_messages set body = body || '!' where channel_id = 'same' and body = 'm3'`);
+  const fromSlot = await onSlot.waitForEvents(21);
+  const fromEdge = await onEdge.waitForEvents(21);
+  assert.deepEqual(fromEdge, fromSlot);
+  assert.deepEqual(
+    fromEdge.map((m) => m.row.body),
+    [...Array.from({ length: 20 }, (_, i) => `m${i}`), 'm3!'],
+  );
+});
+
+test('a position from the slot relay resumes on an edge started after it: the missed events come from the stream', async () => {
+  const onSlot = await fx.client(relay);
+  const sub = await onSlot.subscribe('late');
+  assert.equal(sub.type, 'subscribed');
+  await insert('late', 'a');
+  const [first] = await onSlot.waitForEvents(1);
+  await insert('late', 'b');
+  await insert('other', 'x');
+  await insert('late', 'c');
+  await onSlot.waitForEvents(3);
+  // The edge starts after all of it: its own window is empty.
+  const e = await edge();
+  const c = await fx.client(e);
+  const reply = await c.subscribe('late', { since: first!.position });
+  assert.equal(reply.type === 'subscribed' && reply.recovered, true);
+  await insert('late', 'd');
+  await c.waitForEvents(3);
+  await insert('late', 'marker');
+  await c.waitFor((m) => m.some((x) => x.type === 'event' && 'row' in x && x.row?.body === 'marker'));
+  assert.deepEqual(
+    c.events().map((m) => m.row.body),
+    ['b', 'c', 'd', 'marker'],
+  );
+  assert.deepEqual(c.events().slice(0, 2), onSlot.events().slice(1, 3), 'the same frames as the slot relay sent');
+});
+
+test('a position of another epoch, or one the stream no longer covers, resumes with recovered:false', async () => {
+  const e = await edge();
+  const c = await fx.client(e);
+  const reply = await c.subscribe('gone', { since: '0000000000000001-00000001-zz' });
+  assert.equal(reply.type === 'subscribed' && reply.recovered, false);
+});
+
+test('snapshot on an edge: every row once, no gap between the rows and live events', async () => {
+  const e = await edge();
+  for (let i = 0; i < 5; i++) await insert('snap', `s${i}`);
+  const c = await fx.client(e);
+  // Rows keep coming while the snapshot is read.
+  let stop = false;
+  const writer = (async () => {
+    for (let i = 0; !stop; i++) {
+      await insert('snap', `live${i}`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  })();
+  await new Promise((r) => setTimeout(r, 30));
+  const reply = await c.subscribe('snap', { snapshot: true, limit: 1000 });
+  assert.equal(reply.type, 'subscribed');
+  await new Promise((r) => setTimeout(r, 100));
+  stop = true;
+  await writer;
+  await insert('snap', 'marker');
+  await c.waitFor((m) => m.some((x) => x.type === 'event' && 'row' in x && x.row?.body === 'marker'), 10_000);
+  const rows = (
+    await db.query<{ body: string }>(`select body from chat_messages where channel_id = 'snap' order by id`)
+  ).map((r) => r.body);
+  assert.deepEqual(
+    c.events().map((m) => m.row.body),
+    rows,
+    'snapshot rows then live events: each row exactly once, in order',
+  );
+});
+
+test('publishing on an edge without WALCAST_PUBLISH_DATABASE_URL is refused with publishing_disabled', async () => {
+  const e = await edge();
+  const c = await fx.client(e);
+  const reply = await c.request({
+    type: 'publish',
+    id: 'p1',
+    table: 'chat_messages',
+    row: { channel_id: 'x', sender: 'a', body: 'b' },
+  });
+  assert.equal(reply.type, 'error');
+  assert.equal(reply.type === 'error' && reply.code, 'publishing_disabled');
+  assert.equal(reply.type === 'error' && reply.message, PUBLISH_REFUSAL);
+});
+
+test('publishing on an edge with WALCAST_PUBLISH_DATABASE_URL inserts into the primary, and the row comes back through the stream', async () => {
+  const e = await edge({ publishDatabaseUrl: db.url });
+  const c = await fx.client(e);
+  await c.subscribe('pub');
+  const reply = await c.request({
+    type: 'publish',
+    id: 'p2',
+    table: 'chat_messages',
+    row: { channel_id: 'pub', sender: 'a', body: 'hi' },
+  });
+  assert.equal(reply.type, 'published', JSON.stringify(reply));
+  const [ev] = await c.waitForEvents(1);
+  assert.equal(ev!.row.body, 'hi');
+});
+
+test('/readyz on an edge reports its consumer state and lag', async () => {
+  const e = await edge();
+  const res = await fetch(`${e.url}/readyz`);
+  const body = (await res.json()) as {
+    status: string;
+    role: string;
+    consumer: { state: string; lag: { messages: number } };
+  };
+  assert.equal(res.status, 200);
+  assert.equal(body.role, 'edge');
+  assert.equal(body.consumer.state, 'consuming');
+  assert.equal(typeof body.consumer.lag.messages, 'number');
+  const metrics = await (await fetch(`${e.url}/metrics`)).text();
+  assert.match(metrics, /walcast_edge_consumer_state\{state="consuming"\} 1/);
+  assert.match(metrics, /walcast_deliveries_total \d+/);
+});
+
+test('an edge waits for a stream that does not exist yet, and says why in /readyz', async () => {
+  const { startEdge } = await import('../../relay/edge/edge.ts');
+  const { relayConfig } = await import('../helpers/relay.ts');
+  const { silentLogger } = await import('../../relay/log.ts');
+  const e = await startEdge(
+    relayConfig(db.url, { natsUrl: nats.url, natsStream: 'nothing_here', slot: relay.slot }),
+    silentLogger,
+  );
+  edges.push(e);
+  await waitFor(async () => (await fetch(`${e.url}/readyz`)).status === 503, 5000, '503');
+  const body = (await (await fetch(`${e.url}/readyz`)).json()) as { reasons: string[] };
+  assert.match(body.reasons.join(' '), /nothing_here does not exist yet/);
+  const ws = await fetch(`${e.url}/ws`, { headers: { connection: 'upgrade', upgrade: 'websocket' } }).catch(
+    () => undefined,
+  );
+  assert.ok(ws === undefined || ws.status === 503 || ws.status >= 400);
+});
