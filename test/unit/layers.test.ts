@@ -28,6 +28,7 @@ const ALLOWED: Record<string, string[]> = {
     'hub',
     'db',
     'auth',
+    'publish',
     'ws',
     'http',
     'sinks',
