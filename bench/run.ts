@@ -13,6 +13,7 @@ import { CONNECTIONS_FULL, CONNECTIONS_QUICK, runConnections } from './scenarios
 import { RESTART_FULL, RESTART_QUICK, runRestart } from './scenarios/restart.ts';
 import { STREAMS_FULL, STREAMS_QUICK, runStreams } from './scenarios/streams.ts';
 import { MQTT_FULL, MQTT_QUICK, runMqtt, type MqttPlan } from './scenarios/mqtt.ts';
+import { EDGES_FULL, EDGES_QUICK, runEdges } from './scenarios/edges.ts';
 
 type Scenario = { name: string; run: () => Promise<{ rows: Row[]; notes: string[] }> };
 
@@ -32,6 +33,7 @@ async function main(): Promise<void> {
     { name: 'restart', run: () => runRestart(db, quick ? RESTART_QUICK : RESTART_FULL) },
     { name: 'streams', run: () => runStreams(db, quick ? STREAMS_QUICK : STREAMS_FULL) },
     { name: 'mqtt', run: () => runMqtt(db, mqttPlan(argv, quick)) },
+    { name: 'edges', run: () => runEdges(db, quick ? EDGES_QUICK : EDGES_FULL) },
   ];
   let failed = false;
   try {
