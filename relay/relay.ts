@@ -23,7 +23,7 @@ import type { Logger } from './log.ts';
 import { ensurePublication, migrate } from './db/migrate.ts';
 import { loadRegistrations, type Registration } from './db/registry.ts';
 import { shortName } from './table-names.ts';
-import { SnapshotReader } from './db/snapshot.ts';
+import { SnapshotReader, type SnapshotReaderOptions } from './db/snapshot.ts';
 import { checkServer, ensureSlot, recreateSlot, type SlotInfo } from './replication/slot.ts';
 import { ReplicationStream } from './replication/stream.ts';
 import { formatLsn, parseLsn, type Lsn } from './replication/lsn.ts';
@@ -351,13 +351,15 @@ export function createReaders(
   urls: { read: string; write: string },
   registrations: () => Registration[],
   logger: Logger,
+  /** The snapshot reader's class (an edge's waits for a read replica). */
+  Reader: new (url: string, regs: () => Registration[], opts: SnapshotReaderOptions) => SnapshotReader = SnapshotReader,
 ): { publisher: Publisher; snapshots: SnapshotReader } {
   const publisher = new Publisher({
     databaseUrl: urls.write,
     logger,
     registration: (name) => registrations().find((r) => shortName(r) === name),
   });
-  const snapshots = new SnapshotReader(urls.read, registrations, {
+  const snapshots = new Reader(urls.read, registrations, {
     perConnection: limit(config, 'snapshotsPerConnection'),
     perSubject: limit(config, 'snapshotsPerSubject'),
     queue: limit(config, 'snapshotQueue'),

@@ -44,6 +44,7 @@ import { StreamSource } from './source.ts';
 import { StreamHistory } from './history.ts';
 import { EdgeRegistrations } from './registrations.ts';
 import { edgeHealthRoutes } from './health.ts';
+import { edgeSnapshots } from './snapshots.ts';
 import { routeStreamEvent } from './route.ts';
 import { edgeMetrics } from './metrics.ts';
 import { natsSettings } from '../sinks/sinks.ts';
@@ -139,6 +140,7 @@ async function assemble(config: EdgeConfig, logger: Logger, base: Base): Promise
     { read: base.databaseUrl, write: config.publishDatabaseUrl ?? base.databaseUrl },
     () => registrations.registrations(),
     logger,
+    edgeSnapshots(base.pool, () => source.position, limit(config, 'snapshotTimeoutMs')),
   );
   const ws = new WsServer({
     router,
@@ -161,6 +163,10 @@ async function assemble(config: EdgeConfig, logger: Logger, base: Base): Promise
     );
   });
   const metrics = edgeMetrics({ source, counters, ws, router, recovery, gate, publisher });
+  source.on('transaction', (timeMs) => {
+    counters.transactions++;
+    metrics.commitToDispatch.observe((Date.now() - timeMs) / 1000);
+  });
   await app.register(metricsRoutes, { metrics });
   acceptWhenReady(app, ws, gate, source, config);
   const components: Component[] = [

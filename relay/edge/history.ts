@@ -22,6 +22,14 @@ import { commitTimeMs } from './decode.ts';
 export const HISTORY_MAX_BYTES = 16 * 1024 * 1024;
 /** A history read that has not finished by then fails (the client is told recovered:false). */
 const READ_TIMEOUT_MS = 10_000;
+/**
+ * Reads running at once (so an edge holds at most READS × HISTORY_MAX_BYTES
+ * of history, 64 MiB), and resumes waiting for one; past that a resume is
+ * answered recovered:false. After another edge dies most of its clients'
+ * resumes are served from this edge's own window and never wait here.
+ */
+export const HISTORY_READS = 4;
+export const HISTORY_WAITING = 10_000;
 
 export interface HistorySource {
   readonly stream: string;
@@ -32,6 +40,9 @@ export interface HistorySource {
 }
 
 export class StreamHistory {
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+
   constructor(private readonly source: HistorySource) {}
 
   mark(): number {
@@ -39,6 +50,21 @@ export class StreamHistory {
   }
 
   async read(channel: string, since: string, upTo: number): Promise<Replay> {
+    if (this.running >= HISTORY_READS) {
+      if (this.waiting.length >= HISTORY_WAITING)
+        return { recovered: false, reason: 'too many resumes are reading the stream at once' };
+      await new Promise<void>((r) => this.waiting.push(r));
+    }
+    this.running++;
+    try {
+      return await this.readNow(channel, since, upTo);
+    } finally {
+      this.running--;
+      this.waiting.shift()?.();
+    }
+  }
+
+  private async readNow(channel: string, since: string, upTo: number): Promise<Replay> {
     const parts = parsePosition(since);
     if (!parts) return { recovered: false, reason: 'not a position' };
     if (parts.snapshotRow !== undefined)

@@ -6,14 +6,8 @@ import { deliver, deliverTruncate, keeps, type Hub } from '../hub/deliver.ts';
 import type { DispatcherCounters } from '../hub/dispatcher.ts';
 import type { StreamEvent } from './decode.ts';
 
-let lastXid = -1;
-
 export function routeStreamEvent(hub: Hub & { counters: DispatcherCounters }, e: StreamEvent): void {
   hub.counters.rows++;
-  if (e.xid !== lastXid) {
-    lastXid = e.xid;
-    hub.counters.transactions++;
-  }
   const frame = keeps(hub) || e.channel === undefined ? e.bytes.toString() : '';
   const { table, position, xid, timeMs } = e;
   if (e.channel === undefined) return deliverTruncate(hub, { table, position, xid, timeMs, frame });

@@ -36,6 +36,8 @@ export interface StreamSourceOptions extends NatsSettings {
 export interface StreamSourceEvents {
   /** The first event of another epoch (the slot was recreated): clients must start over. */
   epoch: [epoch: string];
+  /** The first event of a transaction (committed at `commitTimeMs`) is being routed. */
+  transaction: [commitTimeMs: number];
 }
 
 const RETRY_MS = 1000;
@@ -55,6 +57,7 @@ export class StreamSource extends EventEmitter<StreamSourceEvents> {
   /** The stream's last sequence, polled (lag = lastSeq − deliveredSeq). */
   lastSeq = 0;
   private lastTimeMs = Date.now();
+  private lastXid = -1;
   readonly counters = { messages: 0, skipped: 0 };
   private conn: NatsConnection | undefined;
   private jsmgr: JetStreamManager | undefined;
@@ -200,6 +203,10 @@ export class StreamSource extends EventEmitter<StreamSourceEvents> {
     this.deliveredSeq = e.seq;
     this.position = e.position;
     this.lastTimeMs = e.timeMs;
+    if (e.xid !== this.lastXid) {
+      this.lastXid = e.xid;
+      this.emit('transaction', e.timeMs);
+    }
     this.opts.onEvent(e);
   }
 

@@ -150,6 +150,8 @@ test('publishing on an edge with WALCAST_PUBLISH_DATABASE_URL inserts into the p
 
 test('/readyz on an edge reports its consumer state and lag', async () => {
   const e = await edge();
+  await insert('metrics', 'one');
+  await waitFor(() => e.internals.source.counters.messages > 0, 10_000, 'a message read');
   const res = await fetch(`${e.url}/readyz`);
   const body = (await res.json()) as {
     status: string;
@@ -163,6 +165,7 @@ test('/readyz on an edge reports its consumer state and lag', async () => {
   const metrics = await (await fetch(`${e.url}/metrics`)).text();
   assert.match(metrics, /walcast_edge_consumer_state\{state="consuming"\} 1/);
   assert.match(metrics, /walcast_deliveries_total \d+/);
+  assert.match(metrics, /walcast_commit_to_dispatch_seconds_count [1-9]/);
 });
 
 test('an edge waits for a stream that does not exist yet, and says why in /readyz', async () => {
@@ -181,4 +184,24 @@ test('an edge waits for a stream that does not exist yet, and says why in /ready
     () => undefined,
   );
   assert.ok(ws === undefined || ws.status === 503 || ws.status >= 400);
+});
+
+test('the SDK given a dead URL and an edge connects to the edge, and its positions resume on the slot relay', async () => {
+  const { createClient } = await import('../../client/node.ts');
+  const e = await edge();
+  const rows: string[] = [];
+  const client = createClient(['ws://127.0.0.1:1/ws', e.wsUrl], { backoff: { initialMs: 20, maxMs: 50 } });
+  fx.cleanup(() => client.close());
+  const sub = client.subscribe('sdk-edge', {}, (ev) => {
+    if (ev.op !== 'truncate') rows.push(String(ev.row.body));
+  });
+  await sub.ready;
+  assert.equal(client.url, e.wsUrl);
+  await insert('sdk-edge', 'one');
+  await waitFor(() => rows.length === 1, 10_000, 'the row');
+  const onSlot = await fx.client(relay);
+  await insert('sdk-edge', 'two');
+  await waitFor(() => rows.length === 2, 10_000, 'the second row');
+  const reply = await onSlot.subscribe('sdk-edge', { since: sub.position });
+  assert.equal(reply.type === 'subscribed' && reply.recovered, true);
 });
