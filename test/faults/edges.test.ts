@@ -48,6 +48,7 @@ async function deployment(t: TestContext, name: string) {
   };
   const env = { WALCAST_NATS_URL: nats.url };
   return {
+    nats,
     slotRelay: async () =>
       track(await spawnRelay(['--database-url', db.url, '--slot', slot, '--example', 'true'], env)),
     edge: async () => track(await spawnEdge(['--database-url', db.url, '--slot', slot], env)),
@@ -193,4 +194,27 @@ test('snapshot on an edge process: the current rows, then live events, each row 
   await insert('snap', 'marker');
   await untilMarker(c, 'marker');
   assert.deepEqual(bodies(c), await committed('snap'));
+});
+
+test('nats-server SIGKILLed and restarted under steady inserts: an edge keeps its clients, and they get every row once, in order', async (t: TestContext) => {
+  const d = await deployment(t, 'edges_nats');
+  const relay = await d.slotRelay();
+  const e = await d.edge();
+  const c = await fx.client(e);
+  await c.subscribe('natsdown');
+  const load = steady('natsdown');
+  await waitFor(() => c.events().length >= 100, 30_000, '100 rows before the restart');
+  await d.nats.restart();
+  const restartedAt = Date.now();
+  const at = c.events().length;
+  await waitFor(() => c.events().length > at + 100, 60_000, 'rows flowing again after the restart');
+  t.diagnostic(`rows flowed again ${Date.now() - restartedAt} ms after nats-server restarted`);
+  await load.stop();
+  await insert('natsdown', 'marker');
+  await untilMarker(c, 'marker');
+  assert.deepEqual(bodies(c), await committed('natsdown'), 'every row exactly once, in order');
+  assert.equal(c.closed, undefined);
+  const ready = (await (await fetch(`${e.url}/readyz`)).json()) as { consumer: { state: string } };
+  assert.equal(ready.consumer.state, 'consuming');
+  assert.ok(relay.child.exitCode === null);
 });
