@@ -205,3 +205,45 @@ test('the SDK given a dead URL and an edge connects to the edge, and its positio
   const reply = await onSlot.subscribe('sdk-edge', { since: sub.position });
   assert.equal(reply.type === 'subscribed' && reply.recovered, true);
 });
+
+test('an edge serves, snapshots and resumes as the read-only role of docs/scaling.md', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { uniqueName } = await import('../helpers/postgres.ts');
+  const doc = readFileSync(new URL('../../docs/scaling.md', import.meta.url), 'utf8');
+  const block = /```sql\n([\s\S]*?)```/.exec(doc.slice(doc.indexOf('<!-- edge-role-sql')))![1]!;
+  const role = uniqueName('walcast_edge');
+  const password = uniqueName('pw');
+  await db.query(
+    block
+      .replaceAll('walcast_edge', role)
+      .replaceAll("'change-me'", `'${password}'`)
+      .replace('ON DATABASE app', `ON DATABASE ${db.name}`),
+  );
+  fx.cleanup(async () => {
+    await db.query(`DROP OWNED BY ${role}`).catch(() => {});
+    await db.query(`DROP ROLE IF EXISTS ${role}`).catch(() => {});
+  });
+  const url = new URL(db.url);
+  url.username = role;
+  url.password = password;
+  await insert('ro', 'before');
+  const e = await startTestEdge(url.toString(), nats.url, { slot: relay.slot });
+  edges.push(e);
+  const c = await fx.client(e);
+  const reply = await c.subscribe('ro', { snapshot: true });
+  assert.equal(reply.type === 'subscribed' && reply.snapshot, 1);
+  await insert('ro', 'live');
+  await c.waitForEvents(2);
+  assert.deepEqual(
+    c.events().map((m) => [m.op, m.row.body]),
+    [
+      ['snapshot', 'before'],
+      ['insert', 'live'],
+    ],
+  );
+  const [ro] = await db.query<{ rolsuper: boolean; rolreplication: boolean }>(
+    'select rolsuper, rolreplication from pg_roles where rolname = $1',
+    [role],
+  );
+  assert.deepEqual(ro, { rolsuper: false, rolreplication: false });
+});
