@@ -207,7 +207,12 @@ export class StreamSource extends EventEmitter<StreamSourceEvents> {
     this.counters.messages++;
     if (m.seq > this.lastSeq) this.lastSeq = m.seq;
     if (!e) {
-      this.counters.skipped++;
+      // Another writer in the stream (the sink must be its only one): skipped, said once.
+      if (this.counters.skipped++ === 0)
+        this.opts.logger.warn(
+          { stream: this.opts.stream, subject: m.subject, seq: m.seq },
+          'a message in the change stream is not a walcast event (no Walcast-Position/Walcast-Table headers, or not walcast.<table>.<channel>): skipped',
+        );
       return;
     }
     // A guard: the ordered consumer never repeats a message, and positions only grow within an epoch.

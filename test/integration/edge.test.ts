@@ -247,3 +247,31 @@ test('an edge serves, snapshots and resumes as the read-only role of docs/scalin
   );
   assert.deepEqual(ro, { rolsuper: false, rolreplication: false });
 });
+
+test('a TRUNCATE reaches an edge client on its channel, live and when resuming from the stream', async () => {
+  const onSlot = await fx.client(relay);
+  await onSlot.subscribe('tr');
+  await insert('tr', 'a');
+  const [a] = await onSlot.waitForEvents(1);
+  const e = await edge();
+  const live = await fx.client(e);
+  await live.subscribe('tr');
+  await db.query('truncate chat_messages');
+  await insert('tr', 'b');
+  await live.waitFor((m) => m.some((x) => x.type === 'event' && 'row' in x && x.row?.body === 'b'));
+  const liveTruncates = live.truncates();
+  assert.equal(liveTruncates.length, 1);
+  assert.equal(liveTruncates[0]!.channel, 'tr');
+  assert.equal(liveTruncates[0]!.table, 'chat_messages');
+  // Resumed from before the truncate on a fresh edge: read back from the stream, the truncate in its place.
+  const later = await edge();
+  const c = await fx.client(later);
+  const reply = await c.subscribe('tr', { since: a!.position });
+  assert.equal(reply.type === 'subscribed' && reply.recovered, true);
+  await c.waitFor((m) => m.some((x) => x.type === 'event' && 'row' in x && x.row?.body === 'b'));
+  assert.deepEqual(
+    c.messages.filter((m) => m.type === 'event').map((m) => (m.type === 'event' ? m.op : '')),
+    ['truncate', 'insert'],
+  );
+  assert.deepEqual(c.truncates(), liveTruncates, 'the same truncate frame, live and read back');
+});
