@@ -18,6 +18,8 @@ import { limit } from '../config.ts';
 import { WalcastError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { asStartupError } from '../db/connect-error.ts';
+import type { SnapshotReader } from '../db/snapshot.ts';
+import type { Publisher } from '../publish/publisher.ts';
 import { Router } from '../hub/router.ts';
 import { RecoveryBuffer } from '../hub/recovery.ts';
 import type { DispatcherCounters } from '../hub/dispatcher.ts';
@@ -100,8 +102,15 @@ interface Base {
   natsUrl: string;
 }
 
-async function assemble(config: EdgeConfig, logger: Logger, base: Base): Promise<EdgeRelay> {
-  const { gate, registrations } = base;
+interface Pipeline {
+  router: Router;
+  recovery: RecoveryBuffer;
+  counters: DispatcherCounters;
+  source: StreamSource;
+}
+
+/** Phase 1: stream → source → hub (router, recovery window, counters). */
+function buildPipeline(config: EdgeConfig, logger: Logger, base: Base): Pipeline {
   const router = new Router();
   const recovery = new RecoveryBuffer({
     maxAgeMs: config.recoverySeconds * 1000,
@@ -113,11 +122,30 @@ async function assemble(config: EdgeConfig, logger: Logger, base: Base): Promise
   const source = new StreamSource({
     ...natsSettings(config, base.natsUrl),
     logger,
-    epoch: () => registrations.epoch(),
+    epoch: () => base.registrations.epoch(),
     onStart: (position, epoch) => recovery.reset(position, epoch),
     onEvent: (e) => routeStreamEvent(hub, e),
   });
-  const lifecycle = { stopping: false };
+  return { router, recovery, counters, source };
+}
+
+interface Server {
+  app: FastifyInstance;
+  ws: WsServer;
+  publisher: Publisher;
+  snapshots: SnapshotReader;
+}
+
+/** Phase 2: HTTP routes, the publisher, the snapshot reader, the WebSocket server, metrics. */
+async function buildServer(
+  config: EdgeConfig,
+  logger: Logger,
+  base: Base,
+  p: Pipeline,
+  lifecycle: { stopping: boolean },
+): Promise<Server> {
+  const { gate, registrations } = base;
+  const { router, recovery, counters, source } = p;
   const app = createHttpApp(config, logger);
   guardRequests(app, gate);
   await app.register(edgeHealthRoutes, {
@@ -169,10 +197,19 @@ async function assemble(config: EdgeConfig, logger: Logger, base: Base): Promise
   });
   await app.register(metricsRoutes, { metrics });
   acceptWhenReady(app, ws, gate, source, config);
+  return { app, ws, publisher, snapshots };
+}
+
+async function assemble(config: EdgeConfig, logger: Logger, base: Base): Promise<EdgeRelay> {
+  const pipeline = buildPipeline(config, logger, base);
+  const lifecycle = { stopping: false };
+  const { app, ws, publisher, snapshots } = await buildServer(config, logger, base, pipeline, lifecycle);
+  const { source, router, recovery } = pipeline;
+  // Started in order, stopped in reverse: clients first, then the source, the server, the readers.
   const components: Component[] = [
     { name: 'publisher', stop: () => publisher.close() },
     { name: 'snapshots', stop: () => snapshots.close() },
-    { name: 'registrations', stop: () => registrations.stop() },
+    { name: 'registrations', stop: () => base.registrations.stop() },
     { name: 'http', start: () => listen(app, config), stop: () => app.close() },
     { name: 'source', start: () => source.start(), stop: () => source.stop() },
     { name: 'clients', stop: () => closeClients(ws) },
