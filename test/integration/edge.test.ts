@@ -275,3 +275,19 @@ test('a TRUNCATE reaches an edge client on its channel, live and when resuming f
   );
   assert.deepEqual(c.truncates(), liveTruncates, 'the same truncate frame, live and read back');
 });
+
+test('authorisation on an edge is the slot relay’s: no token, no subscribe; a token reads only its channels', async () => {
+  const { TEST_SECRET, token } = await import('../helpers/tokens.ts');
+  const e = await edge({ jwtSecret: TEST_SECRET });
+  const anonymous = await fx.client(e);
+  const denied = await anonymous.request({ type: 'subscribe', id: 's', channel: 'room-auth' });
+  assert.equal(denied.type === 'error' && denied.code, 'unauthenticated');
+  const t = await token({ sub: 'ada', channels: ['room-*'] });
+  const c = await fx.client(e, ['walcast.v1', `bearer.${t}`]);
+  await c.subscribe('room-auth');
+  const refused = await c.request({ type: 'subscribe', id: 'no', channel: 'secret' });
+  assert.equal(refused.type === 'error' && refused.code, 'forbidden');
+  await insert('room-auth', 'ok');
+  const [ev] = await c.waitForEvents(1);
+  assert.equal(ev!.row.body, 'ok');
+});
