@@ -174,6 +174,8 @@ async function buildServer(
     router,
     logger,
     ...wsLimits(config),
+    // Backed-up sockets stop the stream, as on the slot relay (the others are not flooded past their queues).
+    onCongestion: (on) => (on ? source.pause() : source.resume()),
     position: () => source.position,
     hasTable: (name) => registrations.hasTable(name),
     recovery,

@@ -33,6 +33,7 @@ export const edgeHealthRoutes: FastifyPluginAsync<EdgeHealthSource> = async (app
       stream: source.stream,
       consumer: {
         state: source.state,
+        paused: source.isPaused,
         delivered_seq: source.deliveredSeq,
         stream_seq: source.lastSeq,
         lag,

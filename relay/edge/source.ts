@@ -64,6 +64,9 @@ export class StreamSource extends EventEmitter<StreamSourceEvents> {
   lastSeq = 0;
   private lastTimeMs = Date.now();
   private lastXid = -1;
+  private paused = false;
+  private started = false;
+  private switching: Promise<void> = Promise.resolve();
   readonly counters = { messages: 0, skipped: 0 };
   private conn: NatsConnection | undefined;
   private jsmgr: JetStreamManager | undefined;
@@ -167,12 +170,46 @@ export class StreamSource extends EventEmitter<StreamSourceEvents> {
     return true;
   }
 
+  /**
+   * Stop routing while the edge's sockets are backed up (ws/congestion.ts),
+   * as the slot relay stops reading its replication stream: the consumer is
+   * closed, and what it had fetched beyond the last routed message is read
+   * again on resume.
+   */
+  pause(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.switchTo(async () => {
+      const old = this.messages;
+      this.messages = undefined;
+      clearInterval(this.lagTimer);
+      await old?.close().catch(() => {});
+    });
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.switchTo(() => this.restart());
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Pauses, resumes and restarts run one after the other. */
+  private switchTo(step: () => Promise<void>): void {
+    this.switching = this.switching
+      .then(step)
+      .catch((err: unknown) => this.opts.logger.warn({ err }, 'switching the stream consumer failed'));
+  }
+
   private async restart(): Promise<void> {
     const old = this.messages;
     this.messages = undefined;
     clearInterval(this.lagTimer);
     await old?.close().catch(() => {});
-    if (this.state === 'closed') return;
+    if (this.state === 'closed' || this.paused || !this.conn) return;
     await this.consume(this.deliveredSeq + 1);
   }
 
@@ -190,14 +227,18 @@ export class StreamSource extends EventEmitter<StreamSourceEvents> {
     this.reason = undefined;
     this.lagTimer = setInterval(() => void this.pollLag(), LAG_POLL_MS);
     this.lagTimer.unref();
-    this.opts.logger.info(
+    // Once at info; again (after a pause for congestion, or a reconnect) at debug.
+    this.opts.logger[this.started ? 'debug' : 'info'](
       { stream: this.opts.stream, from, epoch: this.epoch, position: this.position },
       'edge consuming the change stream',
     );
+    this.started = true;
     this.readyResolve();
   }
 
   private handle(m: JsMsg): void {
+    // Paused: not routed, so not counted as delivered; the next consumer starts at it again.
+    if (this.paused) return;
     const e = decodeMessage({
       seq: m.seq,
       subject: m.subject,
@@ -252,9 +293,7 @@ export class StreamSource extends EventEmitter<StreamSourceEvents> {
       } else if (s.type === 'reconnect' && this.messages) {
         // Start again after the last message routed at once, rather than
         // when the old pull's heartbeats are found missing (seconds later).
-        void this.restart().catch((err: unknown) =>
-          this.opts.logger.warn({ err }, 'restarting the stream consumer failed'),
-        );
+        this.switchTo(() => this.restart());
       }
     }
   }

@@ -291,3 +291,37 @@ test('authorisation on an edge is the slot relay’s: no token, no subscribe; a 
   const [ev] = await c.waitForEvents(1);
   assert.equal(ev!.row.body, 'ok');
 });
+
+test('a client of an edge that reads nothing is closed with 4008; a reading client of the same channel gets every row', async () => {
+  const { TestClient } = await import('../helpers/relay.ts');
+  const { CLOSE } = await import('../../client/protocol.ts');
+  const e = await edge();
+  const slow = await TestClient.connect(e.wsUrl);
+  const fast = await fx.client(e);
+  fx.cleanup(() => slow.close());
+  await slow.subscribe('edge-firehose');
+  await fast.subscribe('edge-firehose');
+  const socket = (slow.ws as unknown as { _socket: import('node:net').Socket })._socket;
+  socket.pause();
+  const rows = 1500;
+  const body = 'x'.repeat(8 * 1024); // 12 MiB in all: past the kernel's socket buffers and the 1 MiB queue
+  for (let i = 0; i < rows; i += 100) {
+    await db.query(
+      `insert into chat_messages (channel_id, sender, body) select 'edge-firehose', 's', $1 || g from generate_series(${i}, ${i + 99}) g`,
+      [body],
+    );
+  }
+  await waitFor(() => e.internals.ws.slowConsumerCloses > 0, 60_000, 'the edge to close the slow consumer');
+  socket.resume();
+  assert.equal((await slow.waitClosed(15_000)).code, CLOSE.slowConsumer);
+  await fast.waitForEvents(rows, 60_000).catch((err: Error) => {
+    const src = e.internals.source;
+    throw new Error(
+      `${err.message.slice(0, 100)}: ${fast.events().length} events, closed ${JSON.stringify(fast.closed)}, source ${src.state} read ${src.counters.messages} delivered ${src.deliveredSeq} of ${src.lastSeq}, slow closes ${e.internals.ws.slowConsumerCloses}`,
+    );
+  });
+  assert.deepEqual(
+    fast.events().map((ev) => String(ev.row.body).slice(body.length)),
+    Array.from({ length: rows }, (_, i) => String(i)),
+  );
+});
