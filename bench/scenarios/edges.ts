@@ -122,6 +122,7 @@ async function measure(
   const seconds = (performance.now() - t0) / 1000;
   const cpu = procs.map((p, i) => cpuSeconds(p.pid) - cpu0[i]!);
   await load.stop();
+  const pauses = await Promise.all(procs.map((p) => edgePauses(p)));
   const ms = (us: number) => Number((us / 1000).toFixed(2));
   return procs.map((p, i) => {
     const served = servers.indexOf(p);
@@ -139,8 +140,17 @@ async function measure(
       'p50 ms': r ? ms(r.p50) : null,
       'p99 ms': r ? ms(r.p99) : null,
       closed: r?.closed ?? 0,
+      'stream pauses': pauses[i] ?? null,
     };
   });
+}
+
+/** An edge's walcast_edge_pauses_total (it stops reading the stream while sockets are backed up); null for relays. */
+async function edgePauses(p: Proc): Promise<number | null> {
+  if (!p.name.startsWith('edge')) return null;
+  const text = await (await fetch(p.url.replace(/^ws/, 'http').replace(/\/ws$/, '/metrics'))).text();
+  const m = /^walcast_edge_pauses_total (\d+)/m.exec(text);
+  return m ? Number(m[1]) : null;
 }
 
 /** The targets, from the rows of one run. */

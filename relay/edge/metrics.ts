@@ -75,5 +75,14 @@ export function edgeMetrics(p: EdgeParts): RelayMetrics {
       this.inc(source.counters.messages);
     },
   });
+  new Counter({
+    name: 'walcast_edge_pauses_total',
+    help: 'Times the edge stopped reading the stream because sockets were backed up',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(source.counters.pauses);
+    },
+  });
   return metrics;
 }

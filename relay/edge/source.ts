@@ -67,7 +67,7 @@ export class StreamSource extends EventEmitter<StreamSourceEvents> {
   private paused = false;
   private started = false;
   private switching: Promise<void> = Promise.resolve();
-  readonly counters = { messages: 0, skipped: 0 };
+  readonly counters = { messages: 0, skipped: 0, pauses: 0 };
   private conn: NatsConnection | undefined;
   private jsmgr: JetStreamManager | undefined;
   private messages: ConsumerMessages | undefined;
@@ -179,6 +179,7 @@ export class StreamSource extends EventEmitter<StreamSourceEvents> {
   pause(): void {
     if (this.paused) return;
     this.paused = true;
+    this.counters.pauses++;
     this.switchTo(async () => {
       const old = this.messages;
       this.messages = undefined;
