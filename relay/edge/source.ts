@@ -7,6 +7,8 @@
 //        ▼ │ retry every second
 //      waiting (no stream yet, or no epoch: no slot relay has run)
 //   any ──stop()──▶ closed
+//   consuming, paused while the edge's sockets are backed up (pause/resume: the
+//   consumer is closed and started again after the last routed message)
 //
 // The ordered consumer (nats.js) delivers every message once, in stream
 // order, and recreates itself after a gap or a lost connection from the
