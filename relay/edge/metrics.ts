@@ -84,5 +84,14 @@ export function edgeMetrics(p: EdgeParts): RelayMetrics {
       this.inc(source.counters.pauses);
     },
   });
+  new Counter({
+    name: 'walcast_edge_repeats_total',
+    help: 'Stream messages not routed because their position was routed already (a repeat)',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(source.counters.repeats);
+    },
+  });
   return metrics;
 }

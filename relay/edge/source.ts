@@ -68,8 +68,10 @@ export class StreamSource extends EventEmitter<StreamSourceEvents> {
   private lastXid = -1;
   private paused = false;
   private started = false;
+  /** The channel of the last message routed (with `position`, what the guard compares). */
+  private lastChannel: string | undefined;
   private switching: Promise<void> = Promise.resolve();
-  readonly counters = { messages: 0, skipped: 0, pauses: 0 };
+  readonly counters = { messages: 0, skipped: 0, pauses: 0, repeats: 0 };
   private conn: NatsConnection | undefined;
   private jsmgr: JetStreamManager | undefined;
   private messages: ConsumerMessages | undefined;
@@ -259,11 +261,18 @@ export class StreamSource extends EventEmitter<StreamSourceEvents> {
         );
       return;
     }
-    // A guard: the ordered consumer never repeats a message, and positions only grow within an epoch.
-    if (e.epoch === this.epoch && e.position < this.position) {
-      this.counters.skipped++;
+    // A guard by position: positions only grow within an epoch, and one
+    // position is on two messages only for a row that moved (two channels).
+    // Whatever repeats a message (a consumer started again across a NATS
+    // restart, or the stream itself), a client never gets it twice.
+    if (
+      e.epoch === this.epoch &&
+      (e.position < this.position || (e.position === this.position && e.channel === this.lastChannel))
+    ) {
+      this.counters.repeats++;
       return;
     }
+    this.lastChannel = e.channel;
     if (e.epoch !== this.epoch) {
       this.epoch = e.epoch;
       this.emit('epoch', e.epoch);

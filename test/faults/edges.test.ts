@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { uniqueName } from '../helpers/postgres.ts';
 import { spawnRelay, type RelayProcess } from '../helpers/process.ts';
 import { relayFixture, waitFor, type TestClient } from '../helpers/relay.ts';
-import { startNatsServer, type NatsServer } from '../helpers/nats.ts';
+import { readStream, startNatsServer, type NatsServer } from '../helpers/nats.ts';
 import { spawnEdge } from '../helpers/edge.ts';
 import { createClient } from '../../client/node.ts';
 import type { EventMessage } from '../../client/protocol.ts';
@@ -53,6 +53,12 @@ async function deployment(t: TestContext, name: string) {
       track(await spawnRelay(['--database-url', db.url, '--slot', slot, '--example', 'true'], env)),
     edge: async () => track(await spawnEdge(['--database-url', db.url, '--slot', slot], env)),
   };
+}
+
+/** walcast_edge_repeats_total of an edge process. */
+async function repeats(p: RelayProcess): Promise<number> {
+  const text = await (await fetch(`${p.url}/metrics`)).text();
+  return Number(/^walcast_edge_repeats_total (\d+)/m.exec(text)?.[1] ?? -1);
 }
 
 async function insert(channel: string, body: string): Promise<void> {
@@ -212,6 +218,10 @@ test('nats-server SIGKILLed and restarted under steady inserts: an edge keeps it
   await load.stop();
   await insert('natsdown', 'marker');
   await untilMarker(c, 'marker');
+  const stored = (await readStream(d.nats.url, 'walcast')).map((m) => String(m.event.row.body));
+  t.diagnostic(
+    `stream: ${stored.length} messages, ${stored.length - new Set(stored).size} stored twice; edge skipped ${await repeats(e)} repeats`,
+  );
   assert.deepEqual(bodies(c), await committed('natsdown'), 'every row exactly once, in order');
   assert.equal(c.closed, undefined);
   const ready = (await (await fetch(`${e.url}/readyz`)).json()) as { consumer: { state: string } };
