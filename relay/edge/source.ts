@@ -48,10 +48,11 @@ const LAG_POLL_MS = 1000;
 const PULL_MESSAGES = 1024;
 /**
  * How long a pull request lasts (the server's idle heartbeats come at half
- * of it): a lost server is noticed after two missed heartbeats, so 5 s
- * instead of nats.js's 30 s default; an idle edge renews one request per 5 s.
+ * of it): a lost server is noticed after two missed heartbeats, so about
+ * 2 s instead of nats.js's 30 s default (the ordered consumer then recreates
+ * itself); an idle edge renews one request per 2 s.
  */
-const PULL_EXPIRES_MS = 5000;
+const PULL_EXPIRES_MS = 2000;
 
 export class StreamSource extends EventEmitter<StreamSourceEvents> {
   state: SourceState = 'connecting';
@@ -303,9 +304,11 @@ export class StreamSource extends EventEmitter<StreamSourceEvents> {
         this.state = 'disconnected';
         this.reason = 'disconnected from NATS; reconnecting';
       } else if (s.type === 'reconnect' && this.messages) {
-        // Start again after the last message routed at once, rather than
-        // when the old pull's heartbeats are found missing (seconds later).
-        this.switchTo(() => this.restart());
+        // The ordered consumer recreates itself after the last message it
+        // delivered (nats.js); closing and replacing it here raced with that
+        // and left consumers running twice.
+        this.state = 'consuming';
+        this.reason = undefined;
       }
     }
   }

@@ -219,6 +219,13 @@ test('nats-server SIGKILLed and restarted under steady inserts: an edge keeps it
   await insert('natsdown', 'marker');
   await untilMarker(c, 'marker');
   const stored = (await readStream(d.nats.url, 'walcast')).map((m) => String(m.event.row.body));
+  const { connect } = await import('@nats-io/transport-node');
+  const { jetstreamManager } = await import('@nats-io/jetstream');
+  const nc = await connect({ servers: d.nats.url });
+  const consumers = await (await jetstreamManager(nc)).consumers.list('walcast').next();
+  await nc.close();
+  // The edge's consumer, and at most the one from before the restart until NATS drops it as inactive.
+  assert.ok(consumers.length <= 2, `no consumer running twice (${consumers.length} on the stream)`);
   t.diagnostic(
     `stream: ${stored.length} messages, ${stored.length - new Set(stored).size} stored twice; edge skipped ${await repeats(e)} repeats`,
   );
