@@ -16,7 +16,14 @@
 // client's callback, synchronously, with no await per message.
 import { EventEmitter } from 'node:events';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { DeliverPolicy, jetstream, type ConsumerMessages, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import {
+  DeliverPolicy,
+  jetstream,
+  type Consumer,
+  type ConsumerMessages,
+  type JetStreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
 import type { Logger } from '../log.ts';
 import { WalcastError } from '../errors.ts';
 import { isNotFound, jetstreamManager, natsError, openNats, type NatsSettings } from '../sinks/nats-stream.ts';
@@ -76,6 +83,7 @@ export class StreamSource extends EventEmitter<StreamSourceEvents> {
   private conn: NatsConnection | undefined;
   private jsmgr: JetStreamManager | undefined;
   private messages: ConsumerMessages | undefined;
+  private consumer: Consumer | undefined;
   private timer: NodeJS.Timeout | undefined;
   private lagTimer: NodeJS.Timeout | undefined;
   private readyResolve!: () => void;
@@ -113,7 +121,7 @@ export class StreamSource extends EventEmitter<StreamSourceEvents> {
     clearTimeout(this.timer);
     clearInterval(this.lagTimer);
     this.readyResolve();
-    await this.messages?.close().catch(() => {});
+    await this.closeConsumer();
     const nc = this.conn;
     this.conn = undefined;
     await nc?.close().catch(() => {});
@@ -185,12 +193,7 @@ export class StreamSource extends EventEmitter<StreamSourceEvents> {
     if (this.paused) return;
     this.paused = true;
     this.counters.pauses++;
-    this.switchTo(async () => {
-      const old = this.messages;
-      this.messages = undefined;
-      clearInterval(this.lagTimer);
-      await old?.close().catch(() => {});
-    });
+    this.switchTo(() => this.closeConsumer());
   }
 
   resume(): void {
@@ -211,12 +214,20 @@ export class StreamSource extends EventEmitter<StreamSourceEvents> {
   }
 
   private async restart(): Promise<void> {
-    const old = this.messages;
-    this.messages = undefined;
-    clearInterval(this.lagTimer);
-    await old?.close().catch(() => {});
+    await this.closeConsumer();
     if (this.state === 'closed' || this.paused || !this.conn) return;
     await this.consume(this.deliveredSeq + 1);
+  }
+
+  /** Stop pulling, and delete the consumer on the server (nats.js leaves it for 5 minutes of inactivity). */
+  private async closeConsumer(): Promise<void> {
+    const messages = this.messages;
+    const consumer = this.consumer;
+    this.messages = undefined;
+    this.consumer = undefined;
+    clearInterval(this.lagTimer);
+    await messages?.close().catch(() => {});
+    await consumer?.delete().catch(() => {});
   }
 
   private async consume(from: number): Promise<void> {
@@ -224,6 +235,7 @@ export class StreamSource extends EventEmitter<StreamSourceEvents> {
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: from,
     });
+    this.consumer = consumer;
     this.messages = await consumer.consume({
       max_messages: PULL_MESSAGES,
       expires: PULL_EXPIRES_MS,

@@ -324,4 +324,26 @@ test('a client of an edge that reads nothing is closed with 4008; a reading clie
     fast.events().map((ev) => String(ev.row.body).slice(body.length)),
     Array.from({ length: rows }, (_, i) => String(i)),
   );
+  assert.ok(e.internals.source.counters.pauses > 0, 'the edge paused its stream while the socket was backed up');
+  // A pause closes the consumer and a resume starts another: the closed ones stop pulling, so NATS removes them
+  // as inactive (a consumer left running beside the new one never would be).
+  const { connect } = await import('@nats-io/transport-node');
+  const { jetstreamManager } = await import('@nats-io/jetstream');
+  const nc = await connect({ servers: nats.url });
+  const jsm = await jetstreamManager(nc);
+  const consuming = edges.filter((x) => x.internals.source.state === 'consuming').length;
+  try {
+    await waitFor(
+      async () => (await jsm.consumers.list('walcast').next()).length <= consuming,
+      30_000,
+      `one consumer per consuming edge (${consuming})`,
+    );
+  } catch (err) {
+    const list = await jsm.consumers.list('walcast').next();
+    throw new Error(
+      `${(err as Error).message}: ${JSON.stringify(list.map((c) => ({ n: c.name.slice(0, 12), w: c.num_waiting, d: c.delivered.stream_seq, it: c.config.inactive_threshold, p: c.num_pending, f: c.config.filter_subject })))}`,
+    );
+  } finally {
+    await nc.close();
+  }
 });
