@@ -14,6 +14,7 @@ import { RESTART_FULL, RESTART_QUICK, runRestart } from './scenarios/restart.ts'
 import { STREAMS_FULL, STREAMS_QUICK, runStreams } from './scenarios/streams.ts';
 import { MQTT_FULL, MQTT_QUICK, runMqtt, type MqttPlan } from './scenarios/mqtt.ts';
 import { INGEST_MQTT_FULL, INGEST_MQTT_QUICK, runIngestMqtt } from './scenarios/ingest-mqtt.ts';
+import { EDGES_FULL, EDGES_QUICK, runEdges } from './scenarios/edges.ts';
 
 type Scenario = { name: string; run: () => Promise<{ rows: Row[]; notes: string[] }> };
 
@@ -34,6 +35,7 @@ async function main(): Promise<void> {
     { name: 'streams', run: () => runStreams(db, quick ? STREAMS_QUICK : STREAMS_FULL) },
     { name: 'mqtt', run: () => runMqtt(db, mqttPlan(argv, quick)) },
     { name: 'ingest-mqtt', run: () => runIngestMqtt(db, quick ? INGEST_MQTT_QUICK : INGEST_MQTT_FULL) },
+    { name: 'edges', run: () => runEdges(db, quick ? EDGES_QUICK : EDGES_FULL) },
   ];
   let failed = false;
   try {

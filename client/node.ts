@@ -5,6 +5,6 @@ import { WalcastClient, type ClientOptions, type WebSocketConstructor } from './
 
 export * from './index.ts';
 
-export function createClient(url: string, options: ClientOptions = {}): WalcastClient {
+export function createClient(url: string | readonly string[], options: ClientOptions = {}): WalcastClient {
   return new WalcastClient(url, { WebSocket: WebSocket as unknown as WebSocketConstructor, ...options });
 }

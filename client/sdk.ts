@@ -66,7 +66,9 @@ export const DEFAULT_HEALTHY_MS = 5_000;
 const OPEN = 1;
 
 export class WalcastClient {
-  readonly url: string;
+  /** The relays to use, in order: after a lost connection the client moves to the next one (edge relays, docs/scaling.md). */
+  readonly urls: readonly string[];
+  private urlIndex = 0;
   private readonly WebSocketClass: WebSocketConstructor;
   private readonly backoff: BackoffOptions;
   private readonly connectTimeoutMs: number;
@@ -86,8 +88,15 @@ export class WalcastClient {
   private readonly retryTimers = new Set<ReturnType<typeof setTimeout>>();
   private nextId = 1;
 
-  constructor(url: string, options: ClientOptions = {}) {
-    this.url = wsUrl(url);
+  /**
+   * `url`: one relay, or several (edge relays and the slot relay: positions
+   * are valid on each). Every lost connection moves to the next URL, and the
+   * subscriptions resume there with `since`.
+   */
+  constructor(url: string | readonly string[], options: ClientOptions = {}) {
+    const urls = typeof url === 'string' ? [url] : url;
+    if (urls.length === 0) throw new TypeError('createClient needs at least one URL');
+    this.urls = urls.map(wsUrl);
     const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (!WS)
       throw new TypeError('no WebSocket in this runtime: under Node 20 import the client from "walcast/client/node"');
@@ -103,6 +112,11 @@ export class WalcastClient {
       (waited) => this.lost(new HeartbeatTimeoutError(waited)),
     );
     this.connect();
+  }
+
+  /** The URL in use (or the next one tried). */
+  get url(): string {
+    return this.urls[this.urlIndex]!;
   }
 
   /** The connection's status now. */
@@ -223,6 +237,8 @@ export class WalcastClient {
     this.heartbeat.stop();
     this.dropSocket(error.code === 'heartbeat_timeout' ? 4009 : 1000, error.code);
     for (const sub of this.subs.values()) sub.suspend();
+    // The next relay of the list: a dead edge's clients move to another one.
+    this.urlIndex = (this.urlIndex + 1) % this.urls.length;
     this.notices.emit('error', error);
     // Refused for good (a rejected token, a 403): trying again would be refused again.
     this.drive(error.retryable ? { type: 'lost' } : { type: 'close' }, error);
@@ -349,6 +365,6 @@ export function wsUrl(url: string): string {
   return u.toString();
 }
 
-export function createClient(url: string, options?: ClientOptions): WalcastClient {
+export function createClient(url: string | readonly string[], options?: ClientOptions): WalcastClient {
   return new WalcastClient(url, options);
 }

@@ -66,6 +66,8 @@ export interface Config {
   natsCa?: string | undefined;
   natsMaxAgeSeconds?: number;
   natsBufferBytes?: number;
+  // [edge] `walcast edge` (relay/edge/, docs/scaling.md): where its clients' publishes INSERT.
+  publishDatabaseUrl?: string | undefined;
   // [sinks] Webhooks (relay/sinks/webhooks.ts, docs/webhooks.md).
   webhookBatchEvents?: number;
   webhookBatchBytes?: number;
@@ -645,6 +647,16 @@ export const OPTIONS = [
     allowed: 'an integer from 65536 to 17179869184',
     parse: int(65_536, 16 * 1024 ** 3),
     help: 'bytes of events held for JetStream; beyond it the sink re-reads them from the slot later',
+  }),
+  // [edge]
+  opt({
+    key: 'publishDatabaseUrl',
+    env: 'WALCAST_PUBLISH_DATABASE_URL',
+    flag: 'publish-database-url',
+    default: undefined,
+    allowed: 'a postgres:// or postgresql:// URL',
+    parse: (v) => (/^postgres(ql)?:\/\//.test(v) ? v : undefined),
+    help: 'walcast edge: the primary that publishes from its clients INSERT into (a role that may insert into the registered tables); unset: publishing on the edge is refused (docs/scaling.md)',
   }),
   opt({
     key: 'webhookBatchEvents',

@@ -176,6 +176,22 @@ export const RELAY_ERRORS = {
     message: 'flow {flow}: posting the message from {topic} to {url} failed {attempts} times, last: {detail}',
     retryable: false,
   },
+  // [edge] relay/edge/, docs/scaling.md
+  edge_needs_nats: {
+    message:
+      'walcast edge serves clients from the JetStream change stream and needs WALCAST_NATS_URL: set it to the NATS server the slot relay publishes to (the slot relay runs with the same WALCAST_NATS_URL and WALCAST_NATS_STREAM)',
+    retryable: false,
+  },
+  edge_needs_database: {
+    message:
+      'walcast edge needs DATABASE_URL (a read-only role or a read replica is enough) for the registered tables, snapshots and the slot epoch: set it; an edge never starts an embedded PostgreSQL',
+    retryable: false,
+  },
+  edge_stream_missing: {
+    message:
+      'JetStream stream {stream} does not exist yet, or no slot relay has recorded an epoch: start the slot relay with WALCAST_NATS_URL (it creates the stream), or set WALCAST_NATS_STREAM to the stream it uses; the edge keeps checking every second',
+    retryable: true,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type RelayErrorCode = keyof typeof RELAY_ERRORS;

@@ -1,5 +1,6 @@
 // The walcast command: one subcommand per module of relay/cli/.
 //   start     run the relay (what `npm start` runs)
+//   edge      an edge relay: clients served from the JetStream change stream
 //   migrate   install the walcast schema (and --example tables)
 //   register  register a table with its channel column
 //   doctor    check the server and the setup; each finding with its fix
@@ -16,6 +17,10 @@ const COMMANDS: Record<string, { load: () => Promise<Command>; summary: string }
   start: {
     load: async () => (await import('./cli/start.ts')).start,
     summary: 'run the relay (embedded PostgreSQL when DATABASE_URL is unset)',
+  },
+  edge: {
+    load: async () => (await import('./cli/edge.ts')).edgeCommand,
+    summary: 'serve WebSocket clients from the JetStream change stream (no slot; docs/scaling.md)',
   },
   migrate: {
     load: async () => (await import('./cli/migrate.ts')).migrateCommand,

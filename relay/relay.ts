@@ -22,9 +22,9 @@ import { WalcastError } from './errors.ts';
 import { asStartupError } from './db/connect-error.ts';
 import type { Logger } from './log.ts';
 import { ensurePublication, migrate } from './db/migrate.ts';
-import { loadRegistrations } from './db/registry.ts';
+import { loadRegistrations, type Registration } from './db/registry.ts';
 import { shortName } from './table-names.ts';
-import { SnapshotReader } from './db/snapshot.ts';
+import { SnapshotReader, type SnapshotReaderOptions } from './db/snapshot.ts';
 import { checkServer, ensureSlot, recreateSlot, type SlotInfo } from './replication/slot.ts';
 import { ReplicationStream } from './replication/stream.ts';
 import { formatLsn, parseLsn, type Lsn } from './replication/lsn.ts';
@@ -100,7 +100,7 @@ export interface RelayInternals {
 }
 
 /** A part with a life: the list of them is started in order and stopped in reverse. */
-interface Component {
+export interface Component {
   name: string;
   start?: () => void | Promise<void>;
   stop?: () => void | Promise<void>;
@@ -287,18 +287,7 @@ async function buildServer(base: Base, pipeline: Pipeline, lifecycle: { stopping
     if (congested.ws || congested.mqtt) stream.pause();
     else stream.resume();
   };
-  const httpTimeoutMs = limit(config, 'httpTimeoutMs');
-  const app: FastifyInstance = Fastify({
-    loggerInstance: logger as FastifyBaseLogger,
-    // Slow requests end (408) and idle connections close, so trickling
-    // clients cannot hold descriptors; Node checks every second.
-    requestTimeout: httpTimeoutMs,
-    connectionTimeout: httpTimeoutMs,
-    keepAliveTimeout: Math.min(5000, httpTimeoutMs),
-    http: { headersTimeout: httpTimeoutMs, connectionsCheckingInterval: Math.min(1000, httpTimeoutMs / 2) },
-    // One line per lifecycle event, not per request (health checks poll).
-    logController: new LogController({ disableRequestLogging: true }),
-  });
+  const app = createHttpApp(config, logger);
   guardRequests(app, gate);
   const { liveFrom } = pipeline;
   await app.register(healthRoutes, {
@@ -329,29 +318,18 @@ async function buildServer(base: Base, pipeline: Pipeline, lifecycle: { stopping
   // its writes skip the publish checks, so they exist only in open mode.
   const demoWrites = !gate.authRequired && gate.settings.publish === 'open';
   if (config.example) await app.register(demoRoutes, { pool: base.pool, writes: demoWrites });
-  const registrations = () => dispatcher.registrationList();
-  const publisher = new Publisher({
-    databaseUrl: config.databaseUrl,
+  const { publisher, snapshots } = createReaders(
+    config,
+    { read: config.databaseUrl, write: config.databaseUrl },
+    () => dispatcher.registrationList(),
     logger,
-    registration: (name) => registrations().find((r) => shortName(r) === name),
-  });
-  const snapshots = new SnapshotReader(config.databaseUrl, registrations, {
-    perConnection: limit(config, 'snapshotsPerConnection'),
-    perSubject: limit(config, 'snapshotsPerSubject'),
-    queue: limit(config, 'snapshotQueue'),
-    timeoutMs: limit(config, 'snapshotTimeoutMs'),
-  });
+  );
   const ws = new WsServer({
     otherDoors: [MQTT_WS_PATH],
     router,
     logger,
-    maxSubscriptions: config.maxSubscriptions,
-    maxFrameBytes: config.maxFrameBytes,
-    sendQueueBytes: config.sendQueueBytes,
-    maxEventBytes: config.maxEventBytes,
-    slowConsumerMs: config.slowConsumerMs,
+    ...wsLimits(config),
     onCongestion: (on) => congestion('ws', on),
-    heartbeatMs: config.heartbeatMs,
     position: () => dispatcher.position(),
     hasTable: (name) => dispatcher.hasTable(name),
     recovery,
@@ -366,6 +344,51 @@ async function buildServer(base: Base, pipeline: Pipeline, lifecycle: { stopping
   const reason = 'the replication slot was recreated: subscribe again (earlier positions cannot be resumed)';
   stream.on('slotRecreated', () => ws.closeAll(CLOSE.streamReset, reason));
   return { congestion, readiness, app, ws, publisher, snapshots };
+}
+
+/** The WebSocket server's limits from the configuration (an edge's too). */
+export function wsLimits(config: RelayConfig | Omit<Config, 'dataDir' | 'embeddedPort' | 'example'>) {
+  const { maxSubscriptions, maxFrameBytes, sendQueueBytes, maxEventBytes, slowConsumerMs, heartbeatMs } = config;
+  return { maxSubscriptions, maxFrameBytes, sendQueueBytes, maxEventBytes, slowConsumerMs, heartbeatMs };
+}
+
+/** The publisher (client rows → INSERTs into `write`) and the snapshot reader (of `read`); an edge's two may differ. */
+export function createReaders(
+  config: Partial<Config>,
+  urls: { read: string; write: string },
+  registrations: () => Registration[],
+  logger: Logger,
+  /** The snapshot reader's class (an edge's waits for a read replica). */
+  Reader: new (url: string, regs: () => Registration[], opts: SnapshotReaderOptions) => SnapshotReader = SnapshotReader,
+): { publisher: Publisher; snapshots: SnapshotReader } {
+  const publisher = new Publisher({
+    databaseUrl: urls.write,
+    logger,
+    registration: (name) => registrations().find((r) => shortName(r) === name),
+  });
+  const snapshots = new Reader(urls.read, registrations, {
+    perConnection: limit(config, 'snapshotsPerConnection'),
+    perSubject: limit(config, 'snapshotsPerSubject'),
+    queue: limit(config, 'snapshotQueue'),
+    timeoutMs: limit(config, 'snapshotTimeoutMs'),
+  });
+  return { publisher, snapshots };
+}
+
+/** The HTTP server of a relay (and of an edge relay, relay/edge/): timeouts against trickling clients, quiet logs. */
+export function createHttpApp(config: Pick<Config, 'httpTimeoutMs'>, logger: Logger): FastifyInstance {
+  const httpTimeoutMs = limit(config, 'httpTimeoutMs');
+  return Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    // Slow requests end (408) and idle connections close, so trickling
+    // clients cannot hold descriptors; Node checks every second.
+    requestTimeout: httpTimeoutMs,
+    connectionTimeout: httpTimeoutMs,
+    keepAliveTimeout: Math.min(5000, httpTimeoutMs),
+    http: { headersTimeout: httpTimeoutMs, connectionsCheckingInterval: Math.min(1000, httpTimeoutMs / 2) },
+    // One line per lifecycle event, not per request (health checks poll).
+    logController: new LogController({ disableRequestLogging: true }),
+  });
 }
 
 /** Phase 4: /metrics reads every part; the counters that are events are wired here. */
@@ -492,7 +515,7 @@ function lifeOf(
 }
 
 /** Start each part in order; if one fails, stop those before it (in reverse) and rethrow. */
-async function startAll(components: Component[], logger: Logger): Promise<void> {
+export async function startAll(components: Component[], logger: Logger): Promise<void> {
   for (let i = 0; i < components.length; i++) {
     try {
       await components[i]!.start?.();
@@ -504,7 +527,7 @@ async function startAll(components: Component[], logger: Logger): Promise<void> 
 }
 
 /** Stop each part in reverse order; one that fails is logged and the rest still stop. */
-async function stopAll(components: Component[], logger: Logger): Promise<void> {
+export async function stopAll(components: Component[], logger: Logger): Promise<void> {
   for (const c of [...components].reverse()) {
     try {
       await c.stop?.();
@@ -514,7 +537,7 @@ async function stopAll(components: Component[], logger: Logger): Promise<void> {
   }
 }
 
-async function listen(app: FastifyInstance, config: RelayConfig): Promise<void> {
+export async function listen(app: FastifyInstance, config: Pick<Config, 'host' | 'port'>): Promise<void> {
   try {
     await app.listen({ host: config.host, port: config.port });
   } catch (err) {
@@ -527,7 +550,7 @@ async function listen(app: FastifyInstance, config: RelayConfig): Promise<void> 
 }
 
 /** Close every client with 1001; one that does not finish the close handshake within 2 s is cut. */
-async function closeClients(ws: WsServer): Promise<void> {
+export async function closeClients(ws: WsServer): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([ws.close(CLOSE.goingAway, SHUTDOWN_REASON), new Promise((r) => (timer = setTimeout(r, 2000)))]);
   clearTimeout(timer);

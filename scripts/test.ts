@@ -59,7 +59,7 @@ async function main(): Promise<number> {
   ensureDebianPackages(
     ['nats-server'],
     Boolean(process.env.NATS_SERVER_PATH) || onPath('nats-server'),
-    /streams|webhooks/,
+    /streams|webhooks|edge/,
     files,
   );
   ensureDebianPackages(

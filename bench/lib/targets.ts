@@ -113,11 +113,17 @@ const MAIN = new URL('../../relay/main.ts', import.meta.url).pathname;
  * flags: BENCH_RELAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"
  * profiles it; --cpu-prof is not allowed in NODE_OPTIONS).
  */
-export async function spawnWalcast(databaseUrl: string, slot: string, env: Record<string, string>): Promise<Forked> {
+export async function spawnWalcast(
+  databaseUrl: string,
+  slot: string,
+  env: Record<string, string>,
+  /** `start`, or `edge` for an edge relay (scenarios/edges.ts). */
+  command = 'start',
+): Promise<Forked> {
   const nodeArgs = (process.env.BENCH_RELAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const child = spawn(
     process.execPath,
-    [...nodeArgs, '--import', 'tsx', MAIN, 'start', '--port', '0', '--slot', slot],
+    [...nodeArgs, '--import', 'tsx', MAIN, command, '--port', '0', '--slot', slot],
     {
       env: {
         PATH: process.env.PATH ?? '',

@@ -83,9 +83,10 @@ function printStandby(config: Config, server: StandbyServer): void {
   process.stderr.write(`${lines.join('\n')}\n`);
 }
 
-function handleSignals(
-  runner: RelayRunner,
-  embedded: EmbeddedPostgresHandle | undefined,
+/** SIGTERM/SIGINT → stop() within the deadline (also `walcast edge`, relay/cli/edge.ts). */
+export function handleSignals(
+  runner: { stop(): Promise<void> },
+  embedded: { stop(): Promise<void> } | undefined,
   logger: Logger,
   deadlineSeconds: number,
 ): void {

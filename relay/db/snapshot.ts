@@ -68,7 +68,8 @@ export class SnapshotReader {
     return this.queue.run(ticket, () => this.readNow(channel, tables, limit));
   }
 
-  private async readNow(channel: string, tables: ReadonlySet<string> | null, limit: number): Promise<Snapshot> {
+  /** The read itself, once admitted (an edge's reader waits for its replica first: relay/edge/snapshots.ts). */
+  protected async readNow(channel: string, tables: ReadonlySet<string> | null, limit: number): Promise<Snapshot> {
     const regs = this.registrations().filter((r) => tables === null || tables.has(shortName(r)));
     return inSnapshot(this.pool, async (client) => {
       const rows: SnapshotRow[] = [];

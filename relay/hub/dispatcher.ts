@@ -27,6 +27,7 @@ import { MAX_CHANNEL_LENGTH } from '../../client/protocol.ts';
 import { eventFrame } from './too-large.ts';
 import { orderKey } from '../replication/position.ts';
 import type { DispatchSink } from './sink.ts';
+import { deliver, deliverTruncate, keeps, type Hub } from './deliver.ts';
 
 export type { DispatchSink } from './sink.ts';
 
@@ -108,8 +109,12 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
   private readonly routes = new Map<number, Route>();
   private readonly warned = new Set<string>();
 
+  /** Where fresh events go (deliver.ts): the router, the window, the counters. */
+  private readonly hub: Hub;
+
   constructor(private readonly opts: DispatcherOptions) {
     super();
+    this.hub = { router: opts.router, recovery: opts.recovery, counters: this.counters };
     this.lastLsn = opts.startLsn;
     this.epoch = opts.epoch;
     this.liveFrom = streamPoint(opts.liveFromLsn, opts.epoch);
@@ -250,8 +255,8 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
     };
     if (route.omitted) event.omitted = route.omitted;
     const out = sends(msg, event, column);
-    const { router, recovery, sink } = this.opts;
-    const keep = fresh && recovery.limits.maxPerChannel > 0;
+    const { router, sink } = this.opts;
+    const keep = fresh && keeps(this.hub);
     const timeMs = pgTimeToMs(tx.commitTime);
     let part = 0;
     for (const [channel, e] of out) {
@@ -268,19 +273,8 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
       e.channel = channel;
       const frame = eventFrame(e, this.opts.maxEventBytes, () => fresh && this.tooLarge(e));
       // [sinks] every routed event, in stream order.
-      sink?.event({ commitLsn: tx.finalLsn, index, part: part++, commitTimeMs: timeMs, event: e, frame });
-      if (!fresh) continue;
-      this.counters.events++;
-      if (keep) recovery.add({ channel, table: e.table, position: e.position, timeMs, frame }, Date.now());
-      // Encoded to UTF-8 once here: a string would be encoded again by every
-      // socket it is written to (ws and net each measure or convert it).
-      if (live)
-        this.counters.deliveries += router.dispatch(channel, {
-          table: e.table,
-          position: e.position,
-          xid: tx.xid,
-          frame: Buffer.from(frame),
-        });
+      sink?.event({ commitLsn: tx.finalLsn, index, part: part++, commitTimeMs: timeMs, xid: tx.xid, event: e, frame });
+      if (fresh) deliver(this.hub, { channel, table: e.table, position: e.position, xid: tx.xid, timeMs, frame });
     }
   }
 
@@ -307,19 +301,9 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
       const frame = JSON.stringify(event);
       const commitTimeMs = pgTimeToMs(tx.commitTime);
       // [sinks] table-wide: no channel (the subject's channel token is `%`).
-      this.opts.sink?.event({ commitLsn: tx.finalLsn, index, part: 0, commitTimeMs, event, frame });
-      if (!fresh) continue;
-      this.counters.events++;
-      this.opts.recovery.addTruncate(
-        { channel: '', table, position: event.position, timeMs: pgTimeToMs(tx.commitTime), frame },
-        Date.now(),
-      );
-      this.counters.deliveries += this.opts.router.dispatchTable(table, (channel) => ({
-        table,
-        position: event.position,
-        xid: tx.xid,
-        frame: Buffer.from(JSON.stringify({ ...event, channel })),
-      }));
+      this.opts.sink?.event({ commitLsn: tx.finalLsn, index, part: 0, commitTimeMs, xid: tx.xid, event, frame });
+      if (fresh)
+        deliverTruncate(this.hub, { table, position: event.position, xid: tx.xid, timeMs: commitTimeMs, frame });
     }
   }
 

@@ -203,7 +203,7 @@ export class RecoveryBuffer {
 }
 
 /** A stored truncate as `channel` receives it. */
-function forChannel(t: BufferedEvent, channel: string): BufferedEvent {
+export function forChannel(t: BufferedEvent, channel: string): BufferedEvent {
   const frame = `{"type":"event","channel":${JSON.stringify(channel)}${t.frame.slice(TRUNCATE_PREFIX.length)}`;
   return { channel, table: t.table, position: t.position, timeMs: t.timeMs, frame };
 }

@@ -20,6 +20,8 @@ export interface SinkEvent {
   /** Which of the change's messages this is (0, or 1 for the old channel of a moved row). */
   part: number;
   commitTimeMs: number;
+  /** The transaction's id (an edge relay tells from it which events a snapshot read includes). */
+  xid?: number;
   event: SinkEventBody;
   /** The event serialised, exactly as the WebSocket protocol sends it. */
   frame: string;

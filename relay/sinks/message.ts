@@ -73,6 +73,8 @@ export function toStreamMessage(e: SinkEvent): StreamMessage {
       ['Walcast-Table', event.table],
       ['Walcast-Op', event.op],
       ['Walcast-Commit-Time', event.commit_time],
+      // Which transaction: edge relays (relay/edge/) tell from it which events a snapshot read includes.
+      ...(e.xid === undefined ? [] : [['Walcast-Xid', String(e.xid)] as [string, string]]),
     ],
   };
 }

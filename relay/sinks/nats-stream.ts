@@ -190,7 +190,7 @@ export async function readTail(jsm: JetStreamManager, stream: string): Promise<S
 
 export { jetstreamManager };
 
-function isNotFound(err: unknown): boolean {
+export function isNotFound(err: unknown): boolean {
   return (
     err instanceof JetStreamApiError &&
     (err.code === JetStreamApiCodes.StreamNotFound || err.code === JetStreamApiCodes.NoMessageFound)

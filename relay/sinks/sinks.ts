@@ -14,6 +14,7 @@ import { JetStreamSink, SINK_STATES, type SinkState } from './jetstream.ts';
 import { CommitGate } from './gate.ts';
 import { Webhooks } from './webhooks.ts';
 import type { SinkEvent } from './message.ts';
+import type { NatsSettings } from './nats-stream.ts';
 
 export interface SinkStatus {
   name: string;
@@ -50,6 +51,20 @@ type SinkConfig = Pick<
   | 'webhookBufferBytes'
 >;
 
+/** The NATS connection and stream of the configuration (also an edge's, relay/edge/). */
+export function natsSettings(config: SinkConfig, url: string): NatsSettings {
+  return {
+    url,
+    stream: config.natsStream ?? 'walcast',
+    maxAgeSeconds: config.natsMaxAgeSeconds ?? 604_800,
+    token: config.natsToken,
+    user: config.natsUser,
+    password: config.natsPassword,
+    credsFile: config.natsCreds,
+    caFile: config.natsCa,
+  };
+}
+
 export class Sinks implements DispatchSink {
   readonly jetstream: JetStreamSink | undefined;
   readonly webhooks: Webhooks;
@@ -83,15 +98,8 @@ export class Sinks implements DispatchSink {
     if (!config.natsUrl) return;
     gate.join('jetstream');
     this.jetstream = new JetStreamSink({
-      url: config.natsUrl,
-      stream: config.natsStream ?? 'walcast',
-      maxAgeSeconds: config.natsMaxAgeSeconds ?? 604_800,
+      ...natsSettings(config, config.natsUrl),
       bufferBytes: config.natsBufferBytes ?? 64 * 1024 * 1024,
-      token: config.natsToken,
-      user: config.natsUser,
-      password: config.natsPassword,
-      credsFile: config.natsCreds,
-      caFile: config.natsCa,
       logger,
       onSafe: (lsn, timeMs) => gate.release('jetstream', lsn, timeMs),
       onRewind: () => stream.rewind(),

@@ -28,7 +28,7 @@ import type { SnapshotReader } from '../db/snapshot.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { WriteCoalescer } from './coalesce.ts';
 import { Congestion } from './congestion.ts';
-import { subscribe } from './subscribe.ts';
+import { subscribe, type History } from './subscribe.ts';
 import { toShortName } from '../table-names.ts';
 import { Gate, type Admission } from '../auth/gate.ts';
 import type { Publisher } from '../publish/publisher.ts';
@@ -60,6 +60,10 @@ export interface WsServerOptions {
   /** Origin, address and token checks (relay/auth/). */
   gate: Gate;
   publisher: Publisher;
+  /** Why publishing is off, when the relay knows better than WALCAST_PUBLISH=off (an edge without a primary). */
+  publishRefusal?: string | undefined;
+  /** [edge] Events older than the recovery window, read from the change stream (subscribe.ts). */
+  history?: History | undefined;
 }
 
 export class WsServer {
@@ -195,7 +199,8 @@ export class WsServer {
         return void conn.access.auth(msg).catch((err) => this.failed(conn, err, msg.id));
       case 'publish': {
         const grants = conn.access.grants!;
-        if (this.opts.gate.settings.publish === 'off') return conn.error('publishing_disabled', undefined, msg.id);
+        if (this.opts.gate.settings.publish === 'off')
+          return conn.error('publishing_disabled', this.opts.publishRefusal, msg.id);
         return void this.opts.publisher.publish(conn, grants, msg).then(
           (reply) => conn.reply(reply),
           (err) => this.failed(conn, err, msg.id),

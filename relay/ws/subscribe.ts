@@ -5,8 +5,12 @@
 //   snapshot:  hold the channel's live events, read the current rows in a
 //              REPEATABLE READ transaction, send them, then the held events
 //              the read did not already include, then live.
+// An edge relay (relay/edge/) also reads older events from its stream when
+// `since` is before its own window (`history`): live events are held while
+// the stream is read up to where they begin, so the seam has no gap and no
+// duplicate.
 import { withId, type SubscribeMessage, type SubscribedMessage } from '../../client/protocol.ts';
-import type { RecoveryBuffer } from '../hub/recovery.ts';
+import type { RecoveryBuffer, Replay } from '../hub/recovery.ts';
 import type { Frame, Router, TableFilter } from '../hub/router.ts';
 import { DEFAULT_SNAPSHOT_LIMIT, type Snapshot, type SnapshotReader } from '../db/snapshot.ts';
 import { SnapshotBusy, SnapshotDropped } from '../db/snapshot-queue.ts';
@@ -19,6 +23,16 @@ export interface SubscribeDeps {
   snapshots: SnapshotReader;
   position: () => string;
   logger: Logger;
+  /** [edge] Events older than the recovery window, from a change stream. */
+  history?: History | undefined;
+}
+
+/** Where an edge reads the events a resume missed (relay/edge/history.ts). */
+export interface History {
+  /** A mark of what has been routed so far: read() returns the events up to it. */
+  mark(): number;
+  /** The events of `channel` after `since`, up to `upTo` (a mark), or why they cannot be had. */
+  read(channel: string, since: string, upTo: number): Promise<Replay>;
 }
 
 /** The parts of a connection a subscribe needs. */
@@ -64,6 +78,7 @@ export function subscribe(
       for (const e of replay.events) if (tables === null || tables.has(e.table)) conn.send(e.frame);
       return;
     }
+    if (deps.history) return fromHistory(deps, deps.history, conn, msg, tables, subject, reply);
     if (!msg.snapshot) {
       const position = deps.position();
       router.subscribe(channel, conn, { tables, after: position });
@@ -81,6 +96,63 @@ export function subscribe(
   conn.reply(reply(position));
 }
 
+/** One read (history or snapshot) in flight per connection and channel: a later subscribe makes it stale. */
+function ticketFor(conn: Subscriber, channel: string): () => boolean {
+  const ticket = {};
+  const reads = pending.get(conn) ?? new Map<string, object>();
+  pending.set(conn, reads);
+  reads.set(channel, ticket);
+  return () => reads.get(channel) === ticket && conn.subscriptions.has(channel);
+}
+
+/**
+ * [edge] Resume from the stream: hold live events from now, read the missed
+ * ones up to the mark taken now, send them, then the held ones after the
+ * last position sent (a guard: the mark already splits them).
+ */
+async function fromHistory(
+  deps: SubscribeDeps,
+  history: History,
+  conn: Subscriber,
+  msg: SubscribeMessage,
+  tables: TableFilter,
+  subject: string | null,
+  reply: (position: string, recovered?: boolean) => SubscribedMessage,
+): Promise<void> {
+  const { router } = deps;
+  const channel = msg.channel;
+  const since = msg.since!;
+  router.subscribe(channel, conn, { tables, hold: true, after: since });
+  const current = ticketFor(conn, channel);
+  let replay: Replay;
+  try {
+    replay = await history.read(channel, since, history.mark());
+  } catch (err) {
+    deps.logger.warn({ err, channel }, 'reading missed events from the stream failed');
+    replay = { recovered: false, reason: 'reading the stream failed' };
+  }
+  if (!conn.open || !current()) return;
+  pending.get(conn)?.delete(channel);
+  const held = router.release(channel, conn);
+  if (held === 'overflow') return conn.overflow();
+  if (!replay.recovered) {
+    if (msg.snapshot) {
+      router.unsubscribe(channel, conn);
+      return withSnapshot(deps, conn, msg, tables, subject, (p) => reply(p, false));
+    }
+    // Every held event is at or before the position now: none is news after it.
+    return conn.reply(reply(deps.position(), false));
+  }
+  conn.reply(reply(deps.position(), true));
+  let last = since;
+  for (const e of replay.events) {
+    if (tables !== null && !tables.has(e.table)) continue;
+    conn.send(e.frame);
+    last = e.position;
+  }
+  for (const e of held ?? []) if (e.position > last) conn.send(e.frame);
+}
+
 async function withSnapshot(
   deps: SubscribeDeps,
   conn: Subscriber,
@@ -92,19 +164,15 @@ async function withSnapshot(
   const channel = msg.channel;
   const base = deps.position();
   deps.router.subscribe(channel, conn, { tables, hold: true, after: base });
-  const ticket = {};
-  const reads = pending.get(conn) ?? new Map<string, object>();
-  pending.set(conn, reads);
-  reads.set(channel, ticket);
   // The client may unsubscribe (and subscribe again) while the rows are read.
-  const current = () => reads.get(channel) === ticket && conn.subscriptions.has(channel);
+  const current = ticketFor(conn, channel);
   let snapshot: Snapshot;
   try {
     const ticket = { owner: conn, subject, alive: () => conn.open && current() };
     snapshot = await deps.snapshots.read(channel, tables, msg.limit ?? DEFAULT_SNAPSHOT_LIMIT, ticket);
   } catch (err) {
     if (current()) {
-      reads.delete(channel);
+      pending.get(conn)?.delete(channel);
       deps.router.unsubscribe(channel, conn);
       conn.subscriptions.delete(channel);
     }
@@ -118,7 +186,7 @@ async function withSnapshot(
   // A stale read still answers its subscribe (found by test/integration/fuzz.test.ts).
   if (!current())
     return conn.error('snapshot_failed', `unsubscribed from ${channel} before its snapshot was read`, msg.id);
-  reads.delete(channel);
+  pending.get(conn)?.delete(channel);
   const held = deps.router.release(channel, conn);
   if (held === 'overflow') return conn.overflow();
   conn.reply({ ...reply(base), snapshot: snapshot.rows.length });

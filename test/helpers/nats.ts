@@ -15,6 +15,8 @@ const BINARY = process.env.NATS_SERVER_PATH ?? 'nats-server';
 export interface NatsServer {
   url: string;
   port: number;
+  /** The running server's process id (benchmarks read its CPU time). */
+  readonly pid: number;
   /** Kill the server (SIGKILL: nothing is flushed on the way out) and start it again on the same port and store. */
   restart(): Promise<void>;
   kill(): Promise<void>;
@@ -70,6 +72,9 @@ export async function startNatsServer(opts: { args?: string[] } = {}): Promise<N
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
+    get pid() {
+      return child?.pid ?? 0;
+    },
     start,
     kill,
     restart: async () => {

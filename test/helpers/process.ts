@@ -23,8 +23,10 @@ export async function spawnRelay(
   env: Record<string, string> = {},
   timeoutMs = 60_000,
   command: string[] = ['--import', 'tsx', MAIN],
+  /** `start`, or `edge` for an edge relay (test/helpers/edge.ts). */
+  subcommand = 'start',
 ): Promise<RelayProcess> {
-  const child = spawn(process.execPath, [...command, 'start', '--port', '0', ...args], {
+  const child = spawn(process.execPath, [...command, subcommand, '--port', '0', ...args], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', WALCAST_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -22,6 +22,20 @@ const ALLOWED: Record<string, string[]> = {
   mqtt: ['hub', 'db', 'auth', 'publish', 'replication', 'ws', 'client'],
   standby: ['relay/relay.ts', 'db', 'auth', 'replication'],
   ingest: ['sinks', 'client'],
+  edge: [
+    'relay/relay.ts',
+    'relay/config.ts',
+    'relay/metrics.ts',
+    'hub',
+    'db',
+    'auth',
+    'publish',
+    'ws',
+    'http',
+    'sinks',
+    'replication',
+    'client',
+  ],
 };
 
 /** Where an import lands: a folder of relay/, `client`, or a top-level module of relay/. */

@@ -1,0 +1,275 @@
+// Scenario "edges": one slot relay publishing to JetStream and one or two
+// edge relays serving the fan-out scenario's fleet (the same clients and
+// rows as fanout.ts), beside the single relay serving the same fleet in the
+// same run. For each process: deliveries/s, CPU seconds per million
+// deliveries, CPU %; for the clients: p50/p99 from the row's created_at to
+// receipt. On one machine this simulates more machines: the per-edge
+// figures are what a real deployment multiplies.
+//
+// Then the edge's subscription design, measured: one consumer on every
+// subject, filtered locally (what relay/edge/source.ts does), against one
+// filtered consumer per channel, reading the same messages.
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connect, headers } from '@nats-io/transport-node';
+import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { startFleet, type Fleet } from '../lib/fleet.ts';
+import { startLoad } from '../lib/load.ts';
+import { cpuSeconds } from '../lib/proc.ts';
+import { progress, markdownTable, type Row } from '../lib/report.ts';
+import { spawnWalcast } from '../lib/targets.ts';
+import { dropSlot, type BenchDatabase } from '../lib/env.ts';
+import { startNatsServer, type NatsServer } from '../../test/helpers/nats.ts';
+import { PREFIX } from './fanout.ts';
+
+export interface EdgesPlan {
+  subscribers: number[];
+  rate: number;
+  warmupMs: number;
+  measureMs: number;
+  /** Messages and channels of the subscribe-all vs per-channel-filter measurement. */
+  filter: { messages: number; channels: number[] };
+}
+export const EDGES_FULL: EdgesPlan = {
+  subscribers: [1_000, 4_000],
+  rate: 1_000,
+  warmupMs: 1_500,
+  measureMs: 5_000,
+  filter: { messages: 50_000, channels: [10, 100, 400] },
+};
+export const EDGES_QUICK: EdgesPlan = {
+  subscribers: [200],
+  rate: 500,
+  warmupMs: 500,
+  measureMs: 2_000,
+  filter: { messages: 5_000, channels: [10, 50] },
+};
+
+interface Proc {
+  name: string;
+  pid: number;
+  url: string;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+type Layout = 'single' | '1 edge' | '2 edges';
+
+export async function runEdges(db: BenchDatabase, plan: EdgesPlan): Promise<{ rows: Row[]; notes: string[] }> {
+  const rows: Row[] = [];
+  for (const subscribers of plan.subscribers) {
+    for (const layout of ['single', '1 edge', '2 edges'] as Layout[]) {
+      progress(`edges: ${layout}, ${subscribers} subscribers, ${plan.rate} rows/s`);
+      rows.push(...(await runLayout(db, plan, layout, subscribers)));
+    }
+  }
+  const filters = await measureFilters(plan.filter);
+  return { rows, notes: [comparison(rows), filters] };
+}
+
+async function runLayout(db: BenchDatabase, plan: EdgesPlan, layout: Layout, subscribers: number): Promise<Row[]> {
+  const slot = `bench_edges_${randomBytes(3).toString('hex')}`;
+  const nats: NatsServer | undefined = layout === 'single' ? undefined : await startNatsServer();
+  const procs: Proc[] = [];
+  const fleets: Fleet[] = [];
+  const channels = Math.max(1, subscribers / 10);
+  try {
+    const env: Record<string, string> = nats ? { WALCAST_NATS_URL: nats.url } : {};
+    const relay = await spawnWalcast(db.url, slot, env);
+    procs.push({ name: layout === 'single' ? 'single relay' : `slot relay (${layout})`, ...relay });
+    const servers = layout === 'single' ? [procs[0]!] : [];
+    for (let i = 0; i < (layout === '2 edges' ? 2 : layout === '1 edge' ? 1 : 0); i++) {
+      const edge = await spawnWalcast(db.url, slot, env, 'edge');
+      const proc = { name: `edge ${'AB'[i]} (${layout})`, ...edge };
+      procs.push(proc);
+      servers.push(proc);
+    }
+    // The same fleet, split evenly over the servers; every channel on each.
+    for (const s of servers) {
+      fleets.push(
+        await startFleet({
+          url: s.url,
+          count: subscribers / servers.length,
+          channels,
+          prefix: PREFIX,
+          concurrency: 50,
+        }),
+      );
+    }
+    return await measure(db, plan, procs, servers, fleets, { subscribers, channels, layout });
+  } finally {
+    for (const f of fleets) await f.stop();
+    for (const p of procs.reverse()) await p.stop('SIGTERM');
+    await dropSlot(db.pool, slot);
+    await nats?.stop();
+  }
+}
+
+async function measure(
+  db: BenchDatabase,
+  plan: EdgesPlan,
+  procs: Proc[],
+  servers: Proc[],
+  fleets: Fleet[],
+  cell: { subscribers: number; channels: number; layout: Layout },
+): Promise<Row[]> {
+  const load = await startLoad(db.url, plan.rate, cell.channels, PREFIX);
+  await sleep(plan.warmupMs);
+  for (const f of fleets) await f.reset();
+  const cpu0 = procs.map((p) => cpuSeconds(p.pid));
+  const t0 = performance.now();
+  await sleep(plan.measureMs);
+  const reports = await Promise.all(fleets.map((f) => f.report()));
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = procs.map((p, i) => cpuSeconds(p.pid) - cpu0[i]!);
+  await load.stop();
+  const pauses = await Promise.all(procs.map((p) => edgePauses(p)));
+  const ms = (us: number) => Number((us / 1000).toFixed(2));
+  return procs.map((p, i) => {
+    const served = servers.indexOf(p);
+    const r = served >= 0 ? reports[served]! : undefined;
+    const received = r?.received ?? 0;
+    return {
+      layout: cell.layout,
+      process: p.name,
+      subscribers: r ? cell.subscribers / servers.length : 0,
+      channels: cell.channels,
+      'rows/s': plan.rate,
+      'deliveries/s': Math.round(received / seconds),
+      'CPU %': Math.round((cpu[i]! / seconds) * 100),
+      'CPU s per M deliveries': received ? Number(((cpu[i]! / received) * 1e6).toFixed(2)) : null,
+      'p50 ms': r ? ms(r.p50) : null,
+      'p99 ms': r ? ms(r.p99) : null,
+      closed: r?.closed ?? 0,
+      'stream pauses': pauses[i] ?? null,
+    };
+  });
+}
+
+/** An edge's walcast_edge_pauses_total (it stops reading the stream while sockets are backed up); null for relays. */
+async function edgePauses(p: Proc): Promise<number | null> {
+  if (!p.name.startsWith('edge')) return null;
+  const text = await (await fetch(p.url.replace(/^ws/, 'http').replace(/\/ws$/, '/metrics'))).text();
+  const m = /^walcast_edge_pauses_total (\d+)/m.exec(text);
+  return m ? Number(m[1]) : null;
+}
+
+/** The issue's targets, from the rows of one run. */
+function comparison(rows: Row[]): string {
+  const out: Row[] = [];
+  for (const subscribers of new Set(rows.map((r) => r.subscribers).filter((s) => Number(s) > 0))) {
+    const cell = rows.filter((r) => r.subscribers === subscribers || (r.subscribers === 0 && r.layout !== 'single'));
+    const single = rows.find((r) => r.layout === 'single' && r.subscribers === subscribers);
+    if (!single) continue;
+    const total = Number(subscribers);
+    const edges = rows.filter(
+      (r) => String(r.process).startsWith('edge') && Number(r.subscribers) * (r.layout === '2 edges' ? 2 : 1) === total,
+    );
+    const slots = rows.filter((r) => String(r.process).startsWith('slot relay') && cell.includes(r));
+    const ratio = (a: unknown, b: unknown) =>
+      typeof a === 'number' && typeof b === 'number' && b > 0 ? Number((a / b).toFixed(2)) : null;
+    for (const e of edges) {
+      out.push({
+        subscribers: total,
+        edge: String(e.process),
+        'edge CPU/delivery ÷ single relay (≤1.3)': ratio(e['CPU s per M deliveries'], single['CPU s per M deliveries']),
+        'extra hop p50 ms (≤5)': Number((Number(e['p50 ms']) - Number(single['p50 ms'])).toFixed(2)),
+        'extra hop p99 ms': Number((Number(e['p99 ms']) - Number(single['p99 ms'])).toFixed(2)),
+        'slot relay CPU % (no clients)': slots.find((s) => s.layout === e.layout)?.['CPU %'] ?? null,
+        'single relay CPU %': single['CPU %'] ?? null,
+      });
+    }
+  }
+  return `Edges against the single relay serving the same fleet in the same run:\n\n${markdownTable(out)}`;
+}
+
+/**
+ * One consumer on walcast.> filtered by the edge (what source.ts does)
+ * against one ordered consumer per channel, each with its subject filter:
+ * CPU of this process (the edge's side) and of nats-server to read the same
+ * `messages`, spread over `channels` channels, when the edge's clients want
+ * every channel or a tenth of them.
+ */
+async function measureFilters(plan: EdgesPlan['filter']): Promise<string> {
+  const rows: Row[] = [];
+  for (const channels of plan.channels) {
+    const nats = await startNatsServer();
+    try {
+      await fillStream(nats.url, plan.messages, channels);
+      // Warm both code paths up first: the first cell would otherwise carry the JIT's cost.
+      if (rows.length === 0)
+        for (const mode of ['subscribe all, filter locally', 'one filtered consumer per channel'] as const)
+          await readBack(nats, mode, plan.messages, channels, channels);
+      for (const wanted of [channels, Math.max(1, Math.round(channels / 10))]) {
+        progress(`edges: reading ${plan.messages} messages on ${channels} channels, ${wanted} wanted`);
+        for (const mode of ['subscribe all, filter locally', 'one filtered consumer per channel'] as const) {
+          const r = await readBack(nats, mode, plan.messages, channels, wanted);
+          rows.push({ channels, 'channels wanted': wanted, mode, ...r });
+        }
+      }
+    } finally {
+      await nats.stop();
+    }
+  }
+  return `Subscribing to everything vs a filtered consumer per channel (the edge's side and nats-server, reading ${plan.messages.toLocaleString('en-US')} stored messages):\n\n${markdownTable(rows)}`;
+}
+
+async function fillStream(url: string, messages: number, channels: number): Promise<void> {
+  const nc = await connect({ servers: url });
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: 'walcast', subjects: ['walcast.>'] });
+  const js = jetstream(nc);
+  const payload = Buffer.from(JSON.stringify({ type: 'event', row: { body: 'x'.repeat(64) } }));
+  const pending: Promise<unknown>[] = [];
+  for (let i = 0; i < messages; i++) {
+    const h = headers();
+    h.set('Walcast-Position', String(i).padStart(24, '0'));
+    pending.push(js.publish(`walcast.chat_messages.${PREFIX}${i % channels}`, payload, { headers: h }));
+    if (pending.length >= 1000) await Promise.all(pending.splice(0));
+  }
+  await Promise.all(pending);
+  await nc.close();
+}
+
+async function readBack(
+  nats: NatsServer,
+  mode: 'subscribe all, filter locally' | 'one filtered consumer per channel',
+  messages: number,
+  channels: number,
+  wanted: number,
+): Promise<Row> {
+  const nc = await connect({ servers: nats.url });
+  const js = jetstream(nc);
+  const want = new Set(Array.from({ length: wanted }, (_, i) => `walcast.chat_messages.${PREFIX}${i}`));
+  const expected = Math.round((messages * wanted) / channels);
+  const cpu0 = process.cpuUsage();
+  const server0 = cpuSeconds(nats.pid);
+  const t0 = performance.now();
+  let got = 0;
+  let done!: () => void;
+  const finished = new Promise<void>((r) => (done = r));
+  const stops: (() => Promise<void>)[] = [];
+  const take = () => {
+    if (++got >= expected) done();
+  };
+  const filters = mode === 'subscribe all, filter locally' ? ['walcast.>'] : [...want];
+  for (const filter of filters) {
+    const consumer = await js.consumers.get('walcast', { filter_subjects: filter, deliver_policy: DeliverPolicy.All });
+    const msgs = await consumer.consume({
+      max_messages: 1024,
+      callback: (m) => (filters.length > 1 || want.has(m.subject) ? take() : undefined),
+    });
+    stops.push(() => msgs.close().then(() => {}));
+  }
+  await finished;
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const server = cpuSeconds(nats.pid) - server0;
+  for (const s of stops) await s();
+  await nc.close();
+  return {
+    'messages delivered': got,
+    'edge CPU ms': Math.round((cpu.user + cpu.system) / 1000),
+    'nats-server CPU ms': Math.round(server * 1000),
+    'wall ms': Math.round(seconds * 1000),
+  };
+}

@@ -1,0 +1,265 @@
+// An edge relay (`walcast edge`): serves WebSocket clients from the
+// JetStream change stream the slot relay fills (relay/sinks/jetstream.ts),
+// so that fan-out grows with the number of edges while one relay reads the
+// slot. No replication slot, no REPLICATION privilege: its DATABASE_URL (a
+// read-only role or a read replica) is read for the registered tables, the
+// slot's epoch and snapshots. Publishes from its clients INSERT into
+// WALCAST_PUBLISH_DATABASE_URL, or are refused without it.
+//
+//   stream ─▶ source.ts (ordered consumer) ─▶ decode.ts ─▶ hub/deliver.ts (router, recovery window)
+//                                                              ─▶ ws/ (the same protocol, coalescing, limits)
+//   subscribe with `since` before the window ─▶ history.ts (the stream, by position)
+//
+// Parts with a life are started in order and stopped in reverse, as in relay.ts.
+import pg from 'pg';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config.ts';
+import { limit } from '../config.ts';
+import { WalcastError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { asStartupError } from '../db/connect-error.ts';
+import type { SnapshotReader } from '../db/snapshot.ts';
+import type { Publisher } from '../publish/publisher.ts';
+import { Router } from '../hub/router.ts';
+import { RecoveryBuffer } from '../hub/recovery.ts';
+import type { DispatcherCounters } from '../hub/dispatcher.ts';
+import { WsServer } from '../ws/server.ts';
+import { Gate } from '../auth/gate.ts';
+import { describeMode, securitySettings } from '../auth/settings.ts';
+import { guardRequests } from '../http/guard.ts';
+import { replayRoutes } from '../http/replay.ts';
+import { clientBundleRoutes } from '../http/client-bundle.ts';
+import { metricsRoutes } from '../http/metrics.ts';
+import { streamPoint } from '../replication/position.ts';
+import { CLOSE } from '../../client/protocol.ts';
+import {
+  closeClients,
+  createHttpApp,
+  createReaders,
+  listen,
+  wsLimits,
+  startAll,
+  stopAll,
+  type Component,
+} from '../relay.ts';
+import { StreamSource } from './source.ts';
+import { StreamHistory } from './history.ts';
+import { EdgeRegistrations } from './registrations.ts';
+import { edgeHealthRoutes } from './health.ts';
+import { edgeSnapshots } from './snapshots.ts';
+import { routeStreamEvent } from './route.ts';
+import { edgeMetrics } from './metrics.ts';
+import { natsSettings } from '../sinks/sinks.ts';
+
+export type EdgeConfig = Omit<Config, 'dataDir' | 'embeddedPort' | 'example'>;
+
+export interface EdgeRelay {
+  url: string;
+  wsUrl: string;
+  port: number;
+  /** Resolves once the edge consumes the stream and accepts WebSocket clients. */
+  ready: Promise<void>;
+  stop(): Promise<void>;
+  /** The parts, for tests and benchmarks to observe. */
+  internals: { source: StreamSource; router: Router; recovery: RecoveryBuffer; ws: WsServer; app: FastifyInstance };
+}
+
+export const PUBLISH_REFUSAL =
+  'this is an edge relay without WALCAST_PUBLISH_DATABASE_URL: publish through the slot relay, or set it on the edge';
+const STARTING = 'the edge is not consuming the change stream yet; try again shortly (GET /readyz says why)';
+
+export async function startEdge(config: EdgeConfig, logger: Logger): Promise<EdgeRelay> {
+  if (!config.natsUrl) throw new WalcastError('edge_needs_nats');
+  if (!config.databaseUrl) throw new WalcastError('edge_needs_database');
+  const publishUrl = config.publishDatabaseUrl;
+  const security = securitySettings(publishUrl ? config : { ...config, publish: 'off' });
+  const gate = new Gate(security, logger);
+  const mode = describeMode(security, config.host);
+  logger[mode.mode === 'open' ? 'warn' : 'info']({ mode: mode.mode, role: 'edge' }, mode.message);
+  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 2 });
+  pool.on('error', (err) => logger.warn({ err }, 'idle database connection failed'));
+  const registrations = new EdgeRegistrations(pool, config.slot, logger);
+  try {
+    await registrations.start();
+  } catch (err) {
+    await pool.end().catch(() => {});
+    throw asStartupError(err, config.databaseUrl);
+  }
+  return assemble(config, logger, {
+    pool,
+    gate,
+    registrations,
+    databaseUrl: config.databaseUrl,
+    natsUrl: config.natsUrl,
+  });
+}
+
+interface Base {
+  pool: pg.Pool;
+  gate: Gate;
+  registrations: EdgeRegistrations;
+  databaseUrl: string;
+  natsUrl: string;
+}
+
+interface Pipeline {
+  router: Router;
+  recovery: RecoveryBuffer;
+  counters: DispatcherCounters;
+  source: StreamSource;
+}
+
+/** Phase 1: stream → source → hub (router, recovery window, counters). */
+function buildPipeline(config: EdgeConfig, logger: Logger, base: Base): Pipeline {
+  const router = new Router();
+  const recovery = new RecoveryBuffer({
+    maxAgeMs: config.recoverySeconds * 1000,
+    maxPerChannel: config.recoveryEvents,
+    maxBytes: config.recoveryMaxBytes,
+  });
+  const counters: DispatcherCounters = { rows: 0, events: 0, deliveries: 0, unrouted: 0, transactions: 0, tooLarge: 0 };
+  const hub = { router, recovery, counters };
+  const source = new StreamSource({
+    ...natsSettings(config, base.natsUrl),
+    logger,
+    epoch: () => base.registrations.epoch(),
+    onStart: (position, epoch) => recovery.reset(position, epoch),
+    onEvent: (e) => routeStreamEvent(hub, e),
+  });
+  return { router, recovery, counters, source };
+}
+
+interface Server {
+  app: FastifyInstance;
+  ws: WsServer;
+  publisher: Publisher;
+  snapshots: SnapshotReader;
+}
+
+/** Phase 2: HTTP routes, the publisher, the snapshot reader, the WebSocket server, metrics. */
+async function buildServer(
+  config: EdgeConfig,
+  logger: Logger,
+  base: Base,
+  p: Pipeline,
+  lifecycle: { stopping: boolean },
+): Promise<Server> {
+  const { gate, registrations } = base;
+  const { router, recovery, counters, source } = p;
+  const app = createHttpApp(config, logger);
+  guardRequests(app, gate);
+  await app.register(edgeHealthRoutes, {
+    source,
+    stopping: () => lifecycle.stopping,
+    lagWarnSeconds: config.lagWarnSeconds,
+  });
+  await app.register(replayRoutes, {
+    source: {
+      recovery,
+      position: () => source.position,
+      authorize: (header: string | undefined, channel: string) => gate.authorizeRead(header, channel),
+      maxBytes: limit(config, 'replayMaxBytes'),
+      maxPerAddress: limit(config, 'replaysPerIp'),
+    },
+  });
+  await app.register(clientBundleRoutes);
+  const { publisher, snapshots } = createReaders(
+    config,
+    { read: base.databaseUrl, write: config.publishDatabaseUrl ?? base.databaseUrl },
+    () => registrations.registrations(),
+    logger,
+    edgeSnapshots(base.pool, () => source.position, limit(config, 'snapshotTimeoutMs')),
+  );
+  const ws = new WsServer({
+    router,
+    logger,
+    ...wsLimits(config),
+    // Backed-up sockets stop the stream, as on the slot relay (the others are not flooded past their queues).
+    onCongestion: (on) => (on ? source.pause() : source.resume()),
+    position: () => source.position,
+    hasTable: (name) => registrations.hasTable(name),
+    recovery,
+    snapshots,
+    gate,
+    publisher,
+    publishRefusal: config.publishDatabaseUrl ? undefined : PUBLISH_REFUSAL,
+    history: new StreamHistory(source),
+  });
+  source.on('epoch', (epoch) => {
+    recovery.reset(streamPoint(0n, epoch), epoch);
+    ws.closeAll(
+      CLOSE.streamReset,
+      'the replication slot was recreated: subscribe again (earlier positions cannot be resumed)',
+    );
+  });
+  const metrics = edgeMetrics({ source, counters, ws, router, recovery, gate, publisher });
+  source.on('transaction', (timeMs) => {
+    counters.transactions++;
+    metrics.commitToDispatch.observe((Date.now() - timeMs) / 1000);
+  });
+  await app.register(metricsRoutes, { metrics });
+  acceptWhenReady(app, ws, gate, source, config);
+  return { app, ws, publisher, snapshots };
+}
+
+async function assemble(config: EdgeConfig, logger: Logger, base: Base): Promise<EdgeRelay> {
+  const pipeline = buildPipeline(config, logger, base);
+  const lifecycle = { stopping: false };
+  const { app, ws, publisher, snapshots } = await buildServer(config, logger, base, pipeline, lifecycle);
+  const { source, router, recovery } = pipeline;
+  // Started in order, stopped in reverse: clients first, then the source, the server, the readers.
+  const components: Component[] = [
+    { name: 'publisher', stop: () => publisher.close() },
+    { name: 'snapshots', stop: () => snapshots.close() },
+    { name: 'registrations', stop: () => base.registrations.stop() },
+    { name: 'http', start: () => listen(app, config), stop: () => app.close() },
+    { name: 'source', start: () => source.start(), stop: () => source.stop() },
+    { name: 'clients', stop: () => closeClients(ws) },
+  ];
+  await startAll(components, logger).catch(async (err: unknown) => {
+    await base.pool.end().catch(() => {});
+    throw err;
+  });
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      lifecycle.stopping = true;
+      logger.info({ connections: ws.connections.size }, 'edge stopping');
+      await stopAll(components, logger);
+      await base.pool.end();
+    })());
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  return {
+    url: `http://${host}:${port}`,
+    wsUrl: `ws://${host}:${port}/ws`,
+    port,
+    ready: source.ready,
+    stop,
+    internals: { source, router, recovery, ws, app },
+  };
+}
+
+/** Until the source consumes, WebSocket upgrades get 503 (the SDK tries its next URL); then the WebSocket server takes them. */
+function acceptWhenReady(
+  app: FastifyInstance,
+  ws: WsServer,
+  gate: Gate,
+  source: StreamSource,
+  config: EdgeConfig,
+): void {
+  const refuse = (_req: unknown, socket: { end(text: string): void }) =>
+    socket.end(
+      `HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${STARTING}\n`,
+    );
+  app.server.on('upgrade', refuse);
+  // Every socket is counted per address before a byte of it is parsed; past the total, Node closes new ones at once.
+  app.server.prependListener('connection', (socket) => gate.track(socket));
+  app.server.maxConnections = limit(config, 'maxConnections');
+  void source.ready.then(() => {
+    if (source.state === 'closed') return;
+    app.server.off('upgrade', refuse);
+    ws.attach(app.server);
+  });
+}
