@@ -5,6 +5,7 @@
 //   server     fastify (health, replay, client bundle, demo), publisher, snapshots, WebSocket
 //   metrics    /metrics over all of the above
 //   mqtt       the MQTT front door (TCP and /mqtt over WebSocket), on the same router, window and gate
+//   supabase   the Supabase Realtime door (/realtime/v1/websocket and its REST broadcast), on the same router and gate
 //   jobs       the TTL pruner
 //
 // Parts with a life (something to start or stop) go in one ordered list:
@@ -50,6 +51,9 @@ import { startMqtt, type MqttFrontDoor } from './mqtt/start.ts';
 import { MQTT_WS_PATH } from './mqtt/listener.ts';
 import { mqttMessageRoute } from './mqtt/messages.ts';
 import { streamPoint } from './replication/position.ts';
+import { SUPABASE_WS_PATH, SupabaseDoor } from './supabase/door.ts';
+import { supabaseMessageRoute } from './supabase/broadcast.ts';
+import { broadcastRoutes } from './supabase/rest.ts';
 
 export type RelayConfig = Omit<Config, 'databaseUrl' | 'dataDir' | 'embeddedPort' | 'example'> & {
   databaseUrl: string;
@@ -92,6 +96,8 @@ export interface RelayInternals {
   sinks: Sinks;
   /** The MQTT front door: its TCP port is null when off or when the default was taken. */
   mqtt: MqttFrontDoor;
+  /** The Supabase Realtime door (docs/supabase.md). */
+  supabase: SupabaseDoor;
 }
 
 /** A part with a life: the list of them is started in order and stopped in reverse. */
@@ -136,13 +142,14 @@ async function assemble(base: Base): Promise<Relay> {
   const server = await buildServer(base, pipeline, lifecycle);
   const metrics = await buildMetrics(base, pipeline, server);
   const mqtt = await buildMqtt(base, pipeline, server, metrics);
+  const supabase = await buildSupabase(base, pipeline, server);
   const pruner = createPruner({
     pool: base.pool,
     schedule: base.config.ttlSchedule,
     logger: base.logger,
     onPruned: (table, rows) => metrics.pruned.inc({ table }, rows),
   });
-  const components = lifeOf(base, slot, pipeline, server, pruner, mqtt);
+  const components = lifeOf(base, slot, pipeline, server, pruner, mqtt, supabase);
   await startAll(components, base.logger);
   const { config, logger, pool } = base;
   let stopping: Promise<void> | undefined;
@@ -167,7 +174,7 @@ async function assemble(base: Base): Promise<Relay> {
       return pipeline.stream.confirmed;
     },
     stop,
-    internals: { pool, ...pipeline, ...server, gate: base.gate, metrics, pruner, mqtt },
+    internals: { pool, ...pipeline, ...server, gate: base.gate, metrics, pruner, mqtt, supabase },
   };
 }
 
@@ -223,7 +230,8 @@ async function buildPipeline({ config, logger, pool }: Base, slot: SlotInfo): Pr
     startLsn,
     liveFromLsn: liveFrom,
     maxEventBytes: config.maxEventBytes,
-    messageRoute: mqttMessageRoute,
+    // Logical messages of the MQTT door and the Supabase door's broadcasts (prefixes walcast.mqtt, walcast.supabase).
+    messageRoute: (prefix, content) => mqttMessageRoute(prefix, content) ?? supabaseMessageRoute(prefix, content),
   });
   dispatcher.setRegistrations(await loadRegistrations(drizzle(pool)));
   const stream = new ReplicationStream({
@@ -335,7 +343,7 @@ async function buildServer(base: Base, pipeline: Pipeline, lifecycle: { stopping
     timeoutMs: limit(config, 'snapshotTimeoutMs'),
   });
   const ws = new WsServer({
-    otherDoors: [MQTT_WS_PATH],
+    otherDoors: [MQTT_WS_PATH, SUPABASE_WS_PATH],
     router,
     logger,
     maxSubscriptions: config.maxSubscriptions,
@@ -425,6 +433,30 @@ async function buildMqtt(
   return { ...door, close: () => (closing ??= door.close()) };
 }
 
+/** Phase 6: the Supabase Realtime door on the HTTP server: its socket endpoint and REST broadcast. */
+async function buildSupabase(
+  { config, logger, gate, pool }: Base,
+  pipeline: Pipeline,
+  server: Server,
+): Promise<SupabaseDoor> {
+  const door = new SupabaseDoor({
+    router: pipeline.router,
+    gate,
+    pool,
+    logger,
+    registrations: () => pipeline.dispatcher.registrationList(),
+    maxFrameBytes: config.maxFrameBytes,
+    sendQueueBytes: config.sendQueueBytes,
+    maxEventBytes: config.maxEventBytes,
+    heartbeatMs: config.heartbeatMs,
+  });
+  door.attach(server.app.server);
+  await server.app.register(broadcastRoutes, { gate, pool });
+  const reason = 'the replication slot was recreated: reconnect';
+  pipeline.stream.on('slotRecreated', () => void door.closeAll(CLOSE.streamReset, reason));
+  return door;
+}
+
 /**
  * The order of life. Stopping runs it backwards: clients first (so they can
  * resume on another relay at once), then the jobs, then the final
@@ -437,6 +469,7 @@ function lifeOf(
   server: Server,
   pruner: Pruner,
   mqtt: MqttFrontDoor,
+  supabase: SupabaseDoor,
 ): Component[] {
   const { config, logger } = base;
   const { stream, watchdog } = pipeline;
@@ -469,7 +502,11 @@ function lifeOf(
     { name: 'sinks-drain', stop: () => pipeline.sinks.stop() },
     { name: 'watchdog', start: () => watchdog.start(), stop: () => watchdog.stop() },
     { name: 'ttl', start: () => pruner.start(), stop: () => pruner.stop() },
-    { name: 'clients', stop: () => Promise.all([closeClients(ws), mqtt.close()]).then(() => {}) },
+    {
+      name: 'clients',
+      stop: () =>
+        Promise.all([closeClients(ws), mqtt.close(), supabase.close(CLOSE.goingAway, SHUTDOWN_REASON)]).then(() => {}),
+    },
   ];
 }
 

@@ -280,6 +280,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
           position: e.position,
           xid: tx.xid,
           frame: Buffer.from(frame),
+          body: e,
         });
     }
   }

@@ -1,0 +1,75 @@
+// From the router's events to this door's frames. A row event is turned
+// into its postgres_changes data once, matched against the binding index
+// (eq filters looked up, the rest checked), and sent to each joined channel
+// with the ids of its bindings that match. Channels with the same topic, ids
+// and serializer get the same Buffer: in fan-out, one frame per event.
+import type { RoutedEvent } from '../hub/router.ts';
+import type { Binding } from './bindings.ts';
+import type { Catalog } from './catalog.ts';
+import { changeOf, dataJson, filteredRow } from './changes.ts';
+import type { Channels, Joined } from './channels.ts';
+import { pushJson, push } from './frames.ts';
+import type { Broadcast } from './broadcast.ts';
+
+/** Send a row event to the channels whose bindings match it; returns how many channels got it. */
+export function deliverChange(channels: Channels, catalog: Catalog, event: RoutedEvent, maxBytes: number): number {
+  const body = event.body;
+  if (!body || !channels.index.watches(body.table)) return 0;
+  const dot = body.table.indexOf('.');
+  const columns =
+    dot < 0
+      ? catalog.cached('public', body.table)
+      : catalog.cached(body.table.slice(0, dot), body.table.slice(dot + 1));
+  const change = changeOf(body, columns);
+  if (!change) return 0;
+  const matched = channels.index.match(body.table, change.type, filteredRow(change));
+  if (matched.length === 0) return 0;
+  const groups = byChannel(matched, body.channel);
+  let data: string | undefined;
+  const frames = new Map<string, Buffer>();
+  for (const [j, ids] of groups) {
+    const key = `${j.conn.vsn}\u0000${j.topic}\u0000${ids.join(',')}`;
+    let frame = frames.get(key);
+    if (!frame) {
+      data ??= dataJson(change, maxBytes);
+      frame = Buffer.from(
+        pushJson(j.conn.vsn, j.topic, 'postgres_changes', `{"ids":[${ids.join(',')}],"data":${data}}`),
+      );
+      frames.set(key, frame);
+    }
+    j.conn.send(frame);
+  }
+  return groups.size;
+}
+
+/** Matched bindings by channel, each with its ids once; bindings whose rows are checked need the channel granted. */
+function byChannel(matched: Binding<Joined>[], channel: string): Map<Joined, number[]> {
+  const groups = new Map<Joined, number[]>();
+  for (const b of matched) {
+    if (b.checkRows && !b.owner.grants.canSubscribe(channel)) continue;
+    const ids = groups.get(b.owner);
+    if (!ids) groups.set(b.owner, [b.id]);
+    else if (!ids.includes(b.id)) ids.push(b.id);
+  }
+  return groups;
+}
+
+/** Send a broadcast read from the stream to its topic's channels here (the sender only with `self`). */
+export function deliverBroadcast(channels: Channels, b: Broadcast): number {
+  const topic = `realtime:${b.topic}`;
+  const frames = new Map<string, Buffer>();
+  let n = 0;
+  for (const j of channels.topics.get(topic) ?? []) {
+    if (!j.topicAllowed || (b.sender === j.conn.id && !j.self)) continue;
+    let frame = frames.get(j.conn.vsn);
+    if (!frame) {
+      frame = Buffer.from(
+        push(j.conn.vsn, topic, 'broadcast', { type: 'broadcast', event: b.event, payload: b.payload }),
+      );
+      frames.set(j.conn.vsn, frame);
+    }
+    j.conn.send(frame);
+    n++;
+  }
+  return n;
+}

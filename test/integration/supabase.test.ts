@@ -1,0 +1,176 @@
+// Supabase Realtime compatibility with the real supabase-js (realtime-js
+// 2.109.0), over both serializers: postgres_changes with every event kind
+// and filter, broadcast and presence between clients, heartbeats, against
+// the real relay and PostgreSQL.
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { SupabaseClient } from '@supabase/supabase-js';
+import { relayFixture } from '../helpers/relay.ts';
+import { Inbox, subscribed, supabaseClient, type Vsn } from '../helpers/supabase.ts';
+
+const fx = relayFixture();
+const clients: SupabaseClient[] = [];
+after(async () => {
+  for (const c of clients) await c.removeAllChannels();
+});
+
+function client(url: string, vsn: Vsn, heartbeatIntervalMs?: number): SupabaseClient {
+  const c = supabaseClient(url, 'anon-key-unused-in-open-mode', { vsn, heartbeatIntervalMs });
+  clients.push(c);
+  return c;
+}
+
+interface Change {
+  eventType: string;
+  table: string;
+  schema: string;
+  commit_timestamp: string;
+  new: Record<string, unknown>;
+  old: Record<string, unknown>;
+  errors: unknown;
+}
+
+for (const vsn of ['1.0.0', '2.0.0'] as const) {
+  // Rows of each serializer's tests apart (one database for the file).
+  const v = vsn === '1.0.0' ? 'v1' : 'v2';
+  describe(`vsn ${vsn}`, () => {
+    test('INSERT, UPDATE and DELETE with event "*" and an eq filter; values as upstream encodes them', async () => {
+      const relay = await fx.relay();
+      const sb = client(relay.url, vsn);
+      const inbox = new Inbox<Change>();
+      const ch = sb
+        .channel(`room-a-${vsn}`)
+        .on(
+          'postgres_changes',
+          { event: '*', schema: 'public', table: 'presence', filter: `channel_id=eq.a${v}` },
+          (p) => inbox.push(p as unknown as Change),
+        );
+      await subscribed(ch);
+      await fx.db.query(`insert into presence (channel_id, user_id, name, meta) values ('b${v}', 'x', 'other', '{}')`);
+      await fx.db.query(
+        `insert into presence (channel_id, user_id, name, meta) values ('a${v}', 'ada', 'Ada', '{"k":[1,2]}')`,
+      );
+      await fx.db.query(`update presence set name = 'Ada L' where channel_id = 'a${v}'`);
+      await fx.db.query(`delete from presence where channel_id = 'a${v}'`);
+      const got = await inbox.until((i) => i.length >= 3, 'three changes');
+      assert.deepEqual(
+        got.map((c) => [c.eventType, c.table, c.schema, c.new.name, c.old.user_id]),
+        [
+          ['INSERT', 'presence', 'public', 'Ada', undefined],
+          ['UPDATE', 'presence', 'public', 'Ada L', undefined],
+          ['DELETE', 'presence', 'public', undefined, 'ada'],
+        ],
+      );
+      assert.deepEqual(got[0]!.new.meta, { k: [1, 2] });
+      assert.match(String(got[0]!.new.updated_at), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+\+00:00$/);
+      assert.match(got[0]!.commit_timestamp, /^\d{4}-\d\d-\d\dT/);
+      assert.equal(got[0]!.errors, null);
+    });
+
+    test('per-event bindings, an in filter and several bindings on one channel; a row right after SUBSCRIBED arrives', async () => {
+      const relay = await fx.relay();
+      const sb = client(relay.url, vsn);
+      const inserts = new Inbox<Change>();
+      const deletes = new Inbox<Change>();
+      const chat = new Inbox<Change>();
+      const ch = sb
+        .channel(`multi-${vsn}`)
+        .on(
+          'postgres_changes',
+          { event: 'INSERT', schema: 'public', table: 'presence', filter: `channel_id=in.(m1${v},m2${v})` },
+          (p) => inserts.push(p as unknown as Change),
+        )
+        .on(
+          'postgres_changes',
+          { event: 'DELETE', schema: 'public', table: 'presence', filter: `channel_id=eq.m1${v}` },
+          (p) => deletes.push(p as unknown as Change),
+        )
+        .on(
+          'postgres_changes',
+          { event: 'INSERT', schema: 'public', table: 'chat_messages', filter: `sender=eq.ada${v}` },
+          (p) => chat.push(p as unknown as Change),
+        );
+      await subscribed(ch);
+      // At once: the subscription is live before SUBSCRIBED (upstream's race, realtime-js #525).
+      await fx.db.query(`insert into presence (channel_id, user_id) values ('m1${v}', 'first')`);
+      await fx.db.query(`insert into presence (channel_id, user_id) values ('m3${v}', 'no'), ('m2${v}', 'two')`);
+      await fx.db.query(`update presence set name = 'not watched' where channel_id = 'm1${v}'`);
+      await fx.db.query(`delete from presence where channel_id = 'm1${v}'`);
+      await fx.db.query(
+        `insert into chat_messages (channel_id, sender, body) values ('c1', 'bob${v}', 'no'), ('c2', 'ada${v}', 'yes')`,
+      );
+      await chat.until((i) => i.length >= 1, 'the chat insert');
+      await deletes.until((i) => i.length >= 1, 'the delete');
+      assert.deepEqual(
+        inserts.items.map((c) => [c.eventType, c.new.user_id]),
+        [
+          ['INSERT', 'first'],
+          ['INSERT', 'two'],
+        ],
+      );
+      assert.deepEqual(
+        deletes.items.map((c) => [c.eventType, c.old.user_id]),
+        [['DELETE', 'first']],
+      );
+      assert.deepEqual(
+        chat.items.map((c) => [c.new.body, typeof c.new.id]),
+        [['yes', 'number']],
+      );
+    });
+
+    test('broadcast reaches the other client and the sender with self; ack is replied', async () => {
+      const relay = await fx.relay();
+      const a = client(relay.url, vsn);
+      const b = client(relay.url, vsn);
+      const toA = new Inbox<unknown>();
+      const toB = new Inbox<unknown>();
+      const ca = a
+        .channel(`bc-${vsn}`, { config: { broadcast: { self: true, ack: true } } })
+        .on('broadcast', { event: 'cursor' }, (m) => toA.push(m));
+      const cb = b.channel(`bc-${vsn}`).on('broadcast', { event: 'cursor' }, (m) => toB.push(m));
+      await subscribed(ca);
+      await subscribed(cb);
+      assert.equal(await ca.send({ type: 'broadcast', event: 'cursor', payload: { x: 1 } }), 'ok');
+      await cb.send({ type: 'broadcast', event: 'cursor', payload: { x: 2 } });
+      await toA.until((i) => i.length >= 2, 'both broadcasts at a');
+      await toB.until((i) => i.length >= 1, 'a broadcast at b');
+      assert.deepEqual(toA.items, [
+        { type: 'broadcast', event: 'cursor', payload: { x: 1 } },
+        { type: 'broadcast', event: 'cursor', payload: { x: 2 } },
+      ]);
+      // b has no self: its own x:2 is not echoed; a marker after it shows nothing else came.
+      await ca.send({ type: 'broadcast', event: 'cursor', payload: { marker: true } });
+      await toB.until((i) => i.length >= 2, 'the marker at b');
+      assert.deepEqual(toB.items, [
+        { type: 'broadcast', event: 'cursor', payload: { x: 1 } },
+        { type: 'broadcast', event: 'cursor', payload: { marker: true } },
+      ]);
+    });
+
+    test('presence: sync, join and leave between two clients', async () => {
+      const relay = await fx.relay();
+      const a = client(relay.url, vsn);
+      const b = client(relay.url, vsn);
+      const events = new Inbox<{ event: string; key?: string }>();
+      const ca = a
+        .channel(`pr-${vsn}`, { config: { presence: { key: 'ada' } } })
+        .on('presence', { event: 'sync' }, () => events.push({ event: 'sync' }))
+        .on('presence', { event: 'join' }, ({ key }) => events.push({ event: 'join', key }))
+        .on('presence', { event: 'leave' }, ({ key }) => events.push({ event: 'leave', key }));
+      await subscribed(ca);
+      await events.until((i) => i.some((e) => e.event === 'sync'), 'the first sync (empty presence_state)');
+      assert.deepEqual(ca.presenceState(), {});
+      const cb = b.channel(`pr-${vsn}`, { config: { presence: { key: 'bob' } } });
+      await subscribed(cb);
+      await cb.track({ online: true });
+      await events.until((i) => i.some((e) => e.event === 'join' && e.key === 'bob'), 'bob joining');
+      assert.deepEqual(
+        Object.entries(ca.presenceState()).map(([k, v]) => [k, (v as { online?: boolean }[])[0]?.online]),
+        [['bob', true]],
+      );
+      await b.removeChannel(cb);
+      await events.until((i) => i.some((e) => e.event === 'leave' && e.key === 'bob'), 'bob leaving');
+      assert.deepEqual(ca.presenceState(), {});
+    });
+  });
+}
