@@ -174,3 +174,84 @@ for (const vsn of ['1.0.0', '2.0.0'] as const) {
     });
   });
 }
+
+test('a filter the door cannot serve: a system error naming it and CHANNEL_ERROR, not silence', async () => {
+  const relay = await fx.relay();
+  const sb = client(relay.url, '2.0.0');
+  const system = new Inbox<{ status: string; message: string }>();
+  const ch = sb
+    .channel('bad-filter')
+    .on('system', {}, (m) => system.push(m as { status: string; message: string }))
+    .on('postgres_changes', { event: '*', schema: 'public', table: 'presence', filter: 'name=like.A%' }, () => {});
+  await assert.rejects(subscribed(ch), /CHANNEL_ERROR: supabase_filter_unsupported: filter name=like.A% on presence/);
+  await system.until((i) => i.length > 0, 'the system error');
+  assert.equal(system.items[0]!.status, 'error');
+  assert.match(system.items[0]!.message, /supported: eq, neq, lt, lte, gt, gte, in/);
+  await sb.removeChannel(ch);
+});
+
+test('a table walcast does not stream is refused with CHANNEL_ERROR and the fix', async () => {
+  const relay = await fx.relay();
+  await fx.db.query('create table if not exists not_streamed (id int primary key)');
+  const sb = client(relay.url, '1.0.0');
+  const ch = sb
+    .channel('refused')
+    .on('postgres_changes', { event: '*', schema: 'public', table: 'not_streamed' }, () => {});
+  await assert.rejects(
+    subscribed(ch),
+    /CHANNEL_ERROR: supabase_table_not_registered: table public.not_streamed is not registered.*walcast.register_table/,
+  );
+  await sb.removeChannel(ch);
+});
+
+test('REST broadcast (POST /realtime/v1/api/broadcast) reaches subscribers; httpSend too', async () => {
+  const relay = await fx.relay();
+  const sb = client(relay.url, '2.0.0');
+  const got = new Inbox<unknown>();
+  const ch = sb.channel('from-server').on('broadcast', { event: 'news' }, (m) => got.push(m));
+  await subscribed(ch);
+  const res = await fetch(`${relay.url}/realtime/v1/api/broadcast`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', apikey: 'anon' },
+    body: JSON.stringify({ messages: [{ topic: 'from-server', event: 'news', payload: { n: 1 } }] }),
+  });
+  assert.equal(res.status, 202);
+  assert.deepEqual(await ch.httpSend('news', { n: 2 }), { success: true });
+  await got.until((i) => i.length >= 2, 'two broadcasts');
+  assert.deepEqual(got.items, [
+    { type: 'broadcast', event: 'news', payload: { n: 1 } },
+    { type: 'broadcast', event: 'news', payload: { n: 2 } },
+  ]);
+  const bad = await fetch(`${relay.url}/realtime/v1/api/broadcast`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"messages":[]}',
+  });
+  assert.equal(bad.status, 400);
+});
+
+test('heartbeats for more than a minute: every one answered, the socket still delivers', async () => {
+  const relay = await fx.relay({ heartbeatMs: 5000 });
+  const sb = client(relay.url, '2.0.0', 1000);
+  const beats = new Inbox<string>();
+  sb.realtime.onHeartbeat((status) => beats.push(status));
+  const rows = new Inbox<Change>();
+  const ch = sb
+    .channel('long')
+    .on(
+      'postgres_changes',
+      { event: 'INSERT', schema: 'public', table: 'presence', filter: 'channel_id=eq.long' },
+      (p) => rows.push(p as unknown as Change),
+    );
+  await subscribed(ch);
+  const started = Date.now();
+  await beats.until(() => Date.now() - started > 61_000, 'a minute of heartbeats', 70_000);
+  const ok = beats.items.filter((s) => s === 'ok').length;
+  assert.ok(ok >= 50, `${ok} heartbeats answered in 61 s`);
+  assert.deepEqual(
+    beats.items.filter((s) => s !== 'ok' && s !== 'sent'),
+    [],
+  );
+  await fx.db.query(`insert into presence (channel_id, user_id) values ('long', 'still-here')`);
+  await rows.until((i) => i.length === 1, 'a row after a minute');
+});
