@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --only ingest,fanout,connections,restart]`:
+// `npm run bench [-- --quick] [-- --only ingest,fanout,connections,restart,mqtt,supabase]`:
 // every scenario against the same PostgreSQL, in one run. Progress goes to
 // stderr, a markdown table per scenario to stdout, the numbers to
 // bench/results/<date>-<scenario>.json, with charts as SVG beside them. See
@@ -13,6 +13,7 @@ import { CONNECTIONS_FULL, CONNECTIONS_QUICK, runConnections } from './scenarios
 import { RESTART_FULL, RESTART_QUICK, runRestart } from './scenarios/restart.ts';
 import { STREAMS_FULL, STREAMS_QUICK, runStreams } from './scenarios/streams.ts';
 import { MQTT_FULL, MQTT_QUICK, runMqtt, type MqttPlan } from './scenarios/mqtt.ts';
+import { SUPABASE_FULL, SUPABASE_QUICK, runSupabase } from './scenarios/supabase.ts';
 
 type Scenario = { name: string; run: () => Promise<{ rows: Row[]; notes: string[] }> };
 
@@ -32,6 +33,7 @@ async function main(): Promise<void> {
     { name: 'restart', run: () => runRestart(db, quick ? RESTART_QUICK : RESTART_FULL) },
     { name: 'streams', run: () => runStreams(db, quick ? STREAMS_QUICK : STREAMS_FULL) },
     { name: 'mqtt', run: () => runMqtt(db, mqttPlan(argv, quick)) },
+    { name: 'supabase', run: () => runSupabase(db, quick ? SUPABASE_QUICK : SUPABASE_FULL) },
   ];
   let failed = false;
   try {
