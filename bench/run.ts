@@ -13,7 +13,13 @@ import { CONNECTIONS_FULL, CONNECTIONS_QUICK, runConnections } from './scenarios
 import { RESTART_FULL, RESTART_QUICK, runRestart } from './scenarios/restart.ts';
 import { STREAMS_FULL, STREAMS_QUICK, runStreams } from './scenarios/streams.ts';
 import { MQTT_FULL, MQTT_QUICK, runMqtt, type MqttPlan } from './scenarios/mqtt.ts';
-import { SUPABASE_FULL, SUPABASE_QUICK, runSupabase } from './scenarios/supabase.ts';
+import {
+  SUPABASE_FULL,
+  SUPABASE_QUICK,
+  runSupabase,
+  type SupabasePlan,
+  type SupabaseSystem,
+} from './scenarios/supabase.ts';
 
 type Scenario = { name: string; run: () => Promise<{ rows: Row[]; notes: string[] }> };
 
@@ -33,7 +39,7 @@ async function main(): Promise<void> {
     { name: 'restart', run: () => runRestart(db, quick ? RESTART_QUICK : RESTART_FULL) },
     { name: 'streams', run: () => runStreams(db, quick ? STREAMS_QUICK : STREAMS_FULL) },
     { name: 'mqtt', run: () => runMqtt(db, mqttPlan(argv, quick)) },
-    { name: 'supabase', run: () => runSupabase(db, quick ? SUPABASE_QUICK : SUPABASE_FULL) },
+    { name: 'supabase', run: () => runSupabase(db, supabasePlan(argv, quick)) },
   ];
   let failed = false;
   try {
@@ -96,6 +102,19 @@ function fanoutPlan(argv: string[], quick: boolean): FanoutPlan {
 function mqttPlan(argv: string[], quick: boolean): MqttPlan {
   const plan = { ...(quick ? MQTT_QUICK : MQTT_FULL) };
   const { subscribers, layouts, rates, measureMs } = fanoutPlan(argv, quick);
+  if (listFlag(argv, 'subscribers')) plan.subscribers = subscribers;
+  if (listFlag(argv, 'layouts')) plan.layouts = layouts;
+  if (listFlag(argv, 'rates')) plan.rates = rates;
+  if (listFlag(argv, 'measure-ms')) plan.measureMs = measureMs;
+  return plan;
+}
+
+/** The supabase plan, narrowed by --systems (walcast, supabase-v1, supabase-v2) and the fan-out flags. */
+function supabasePlan(argv: string[], quick: boolean): SupabasePlan {
+  const plan = { ...(quick ? SUPABASE_QUICK : SUPABASE_FULL) };
+  const { subscribers, layouts, rates, measureMs } = fanoutPlan(argv, quick);
+  const systems = listFlag(argv, 'systems');
+  if (systems) plan.systems = systems as SupabaseSystem[];
   if (listFlag(argv, 'subscribers')) plan.subscribers = subscribers;
   if (listFlag(argv, 'layouts')) plan.layouts = layouts;
   if (listFlag(argv, 'rates')) plan.rates = rates;

@@ -269,7 +269,7 @@ async function buildPipeline({ config, logger, pool }: Base, slot: SlotInfo): Pr
 
 interface Server {
   /** Reading the stream pauses while any front door's clients are backed up. */
-  congestion(door: 'ws' | 'mqtt', on: boolean): void;
+  congestion(door: 'ws' | 'mqtt' | 'supabase', on: boolean): void;
   /** What later phases add to /readyz (the MQTT door's counts). */
   readiness: { mqtt?: () => object };
   app: FastifyInstance;
@@ -283,10 +283,10 @@ async function buildServer(base: Base, pipeline: Pipeline, lifecycle: { stopping
   const { config, logger, gate } = base;
   const { router, recovery, dispatcher, stream, watchdog } = pipeline;
   const readiness: Server['readiness'] = {};
-  const congested = { ws: false, mqtt: false };
-  const congestion = (door: 'ws' | 'mqtt', on: boolean) => {
+  const congested = { ws: false, mqtt: false, supabase: false };
+  const congestion = (door: 'ws' | 'mqtt' | 'supabase', on: boolean) => {
     congested[door] = on;
-    if (congested.ws || congested.mqtt) stream.pause();
+    if (congested.ws || congested.mqtt || congested.supabase) stream.pause();
     else stream.resume();
   };
   const httpTimeoutMs = limit(config, 'httpTimeoutMs');
@@ -445,10 +445,13 @@ async function buildSupabase(
     pool,
     logger,
     registrations: () => pipeline.dispatcher.registrationList(),
+    recovery: pipeline.recovery,
     maxFrameBytes: config.maxFrameBytes,
     sendQueueBytes: config.sendQueueBytes,
     maxEventBytes: config.maxEventBytes,
     heartbeatMs: config.heartbeatMs,
+    slowConsumerMs: config.slowConsumerMs,
+    onCongestion: (on) => server.congestion('supabase', on),
   });
   door.attach(server.app.server);
   await server.app.register(broadcastRoutes, { gate, pool });

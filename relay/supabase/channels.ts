@@ -15,6 +15,7 @@ import { errorReply, PHX, push, reply, system } from './frames.ts';
 import { bindingsOf, type BindingSpec } from './join.ts';
 import { PresenceTable, type Diff } from './presence.ts';
 import type { PhxMessage } from './serializer.ts';
+import { resumeRequest, type ResumeRequest } from './resume.ts';
 
 export interface Joined {
   conn: SupabaseConnection;
@@ -29,6 +30,10 @@ export interface Joined {
   presenceKey: string;
   /** May it receive (and take part in) the topic's broadcasts and presence? */
   topicAllowed: boolean;
+  /** Joined with the resume extension: its frames carry walcast_position (resume.ts). */
+  positions: boolean;
+  /** What its frames depend on besides the binding ids: channels alike share a frame (deliver.ts). */
+  frameKey: string;
   expiry?: NodeJS.Timeout;
 }
 
@@ -41,6 +46,8 @@ export interface ChannelsOptions {
   registrations: () => Registration[];
   /** The first channel joined and the last one left: the door takes router events only in between. */
   onActive: (active: boolean) => void;
+  /** Send a resuming channel what it missed (resume.ts). */
+  replay: (j: Joined, since: string) => void;
 }
 
 export class Channels {
@@ -71,9 +78,12 @@ export class Channels {
       return;
     }
     if (!conn.open) return;
-    const j = this.add(conn, msg, config, grants, specs);
+    // From here to the end, one turn of the event loop: no change falls between the replay, the index and the reply.
+    const resume = resumeRequest(config);
+    const j = this.add(conn, msg, config, grants, specs, resume);
     conn.send(reply(conn.vsn, msg, 'ok', { postgres_changes: specs.map((s) => s.echo) }));
     if (specs.length > 0) conn.send(system(conn.vsn, msg.topic, 'ok', 'Subscribed to PostgreSQL'));
+    if (resume?.since) this.opts.replay(j, resume.since);
     if (j.topicAllowed)
       conn.send(push(conn.vsn, msg.topic, 'presence_state', this.presence.state(msg.topic), j.joinRef));
   }
@@ -84,6 +94,7 @@ export class Channels {
     config: Record<string, unknown>,
     grants: Grants,
     specs: BindingSpec[],
+    resume: ResumeRequest | null,
   ): Joined {
     const broadcast = (config.broadcast ?? {}) as Record<string, unknown>;
     const presence = (config.presence ?? {}) as Record<string, unknown>;
@@ -99,6 +110,8 @@ export class Channels {
       ack: broadcast.ack === true,
       presenceKey: typeof presence.key === 'string' && presence.key !== '' ? presence.key : randomUUID(),
       topicAllowed: !this.opts.gate.authRequired || grants.canSubscribe(subTopic),
+      positions: resume !== null,
+      frameKey: `${conn.vsn}\u0000${msg.topic}\u0000${resume !== null}\u0000`,
     };
     for (const s of specs) {
       const b: Binding<Joined> = {

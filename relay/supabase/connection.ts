@@ -16,7 +16,8 @@ import type { Joined } from './channels.ts';
 
 /** What a connection asks of the door. */
 export interface ConnectionHost {
-  enqueue(conn: SupabaseConnection, bytes: Buffer): void;
+  /** Queue `bytes` for the end of the tick; `queued` is the connection's queue including them. */
+  enqueue(conn: SupabaseConnection, bytes: Buffer, queued: number): void;
   overflow(conn: SupabaseConnection): void;
   handle(conn: SupabaseConnection, msg: PhxMessage): Promise<void>;
   failed(conn: SupabaseConnection, err: unknown): void;
@@ -63,8 +64,13 @@ export class SupabaseConnection implements FrameQueue {
   send(frame: string | Buffer): void {
     if (!this.open) return;
     const bytes = typeof frame === 'string' ? Buffer.from(frame) : frame;
-    if (!this.bound.admit(this.ws.bufferedAmount + this.pendingBytes, bytes.length)) return this.host.overflow(this);
-    this.host.enqueue(this, bytes);
+    const before = this.queuedBytes();
+    if (!this.bound.admit(before, bytes.length)) return this.host.overflow(this);
+    this.host.enqueue(this, bytes, before + bytes.length);
+  }
+
+  queuedBytes(): number {
+    return this.ws.bufferedAmount + this.pendingBytes;
   }
 
   writeFrames(frames: Buffer): void {

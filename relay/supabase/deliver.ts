@@ -6,7 +6,7 @@
 import type { RoutedEvent } from '../hub/router.ts';
 import type { Binding } from './bindings.ts';
 import type { Catalog } from './catalog.ts';
-import { changeOf, dataJson, filteredRow } from './changes.ts';
+import { changeOf, dataJson, filteredRow, type ChangeData } from './changes.ts';
 import type { Channels, Joined } from './channels.ts';
 import { pushJson, push } from './frames.ts';
 import type { Broadcast } from './broadcast.ts';
@@ -28,18 +28,27 @@ export function deliverChange(channels: Channels, catalog: Catalog, event: Route
   let data: string | undefined;
   const frames = new Map<string, Buffer>();
   for (const [j, ids] of groups) {
-    const key = `${j.conn.vsn}\u0000${j.topic}\u0000${ids.join(',')}`;
+    // Channels that asked for positions (resume.ts) get walcast_position beside ids and data.
+    const key = ids.length === 1 ? j.frameKey + ids[0] : j.frameKey + ids.join(',');
     let frame = frames.get(key);
     if (!frame) {
       data ??= dataJson(change, maxBytes);
-      frame = Buffer.from(
-        pushJson(j.conn.vsn, j.topic, 'postgres_changes', `{"ids":[${ids.join(',')}],"data":${data}}`),
-      );
+      frame = Buffer.from(framed(j, ids, data, event.position));
       frames.set(key, frame);
     }
     j.conn.send(frame);
   }
   return groups.size;
+}
+
+/** One postgres_changes frame for `j` (a replayed change, resume.ts). */
+export function changeFrame(j: Joined, ids: number[], change: ChangeData, maxBytes: number, position: string): Buffer {
+  return Buffer.from(framed(j, ids, dataJson(change, maxBytes), position));
+}
+
+function framed(j: Joined, ids: number[], data: string, position: string): string {
+  const extra = j.positions ? `,"walcast_position":${JSON.stringify(position)}` : '';
+  return pushJson(j.conn.vsn, j.topic, 'postgres_changes', `{"ids":[${ids.join(',')}],"data":${data}${extra}}`);
 }
 
 /** Matched bindings by channel, each with its ids once; bindings whose rows are checked need the channel granted. */

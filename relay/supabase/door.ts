@@ -17,10 +17,13 @@ import { openGrants } from '../auth/grants.ts';
 import type { Registration } from '../db/registry.ts';
 import { WalcastError } from '../errors.ts';
 import type { Router, RoutedEvent, Sink } from '../hub/router.ts';
+import type { RecoveryBuffer } from '../hub/recovery.ts';
+import { replayMissed } from './resume.ts';
 import type { Logger } from '../log.ts';
 import { CLOSE } from '../../client/protocol.ts';
 import { WriteCoalescer } from '../ws/coalesce.ts';
 import { Heartbeat } from '../ws/heartbeat.ts';
+import { Congestion } from '../ws/congestion.ts';
 import { BROADCAST_TABLE, decodeBroadcast } from './broadcast.ts';
 import { Catalog } from './catalog.ts';
 import { Channels, reasonOf } from './channels.ts';
@@ -37,10 +40,16 @@ export interface SupabaseDoorOptions {
   pool: pg.Pool;
   logger: Logger;
   registrations: () => Registration[];
+  /** The recovery window a resuming channel's missed changes come from (resume.ts). */
+  recovery: RecoveryBuffer;
   maxFrameBytes: number;
   sendQueueBytes: number;
   maxEventBytes: number;
   heartbeatMs: number;
+  /** How long a queue may stay over half of sendQueueBytes before 4008. */
+  slowConsumerMs: number;
+  /** Told when sockets are backed up (pause reading the stream) and when they are not. */
+  onCongestion: (congested: boolean) => void;
 }
 
 export interface SupabaseCounters {
@@ -60,6 +69,8 @@ export class SupabaseDoor {
   broadcasts = 0;
   private readonly coalescer = new WriteCoalescer();
   private readonly heartbeat: Heartbeat;
+  /** Backed-up sockets pause the stream, as the WebSocket door's do (ws/congestion.ts). */
+  private readonly congestion: Congestion<SupabaseConnection>;
   private readonly sink: Sink = { send: (frame, event) => this.route(frame, event) };
 
   constructor(readonly opts: SupabaseDoorOptions) {
@@ -75,12 +86,21 @@ export class SupabaseDoor {
       gate: opts.gate,
       catalog: this.catalog,
       registrations: opts.registrations,
+      replay: (j, since) =>
+        replayMissed(j, since, opts.recovery, this.catalog, opts.registrations(), opts.maxEventBytes),
       onActive: (active) => {
         if (active) opts.router.subscribeAll(this.sink, { tables: null, messages: true });
         else opts.router.unsubscribeAll(this.sink);
       },
     });
     this.heartbeat = new Heartbeat(opts.heartbeatMs, () => this.connections);
+    this.congestion = new Congestion<SupabaseConnection>({
+      softBytes: opts.sendQueueBytes / 2,
+      graceMs: opts.slowConsumerMs,
+      onChange: (congested) => opts.onCongestion(congested),
+      onStuck: (c) =>
+        this.closeConnection(c, CLOSE.slowConsumer, 'the client reads too slowly (WALCAST_SLOW_CONSUMER_MS)'),
+    });
   }
 
   get counters(): SupabaseCounters {
@@ -147,7 +167,10 @@ export class SupabaseDoor {
       grants,
       this.opts.gate.connectionBucket(),
       {
-        enqueue: (c, bytes) => this.coalescer.enqueue(c, bytes),
+        enqueue: (c, bytes, queued) => {
+          this.coalescer.enqueue(c, bytes);
+          this.congestion.note(c, queued);
+        },
         overflow: (c) => this.closeConnection(c, CLOSE.slowConsumer, 'send queue full: the client reads too slowly'),
         handle: (c, msg) => handleMessage(this, c, msg),
         failed: (c, err) => {
@@ -164,6 +187,7 @@ export class SupabaseDoor {
 
   private ended(conn: SupabaseConnection): void {
     if (!this.connections.delete(conn)) return;
+    this.congestion.forget(conn);
     for (const j of [...conn.joined.values()]) this.channels.leave(j);
   }
 
@@ -187,6 +211,7 @@ export class SupabaseDoor {
   /** At shutdown: close every socket with `code` (1001) and stop the heartbeats. */
   async close(code: number = CLOSE.goingAway, reason = 'relay shutting down'): Promise<void> {
     this.heartbeat.stop();
+    this.congestion.stop();
     await this.closeAll(code, reason);
   }
 

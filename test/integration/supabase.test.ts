@@ -5,6 +5,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { SupabaseClient } from '@supabase/supabase-js';
+import { WebSocket } from 'ws';
 import { relayFixture } from '../helpers/relay.ts';
 import { Inbox, subscribed, supabaseClient, type Vsn } from '../helpers/supabase.ts';
 
@@ -254,4 +255,85 @@ test('heartbeats for more than a minute: every one answered, the socket still de
   );
   await fx.db.query(`insert into presence (channel_id, user_id) values ('long', 'still-here')`);
   await rows.until((i) => i.length === 1, 'a row after a minute');
+});
+
+/** A postgres_changes payload as it is on the wire (and the other frames' payloads, read loosely). */
+interface ChangePayload {
+  ids: number[];
+  data: { record: Record<string, unknown> };
+  walcast_position: string;
+}
+
+/** A raw Phoenix client (vsn 1.0.0), as a client using the resume extension speaks it. */
+async function phoenix(url: string) {
+  const ws = new WebSocket(`${url.replace('http', 'ws')}/realtime/v1/websocket?apikey=anon&vsn=1.0.0`);
+  const frames = new Inbox<{ topic: string; event: string; payload: ChangePayload; ref: string | null }>();
+  ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
+  await new Promise((r, j) => ws.once('open', r).once('error', j));
+  const join = (walcast: object) =>
+    ws.send(
+      JSON.stringify({
+        topic: 'realtime:resume',
+        event: 'phx_join',
+        ref: '1',
+        join_ref: '1',
+        payload: {
+          config: {
+            postgres_changes: [{ event: 'INSERT', schema: 'public', table: 'presence', filter: 'channel_id=eq.res-1' }],
+            walcast,
+          },
+        },
+      }),
+    );
+  const changes = () => frames.items.filter((f) => f.event === 'postgres_changes').map((f) => f.payload);
+  return { ws, frames, join, changes };
+}
+
+test('resume extension: a client rejoining with walcast.since gets the changes it missed, then live, none twice', async () => {
+  const relay = await fx.relay();
+  const first = await phoenix(relay.url);
+  first.join({});
+  await first.frames.until((i) => i.some((f) => f.event === 'phx_reply'), 'the join reply');
+  await fx.db.query(`insert into presence (channel_id, user_id) values ('res-1', 'seen')`);
+  const [seen] = await first.frames.until(() => first.changes().length === 1, 'the first change').then(first.changes);
+  assert.equal(seen!.data.record.user_id, 'seen');
+  assert.match(seen!.walcast_position, /^[0-9A-F]{16}-[0-9A-F]{8}-/);
+  first.ws.close();
+  await fx.db.query(`insert into presence (channel_id, user_id) values ('res-1', 'missed-1'), ('res-2', 'other')`);
+  await fx.db.query(`insert into presence (channel_id, user_id) values ('res-1', 'missed-2')`);
+  const again = await phoenix(relay.url);
+  again.join({ since: seen!.walcast_position });
+  await again.frames.until(() => again.changes().length === 2, 'the missed changes');
+  await fx.db.query(`insert into presence (channel_id, user_id) values ('res-1', 'live')`);
+  await again.frames.until(() => again.changes().length === 3, 'the live change');
+  assert.deepEqual(
+    again.changes().map((c) => c.data.record.user_id),
+    ['missed-1', 'missed-2', 'live'],
+  );
+  const events = again.frames.items.map((f) => f.event);
+  assert.ok(events.indexOf('phx_reply') < events.indexOf('postgres_changes'), 'the reply comes before the replay');
+  again.ws.close();
+});
+
+test('unmodified clients get exactly the upstream payload: no walcast_position', async () => {
+  const relay = await fx.relay();
+  const raw = await phoenix(relay.url);
+  raw.ws.send(
+    JSON.stringify({
+      topic: 'realtime:plain',
+      event: 'phx_join',
+      ref: '1',
+      join_ref: '1',
+      payload: {
+        config: {
+          postgres_changes: [{ event: '*', schema: 'public', table: 'presence', filter: 'channel_id=eq.plain' }],
+        },
+      },
+    }),
+  );
+  await raw.frames.until((i) => i.some((f) => f.event === 'phx_reply'), 'the join reply');
+  await fx.db.query(`insert into presence (channel_id, user_id) values ('plain', 'p')`);
+  await raw.frames.until(() => raw.changes().length === 1, 'the change');
+  assert.deepEqual(Object.keys(raw.changes()[0]!).sort(), ['data', 'ids']);
+  raw.ws.close();
 });
