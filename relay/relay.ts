@@ -54,6 +54,7 @@ import { streamPoint } from './replication/position.ts';
 import { SUPABASE_WS_PATH, SupabaseDoor } from './supabase/door.ts';
 import { supabaseMessageRoute } from './supabase/broadcast.ts';
 import { broadcastRoutes } from './supabase/rest.ts';
+import { registerSupabaseMetrics } from './supabase/metrics.ts';
 
 export type RelayConfig = Omit<Config, 'databaseUrl' | 'dataDir' | 'embeddedPort' | 'example'> & {
   databaseUrl: string;
@@ -142,7 +143,7 @@ async function assemble(base: Base): Promise<Relay> {
   const server = await buildServer(base, pipeline, lifecycle);
   const metrics = await buildMetrics(base, pipeline, server);
   const mqtt = await buildMqtt(base, pipeline, server, metrics);
-  const supabase = await buildSupabase(base, pipeline, server);
+  const supabase = await buildSupabase(base, pipeline, server, metrics);
   const pruner = createPruner({
     pool: base.pool,
     schedule: base.config.ttlSchedule,
@@ -438,6 +439,7 @@ async function buildSupabase(
   { config, logger, gate, pool }: Base,
   pipeline: Pipeline,
   server: Server,
+  metrics: RelayMetrics,
 ): Promise<SupabaseDoor> {
   const door = new SupabaseDoor({
     router: pipeline.router,
@@ -454,6 +456,7 @@ async function buildSupabase(
     onCongestion: (on) => server.congestion('supabase', on),
   });
   door.attach(server.app.server);
+  registerSupabaseMetrics(metrics.registry, () => door.counters);
   await server.app.register(broadcastRoutes, { gate, pool });
   const reason = 'the replication slot was recreated: reconnect';
   pipeline.stream.on('slotRecreated', () => void door.closeAll(CLOSE.streamReset, reason));

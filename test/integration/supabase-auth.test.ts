@@ -163,3 +163,22 @@ test('broadcast and presence need the topic granted: receiving with channels, se
   assert.equal(res.status, 403);
   assert.match(((await res.json()) as { error: string }).error, /supabase_forbidden/);
 });
+
+test('a token that expires closes the channels joined with it, with a system error saying so', async () => {
+  const relay = await secured();
+  const sb = client(relay.url, await token({ sub: 'dee', channels: ['dee-*'] }, { expiresIn: 2 }));
+  const system = new Inbox<{ status: string; message: string }>();
+  const states = new Inbox<string>();
+  const ch = sb
+    .channel('short')
+    .on('system', {}, (m) => system.push(m as { status: string; message: string }))
+    .on(
+      'postgres_changes',
+      { event: '*', schema: 'public', table: 'presence', filter: 'channel_id=eq.dee-1' },
+      () => {},
+    );
+  ch.subscribe((s) => states.push(s));
+  await states.until((i) => i.includes('SUBSCRIBED'), 'SUBSCRIBED');
+  await states.until((i) => i.includes('CLOSED'), 'CLOSED once the token expired', 8000);
+  assert.match(system.items.find((m) => m.status === 'error')!.message, /token expired/);
+});

@@ -223,6 +223,9 @@ test('REST broadcast (POST /realtime/v1/api/broadcast) reaches subscribers; http
     { type: 'broadcast', event: 'news', payload: { n: 1 } },
     { type: 'broadcast', event: 'news', payload: { n: 2 } },
   ]);
+  const metrics = await (await fetch(`${relay.url}/metrics`)).text();
+  assert.match(metrics, /^walcast_supabase_connections 1$/m);
+  assert.match(metrics, /^walcast_supabase_broadcasts_total 2$/m);
   const bad = await fetch(`${relay.url}/realtime/v1/api/broadcast`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
