@@ -22,6 +22,22 @@ function client(url: string, key: string, accessToken?: () => Promise<string | n
   return c;
 }
 
+/** A channel with INSERTs of presence on `channel`, collecting rows, system messages and subscribe states. */
+function watched(sb: SupabaseClient, name: string, channel: string) {
+  const rows = new Inbox<Row>();
+  const system = new Inbox<{ status: string; message: string }>();
+  const states = new Inbox<string>();
+  sb.channel(name)
+    .on('system', {}, (m) => system.push(m as { status: string; message: string }))
+    .on(
+      'postgres_changes',
+      { event: 'INSERT', schema: 'public', table: 'presence', filter: `channel_id=eq.${channel}` },
+      (p) => rows.push(p as unknown as Row),
+    )
+    .subscribe((s) => states.push(s));
+  return { rows, system, states };
+}
+
 const secured = () => fx.relay({ jwtSecret: TEST_SECRET });
 type Row = { new: Record<string, unknown> };
 
@@ -111,18 +127,7 @@ test("a user's access_token overrides the anon key; setAuth refreshes it, and a 
   const anon = await token({ role: 'anon' }); // no channels at all
   let user = await token({ sub: 'cy', channels: ['cy-*'] });
   const sb = client(relay.url, anon, async () => user);
-  const rows = new Inbox<Row>();
-  const system = new Inbox<{ status: string; message: string }>();
-  const states = new Inbox<string>();
-  const ch = sb
-    .channel('mine')
-    .on('system', {}, (m) => system.push(m as { status: string; message: string }))
-    .on(
-      'postgres_changes',
-      { event: 'INSERT', schema: 'public', table: 'presence', filter: 'channel_id=eq.cy-1' },
-      (p) => rows.push(p as unknown as Row),
-    );
-  ch.subscribe((s) => states.push(s));
+  const { rows, system, states } = watched(sb, 'mine', 'cy-1');
   await states.until((i) => i.includes('SUBSCRIBED'), 'SUBSCRIBED with the user token');
   user = await token({ sub: 'cy', channels: ['cy-*'] }, { expiresIn: 7200 });
   await sb.realtime.setAuth(user);
@@ -167,17 +172,7 @@ test('broadcast and presence need the topic granted: receiving with channels, se
 test('a token that expires closes the channels joined with it, with a system error saying so', async () => {
   const relay = await secured();
   const sb = client(relay.url, await token({ sub: 'dee', channels: ['dee-*'] }, { expiresIn: 2 }));
-  const system = new Inbox<{ status: string; message: string }>();
-  const states = new Inbox<string>();
-  const ch = sb
-    .channel('short')
-    .on('system', {}, (m) => system.push(m as { status: string; message: string }))
-    .on(
-      'postgres_changes',
-      { event: '*', schema: 'public', table: 'presence', filter: 'channel_id=eq.dee-1' },
-      () => {},
-    );
-  ch.subscribe((s) => states.push(s));
+  const { system, states } = watched(sb, 'short', 'dee-1');
   await states.until((i) => i.includes('SUBSCRIBED'), 'SUBSCRIBED');
   await states.until((i) => i.includes('CLOSED'), 'CLOSED once the token expired', 8000);
   assert.match(system.items.find((m) => m.status === 'error')!.message, /token expired/);
