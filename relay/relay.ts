@@ -453,6 +453,7 @@ async function buildSupabase(
     maxEventBytes: config.maxEventBytes,
     heartbeatMs: config.heartbeatMs,
     slowConsumerMs: config.slowConsumerMs,
+    maxSubscriptions: config.maxSubscriptions,
     onCongestion: (on) => server.congestion('supabase', on),
   });
   door.attach(server.app.server);

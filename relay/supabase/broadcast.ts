@@ -12,6 +12,8 @@ export const SUPABASE_MESSAGE_PREFIX = 'walcast.supabase';
 export const BROADCAST_TABLE = '$supabase.broadcast';
 /** Largest broadcast payload (JSON bytes); upstream's default limit is 256 KB too. */
 export const MAX_BROADCAST_BYTES = 256 * 1024;
+/** Broadcasts of one socket being written to the stream at once; more are refused until some are committed. */
+export const MAX_BROADCASTS_IN_FLIGHT = 100;
 
 export interface Broadcast {
   /** The topic without its `realtime:` prefix. */
@@ -22,23 +24,29 @@ export interface Broadcast {
   sender: string | null;
 }
 
+/** Keys unlike the MQTT door's (`t`, `p`): its decoder, which MQTT wildcard subscribers run on every message, rejects these. */
 interface Wire {
-  t: string;
-  e: string;
-  p: unknown;
-  s: string | null;
+  topic: string;
+  event: string;
+  payload: unknown;
+  sender: string | null;
 }
 
 export function encodeBroadcast(b: Broadcast): string {
-  const w: Wire = { t: b.topic, e: b.event, p: b.payload, s: b.sender };
+  const w: Wire = { topic: b.topic, event: b.event, payload: b.payload, sender: b.sender };
   return JSON.stringify(w);
 }
 
 export function decodeBroadcast(content: Buffer): Broadcast | null {
   try {
     const w = JSON.parse(content.toString('utf8')) as Wire;
-    if (typeof w?.t !== 'string' || typeof w.e !== 'string') return null;
-    return { topic: w.t, event: w.e, payload: w.p ?? {}, sender: typeof w.s === 'string' ? w.s : null };
+    if (typeof w?.topic !== 'string' || typeof w.event !== 'string') return null;
+    return {
+      topic: w.topic,
+      event: w.event,
+      payload: w.payload ?? {},
+      sender: typeof w.sender === 'string' ? w.sender : null,
+    };
   } catch {
     return null;
   }

@@ -31,6 +31,8 @@ export class SupabaseConnection implements FrameQueue {
   readonly joined = new Map<string, Joined>();
   /** Broadcasts are written to the stream one after another, so they arrive in the order sent. */
   broadcasts: Promise<void> = Promise.resolve();
+  /** How many of them are not committed yet (bounded by MAX_BROADCASTS_IN_FLIGHT). */
+  broadcastsInFlight = 0;
   pending: Buffer[] = [];
   pendingBytes = 0;
   isAlive = true;

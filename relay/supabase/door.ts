@@ -46,6 +46,8 @@ export interface SupabaseDoorOptions {
   sendQueueBytes: number;
   maxEventBytes: number;
   heartbeatMs: number;
+  /** Channels one socket may join (WALCAST_MAX_SUBSCRIPTIONS). */
+  maxSubscriptions: number;
   /** How long a queue may stay over half of sendQueueBytes before 4008. */
   slowConsumerMs: number;
   /** Told when sockets are backed up (pause reading the stream) and when they are not. */

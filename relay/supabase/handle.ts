@@ -6,10 +6,17 @@ import type { SupabaseConnection } from './connection.ts';
 import { reasonOf, type Joined } from './channels.ts';
 import { errorReply, PHX, reply } from './frames.ts';
 import type { PhxMessage } from './serializer.ts';
-import { broadcastTooLarge, emitBroadcast } from './broadcast.ts';
+import { broadcastTooLarge, emitBroadcast, MAX_BROADCASTS_IN_FLIGHT } from './broadcast.ts';
 
 export async function handleMessage(door: SupabaseDoor, conn: SupabaseConnection, msg: PhxMessage): Promise<void> {
-  if (msg.event === PHX.join) return door.channels.join(conn, msg);
+  if (msg.event === PHX.join) {
+    const max = door.opts.maxSubscriptions;
+    if (!conn.joined.has(msg.topic) && conn.joined.size >= max)
+      return void conn.send(
+        errorReply(conn.vsn, msg, bad(`a socket joins at most ${max} channels (WALCAST_MAX_SUBSCRIPTIONS)`)),
+      );
+    return door.channels.join(conn, msg);
+  }
   const j = conn.joined.get(msg.topic);
   if (!j) return void conn.send(errorReply(conn.vsn, msg, bad(`join ${msg.topic} before sending ${msg.event} on it`)));
   switch (msg.event) {
@@ -42,14 +49,25 @@ function broadcast(door: SupabaseDoor, j: Joined, msg: PhxMessage): void {
         reasonOf(new WalcastError('supabase_forbidden', { what: `broadcasts on ${j.subTopic}` })),
       ),
     );
+  if (conn.broadcastsInFlight >= MAX_BROADCASTS_IN_FLIGHT)
+    return void conn.send(
+      errorReply(
+        conn.vsn,
+        msg,
+        bad(`${MAX_BROADCASTS_IN_FLIGHT} broadcasts are being written already; wait for their acks`),
+      ),
+    );
   const b = { topic: j.subTopic, event, payload: msg.payload.payload ?? {}, sender: conn.id };
+  conn.broadcastsInFlight++;
   // In order per socket; the ack goes out once the broadcast is committed to the stream.
   conn.broadcasts = conn.broadcasts.then(() =>
     emitBroadcast(door.opts.pool, b).then(
       () => {
+        conn.broadcastsInFlight--;
         if (j.ack) conn.send(reply(conn.vsn, msg, 'ok'));
       },
       (err: unknown) => {
+        conn.broadcastsInFlight--;
         const reason = new WalcastError('supabase_broadcast_failed', { detail: (err as Error).message });
         door.opts.logger.warn({ err, topic: j.subTopic }, reason.message);
         conn.send(errorReply(conn.vsn, msg, reasonOf(reason)));

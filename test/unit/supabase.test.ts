@@ -9,6 +9,13 @@ import { kindOf, matches, normalise, parseFilter, type Filter } from '../../rela
 import { BindingIndex, bindingId, type Binding } from '../../relay/supabase/bindings.ts';
 import { changeOf, dataJson, TOO_LARGE_ERROR, upstreamValue } from '../../relay/supabase/changes.ts';
 import type { EventMessage } from '../../client/protocol.ts';
+import { decodeMessage } from '../../relay/mqtt/messages.ts';
+import {
+  BROADCAST_TABLE,
+  encodeBroadcast,
+  SUPABASE_MESSAGE_PREFIX,
+  supabaseMessageRoute,
+} from '../../relay/supabase/broadcast.ts';
 
 // The package's CJS default export, however the loader wraps it.
 const Serializer = ((RealtimeSerializer as unknown as { default?: unknown }).default ??
@@ -172,4 +179,11 @@ test('values as upstream encodes them; a row over the limit keeps its small valu
   assert.deepEqual([small.record, small.errors], [{ id: 1 }, [TOO_LARGE_ERROR]]);
   assert.equal(changeOf({ ...e, op: 'delete', moved: 'out' }, []), null);
   assert.equal(changeOf({ ...e, op: 'insert', moved: 'in' }, [])!.type, 'UPDATE');
+});
+
+test('a broadcast in the stream is routed on its topic, and MQTT wildcard subscribers do not take it for theirs', () => {
+  const content = Buffer.from(encodeBroadcast({ topic: 'room', event: 'e', payload: 'a string', sender: null }));
+  assert.deepEqual(supabaseMessageRoute(SUPABASE_MESSAGE_PREFIX, content), { channel: 'room', table: BROADCAST_TABLE });
+  assert.equal(supabaseMessageRoute('walcast.mqtt', content), undefined);
+  assert.equal(decodeMessage(content), null);
 });
