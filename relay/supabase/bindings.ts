@@ -18,6 +18,8 @@ export interface Binding<Owner> {
   kind: ValueKind;
   /** Rows must pass the owner's grants one by one (join.ts). */
   checkRows: boolean;
+  /** Its frame's cache key when it is the only binding of its channel a row matches (deliver.ts). */
+  soloKey: string;
   owner: Owner;
 }
 

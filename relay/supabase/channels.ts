@@ -34,6 +34,9 @@ export interface Joined {
   positions: boolean;
   /** What its frames depend on besides the binding ids: channels alike share a frame (deliver.ts). */
   frameKey: string;
+  /** The ids of its bindings the current row matched, and which row that was (deliver.ts). */
+  ids: number[];
+  round: number;
   expiry?: NodeJS.Timeout;
 }
 
@@ -112,6 +115,8 @@ export class Channels {
       topicAllowed: !this.opts.gate.authRequired || grants.canSubscribe(subTopic),
       positions: resume !== null,
       frameKey: `${conn.vsn}\u0000${msg.topic}\u0000${resume !== null}\u0000`,
+      ids: [],
+      round: 0,
     };
     for (const s of specs) {
       const b: Binding<Joined> = {
@@ -121,6 +126,7 @@ export class Channels {
         filter: s.filter,
         kind: s.kind,
         checkRows: s.checkRows,
+        soloKey: j.frameKey + s.echo.id,
         owner: j,
       };
       j.bindings.push(b);

@@ -27,18 +27,18 @@ export function deliverChange(channels: Channels, catalog: Catalog, event: Route
   const groups = byChannel(matched, body.channel);
   let data: string | undefined;
   const frames = new Map<string, Buffer>();
-  for (const [j, ids] of groups) {
-    // Channels that asked for positions (resume.ts) get walcast_position beside ids and data.
-    const key = ids.length === 1 ? j.frameKey + ids[0] : j.frameKey + ids.join(',');
+  for (const { owner: j, soloKey } of groups) {
+    // A channel matched by one binding (the usual case) has its key ready; channels alike share the frame.
+    const key = j.ids.length === 1 ? soloKey : j.frameKey + j.ids.join(',');
     let frame = frames.get(key);
     if (!frame) {
       data ??= dataJson(change, maxBytes);
-      frame = Buffer.from(framed(j, ids, data, event.position));
+      frame = Buffer.from(framed(j, j.ids, data, event.position));
       frames.set(key, frame);
     }
     j.conn.send(frame);
   }
-  return groups.size;
+  return groups.length;
 }
 
 /** One postgres_changes frame for `j` (a replayed change, resume.ts). */
@@ -51,16 +51,28 @@ function framed(j: Joined, ids: number[], data: string, position: string): strin
   return pushJson(j.conn.vsn, j.topic, 'postgres_changes', `{"ids":[${ids.join(',')}],"data":${data}${extra}}`);
 }
 
-/** Matched bindings by channel, each with its ids once; bindings whose rows are checked need the channel granted. */
-function byChannel(matched: Binding<Joined>[], channel: string): Map<Joined, number[]> {
-  const groups = new Map<Joined, number[]>();
+/** Marks which event a channel's `ids` were collected for (no Map per event in fan-out). */
+let round = 0;
+
+/**
+ * Matched bindings by channel, each channel once (its first binding stands
+ * for it) with its ids in `owner.ids`; bindings whose rows are checked need
+ * the channel granted.
+ */
+function byChannel(matched: Binding<Joined>[], channel: string): Binding<Joined>[] {
+  const firsts: Binding<Joined>[] = [];
+  round++;
   for (const b of matched) {
     if (b.checkRows && !b.owner.grants.canSubscribe(channel)) continue;
-    const ids = groups.get(b.owner);
-    if (!ids) groups.set(b.owner, [b.id]);
-    else if (!ids.includes(b.id)) ids.push(b.id);
+    const j = b.owner;
+    if (j.round !== round) {
+      j.round = round;
+      j.ids.length = 0;
+      firsts.push(b);
+    }
+    if (!j.ids.includes(b.id)) j.ids.push(b.id);
   }
-  return groups;
+  return firsts;
 }
 
 /** Send a broadcast read from the stream to its topic's channels here (the sender only with `self`). */

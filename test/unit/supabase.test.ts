@@ -125,6 +125,7 @@ test('the binding index: eq and in are looked up by value, the rest checked; eve
       filter: f,
       kind: 'text',
       checkRows: false,
+      soloKey: owner,
       owner,
     };
   };
