@@ -33,7 +33,7 @@ export function changeOf(e: EventMessage, columns: ColumnInfo[]): ChangeData | n
   const dot = e.table.indexOf('.');
   const schema = dot < 0 ? 'public' : e.table.slice(0, dot);
   const table = dot < 0 ? e.table : e.table.slice(dot + 1);
-  const types = new Map(columns.map((c) => [c.name, c.type]));
+  const types = typesOf(columns);
   const type: ChangeType = e.moved === 'in' || e.op === 'update' ? 'UPDATE' : e.op === 'insert' ? 'INSERT' : 'DELETE';
   const data: ChangeData = { schema, table, commit_timestamp: e.commit_time, type, columns, errors: null };
   if (type === 'DELETE') data.old_record = upstreamRow(e.row, types);
@@ -42,6 +42,15 @@ export function changeOf(e: EventMessage, columns: ColumnInfo[]): ChangeData | n
     data.old_record = e.old ? upstreamRow(e.old, types) : {};
   }
   return data;
+}
+
+/** Column name → type, made once per catalog read (the catalog hands out the same array until it reads again). */
+const typeMaps = new WeakMap<ColumnInfo[], Map<string, string>>();
+
+function typesOf(columns: ColumnInfo[]): Map<string, string> {
+  let types = typeMaps.get(columns);
+  if (!types) typeMaps.set(columns, (types = new Map(columns.map((c) => [c.name, c.type]))));
+  return types;
 }
 
 /** The row the filters see: the new one, or for a DELETE the old one. */
