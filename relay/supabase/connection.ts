@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocket, type RawData } from 'ws';
 import type { Grants } from '../auth/grants.ts';
 import type { TokenBucket } from '../auth/limits.ts';
-import type { FrameQueue } from '../ws/coalesce.ts';
+import { flushQueue, type FrameQueue } from '../ws/coalesce.ts';
 import { SendBound } from '../ws/send-bound.ts';
 import { decode, FrameError, type PhxMessage, type Vsn } from './serializer.ts';
 import { errorReply, PHOENIX_TOPIC, PHX, reply } from './frames.ts';
@@ -69,6 +69,17 @@ export class SupabaseConnection implements FrameQueue {
     const before = this.queuedBytes();
     if (!this.bound.admit(before, bytes.length)) return this.host.overflow(this);
     this.host.enqueue(this, bytes, before + bytes.length);
+  }
+
+  /**
+   * A binary frame (a vsn 2.0.0 broadcast): the tick's text frames are
+   * written first, so that it keeps its place after them.
+   */
+  sendBinary(frame: Buffer): void {
+    if (!this.open) return;
+    if (!this.bound.admit(this.queuedBytes(), frame.length)) return this.host.overflow(this);
+    flushQueue(this);
+    this.ws.send(frame, { binary: true });
   }
 
   queuedBytes(): number {

@@ -10,6 +10,7 @@ import { changeOf, dataJson, filteredRow, type ChangeData } from './changes.ts';
 import type { Channels, Joined } from './channels.ts';
 import { pushJson, push } from './frames.ts';
 import type { Broadcast } from './broadcast.ts';
+import { encodeUserBroadcast } from './serializer.ts';
 
 /** Send a row event to the channels whose bindings match it; returns how many channels got it. */
 export function deliverChange(channels: Channels, catalog: Catalog, event: RoutedEvent, maxBytes: number): number {
@@ -82,14 +83,18 @@ export function deliverBroadcast(channels: Channels, b: Broadcast): number {
   let n = 0;
   for (const j of channels.topics.get(topic) ?? []) {
     if (!j.topicAllowed || (b.sender === j.conn.id && !j.self)) continue;
-    let frame = frames.get(j.conn.vsn);
+    // vsn 2.0.0 clients get upstream's binary user broadcast (kind 4) when its 255-byte fields allow; others JSON.
+    const binary = j.conn.vsn === '2.0.0' && Buffer.byteLength(topic) <= 255 && Buffer.byteLength(b.event) <= 255;
+    const vsn = binary ? 'binary' : j.conn.vsn;
+    let frame = frames.get(vsn);
     if (!frame) {
-      frame = Buffer.from(
-        push(j.conn.vsn, topic, 'broadcast', { type: 'broadcast', event: b.event, payload: b.payload }),
-      );
-      frames.set(j.conn.vsn, frame);
+      frame = binary
+        ? encodeUserBroadcast(topic, b.event, b.payload)
+        : Buffer.from(push(j.conn.vsn, topic, 'broadcast', { type: 'broadcast', event: b.event, payload: b.payload }));
+      frames.set(vsn, frame);
     }
-    j.conn.send(frame);
+    if (binary) j.conn.sendBinary(frame);
+    else j.conn.send(frame);
     n++;
   }
   return n;

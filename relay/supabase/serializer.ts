@@ -4,7 +4,8 @@
 //   2.0.0  JSON arrays  [join_ref, ref, topic, event, payload], plus binary
 //          frames: a client's broadcast is sent as a "user broadcast push"
 //          (kind 3), decoded here into the same message a JSON push gives.
-// realtime-js lib/serializer.ts is the reference for the binary layout.
+// Broadcasts to 2.0.0 clients go out as binary "user broadcast" frames
+// (kind 4). realtime-js lib/serializer.ts is the reference for the layout.
 
 export type Vsn = '1.0.0' | '2.0.0';
 
@@ -132,7 +133,7 @@ export function encodeMessage(vsn: Vsn, m: PhxMessage): string {
 /**
  * kind 4, what realtime-js decodes into a broadcast: kind, topic size, event
  * size, metadata size, payload encoding, then the strings and the JSON
- * payload. Used by tests to check the layout both ways.
+ * payload. How vsn 2.0.0 clients receive broadcasts, as from upstream.
  */
 export function encodeUserBroadcast(topic: string, event: string, payload: unknown): Buffer {
   const t = Buffer.from(topic);
