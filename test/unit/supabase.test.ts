@@ -10,6 +10,7 @@ import { BindingIndex, bindingId, type Binding } from '../../relay/supabase/bind
 import { changeOf, dataJson, TOO_LARGE_ERROR, upstreamValue } from '../../relay/supabase/changes.ts';
 import type { EventMessage } from '../../client/protocol.ts';
 import { decodeMessage } from '../../relay/mqtt/messages.ts';
+import { MAX_PRESENCE_BYTES, PresenceTable, type Diff } from '../../relay/supabase/presence.ts';
 import {
   BROADCAST_TABLE,
   encodeBroadcast,
@@ -187,4 +188,22 @@ test('a broadcast in the stream is routed on its topic, and MQTT wildcard subscr
   assert.deepEqual(supabaseMessageRoute(SUPABASE_MESSAGE_PREFIX, content), { channel: 'room', table: BROADCAST_TABLE });
   assert.equal(supabaseMessageRoute('walcast.mqtt', content), undefined);
   assert.equal(decodeMessage(content), null);
+});
+
+test('presence: track, re-track and untrack give upstream diffs; state groups metas by key; limits refuse with a reason', () => {
+  const table = new PresenceTable<string>();
+  assert.deepEqual(table.state('t'), {});
+  const first = table.track('t', 'conn-a', 'ada', { x: 1 }) as Diff;
+  assert.deepEqual(first, { joins: { ada: { metas: [{ x: 1, phx_ref: '1' }] } }, leaves: {} });
+  table.track('t', 'conn-b', 'ada', { x: 2 });
+  const again = table.track('t', 'conn-a', 'ada', { x: 3 }) as Diff;
+  assert.deepEqual(again.leaves, { ada: { metas: [{ x: 1, phx_ref: '1' }] } });
+  assert.deepEqual(again.joins.ada!.metas[0], { x: 3, phx_ref: '3', phx_ref_prev: '1' });
+  assert.deepEqual(
+    table.state('t').ada!.metas.map((m) => m.x),
+    [3, 2],
+  );
+  assert.deepEqual(table.untrack('t', 'conn-b'), { joins: {}, leaves: { ada: { metas: [{ x: 2, phx_ref: '2' }] } } });
+  assert.equal(table.untrack('t', 'conn-b'), null);
+  assert.match(table.track('t', 'conn-c', 'k', { big: 'x'.repeat(MAX_PRESENCE_BYTES) }) as string, /at most/);
 });
