@@ -340,3 +340,26 @@ test('unmodified clients get exactly the upstream payload: no walcast_position',
   assert.deepEqual(Object.keys(raw.changes()[0]!).sort(), ['data', 'ids']);
   raw.ws.close();
 });
+
+test("a row over WALCAST_MAX_EVENT_BYTES arrives with upstream's errors entry and its small values; the socket stays up", async () => {
+  const relay = await fx.relay({ maxEventBytes: 65_536 });
+  const sb = client(relay.url, '2.0.0');
+  const rows = new Inbox<Change>();
+  const ch = sb
+    .channel('large')
+    .on(
+      'postgres_changes',
+      { event: 'INSERT', schema: 'public', table: 'chat_messages', filter: 'channel_id=eq.large' },
+      (p) => rows.push(p as unknown as Change),
+    );
+  await subscribed(ch);
+  await fx.db.query(
+    `insert into chat_messages (channel_id, sender, body) values ('large', 'big', repeat('x', 100000))`,
+  );
+  await fx.db.query(`insert into chat_messages (channel_id, sender, body) values ('large', 'small', 'after')`);
+  await rows.until((i) => i.length === 2, 'both rows');
+  assert.deepEqual(rows.items[0]!.errors, ['Error 413: Payload Too Large']);
+  assert.equal(rows.items[0]!.new.sender, 'big');
+  assert.equal(rows.items[0]!.new.body, undefined);
+  assert.deepEqual([rows.items[1]!.errors, rows.items[1]!.new.body], [null, 'after']);
+});
