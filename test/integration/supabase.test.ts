@@ -267,9 +267,9 @@ interface ChangePayload {
   walcast_position: string;
 }
 
-/** A raw Phoenix client (vsn 1.0.0), as a client using the resume extension speaks it. */
-async function phoenix(url: string) {
-  const ws = new WebSocket(`${url.replace('http', 'ws')}/realtime/v1/websocket?apikey=anon&vsn=1.0.0`);
+/** A raw Phoenix client (JSON objects: vsn 1.0.0, or no vsn), as a client using the resume extension speaks it. */
+async function phoenix(url: string, query = 'apikey=anon&vsn=1.0.0') {
+  const ws = new WebSocket(`${url.replace('http', 'ws')}/realtime/v1/websocket?${query}`);
   const frames = new Inbox<{ topic: string; event: string; payload: ChangePayload; ref: string | null }>();
   ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
   await new Promise((r, j) => ws.once('open', r).once('error', j));
@@ -318,9 +318,9 @@ test('resume extension: a client rejoining with walcast.since gets the changes i
   again.ws.close();
 });
 
-test('unmodified clients get exactly the upstream payload: no walcast_position', async () => {
+test('unmodified clients get exactly the upstream payload: no walcast_position; no vsn means 1.0.0', async () => {
   const relay = await fx.relay();
-  const raw = await phoenix(relay.url);
+  const raw = await phoenix(relay.url, 'apikey=anon');
   raw.ws.send(
     JSON.stringify({
       topic: 'realtime:plain',
