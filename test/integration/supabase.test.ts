@@ -363,3 +363,18 @@ test("a row over WALCAST_MAX_EVENT_BYTES arrives with upstream's errors entry an
   assert.equal(rows.items[0]!.new.body, undefined);
   assert.deepEqual([rows.items[1]!.errors, rows.items[1]!.new.body], [null, 'after']);
 });
+
+test('a broadcast is carried on the stream: it reaches a client of another relay on the same database', async () => {
+  const one = await fx.relay();
+  const two = await fx.relay();
+  const a = client(one.url, '2.0.0');
+  const b = client(two.url, '1.0.0');
+  const got = new Inbox<unknown>();
+  const ca = a.channel('across', { config: { broadcast: { ack: true } } });
+  const cb = b.channel('across').on('broadcast', { event: 'hello' }, (m) => got.push(m));
+  await subscribed(ca);
+  await subscribed(cb);
+  assert.equal(await ca.send({ type: 'broadcast', event: 'hello', payload: { from: 'relay one' } }), 'ok');
+  await got.until((i) => i.length === 1, 'the broadcast on the other relay');
+  assert.deepEqual(got.items, [{ type: 'broadcast', event: 'hello', payload: { from: 'relay one' } }]);
+});
