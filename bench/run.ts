@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --only ingest,fanout,connections,restart]`:
+// `npm run bench [-- --quick] [-- --only ingest,fanout,connections,restart,mqtt,supabase]`:
 // every scenario against the same PostgreSQL, in one run. Progress goes to
 // stderr, a markdown table per scenario to stdout, the numbers to
 // bench/results/<date>-<scenario>.json, with charts as SVG beside them. See
@@ -15,6 +15,13 @@ import { STREAMS_FULL, STREAMS_QUICK, runStreams } from './scenarios/streams.ts'
 import { MQTT_FULL, MQTT_QUICK, runMqtt, type MqttPlan } from './scenarios/mqtt.ts';
 import { INGEST_MQTT_FULL, INGEST_MQTT_QUICK, runIngestMqtt } from './scenarios/ingest-mqtt.ts';
 import { EDGES_FULL, EDGES_QUICK, runEdges } from './scenarios/edges.ts';
+import {
+  SUPABASE_FULL,
+  SUPABASE_QUICK,
+  runSupabase,
+  type SupabasePlan,
+  type SupabaseSystem,
+} from './scenarios/supabase.ts';
 
 type Scenario = { name: string; run: () => Promise<{ rows: Row[]; notes: string[] }> };
 
@@ -36,6 +43,7 @@ async function main(): Promise<void> {
     { name: 'mqtt', run: () => runMqtt(db, mqttPlan(argv, quick)) },
     { name: 'ingest-mqtt', run: () => runIngestMqtt(db, quick ? INGEST_MQTT_QUICK : INGEST_MQTT_FULL) },
     { name: 'edges', run: () => runEdges(db, quick ? EDGES_QUICK : EDGES_FULL) },
+    { name: 'supabase', run: () => runSupabase(db, supabasePlan(argv, quick)) },
   ];
   let failed = false;
   try {
@@ -98,6 +106,19 @@ function fanoutPlan(argv: string[], quick: boolean): FanoutPlan {
 function mqttPlan(argv: string[], quick: boolean): MqttPlan {
   const plan = { ...(quick ? MQTT_QUICK : MQTT_FULL) };
   const { subscribers, layouts, rates, measureMs } = fanoutPlan(argv, quick);
+  if (listFlag(argv, 'subscribers')) plan.subscribers = subscribers;
+  if (listFlag(argv, 'layouts')) plan.layouts = layouts;
+  if (listFlag(argv, 'rates')) plan.rates = rates;
+  if (listFlag(argv, 'measure-ms')) plan.measureMs = measureMs;
+  return plan;
+}
+
+/** The supabase plan, narrowed by --systems (walcast, supabase-v1, supabase-v2) and the fan-out flags. */
+function supabasePlan(argv: string[], quick: boolean): SupabasePlan {
+  const plan = { ...(quick ? SUPABASE_QUICK : SUPABASE_FULL) };
+  const { subscribers, layouts, rates, measureMs } = fanoutPlan(argv, quick);
+  const systems = listFlag(argv, 'systems');
+  if (systems) plan.systems = systems as SupabaseSystem[];
   if (listFlag(argv, 'subscribers')) plan.subscribers = subscribers;
   if (listFlag(argv, 'layouts')) plan.layouts = layouts;
   if (listFlag(argv, 'rates')) plan.rates = rates;

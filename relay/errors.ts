@@ -192,6 +192,35 @@ export const RELAY_ERRORS = {
       'JetStream stream {stream} does not exist yet, or no slot relay has recorded an epoch: start the slot relay with WALCAST_NATS_URL (it creates the stream), or set WALCAST_NATS_STREAM to the stream it uses; the edge keeps checking every second',
     retryable: true,
   },
+  supabase_invalid_token: {
+    message:
+      "the Supabase apikey or access_token was refused: {detail}. Use a JWT signed with one of walcast's keys (WALCAST_JWT_SECRET: a Supabase project's JWT secret works) as the anon key",
+    retryable: false,
+  },
+  supabase_table_not_registered: {
+    message:
+      "table {table} is not registered with walcast, so its changes are not streamed: run select walcast.register_table('{table}', channel_column => '<column>')",
+    retryable: false,
+  },
+  supabase_filter_unsupported: {
+    message:
+      'filter {filter} on {table} cannot be served: {detail}. Supported: column=eq.v, neq, lt, lte, gt, gte and in.(a,b)',
+    retryable: false,
+  },
+  supabase_forbidden: {
+    message:
+      "the token may not read {what}: add the channel to its channels claim, or filter on the table's channel column with a channel it grants (docs/supabase.md)",
+    retryable: false,
+  },
+  supabase_bad_message: {
+    message: '{detail}',
+    retryable: false,
+  },
+  supabase_broadcast_failed: {
+    message:
+      "the broadcast could not be written to the stream: {detail}. Retry; check the relay's database connection if it lasts",
+    retryable: true,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type RelayErrorCode = keyof typeof RELAY_ERRORS;

@@ -5,6 +5,7 @@
 //   server     fastify (health, replay, client bundle, demo), publisher, snapshots, WebSocket
 //   metrics    /metrics over all of the above
 //   mqtt       the MQTT front door (TCP and /mqtt over WebSocket), on the same router, window and gate
+//   supabase   the Supabase Realtime door (/realtime/v1/websocket and its REST broadcast), on the same router and gate
 //   jobs       the TTL pruner
 //   ingest     MQTT ingest flows (external brokers → tables), on the active relay only
 //
@@ -53,6 +54,10 @@ import { mqttMessageRoute } from './mqtt/messages.ts';
 import { streamPoint } from './replication/position.ts';
 import { Ingest } from './ingest/ingest.ts';
 import { registerIngestMetrics } from './ingest/metrics.ts';
+import { SUPABASE_WS_PATH, SupabaseDoor } from './supabase/door.ts';
+import { supabaseMessageRoute } from './supabase/broadcast.ts';
+import { broadcastRoutes } from './supabase/rest.ts';
+import { registerSupabaseMetrics } from './supabase/metrics.ts';
 
 export type RelayConfig = Omit<Config, 'databaseUrl' | 'dataDir' | 'embeddedPort' | 'example'> & {
   databaseUrl: string;
@@ -97,6 +102,8 @@ export interface RelayInternals {
   mqtt: MqttFrontDoor;
   /** MQTT ingest flows (relay/ingest/). */
   ingest: Ingest;
+  /** The Supabase Realtime door (docs/supabase.md). */
+  supabase: SupabaseDoor;
 }
 
 /** A part with a life: the list of them is started in order and stopped in reverse. */
@@ -141,6 +148,7 @@ async function assemble(base: Base): Promise<Relay> {
   const server = await buildServer(base, pipeline, lifecycle);
   const metrics = await buildMetrics(base, pipeline, server);
   const mqtt = await buildMqtt(base, pipeline, server, metrics);
+  const supabase = await buildSupabase(base, pipeline, server, metrics);
   const pruner = createPruner({
     pool: base.pool,
     schedule: base.config.ttlSchedule,
@@ -148,7 +156,7 @@ async function assemble(base: Base): Promise<Relay> {
     onPruned: (table, rows) => metrics.pruned.inc({ table }, rows),
   });
   const ingest = buildIngest(base, server, metrics);
-  const components = lifeOf(base, slot, pipeline, server, pruner, mqtt, ingest);
+  const components = lifeOf(base, slot, pipeline, server, pruner, mqtt, ingest, supabase);
   await startAll(components, base.logger);
   const { config, logger, pool } = base;
   let stopping: Promise<void> | undefined;
@@ -173,7 +181,7 @@ async function assemble(base: Base): Promise<Relay> {
       return pipeline.stream.confirmed;
     },
     stop,
-    internals: { pool, ...pipeline, ...server, gate: base.gate, metrics, pruner, mqtt, ingest },
+    internals: { pool, ...pipeline, ...server, gate: base.gate, metrics, pruner, mqtt, ingest, supabase },
   };
 }
 
@@ -229,7 +237,8 @@ async function buildPipeline({ config, logger, pool }: Base, slot: SlotInfo): Pr
     startLsn,
     liveFromLsn: liveFrom,
     maxEventBytes: config.maxEventBytes,
-    messageRoute: mqttMessageRoute,
+    // Logical messages of the MQTT door and the Supabase door's broadcasts (prefixes walcast.mqtt, walcast.supabase).
+    messageRoute: (prefix, content) => mqttMessageRoute(prefix, content) ?? supabaseMessageRoute(prefix, content),
   });
   dispatcher.setRegistrations(await loadRegistrations(drizzle(pool)));
   const stream = new ReplicationStream({
@@ -267,7 +276,7 @@ async function buildPipeline({ config, logger, pool }: Base, slot: SlotInfo): Pr
 
 interface Server {
   /** Reading the stream pauses while any front door's clients are backed up. */
-  congestion(door: 'ws' | 'mqtt', on: boolean): void;
+  congestion(door: 'ws' | 'mqtt' | 'supabase', on: boolean): void;
   /** What later phases add to /readyz (the MQTT door's counts). */
   readiness: { mqtt?: () => object; ingest?: () => object };
   app: FastifyInstance;
@@ -281,10 +290,10 @@ async function buildServer(base: Base, pipeline: Pipeline, lifecycle: { stopping
   const { config, logger, gate } = base;
   const { router, recovery, dispatcher, stream, watchdog } = pipeline;
   const readiness: Server['readiness'] = {};
-  const congested = { ws: false, mqtt: false };
-  const congestion = (door: 'ws' | 'mqtt', on: boolean) => {
+  const congested = { ws: false, mqtt: false, supabase: false };
+  const congestion = (door: 'ws' | 'mqtt' | 'supabase', on: boolean) => {
     congested[door] = on;
-    if (congested.ws || congested.mqtt) stream.pause();
+    if (congested.ws || congested.mqtt || congested.supabase) stream.pause();
     else stream.resume();
   };
   const app = createHttpApp(config, logger);
@@ -325,7 +334,7 @@ async function buildServer(base: Base, pipeline: Pipeline, lifecycle: { stopping
     logger,
   );
   const ws = new WsServer({
-    otherDoors: [MQTT_WS_PATH],
+    otherDoors: [MQTT_WS_PATH, SUPABASE_WS_PATH],
     router,
     logger,
     ...wsLimits(config),
@@ -463,6 +472,36 @@ function buildIngest({ config, logger }: Base, server: Server, metrics: RelayMet
   return ingest;
 }
 
+/** Phase 6: the Supabase Realtime door on the HTTP server: its socket endpoint and REST broadcast. */
+async function buildSupabase(
+  { config, logger, gate, pool }: Base,
+  pipeline: Pipeline,
+  server: Server,
+  metrics: RelayMetrics,
+): Promise<SupabaseDoor> {
+  const door = new SupabaseDoor({
+    router: pipeline.router,
+    gate,
+    pool,
+    logger,
+    registrations: () => pipeline.dispatcher.registrationList(),
+    recovery: pipeline.recovery,
+    maxFrameBytes: config.maxFrameBytes,
+    sendQueueBytes: config.sendQueueBytes,
+    maxEventBytes: config.maxEventBytes,
+    heartbeatMs: config.heartbeatMs,
+    slowConsumerMs: config.slowConsumerMs,
+    maxSubscriptions: config.maxSubscriptions,
+    onCongestion: (on) => server.congestion('supabase', on),
+  });
+  door.attach(server.app.server);
+  registerSupabaseMetrics(metrics.registry, () => door.counters);
+  await server.app.register(broadcastRoutes, { gate, pool });
+  const reason = 'the replication slot was recreated: reconnect';
+  pipeline.stream.on('slotRecreated', () => void door.closeAll(CLOSE.streamReset, reason));
+  return door;
+}
+
 /**
  * The order of life. Stopping runs it backwards: clients first (so they can
  * resume on another relay at once), then the jobs, then the final
@@ -476,6 +515,7 @@ function lifeOf(
   pruner: Pruner,
   mqtt: MqttFrontDoor,
   ingest: Ingest,
+  supabase: SupabaseDoor,
 ): Component[] {
   const { config, logger } = base;
   const { stream, watchdog } = pipeline;
@@ -510,7 +550,11 @@ function lifeOf(
     { name: 'ttl', start: () => pruner.start(), stop: () => pruner.stop() },
     // Stopped right after the clients: batches in flight commit and are acknowledged, then the brokers disconnect.
     { name: 'ingest', start: () => ingest.start(), stop: () => ingest.stop() },
-    { name: 'clients', stop: () => Promise.all([closeClients(ws), mqtt.close()]).then(() => {}) },
+    {
+      name: 'clients',
+      stop: () =>
+        Promise.all([closeClients(ws), mqtt.close(), supabase.close(CLOSE.goingAway, SHUTDOWN_REASON)]).then(() => {}),
+    },
   ];
 }
 

@@ -3,6 +3,7 @@
 // (relay/edge/, from JetStream) both hand it here, so the recovery window,
 // the router and the counters behave the same on both.
 import type { Router } from './router.ts';
+import type { EventMessage } from '../../client/protocol.ts';
 import { forChannel, type RecoveryBuffer } from './recovery.ts';
 
 export interface DeliveryCounters {
@@ -28,6 +29,8 @@ export interface ChannelEvent {
   frame: string;
   /** `frame` as UTF-8, when the caller has it already (an edge reads bytes from NATS). */
   bytes?: Buffer | undefined;
+  /** The event itself, for doors that encode their own frame (the Supabase door); absent on an edge. */
+  body?: EventMessage | undefined;
 }
 
 /** Is the recovery window on (it keeps events)? */
@@ -47,6 +50,7 @@ export function deliver(hub: Hub, e: ChannelEvent): void {
     position: e.position,
     xid: e.xid,
     frame: e.bytes ?? Buffer.from(e.frame),
+    body: e.body,
   });
 }
 

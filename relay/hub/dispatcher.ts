@@ -274,7 +274,8 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
       const frame = eventFrame(e, this.opts.maxEventBytes, () => fresh && this.tooLarge(e));
       // [sinks] every routed event, in stream order.
       sink?.event({ commitLsn: tx.finalLsn, index, part: part++, commitTimeMs: timeMs, xid: tx.xid, event: e, frame });
-      if (fresh) deliver(this.hub, { channel, table: e.table, position: e.position, xid: tx.xid, timeMs, frame });
+      if (fresh)
+        deliver(this.hub, { channel, table: e.table, position: e.position, xid: tx.xid, timeMs, frame, body: e });
     }
   }
 

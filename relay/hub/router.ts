@@ -5,6 +5,7 @@
 // A subscription may start "after" a position (it resumed from there and has
 // seen everything up to it) and may be "held" while its snapshot is read:
 // held events queue up, bounded, until release() hands them over.
+import type { EventMessage } from '../../client/protocol.ts';
 
 /**
  * A serialised event: the dispatcher hands sockets UTF-8 bytes, encoded once
@@ -28,6 +29,8 @@ export interface RoutedEvent {
   frame: Frame;
   /** An MQTT message (relay/mqtt/): only for subscriptions opened with `messages`. */
   message?: true;
+  /** The row event `frame` serialises, for a front door that encodes its own frames (relay/supabase/). */
+  body?: EventMessage;
 }
 
 export interface SubscribeOptions {

@@ -20,6 +20,7 @@ const ALLOWED: Record<string, string[]> = {
   jobs: ['db', 'replication'],
   sinks: ['hub', 'auth', 'replication', 'client', 'relay/config.ts'],
   mqtt: ['hub', 'db', 'auth', 'publish', 'replication', 'ws', 'client'],
+  supabase: ['hub', 'db', 'auth', 'ws', 'client'],
   standby: ['relay/relay.ts', 'db', 'auth', 'replication'],
   ingest: ['sinks', 'client'],
   edge: [

@@ -1,0 +1,252 @@
+// The channels joined on this relay's Supabase door: join, leave, token
+// refresh and expiry, presence, and the index the router's events are
+// matched against (deliver.ts). A join's bindings are in the index BEFORE
+// its ok reply is queued, so a row committed after the client saw
+// SUBSCRIBED is delivered (upstream's race, realtime-js #525, cannot happen).
+import { randomUUID } from 'node:crypto';
+import type { Gate } from '../auth/gate.ts';
+import type { Grants } from '../auth/grants.ts';
+import type { Registration } from '../db/registry.ts';
+import { WalcastError } from '../errors.ts';
+import { BindingIndex, type Binding } from './bindings.ts';
+import type { Catalog } from './catalog.ts';
+import type { SupabaseConnection } from './connection.ts';
+import { errorReply, PHX, push, reply, system } from './frames.ts';
+import { bindingsOf, type BindingSpec } from './join.ts';
+import { PresenceTable, type Diff } from './presence.ts';
+import type { PhxMessage } from './serializer.ts';
+import { resumeRequest, type ResumeRequest } from './resume.ts';
+
+export interface Joined {
+  conn: SupabaseConnection;
+  topic: string;
+  /** The topic without `realtime:`: the name broadcasts and presence are authorised on. */
+  subTopic: string;
+  joinRef: string | null;
+  grants: Grants;
+  bindings: Binding<Joined>[];
+  self: boolean;
+  ack: boolean;
+  presenceKey: string;
+  /** May it receive (and take part in) the topic's broadcasts and presence? */
+  topicAllowed: boolean;
+  /** Joined with the resume extension: its frames carry walcast_position (resume.ts). */
+  positions: boolean;
+  /** What its frames depend on besides the binding ids: channels alike share a frame (deliver.ts). */
+  frameKey: string;
+  /** The ids of its bindings the current row matched, and which row that was (deliver.ts). */
+  ids: number[];
+  round: number;
+  expiry?: NodeJS.Timeout;
+}
+
+/** setTimeout's longest delay. */
+const MAX_DELAY_MS = 2 ** 31 - 1;
+
+export interface ChannelsOptions {
+  gate: Gate;
+  catalog: Catalog;
+  registrations: () => Registration[];
+  /** The first channel joined and the last one left: the door takes router events only in between. */
+  onActive: (active: boolean) => void;
+  /** Send a resuming channel what it missed (resume.ts). */
+  replay: (j: Joined, since: string) => void;
+}
+
+export class Channels {
+  readonly index = new BindingIndex<Joined>();
+  readonly topics = new Map<string, Set<Joined>>();
+  readonly presence = new PresenceTable<Joined>();
+  private count = 0;
+
+  constructor(private readonly opts: ChannelsOptions) {}
+
+  get size(): number {
+    return this.count;
+  }
+
+  async join(conn: SupabaseConnection, msg: PhxMessage): Promise<void> {
+    const config = (msg.payload.config ?? {}) as Record<string, unknown>;
+    const old = conn.joined.get(msg.topic);
+    if (old) this.leave(old);
+    let grants = conn.grants;
+    let specs: BindingSpec[];
+    try {
+      if (typeof msg.payload.access_token === 'string') grants = await this.verify(msg.payload.access_token);
+      specs = await bindingsOf(config.postgres_changes, this.context(grants));
+    } catch (err) {
+      if (!(err instanceof WalcastError)) throw err;
+      if (err.code === 'supabase_filter_unsupported') conn.send(system(conn.vsn, msg.topic, 'error', reasonOf(err)));
+      conn.send(errorReply(conn.vsn, msg, reasonOf(err)));
+      return;
+    }
+    if (!conn.open) return;
+    // From here to the end, one turn of the event loop: no change falls between the replay, the index and the reply.
+    const resume = resumeRequest(config);
+    const j = this.add(conn, msg, config, grants, specs, resume);
+    conn.send(reply(conn.vsn, msg, 'ok', { postgres_changes: specs.map((s) => s.echo) }));
+    if (specs.length > 0) conn.send(system(conn.vsn, msg.topic, 'ok', 'Subscribed to PostgreSQL'));
+    if (resume?.since) this.opts.replay(j, resume.since);
+    if (j.topicAllowed)
+      conn.send(push(conn.vsn, msg.topic, 'presence_state', this.presence.state(msg.topic), j.joinRef));
+  }
+
+  private add(
+    conn: SupabaseConnection,
+    msg: PhxMessage,
+    config: Record<string, unknown>,
+    grants: Grants,
+    specs: BindingSpec[],
+    resume: ResumeRequest | null,
+  ): Joined {
+    const broadcast = (config.broadcast ?? {}) as Record<string, unknown>;
+    const presence = (config.presence ?? {}) as Record<string, unknown>;
+    const subTopic = msg.topic.replace(/^realtime:/, '');
+    const j: Joined = {
+      conn,
+      topic: msg.topic,
+      subTopic,
+      joinRef: msg.join_ref ?? msg.ref,
+      grants,
+      bindings: [],
+      self: broadcast.self === true,
+      ack: broadcast.ack === true,
+      presenceKey: typeof presence.key === 'string' && presence.key !== '' ? presence.key : randomUUID(),
+      topicAllowed: !this.opts.gate.authRequired || grants.canSubscribe(subTopic),
+      positions: resume !== null,
+      frameKey: `${conn.vsn}\u0000${msg.topic}\u0000${resume !== null}\u0000`,
+      ids: [],
+      round: 0,
+    };
+    for (const s of specs) {
+      const b: Binding<Joined> = {
+        id: s.echo.id,
+        event: s.event,
+        table: s.table,
+        filter: s.filter,
+        kind: s.kind,
+        checkRows: s.checkRows,
+        soloKey: j.frameKey + s.echo.id,
+        owner: j,
+      };
+      j.bindings.push(b);
+      this.index.add(b);
+    }
+    conn.joined.set(msg.topic, j);
+    let set = this.topics.get(msg.topic);
+    if (!set) this.topics.set(msg.topic, (set = new Set()));
+    set.add(j);
+    if (this.count++ === 0) this.opts.onActive(true);
+    this.armExpiry(j);
+    return j;
+  }
+
+  /** phx_leave, a rejoin, a closed socket, an expired token: out of the index, presence left. */
+  leave(j: Joined): void {
+    if (j.conn.joined.get(j.topic) !== j) return;
+    j.conn.joined.delete(j.topic);
+    clearTimeout(j.expiry);
+    for (const b of j.bindings) this.index.remove(b);
+    const set = this.topics.get(j.topic);
+    set?.delete(j);
+    if (set?.size === 0) this.topics.delete(j.topic);
+    const diff = this.presence.untrack(j.topic, j);
+    if (diff) this.sendDiff(j.topic, diff);
+    if (--this.count === 0) this.opts.onActive(false);
+  }
+
+  /** Close a channel from the server's side (phx_close), with a system message saying why. */
+  close(j: Joined, why: string): void {
+    j.conn.send(system(j.conn.vsn, j.topic, 'error', why));
+    j.conn.send(push(j.conn.vsn, j.topic, PHX.close, {}, j.joinRef));
+    this.leave(j);
+  }
+
+  /** access_token on a joined topic: new grants; a refused token, or one that no longer allows a binding, closes it. */
+  async refresh(j: Joined, msg: PhxMessage): Promise<void> {
+    const token = msg.payload.access_token;
+    if (typeof token !== 'string') return;
+    try {
+      const grants = await this.verify(token);
+      // Re-check what the channel reads with the new grants (a narrower token may no longer allow it).
+      const specs = j.bindings.map((b) => ({ event: b.event, ...echoOf(b) }));
+      await bindingsOf(specs, this.context(grants));
+      j.grants = grants;
+      j.topicAllowed = !this.opts.gate.authRequired || grants.canSubscribe(j.subTopic);
+      this.armExpiry(j);
+      if (msg.ref !== null) j.conn.send(reply(j.conn.vsn, msg, 'ok'));
+    } catch (err) {
+      if (!(err instanceof WalcastError)) throw err;
+      this.close(j, reasonOf(err));
+    }
+  }
+
+  track(j: Joined, msg: PhxMessage, payload: Record<string, unknown>): void {
+    if (!j.topicAllowed) return void j.conn.send(errorReply(j.conn.vsn, msg, forbidden(j)));
+    const diff = this.presence.track(j.topic, j, j.presenceKey, payload);
+    if (typeof diff === 'string') return void j.conn.send(errorReply(j.conn.vsn, msg, diff));
+    j.conn.send(reply(j.conn.vsn, msg, 'ok'));
+    this.sendDiff(j.topic, diff);
+  }
+
+  untrack(j: Joined, msg: PhxMessage): void {
+    j.conn.send(reply(j.conn.vsn, msg, 'ok'));
+    const diff = this.presence.untrack(j.topic, j);
+    if (diff) this.sendDiff(j.topic, diff);
+  }
+
+  private sendDiff(topic: string, diff: Diff): void {
+    for (const other of this.topics.get(topic) ?? [])
+      if (other.topicAllowed) other.conn.send(push(other.conn.vsn, topic, 'presence_diff', diff, other.joinRef));
+  }
+
+  async verify(token: string): Promise<Grants> {
+    try {
+      return await this.opts.gate.grantsFor(token);
+    } catch (err) {
+      throw new WalcastError('supabase_invalid_token', { detail: (err as Error).message }, err);
+    }
+  }
+
+  private context(grants: Grants) {
+    const { gate, registrations, catalog } = this.opts;
+    return { grants, authRequired: gate.authRequired, registrations, catalog };
+  }
+
+  /** A token that expires closes the channels it opened, as upstream does. */
+  private armExpiry(j: Joined): void {
+    clearTimeout(j.expiry);
+    const at = j.grants.expiresAtMs;
+    if (at === null) return;
+    j.expiry = setTimeout(
+      () => {
+        if (Date.now() >= at) this.close(j, 'token expired: send a fresh access_token before it expires');
+        else this.armExpiry(j);
+      },
+      Math.min(Math.max(0, at - Date.now()), MAX_DELAY_MS),
+    );
+    j.expiry.unref();
+  }
+}
+
+function echoOf(b: Binding<Joined>): Record<string, unknown> {
+  const echo: Record<string, unknown> = {};
+  const table = b.table === '*' ? undefined : b.table;
+  if (table) {
+    const dot = table.indexOf('.');
+    echo.schema = dot < 0 ? 'public' : table.slice(0, dot);
+    echo.table = dot < 0 ? table : table.slice(dot + 1);
+  } else echo.schema = '*';
+  if (b.filter)
+    echo.filter = `${b.filter.column}=${b.filter.op}.${b.filter.op === 'in' ? `(${b.filter.values.join(',')})` : b.filter.values[0]}`;
+  return echo;
+}
+
+/** What a refused join or closed channel tells the client: the stable code, then the message with the fix. */
+export function reasonOf(err: WalcastError): string {
+  return `${err.code}: ${err.message}`;
+}
+
+function forbidden(j: Joined): string {
+  return reasonOf(new WalcastError('supabase_forbidden', { what: `topic ${j.subTopic}` }));
+}

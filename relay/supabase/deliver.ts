@@ -1,0 +1,101 @@
+// From the router's events to this door's frames. A row event is turned
+// into its postgres_changes data once, matched against the binding index
+// (eq filters looked up, the rest checked), and sent to each joined channel
+// with the ids of its bindings that match. Channels with the same topic, ids
+// and serializer get the same Buffer: in fan-out, one frame per event.
+import type { RoutedEvent } from '../hub/router.ts';
+import type { Binding } from './bindings.ts';
+import type { Catalog } from './catalog.ts';
+import { changeOf, dataJson, filteredRow, type ChangeData } from './changes.ts';
+import type { Channels, Joined } from './channels.ts';
+import { pushJson, push } from './frames.ts';
+import type { Broadcast } from './broadcast.ts';
+import { encodeUserBroadcast } from './serializer.ts';
+
+/** Send a row event to the channels whose bindings match it; returns how many channels got it. */
+export function deliverChange(channels: Channels, catalog: Catalog, event: RoutedEvent, maxBytes: number): number {
+  const body = event.body;
+  if (!body || !channels.index.watches(body.table)) return 0;
+  const dot = body.table.indexOf('.');
+  const columns =
+    dot < 0
+      ? catalog.cached('public', body.table)
+      : catalog.cached(body.table.slice(0, dot), body.table.slice(dot + 1));
+  const change = changeOf(body, columns);
+  if (!change) return 0;
+  const matched = channels.index.match(body.table, change.type, filteredRow(change));
+  if (matched.length === 0) return 0;
+  const groups = byChannel(matched, body.channel);
+  let data: string | undefined;
+  const frames = new Map<string, Buffer>();
+  for (const { owner: j, soloKey } of groups) {
+    // A channel matched by one binding (the usual case) has its key ready; channels alike share the frame.
+    const key = j.ids.length === 1 ? soloKey : j.frameKey + j.ids.join(',');
+    let frame = frames.get(key);
+    if (!frame) {
+      data ??= dataJson(change, maxBytes);
+      frame = Buffer.from(framed(j, j.ids, data, event.position));
+      frames.set(key, frame);
+    }
+    j.conn.send(frame);
+  }
+  return groups.length;
+}
+
+/** One postgres_changes frame for `j` (a replayed change, resume.ts). */
+export function changeFrame(j: Joined, ids: number[], change: ChangeData, maxBytes: number, position: string): Buffer {
+  return Buffer.from(framed(j, ids, dataJson(change, maxBytes), position));
+}
+
+function framed(j: Joined, ids: number[], data: string, position: string): string {
+  const extra = j.positions ? `,"walcast_position":${JSON.stringify(position)}` : '';
+  return pushJson(j.conn.vsn, j.topic, 'postgres_changes', `{"ids":[${ids.join(',')}],"data":${data}${extra}}`);
+}
+
+/** Marks which event a channel's `ids` were collected for (no Map per event in fan-out). */
+let round = 0;
+
+/**
+ * Matched bindings by channel, each channel once (its first binding stands
+ * for it) with its ids in `owner.ids`; bindings whose rows are checked need
+ * the channel granted.
+ */
+function byChannel(matched: Binding<Joined>[], channel: string): Binding<Joined>[] {
+  const firsts: Binding<Joined>[] = [];
+  round++;
+  for (const b of matched) {
+    if (b.checkRows && !b.owner.grants.canSubscribe(channel)) continue;
+    const j = b.owner;
+    if (j.round !== round) {
+      j.round = round;
+      j.ids.length = 0;
+      firsts.push(b);
+    }
+    if (!j.ids.includes(b.id)) j.ids.push(b.id);
+  }
+  return firsts;
+}
+
+/** Send a broadcast read from the stream to its topic's channels here (the sender only with `self`). */
+export function deliverBroadcast(channels: Channels, b: Broadcast): number {
+  const topic = `realtime:${b.topic}`;
+  const frames = new Map<string, Buffer>();
+  let n = 0;
+  for (const j of channels.topics.get(topic) ?? []) {
+    if (!j.topicAllowed || (b.sender === j.conn.id && !j.self)) continue;
+    // vsn 2.0.0 clients get upstream's binary user broadcast (kind 4) when its 255-byte fields allow; others JSON.
+    const binary = j.conn.vsn === '2.0.0' && Buffer.byteLength(topic) <= 255 && Buffer.byteLength(b.event) <= 255;
+    const vsn = binary ? 'binary' : j.conn.vsn;
+    let frame = frames.get(vsn);
+    if (!frame) {
+      frame = binary
+        ? encodeUserBroadcast(topic, b.event, b.payload)
+        : Buffer.from(push(j.conn.vsn, topic, 'broadcast', { type: 'broadcast', event: b.event, payload: b.payload }));
+      frames.set(vsn, frame);
+    }
+    if (binary) j.conn.sendBinary(frame);
+    else j.conn.send(frame);
+    n++;
+  }
+  return n;
+}

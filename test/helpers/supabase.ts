@@ -1,0 +1,66 @@
+// The real supabase-js client against a relay's Supabase door, and a
+// collector for what its channels receive.
+import { createClient, type RealtimeChannel, type SupabaseClient } from '@supabase/supabase-js';
+import { WebSocket } from 'ws';
+
+export type Vsn = '1.0.0' | '2.0.0';
+
+export interface ClientOptions {
+  vsn?: Vsn;
+  heartbeatIntervalMs?: number;
+  accessToken?: () => Promise<string | null>;
+}
+
+/** supabase-js pointed at `relayUrl` (the relay's http://host:port), as an app points it at its project URL. */
+export function supabaseClient(relayUrl: string, anonKey: string, opts: ClientOptions = {}): SupabaseClient {
+  const realtime: Record<string, unknown> = { transport: WebSocket, vsn: opts.vsn ?? '2.0.0' };
+  if (opts.heartbeatIntervalMs) realtime.heartbeatIntervalMs = opts.heartbeatIntervalMs;
+  return createClient(relayUrl, anonKey, {
+    realtime,
+    auth: { persistSession: false, autoRefreshToken: false },
+    ...(opts.accessToken ? { accessToken: opts.accessToken } : {}),
+  });
+}
+
+/** Subscribe and wait for SUBSCRIBED; rejects with the status and error otherwise. */
+export function subscribed(channel: RealtimeChannel, timeoutMs = 10_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no SUBSCRIBED in time')), timeoutMs);
+    channel.subscribe((status, err) => {
+      if (status === 'SUBSCRIBED') {
+        clearTimeout(timer);
+        resolve();
+      } else if (status === 'CHANNEL_ERROR' || status === 'TIMED_OUT') {
+        clearTimeout(timer);
+        reject(Object.assign(new Error(`${status}: ${err?.message ?? ''}`), { status }));
+      }
+    });
+  });
+}
+
+/** Values pushed by callbacks, awaited by tests. */
+export class Inbox<T> {
+  readonly items: T[] = [];
+  private waiters: (() => void)[] = [];
+
+  push = (item: T): void => {
+    this.items.push(item);
+    for (const w of this.waiters.splice(0)) w();
+  };
+
+  async until(check: (items: T[]) => boolean, what: string, timeoutMs = 10_000): Promise<T[]> {
+    const deadline = Date.now() + timeoutMs;
+    while (!check(this.items)) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.items).slice(0, 1500)}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(left, 200));
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    return this.items;
+  }
+}

@@ -1,0 +1,209 @@
+// The Supabase door's pure parts: the Phoenix serializers (checked against
+// realtime-js's own Serializer), filters, the binding index and the value
+// encodings of postgres_changes.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import RealtimeSerializer from '@supabase/realtime-js/dist/main/lib/serializer.js';
+import { decode, encodeMessage, encodeUserBroadcast, FrameError, vsnOf } from '../../relay/supabase/serializer.ts';
+import { kindOf, matches, normalise, parseFilter, type Filter } from '../../relay/supabase/filters.ts';
+import { BindingIndex, bindingId, type Binding } from '../../relay/supabase/bindings.ts';
+import { changeOf, dataJson, TOO_LARGE_ERROR, upstreamValue } from '../../relay/supabase/changes.ts';
+import type { EventMessage } from '../../client/protocol.ts';
+import { decodeMessage } from '../../relay/mqtt/messages.ts';
+import { MAX_PRESENCE_BYTES, PresenceTable, type Diff } from '../../relay/supabase/presence.ts';
+import {
+  BROADCAST_TABLE,
+  encodeBroadcast,
+  SUPABASE_MESSAGE_PREFIX,
+  supabaseMessageRoute,
+} from '../../relay/supabase/broadcast.ts';
+
+// The package's CJS default export, however the loader wraps it.
+const Serializer = ((RealtimeSerializer as unknown as { default?: unknown }).default ??
+  RealtimeSerializer) as new () => {
+  encode(msg: object, cb: (out: string | ArrayBuffer) => void): void;
+  decode(raw: string | ArrayBuffer, cb: (msg: Record<string, unknown>) => void): void;
+};
+
+function viaRealtime<T>(fn: (s: InstanceType<typeof Serializer>, done: (v: T) => void) => void): T {
+  let out: T | undefined;
+  fn(new Serializer(), (v) => (out = v));
+  return out as T;
+}
+
+test('vsn: none means 1.0.0, 2.0.0 is known, anything else is refused', () => {
+  assert.equal(vsnOf(null), '1.0.0');
+  assert.equal(vsnOf('2.0.0'), '2.0.0');
+  assert.equal(vsnOf('3.0.0'), null);
+});
+
+test('vsn 2.0.0: arrays from realtime-js decode, and what is encoded decodes in realtime-js', () => {
+  const msg = { topic: 'realtime:room', event: 'phx_join', payload: { config: {} }, ref: '1', join_ref: '1' };
+  const wire = viaRealtime<string>((s, done) => s.encode(msg, (o) => done(o as string)));
+  assert.deepEqual(decode(Buffer.from(wire), false, '2.0.0'), msg);
+  const back = viaRealtime<Record<string, unknown>>((s, done) => s.decode(encodeMessage('2.0.0', msg), done));
+  assert.deepEqual(back, msg);
+});
+
+test('vsn 2.0.0: a binary user broadcast push from realtime-js decodes into a broadcast', () => {
+  const msg = {
+    topic: 'realtime:room',
+    event: 'broadcast',
+    payload: { type: 'broadcast', event: 'cursor', payload: { x: 1 } },
+    ref: '7',
+    join_ref: '3',
+  };
+  const wire = viaRealtime<ArrayBuffer>((s, done) => s.encode(msg, (o) => done(o as ArrayBuffer)));
+  assert.ok(wire instanceof ArrayBuffer);
+  assert.deepEqual(decode(Buffer.from(wire), true, '2.0.0'), msg);
+  assert.throws(() => decode(Buffer.from(wire), true, '1.0.0'), FrameError);
+});
+
+test('a kind 4 user broadcast decodes in realtime-js', () => {
+  const bytes = encodeUserBroadcast('realtime:room', 'cursor', { x: 2 });
+  const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length);
+  const got = viaRealtime<Record<string, unknown>>((s, done) => s.decode(ab as ArrayBuffer, done));
+  assert.deepEqual(got, {
+    join_ref: null,
+    ref: null,
+    topic: 'realtime:room',
+    event: 'broadcast',
+    payload: { type: 'broadcast', event: 'cursor', payload: { x: 2 } },
+  });
+});
+
+test('bad frames are FrameErrors that say what is wrong', () => {
+  assert.throws(() => decode(Buffer.from('{'), false, '1.0.0'), /not JSON/);
+  assert.throws(() => decode(Buffer.from('{"topic":1}'), false, '1.0.0'), /string topic and event/);
+  assert.throws(() => decode(Buffer.from('{"topic":"t","event":"e"}'), false, '2.0.0'), /arrays/);
+  assert.throws(() => decode(Buffer.from([9, 0, 0, 0, 0, 0, 1]), true, '2.0.0'), /kind 3/);
+  assert.throws(() => decode(Buffer.from([3, 5, 0, 0, 0, 0, 1]), true, '2.0.0'), /shorter/);
+});
+
+test('filters: every operator parses; others are refused naming what works', () => {
+  assert.deepEqual(parseFilter('room_id=eq.42'), { column: 'room_id', op: 'eq', values: ['42'] });
+  assert.deepEqual(parseFilter('id=in.(1,2,"a,b")'), { column: 'id', op: 'in', values: ['1', '2', 'a,b'] });
+  for (const op of ['neq', 'lt', 'lte', 'gt', 'gte']) assert.equal((parseFilter(`n=${op}.5`) as Filter).op, op);
+  assert.match(parseFilter('name=like.a%') as string, /not supported; supported: eq, neq/);
+  assert.match(parseFilter('nofilter') as string, /column=op.value/);
+  assert.match(parseFilter('id=in.1,2') as string, /in takes a list/);
+});
+
+test('filters compare as upstream casts them: numbers numerically, booleans, text; NULL matches nothing', () => {
+  const f = (text: string, kind: 'number' | 'text' | 'boolean'): Filter => {
+    const p = parseFilter(text) as Filter;
+    return { ...p, values: p.values.map((v) => normalise(v, kind)!) };
+  };
+  assert.equal(kindOf('int4'), 'number');
+  assert.equal(kindOf('bool'), 'boolean');
+  assert.equal(kindOf('timestamptz'), 'text');
+  assert.ok(matches(f('n=eq.1.0', 'number'), 'number', 1));
+  assert.ok(matches(f('n=gt.9', 'number'), 'number', 10));
+  assert.ok(!matches(f('n=lt.9', 'number'), 'number', 10));
+  assert.ok(matches(f('n=lte.10', 'number'), 'number', 10));
+  assert.ok(matches(f('n=gte.10', 'number'), 'number', 10));
+  assert.ok(matches(f('t=lt.2026-02-01', 'text'), 'text', '2026-01-31T23:00:00+00:00'));
+  assert.ok(matches(f('b=eq.t', 'boolean'), 'boolean', true));
+  assert.ok(matches(f('s=neq.a', 'text'), 'text', 'b'));
+  assert.ok(!matches(f('s=neq.a', 'text'), 'text', null));
+  assert.ok(matches(f('s=in.(a,b)', 'text'), 'text', 'b'));
+  assert.equal(normalise('abc', 'number'), null);
+});
+
+test('the binding index: eq and in are looked up by value, the rest checked; events and tables respected', () => {
+  const index = new BindingIndex<string>();
+  const make = (
+    owner: string,
+    table: string,
+    filter: string | null,
+    event: Binding<string>['event'] = '*',
+  ): Binding<string> => {
+    const f = filter ? (parseFilter(filter) as Filter) : null;
+    return {
+      id: bindingId(event, 'public', table, filter ?? undefined),
+      event,
+      table,
+      filter: f,
+      kind: 'text',
+      checkRows: false,
+      soloKey: owner,
+      owner,
+    };
+  };
+  const eqA = make('eqA', 'chat', 'room=eq.a');
+  const inAB = make('inAB', 'chat', 'room=in.(a,b)', 'INSERT');
+  const gtM = make('gtM', 'chat', 'name=gt.m');
+  const all = make('all', '*', null, 'DELETE');
+  for (const b of [eqA, inAB, gtM, all]) index.add(b);
+  const owners = (t: string, type: 'INSERT' | 'UPDATE' | 'DELETE', row: Record<string, unknown>) =>
+    index
+      .match(t, type, row)
+      .map((b) => b.owner)
+      .sort();
+  assert.deepEqual(owners('chat', 'INSERT', { room: 'a', name: 'z' }), ['eqA', 'gtM', 'inAB']);
+  assert.deepEqual(owners('chat', 'UPDATE', { room: 'b', name: 'a' }), []);
+  assert.deepEqual(owners('chat', 'DELETE', { room: 'a', name: 'a' }), ['all', 'eqA']);
+  assert.deepEqual(owners('other', 'INSERT', { room: 'a' }), []);
+  assert.equal(index.size, 4);
+  index.remove(inAB);
+  index.remove(eqA);
+  assert.deepEqual(owners('chat', 'INSERT', { room: 'a', name: 'z' }), ['gtM']);
+  assert.equal(index.size, 2);
+  assert.equal(bindingId('*', 'public', 'chat', 'room=eq.a'), eqA.id, 'equal bindings share their id');
+});
+
+test('values as upstream encodes them; a row over the limit keeps its small values and says Error 413', () => {
+  assert.equal(upstreamValue('int8', '42'), 42);
+  assert.equal(upstreamValue('int8', '9007199254740993'), '9007199254740993');
+  assert.equal(upstreamValue('numeric', '1.50'), 1.5);
+  assert.equal(upstreamValue('timestamptz', '2026-01-01T00:00:00.5Z'), '2026-01-01T00:00:00.5+00:00');
+  assert.equal(upstreamValue('bytea', Buffer.from([1, 255]).toString('base64')), '\\x01ff');
+  assert.deepEqual(upstreamValue('_int8', ['1', '2']), [1, 2]);
+  const e: EventMessage = {
+    type: 'event',
+    channel: 'c',
+    table: 'app.docs',
+    op: 'update',
+    position: 'p',
+    commit_time: '2026-01-01T00:00:00Z',
+    row: { id: '1', body: 'x'.repeat(1000) },
+    old: { id: '1' },
+  };
+  const d = changeOf(e, [
+    { name: 'id', type: 'int8' },
+    { name: 'body', type: 'text' },
+  ])!;
+  assert.deepEqual(
+    [d.schema, d.table, d.type, d.record, d.old_record],
+    ['app', 'docs', 'UPDATE', { id: 1, body: 'x'.repeat(1000) }, { id: 1 }],
+  );
+  const small = JSON.parse(dataJson(d, 500));
+  assert.deepEqual([small.record, small.errors], [{ id: 1 }, [TOO_LARGE_ERROR]]);
+  assert.equal(changeOf({ ...e, op: 'delete', moved: 'out' }, []), null);
+  assert.equal(changeOf({ ...e, op: 'insert', moved: 'in' }, [])!.type, 'UPDATE');
+});
+
+test('a broadcast in the stream is routed on its topic, and MQTT wildcard subscribers do not take it for theirs', () => {
+  const content = Buffer.from(encodeBroadcast({ topic: 'room', event: 'e', payload: 'a string', sender: null }));
+  assert.deepEqual(supabaseMessageRoute(SUPABASE_MESSAGE_PREFIX, content), { channel: 'room', table: BROADCAST_TABLE });
+  assert.equal(supabaseMessageRoute('walcast.mqtt', content), undefined);
+  assert.equal(decodeMessage(content), null);
+});
+
+test('presence: track, re-track and untrack give upstream diffs; state groups metas by key; limits refuse with a reason', () => {
+  const table = new PresenceTable<string>();
+  assert.deepEqual(table.state('t'), {});
+  const first = table.track('t', 'conn-a', 'ada', { x: 1 }) as Diff;
+  assert.deepEqual(first, { joins: { ada: { metas: [{ x: 1, phx_ref: '1' }] } }, leaves: {} });
+  table.track('t', 'conn-b', 'ada', { x: 2 });
+  const again = table.track('t', 'conn-a', 'ada', { x: 3 }) as Diff;
+  assert.deepEqual(again.leaves, { ada: { metas: [{ x: 1, phx_ref: '1' }] } });
+  assert.deepEqual(again.joins.ada!.metas[0], { x: 3, phx_ref: '3', phx_ref_prev: '1' });
+  assert.deepEqual(
+    table.state('t').ada!.metas.map((m) => m.x),
+    [3, 2],
+  );
+  assert.deepEqual(table.untrack('t', 'conn-b'), { joins: {}, leaves: { ada: { metas: [{ x: 2, phx_ref: '2' }] } } });
+  assert.equal(table.untrack('t', 'conn-b'), null);
+  assert.match(table.track('t', 'conn-c', 'k', { big: 'x'.repeat(MAX_PRESENCE_BYTES) }) as string, /at most/);
+});
