@@ -188,7 +188,11 @@ export class TestClient {
       if (found !== undefined && found !== false) return found;
       const left = deadline - Date.now();
       if (left <= 0)
-        throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.messages).slice(0, 2000)}`);
+        throw new Error(
+          `timed out waiting for ${what}; got ${this.messages.length} messages` +
+            (this.closed ? `, closed with ${this.closed.code} ${this.closed.reason}` : ', still open') +
+            `; first: ${JSON.stringify(this.messages).slice(0, 1000)}; last: ${JSON.stringify(this.messages.at(-1)).slice(0, 600)}`,
+        );
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.min(left, 200));
         this.waiters.push(() => {

@@ -20,6 +20,9 @@ const FILES = [
   'docs/sdk.md',
   'docs/errors.md',
   'docs/ingest.md',
+  'docs/tables.md',
+  'docs/webhooks.md',
+  'docs/scaling.md',
 ];
 
 function sqlBlocks(file: string): string[] {
