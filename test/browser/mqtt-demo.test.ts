@@ -60,7 +60,16 @@ test('two pages chat over MQTT: messages, presence, a SQL insert, and leaving', 
   ]);
   await bob.close({ runBeforeUnload: true });
   await ada.locator('#presence li', { hasText: 'bob' }).waitFor({ state: 'detached', ...WAIT });
-  assert.deepEqual(await db.query(`select user_id from presence where channel_id = 'mq-lobby' order by user_id`), [
-    { user_id: 'ada' },
-  ]);
+  // The delete reached ada's page after its commit, but PostgreSQL may send a
+  // commit to the slot a moment before other sessions see it (the WAL record
+  // is flushed before the transaction leaves the proc array): read until the
+  // row is gone, for at most WAIT, rather than once.
+  const members = async () => db.query(`select user_id from presence where channel_id = 'mq-lobby' order by user_id`);
+  const deadline = Date.now() + WAIT.timeout;
+  let rows = await members();
+  while (rows.length > 1 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    rows = await members();
+  }
+  assert.deepEqual(rows, [{ user_id: 'ada' }]);
 });
