@@ -133,7 +133,7 @@ export const RELAY_ERRORS = {
   },
   ingest_subscribe_refused: {
     message:
-      'MQTT broker {broker} refused the subscription {filter} of flow {flow} (reason code {reason}); allow it in the broker ACL, or change the flow (walcast.add_flow)',
+      "MQTT broker {broker} refused the subscription {filter} of flow {flow} (reason code {reason}); allow it in the broker ACL (walcast tries again every 30 s), or change the flow (walcast.add_flow); the broker's other flows go on",
     retryable: true,
   },
   ingest_flow_invalid: {

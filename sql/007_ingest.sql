@@ -70,7 +70,9 @@ CREATE TABLE IF NOT EXISTS walcast.flow_stats (
   committed bigint NOT NULL DEFAULT 0,
   duplicates bigint NOT NULL DEFAULT 0,
   dead_lettered bigint NOT NULL DEFAULT 0,
-  -- Why the relay does not run the flow (its target table is gone, …), or NULL.
+  -- Why the relay does not run the flow, or NULL while it runs: state 'failed' (its target table is
+  -- gone, its schema does not compile, …) or 'refused' (the broker refused its subscription), and error.
+  state text,
   error text,
   last_at timestamptz
 );

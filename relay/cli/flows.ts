@@ -9,7 +9,9 @@ const HELP = `Usage: walcast flows [--json] [--database-url URL]
 
 Lists the MQTT ingest brokers (walcast.brokers) with their connection state as the active relay
 last saw it, and the flows (walcast.flows) with their state and counters: rows committed,
-duplicates skipped by the dedup key, dead letters (walcast.dead_letters). See docs/ingest.md.
+duplicates skipped by the dedup key, dead letters (walcast.dead_letters). A flow the relay does not
+run says why: "failed: …" (its table is gone, …) or "refused: …" (the broker refused its subscription).
+See docs/ingest.md.
 
   --json               print { brokers, flows } as JSON
   --database-url URL   PostgreSQL (default DATABASE_URL)`;
@@ -30,6 +32,8 @@ interface FlowLine {
   action: string;
   target: string;
   enabled: boolean;
+  /** Why the relay does not run it: 'failed' or 'refused' (the broker refused its subscription); null while it runs. */
+  state: string | null;
   error: string | null;
   committed: string;
   duplicates: string;
@@ -47,7 +51,7 @@ export async function flowsCommand(argv: string[]): Promise<void> {
        FROM walcast.brokers b LEFT JOIN walcast.broker_status s ON s.broker = b.name ORDER BY b.name`,
     );
     const f = await pool.query<FlowLine>(
-      `SELECT f.name, f.broker, f.topic_filter, f.action, f.target, f.enabled, s.error,
+      `SELECT f.name, f.broker, f.topic_filter, f.action, f.target, f.enabled, s.state, s.error,
               coalesce(s.committed, 0)::text AS committed, coalesce(s.duplicates, 0)::text AS duplicates,
               coalesce(s.dead_lettered, 0)::text AS dead_lettered, s.last_at
        FROM walcast.flows f LEFT JOIN walcast.flow_stats s ON s.flow = f.name ORDER BY f.broker, f.name`,
@@ -66,7 +70,7 @@ export async function flowsCommand(argv: string[]): Promise<void> {
         f.topic_filter,
         f.action,
         f.target,
-        !f.enabled ? 'disabled' : f.error ? `failed: ${f.error}` : 'enabled',
+        !f.enabled ? 'disabled' : f.error ? `${f.state ?? 'failed'}: ${f.error}` : 'enabled',
         f.committed,
         f.duplicates,
         f.dead_lettered,

@@ -1,7 +1,8 @@
 // One connection to an external MQTT broker (mqtt.js), as a subscriber.
 //
 //   connecting ──CONNACK──▶ connected ──lost──▶ reconnecting ──CONNACK──▶ connected …
-//        └──refused / unreachable──▶ reconnecting (backoff 1 s doubling to 30 s, jitter)
+//        └──unreachable──▶ connecting / reconnecting (backoff 1 s doubling to 30 s, jitter)
+//        └──CONNACK refusing (bad credentials, not authorized)──▶ refused (retried with the same backoff)
 //   any ──close()──▶ closed
 //
 // Acknowledgements are ours: mqtt.js sends a QoS 1 PUBACK as soon as its
@@ -23,7 +24,10 @@
 // Subscriptions follow setSubscriptions(): added and removed on the live
 // connection. After a CONNACK without a session (a clean start, an expired
 // session, a broker that lost it) every filter is subscribed again, which
-// MQTT clients with clean=false are known to forget.
+// MQTT clients with clean=false are known to forget. A filter the broker
+// refuses (SUBACK reason code 0x80 or more, e.g. 0x87 Not authorized by its
+// ACL) is kept in `refused` and tried again every SUBSCRIBE_RETRY_MS (an ACL
+// may be fixed on the broker), not every time the catalog is read.
 import { EventEmitter } from 'node:events';
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient, type Packet } from 'mqtt';
 import { backoffDelay } from '../../client/backoff.ts';
@@ -34,8 +38,17 @@ import type { BrokerDef } from './catalog.ts';
 export const MAX_UNACKED = 10_000;
 
 const RECONNECT = { initialMs: 1000, maxMs: 30_000, factor: 2 };
+/** A refused subscription is tried again after this long (on the live connection). */
+export const SUBSCRIBE_RETRY_MS = 30_000;
 
-export type BrokerState = 'connecting' | 'connected' | 'reconnecting' | 'closed';
+export type BrokerState = 'connecting' | 'connected' | 'reconnecting' | 'refused' | 'closed';
+
+export interface RefusedFilter {
+  qos: 0 | 1;
+  /** The SUBACK reason code (0x80 Unspecified error, 0x87 Not authorized, …). */
+  reason: number;
+  at: number;
+}
 
 export interface Inbound {
   topic: string;
@@ -70,6 +83,8 @@ export class BrokerLink extends EventEmitter<BrokerEvents> {
   private active = new Map<string, 0 | 1>();
   /** Filters the broker granted (SUBACK) on this connection. */
   readonly granted = new Set<string>();
+  /** Filters the broker refused (SUBACK ≥ 0x80), until granted or no longer desired. */
+  readonly refused = new Map<string, RefusedFilter>();
   private qos0Waiting = 0;
   /** Packet identifiers to acknowledge at the end of this turn, on the connection of `epoch`. */
   private acks: number[] = [];
@@ -209,7 +224,8 @@ export class BrokerLink extends EventEmitter<BrokerEvents> {
       url: this.def.url,
       detail: 'the connection closed',
     });
-    this.setState(this.epoch === 0 ? 'connecting' : 'reconnecting');
+    const refused = this.error.code === 'ingest_broker_refused';
+    this.setState(refused ? 'refused' : this.epoch === 0 ? 'connecting' : 'reconnecting');
     clearTimeout(this.reconnectTimer);
     const delay = RECONNECT.initialMs / 2 + backoffDelay(this.attempt++, RECONNECT);
     this.reconnectTimer = setTimeout(() => {
@@ -225,18 +241,29 @@ export class BrokerLink extends EventEmitter<BrokerEvents> {
 
   /** Subscribes what is desired and not active, unsubscribes what is active and not desired. */
   private sync(): void {
+    const now = Date.now();
     for (const [filter, qos] of this.desired) {
       if (this.active.get(filter) === qos) continue;
+      const refused = this.refused.get(filter);
+      if (refused && refused.qos === qos && now - refused.at < SUBSCRIBE_RETRY_MS) continue;
       this.active.set(filter, qos);
       this.client.subscribe(filter, { qos, rh: 1 }, (err, granted) => {
-        const code = granted?.[0]?.qos ?? 0x80;
+        // A refusal comes as an error carrying the SUBACK (mqtt.js's ErrorWithSubackPacket).
+        const suback = (err as { packet?: { granted?: unknown[] } } | null)?.packet?.granted?.[0];
+        const code = typeof suback === 'number' ? suback : err ? 0x80 : (granted?.[0]?.qos ?? 0x80);
         if (this.active.get(filter) !== qos) return; // changed again meanwhile
         if (err || code >= 0x80) {
           this.active.delete(filter);
+          this.granted.delete(filter);
+          this.refused.set(filter, { qos, reason: code, at: Date.now() });
           this.emit('subscribeRefused', filter, code);
-        } else this.granted.add(filter);
+        } else {
+          this.refused.delete(filter);
+          this.granted.add(filter);
+        }
       });
     }
+    for (const filter of this.refused.keys()) if (!this.desired.has(filter)) this.refused.delete(filter);
     for (const filter of [...this.active.keys()]) {
       if (this.desired.has(filter)) continue;
       this.active.delete(filter);

@@ -5,7 +5,11 @@
 // subscriptions are added and removed on the live connection. Only the
 // active relay runs this (a standby calls startRelay once it holds the slot
 // lock), so a standby never ingests twice. Dead letters are logged at most
-// once per flow per DEAD_LETTER_LOG_MS, with how many were not.
+// once per flow per DEAD_LETTER_LOG_MS, with how many were not. A broker's
+// error (unreachable, refusing the credentials) and a flow's (cannot run,
+// subscription refused) are logged once each time they change, and written
+// to walcast.broker_status and walcast.flow_stats for `walcast flows`.
+import { ReasonCodes } from 'mqtt';
 import pg from 'pg';
 import type { Logger } from '../log.ts';
 import { WalcastError } from '../errors.ts';
@@ -29,8 +33,11 @@ export interface BrokerSummary {
 export interface FlowSummary {
   name: string;
   broker: string;
-  /** subscribing: waiting for the broker's SUBACK (or for the broker). */
-  state: 'running' | 'subscribing' | 'failed';
+  /**
+   * subscribing: waiting for the broker's SUBACK (or for the broker); refused: the broker refused the
+   * subscription (its ACL), tried again every 30 s; failed: the relay cannot run it (its table is gone).
+   */
+  state: 'running' | 'subscribing' | 'refused' | 'failed';
   reason?: string;
 }
 
@@ -45,6 +52,7 @@ export class Ingest {
   private readonly reported = new Map<string, string>();
   private timers: NodeJS.Timeout[] = [];
   private loading: Promise<void> | undefined;
+  private statusWrites: Promise<void> = Promise.resolve();
   private stopped = false;
 
   constructor(private readonly opts: { databaseUrl: string; logger: Logger; env?: NodeJS.ProcessEnv }) {
@@ -66,6 +74,7 @@ export class Ingest {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     await this.loading;
+    await this.statusWrites;
     await Promise.all([...this.pipelines.values()].map((p) => p.close()));
     this.pipelines.clear();
     await this.pool.end();
@@ -90,11 +99,12 @@ export class Ingest {
       brokers.push({ name: def.name, state: 'failed', flows: 0, unacked: 0, reason: error.message });
     }
     const flows: FlowSummary[] = [...this.pipelines.values()].flatMap((p) =>
-      p.flows.map((f) => ({
-        name: f.name,
-        broker: f.broker,
-        state: p.link.granted.has(f.filter.subscription) ? ('running' as const) : ('subscribing' as const),
-      })),
+      p.flows.map((f): FlowSummary => {
+        const refused = this.refusal(p, f);
+        if (refused) return { name: f.name, broker: f.broker, state: 'refused', reason: refused.message };
+        const running = p.link.granted.has(f.filter.subscription);
+        return { name: f.name, broker: f.broker, state: running ? 'running' : 'subscribing' };
+      }),
     );
     for (const b of this.broken)
       flows.push({ name: b.name, broker: b.broker, state: 'failed', reason: b.error.message });
@@ -157,18 +167,23 @@ export class Ingest {
       counters: (flow) => this.counter(flow),
       deadLetter: (flow, error) => this.logDeadLetter(flow, error),
       brokerState: (p) => this.brokerState(p),
-      subscribeRefused: (p, filter, reason) => {
-        const flows = p.flows.filter((f) => f.filter.subscription === filter).map((f) => f.name);
-        const error = new WalcastError('ingest_subscribe_refused', {
-          broker: def.name,
-          filter,
-          flow: flows.join(', '),
-          reason: `0x${reason.toString(16)}`,
-        });
-        this.opts.logger.error({ broker: def.name, filter, code: error.code }, error.message);
-      },
+      // Reported (logged once, written to walcast.flow_stats) by the catalog read this starts.
+      subscribeRefused: () => void this.load(),
     });
     this.pipelines.set(def.name, pipeline);
+  }
+
+  /** Why the broker refused the subscription of this flow's filter, while it does. */
+  private refusal(p: BrokerPipeline, f: Flow): WalcastError | undefined {
+    const refused = p.link.refused.get(f.filter.subscription);
+    if (!refused) return undefined;
+    const name = (ReasonCodes as Record<number, string>)[refused.reason];
+    return new WalcastError('ingest_subscribe_refused', {
+      broker: f.broker,
+      filter: f.filter.subscription,
+      flow: f.name,
+      reason: `0x${refused.reason.toString(16)}${name ? ` ${name}` : ''}`,
+    });
   }
 
   private brokerState(p: BrokerPipeline): void {
@@ -178,12 +193,22 @@ export class Ingest {
     const line = `${state}:${error?.message ?? ''}`;
     if (this.reported.get(`broker:${p.def.name}`) === line) return;
     this.reported.set(`broker:${p.def.name}`, line);
-    if (error) this.opts.logger.warn({ broker: p.def.name, state, code: error.code }, error.message);
-    else this.opts.logger.info({ broker: p.def.name, url: p.def.url }, `ingest broker ${p.def.name} connected`);
+    // Logged when the error changes, not at each state it passes through nor at each retry.
+    const message = error?.message ?? '';
+    if (this.reported.get(`broker-log:${p.def.name}`) !== message) {
+      this.reported.set(`broker-log:${p.def.name}`, message);
+      if (error) this.opts.logger.warn({ broker: p.def.name, state, code: error.code }, error.message);
+      else this.opts.logger.info({ broker: p.def.name, url: p.def.url }, `ingest broker ${p.def.name} connected`);
+    }
     void this.writeBrokerStatus(p.def.name, state, error?.message ?? null);
   }
 
-  private async writeBrokerStatus(broker: string, state: string, detail: string | null): Promise<void> {
+  /** Written one after another: two writes on two connections could commit in the other order. */
+  private writeBrokerStatus(broker: string, state: string, detail: string | null): Promise<void> {
+    return (this.statusWrites = this.statusWrites.then(() => this.writeBrokerStatusNow(broker, state, detail)));
+  }
+
+  private async writeBrokerStatusNow(broker: string, state: string, detail: string | null): Promise<void> {
     await this.pool
       .query(
         `INSERT INTO walcast.broker_status (broker, state, detail) SELECT $1, $2, $3
@@ -194,25 +219,34 @@ export class Ingest {
       .catch((err: unknown) => this.opts.logger.debug({ err, broker }, 'writing walcast.broker_status failed'));
   }
 
-  /** Writes why a flow does not run to walcast.flow_stats.error (and clears it), logging each change once. */
+  /**
+   * Writes why a flow does not run to walcast.flow_stats (state 'failed' or 'refused', and error) and
+   * clears it once it runs, logging each change once.
+   */
   private async reportFlows(catalog: { flows: Flow[]; broken: BrokenFlow[] }): Promise<void> {
-    const changes: [string, string | null][] = [];
-    for (const f of catalog.flows) {
+    const changes: [string, string | null, string | null][] = [];
+    const report = (flow: string, state: 'failed' | 'refused' | null, error: WalcastError | undefined) => {
       // Undefined: the first time this relay sees it (a reason an earlier run wrote is cleared).
-      if (this.reported.get(`flow:${f.name}`) !== '') changes.push([f.name, null]);
-      this.reported.set(`flow:${f.name}`, '');
+      const message = error?.message ?? '';
+      if (this.reported.get(`flow:${flow}`) === message) return;
+      const before = this.reported.get(`flow:${flow}`);
+      this.reported.set(`flow:${flow}`, message);
+      if (error) this.opts.logger.error({ flow, code: error.code }, error.message);
+      else if (before) this.opts.logger.info({ flow }, `flow ${flow} runs again`);
+      changes.push([flow, state, error?.message ?? null]);
+    };
+    for (const f of catalog.flows) {
+      const pipeline = this.pipelines.get(f.broker);
+      const refused = pipeline && this.refusal(pipeline, f);
+      report(f.name, refused ? 'refused' : null, refused);
     }
-    for (const b of catalog.broken) {
-      if (this.reported.get(`flow:${b.name}`) === b.error.message) continue;
-      this.reported.set(`flow:${b.name}`, b.error.message);
-      this.opts.logger.error({ flow: b.name, code: b.error.code }, b.error.message);
-      changes.push([b.name, b.error.message]);
-    }
+    for (const b of catalog.broken) report(b.name, 'failed', b.error);
     if (changes.length === 0) return;
     await this.pool.query(
-      `UPDATE walcast.flow_stats s SET error = u.error FROM unnest($1::text[], $2::text[]) AS u(flow, error)
+      `UPDATE walcast.flow_stats s SET state = u.state, error = u.error
+       FROM unnest($1::text[], $2::text[], $3::text[]) AS u(flow, state, error)
        WHERE s.flow = u.flow`,
-      [changes.map((c) => c[0]), changes.map((c) => c[1])],
+      [changes.map((c) => c[0]), changes.map((c) => c[1]), changes.map((c) => c[2])],
     );
   }
 
