@@ -68,6 +68,8 @@ async function main(): Promise<number> {
     /mqtt/,
     files,
   );
+  // An edge on a read replica needs pg_basebackup, which the embedded server lacks.
+  ensureDebianPackages(['postgresql'], existsSync('/usr/lib/postgresql'), /replica/, files);
   let pg: EmbeddedPostgresHandle | undefined;
   let url = process.env.TEST_DATABASE_URL;
   if (!url) {

@@ -33,6 +33,9 @@ export class SnapshotBusy extends Error {}
 /** A waiting read was dropped: its client went away. */
 export class SnapshotDropped extends Error {}
 
+/** The rows cannot be read consistently now (an edge's read replica lags); the message says why and the fix. */
+export class SnapshotUnavailable extends Error {}
+
 interface Waiter {
   ticket: SnapshotTicket;
   start(): void;

@@ -6,8 +6,9 @@
 // commit LSN of the edge's position, polling, up to the snapshot timeout
 // (then snapshot_failed). On a primary (a read-only role) it reads at once.
 import type pg from 'pg';
+import { SnapshotUnavailable } from '../db/snapshot-queue.ts';
 import { SnapshotReader, type Snapshot } from '../db/snapshot.ts';
-import { parseLsn } from '../replication/lsn.ts';
+import { formatLsn, parseLsn } from '../replication/lsn.ts';
 import { parsePosition } from '../replication/position.ts';
 
 const POLL_MS = 20;
@@ -31,7 +32,9 @@ export function edgeSnapshots(pool: pg.Pool, position: () => string, timeoutMs: 
         primary = !replica;
         if (primary || (replayed !== null && parseLsn(replayed) >= lsn)) break;
         if (Date.now() > deadline)
-          throw new Error(`the read replica has not replayed past ${lsn.toString(16)} within the snapshot timeout`);
+          throw new SnapshotUnavailable(
+            `this edge's read replica has not replayed up to the edge's position (${formatLsn(lsn)}; replayed ${replayed ?? 'nothing'}) within WALCAST_SNAPSHOT_TIMEOUT_MS (${timeoutMs} ms): it lags its primary. Try again; if it keeps happening, check the replica's lag (pg_stat_replication on the primary)`,
+          );
         await new Promise((r) => setTimeout(r, POLL_MS));
       }
       return super.readNow(channel, tables, limit);

@@ -13,7 +13,7 @@ import { withId, type SubscribeMessage, type SubscribedMessage } from '../../cli
 import type { RecoveryBuffer, Replay } from '../hub/recovery.ts';
 import type { Frame, Router, TableFilter } from '../hub/router.ts';
 import { DEFAULT_SNAPSHOT_LIMIT, type Snapshot, type SnapshotReader } from '../db/snapshot.ts';
-import { SnapshotBusy, SnapshotDropped } from '../db/snapshot-queue.ts';
+import { SnapshotBusy, SnapshotDropped, SnapshotUnavailable } from '../db/snapshot-queue.ts';
 import { snapshotPosition } from '../replication/position.ts';
 import type { Logger } from '../log.ts';
 
@@ -178,6 +178,7 @@ async function withSnapshot(
     }
     if (err instanceof SnapshotDropped) return; // nobody left to answer
     if (err instanceof SnapshotBusy) return conn.error('snapshot_busy', err.message, msg.id);
+    if (err instanceof SnapshotUnavailable) return conn.error('snapshot_failed', err.message, msg.id);
     deps.logger.error({ err, channel }, 'snapshot read failed');
     conn.error('snapshot_failed', `reading the current rows of ${channel} failed; try again`, msg.id);
     return;
