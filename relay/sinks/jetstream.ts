@@ -101,14 +101,16 @@ export class JetStreamSink {
 
   /**
    * Connect, check or create the stream and read its last position. A stream
-   * that cannot hold the subjects is a start-up error; NATS unreachable is
-   * not: the relay serves WebSocket clients and the sink keeps trying.
+   * that cannot hold the subjects, or a creds file that cannot be used, is a
+   * start-up error; NATS unreachable or refusing is not: the relay serves
+   * WebSocket clients and the sink keeps trying.
    */
   async start(): Promise<void> {
     try {
       await this.resync();
     } catch (err) {
-      if (err instanceof WalcastError && err.code === 'nats_stream_incompatible') {
+      // nats_stream_incompatible, nats_creds_invalid: an operator's fix is needed.
+      if (err instanceof WalcastError && !err.retryable) {
         await this.stop();
         throw err;
       }
