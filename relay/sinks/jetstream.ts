@@ -51,15 +51,15 @@ const MAX_IN_FLIGHT = 2048;
 const ACK_EVERY = 128;
 /**
  * While publishing, more messages queued than this (sent or not, not yet
- * acknowledged) stop the relay reading the slot until HOLD_RELEASE are left:
- * a backlog waits in PostgreSQL, not in this queue. Held there, every queued
- * message outlived V8's young generation, and copying them made garbage
- * collection a fifth of a backlog drain. Not while NATS is away: then the
- * queue fills to bufferBytes and the sink re-reads later (queue.ts), and
- * WebSocket clients are not held up.
+ * acknowledged) stop the relay reading the slot until HOLD_RELEASE are left
+ * (all of them in flight): a backlog waits in PostgreSQL's WAL, not in this
+ * queue. Without it a drain read the slot far ahead of JetStream, up to
+ * bufferBytes (64 MiB) of queued events that all outlived V8's young
+ * generation. Not while NATS is away: then the queue fills to bufferBytes and
+ * the sink re-reads later (queue.ts), and WebSocket clients are not held up.
  */
-const HOLD_ABOVE = 4 * MAX_IN_FLIGHT;
-const HOLD_RELEASE = 2 * MAX_IN_FLIGHT;
+const HOLD_ABOVE = 2 * MAX_IN_FLIGHT;
+const HOLD_RELEASE = MAX_IN_FLIGHT;
 
 /** A message that asked for a PubAck, and the stream sequence it must get. */
 interface Sent {
