@@ -101,6 +101,11 @@ export const RELAY_ERRORS = {
       "JetStream stream {stream} cannot be used: {detail}. It must hold the subjects walcast.> (or be absent, and walcast creates it): add walcast.> to its subjects (nats stream edit {stream} --subjects 'walcast.>'), or set WALCAST_NATS_STREAM to another name",
     retryable: false,
   },
+  nats_creds_invalid: {
+    message:
+      'WALCAST_NATS_CREDS {path} cannot be used: {detail}. Set it to a readable .creds file holding a user JWT and its NKey seed, as `nsc generate creds` writes it (or as your NATS account server issues it)',
+    retryable: false,
+  },
   nats_auth_failed: {
     message:
       'NATS at {url} refused the credentials walcast sent: {detail}. Set WALCAST_NATS_TOKEN, or WALCAST_NATS_USER and WALCAST_NATS_PASSWORD, or WALCAST_NATS_CREDS to what the server expects; the relay keeps retrying',

@@ -225,7 +225,11 @@ async function buildPipeline({ config, logger, pool }: Base, slot: SlotInfo): Pr
   const sinks = new Sinks(
     config,
     logger,
-    { delivered: (lsn, timeMs) => stream.delivered(lsn, timeMs), rewind: () => stream.rewind() },
+    {
+      delivered: (lsn, timeMs) => stream.delivered(lsn, timeMs),
+      rewind: () => stream.rewind(),
+      hold: (on) => stream.hold('jetstream', on),
+    },
     { pool, startPoint: async () => streamPoint(await currentWalLsn(pool), dispatcher.currentEpoch) },
   );
   const dispatcher = new Dispatcher({
@@ -290,12 +294,7 @@ async function buildServer(base: Base, pipeline: Pipeline, lifecycle: { stopping
   const { config, logger, gate } = base;
   const { router, recovery, dispatcher, stream, watchdog } = pipeline;
   const readiness: Server['readiness'] = {};
-  const congested = { ws: false, mqtt: false, supabase: false };
-  const congestion = (door: 'ws' | 'mqtt' | 'supabase', on: boolean) => {
-    congested[door] = on;
-    if (congested.ws || congested.mqtt || congested.supabase) stream.pause();
-    else stream.resume();
-  };
+  const congestion = (door: 'ws' | 'mqtt' | 'supabase', on: boolean) => stream.hold(door, on);
   const app = createHttpApp(config, logger);
   guardRequests(app, gate);
   const { liveFrom } = pipeline;

@@ -12,7 +12,8 @@ import { connect, headers } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { PubAcks } from '../../relay/sinks/pub-acks.ts';
 import { startRelay, type Relay } from '../../relay/relay.ts';
-import { silentLogger } from '../../relay/log.ts';
+import { Writable } from 'node:stream';
+import { createLogger, silentLogger, type Logger } from '../../relay/log.ts';
 import { relayConfig } from '../../test/helpers/relay.ts';
 import { readStream, startNatsServer, type NatsServer } from '../../test/helpers/nats.ts';
 import { PUBLICATION, dropSlot, type BenchDatabase } from '../lib/env.ts';
@@ -79,12 +80,14 @@ async function runCase(db: BenchDatabase, nats: NatsServer, c: StreamsPlan['case
   const slot = `bench_streams_${process.pid}`;
   await db.pool.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
   await db.pool.query('CALL bench_stream_backlog($1, $2, 0)', [c.transactions, c.rowsPerTransaction]);
+  const clock = streamingClock();
   const drain = await timed(
     nats,
-    () => relayWithSink(db, nats, slot),
+    () => relayWithSink(db, nats, slot, clock.logger),
     async () => {},
     (r) => r.internals.sinks.jetstream!.counters.published >= total,
     (r) => r.stop(),
+    clock.at,
   );
   await dropSlot(db.pool, slot);
   // The same backlog without the sink: how fast this machine's replication read itself is.
@@ -140,12 +143,14 @@ async function rereadBacklog(
   const slot = `bench_streams_bare_${process.pid}`;
   await db.pool.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
   await db.pool.query('CALL bench_stream_backlog($1, $2, 0)', [transactions, rowsPer]);
+  const clock = streamingClock();
   const seconds = await timed(
     nats,
-    () => startRelay(relayConfig(db.url, { slot, ttlSchedule: '0 0 1 1 *' }), silentLogger),
+    () => startRelay(relayConfig(db.url, { slot, ttlSchedule: '0 0 1 1 *' }), clock.logger),
     async () => {},
     (r) => r.internals.dispatcher.counters.transactions >= transactions,
     (r) => r.stop(),
+    clock.at,
   );
   await dropSlot(db.pool, slot);
   return seconds;
@@ -155,20 +160,25 @@ function rate(n: number, seconds: number): number {
   return Math.round(n / seconds);
 }
 
-/** Seconds from go() (after start(): set-up is not timed) until done(), with a fresh `walcast` stream. */
+/**
+ * Seconds from go() (after start(): set-up is not timed) until done(), with a
+ * fresh `walcast` stream; or from `from()` when given: a relay draining a
+ * backlog starts reading it inside start(), so its clock starts there.
+ */
 async function timed<T>(
   nats: NatsServer,
   start: () => Promise<T>,
   go: () => Promise<void>,
   done: (t: T) => boolean,
   stop: (t: T) => Promise<void>,
+  from?: () => number | undefined,
 ): Promise<number> {
   await resetStream(nats);
   const it = await start();
-  const t0 = performance.now();
+  const started = performance.now();
   await go();
   await waitUntil(() => done(it));
-  const seconds = (performance.now() - t0) / 1000;
+  const seconds = (performance.now() - (from?.() ?? started)) / 1000;
   await stop(it);
   return Number(seconds.toFixed(3));
 }
@@ -177,8 +187,26 @@ async function waitUntil(check: () => boolean): Promise<void> {
   while (!check()) await new Promise((r) => setTimeout(r, 2));
 }
 
-async function relayWithSink(db: BenchDatabase, nats: NatsServer, slot: string): Promise<Relay> {
-  return startRelay(relayConfig(db.url, { slot, ttlSchedule: '0 0 1 1 *', natsUrl: nats.url }), silentLogger);
+async function relayWithSink(db: BenchDatabase, nats: NatsServer, slot: string, logger = silentLogger): Promise<Relay> {
+  return startRelay(relayConfig(db.url, { slot, ttlSchedule: '0 0 1 1 *', natsUrl: nats.url }), logger);
+}
+
+/**
+ * A relay logger that notes when its replication stream started (the log line
+ * "replication streaming"): the start of a backlog drain. Sinks are ready by
+ * then (relay.ts starts them first), and the rest of the relay's set-up is not
+ * timed; until this clock, the drain was timed from startRelay's return, by
+ * which a small backlog was already partly or wholly drained.
+ */
+function streamingClock(): { logger: Logger; at: () => number | undefined } {
+  let at: number | undefined;
+  const out = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      if (at === undefined && chunk.includes('"msg":"replication streaming"')) at = performance.now();
+      done();
+    },
+  });
+  return { logger: createLogger('info', out), at: () => at };
 }
 
 async function resetStream(nats: NatsServer): Promise<void> {

@@ -26,7 +26,14 @@ import {
 } from '@nats-io/jetstream';
 import type { Logger } from '../log.ts';
 import { WalcastError } from '../errors.ts';
-import { isNotFound, jetstreamManager, natsError, openNats, type NatsSettings } from '../sinks/nats-stream.ts';
+import {
+  checkCreds,
+  isNotFound,
+  jetstreamManager,
+  natsError,
+  openNats,
+  type NatsSettings,
+} from '../sinks/nats-stream.ts';
 import { streamPoint } from '../replication/position.ts';
 import { decodeMessage, type StreamEvent } from './decode.ts';
 
@@ -94,8 +101,9 @@ export class StreamSource extends EventEmitter<StreamSourceEvents> {
     super();
   }
 
-  /** Start trying; resolves after the first attempt (ready says when it consumes). */
+  /** Start trying; resolves after the first attempt (ready says when it consumes). A creds file that cannot be used stops start-up. */
   async start(): Promise<void> {
+    if (this.opts.credsFile) checkCreds(this.opts.credsFile);
     await this.attempt();
   }
 

@@ -123,6 +123,8 @@ export class ReplicationStream extends EventEmitter<StreamEvents> {
   private slotLost: string | undefined;
   private statusSentAt = 0;
   private paused = false;
+  /** Why reading is paused (hold); empty: reading. */
+  private readonly holds = new Set<string>();
   private service: LogicalReplicationService | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -191,18 +193,20 @@ export class ReplicationStream extends EventEmitter<StreamEvents> {
   }
 
   /**
-   * Stop reading from PostgreSQL while the sockets are backed up (see
-   * ws/congestion.ts): the server keeps what is not read yet, so a burst is
-   * paced by the clients instead of overrunning their queues.
+   * Stop reading from PostgreSQL while any `reason` holds: a front door's
+   * sockets are backed up (ws/congestion.ts), or the JetStream sink has more
+   * queued than it publishes soon (sinks/jetstream.ts). The server keeps what
+   * is not read yet, so a burst is paced by the slowest instead of piling up
+   * in the relay's memory.
    */
-  pause(): void {
-    this.paused = true;
-    this.socket()?.pause();
-  }
-
-  resume(): void {
-    this.paused = false;
-    this.socket()?.resume();
+  hold(reason: string, on: boolean): void {
+    if (on) this.holds.add(reason);
+    else this.holds.delete(reason);
+    const paused = this.holds.size > 0;
+    if (paused === this.paused) return;
+    this.paused = paused;
+    if (paused) this.socket()?.pause();
+    else this.socket()?.resume();
   }
 
   private socket(): { pause(): void; resume(): void } | undefined {

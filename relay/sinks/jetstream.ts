@@ -19,9 +19,9 @@
 //   relay killed after JetStream stored a message but before the slot moved,
 //   a standby taking over, and retries older than the duplicate window.
 import type { NatsConnection } from '@nats-io/transport-node';
-import { headers as natsHeaders } from '@nats-io/transport-node';
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { PubAcks } from './pub-acks.ts';
+import { StreamHeaders } from './stream-headers.ts';
 import type { Logger } from '../log.ts';
 import type { Lsn } from '../replication/lsn.ts';
 import { WalcastError } from '../errors.ts';
@@ -41,12 +41,25 @@ export interface JetStreamSinkOptions extends NatsSettings {
   onSafe(lsn: Lsn, commitTimeMs: number): void;
   /** The buffer overflowed and has drained: re-read the slot from the last safe position. */
   onRewind(): void;
+  /** Stop (true) or resume (false) reading the slot: see HOLD_ABOVE. */
+  onHold(on: boolean): void;
 }
 
 /** Messages sent and not yet acknowledged, at most. */
 const MAX_IN_FLIGHT = 2048;
 /** At least one message in this many asks for a PubAck, so acknowledgements flow during a long burst. */
 const ACK_EVERY = 128;
+/**
+ * While publishing, more messages queued than this (sent or not, not yet
+ * acknowledged) stop the relay reading the slot until HOLD_RELEASE are left
+ * (all of them in flight): a backlog waits in PostgreSQL's WAL, not in this
+ * queue. Without it a drain read the slot far ahead of JetStream, up to
+ * bufferBytes (64 MiB) of queued events that all outlived V8's young
+ * generation. Not while NATS is away: then the queue fills to bufferBytes and
+ * the sink re-reads later (queue.ts), and WebSocket clients are not held up.
+ */
+const HOLD_ABOVE = 2 * MAX_IN_FLIGHT;
+const HOLD_RELEASE = MAX_IN_FLIGHT;
 
 /** A message that asked for a PubAck, and the stream sequence it must get. */
 interface Sent {
@@ -84,6 +97,7 @@ export class JetStreamSink {
   private attempt = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private resyncing: Promise<void> | undefined;
+  private holding = false;
 
   constructor(private readonly opts: JetStreamSinkOptions) {
     this.queue = new PublishQueue<StreamMessage>(opts.bufferBytes, {
@@ -101,14 +115,16 @@ export class JetStreamSink {
 
   /**
    * Connect, check or create the stream and read its last position. A stream
-   * that cannot hold the subjects is a start-up error; NATS unreachable is
-   * not: the relay serves WebSocket clients and the sink keeps trying.
+   * that cannot hold the subjects, or a creds file that cannot be used, is a
+   * start-up error; NATS unreachable or refusing is not: the relay serves
+   * WebSocket clients and the sink keeps trying.
    */
   async start(): Promise<void> {
     try {
       await this.resync();
     } catch (err) {
-      if (err instanceof WalcastError && err.code === 'nats_stream_incompatible') {
+      // nats_stream_incompatible, nats_creds_invalid: an operator's fix is needed.
+      if (err instanceof WalcastError && !err.retryable) {
         await this.stop();
         throw err;
       }
@@ -125,6 +141,7 @@ export class JetStreamSink {
   event(e: SinkEvent): void {
     if (this.state === 'closed') return;
     this.queue.push(toStreamMessage(e));
+    if (!this.holding && this.queue.pending > HOLD_ABOVE) this.hold();
     this.schedulePump();
   }
 
@@ -149,6 +166,7 @@ export class JetStreamSink {
 
   async stop(): Promise<void> {
     this.state = 'closed';
+    this.hold();
     clearTimeout(this.retryTimer);
     const nc = this.nc;
     // Drain: publishes in flight get their acknowledgement (so their commits
@@ -194,10 +212,7 @@ export class JetStreamSink {
           'an event over the NATS max_payload was stored as an event_too_large notice',
         );
       }
-      const h = natsHeaders();
-      h.set('Nats-Msg-Id', msg.msgId);
-      h.set('Nats-Expected-Last-Sequence', String(this.lastSeq++));
-      for (const [k, v] of msg.headers) h.set(k, v);
+      const h = new StreamHeaders(`Nats-Expected-Last-Sequence: ${this.lastSeq++}\r\n${msg.headerLines}`);
       // Only the last message of a burst, and every ACK_EVERY-th, asks for a
       // PubAck: each message names the sequence it must follow, so JetStream
       // stores none after a refused one, and an acknowledgement covers every
@@ -224,7 +239,17 @@ export class JetStreamSink {
     this.counters.published += sent.seq - this.ackedSeq;
     this.ackedSeq = sent.seq;
     this.queue.ackThrough(sent.msg);
+    if (this.holding) this.hold();
     this.schedulePump();
+  }
+
+  /** Hold the slot's reading while publishing with more than HOLD_ABOVE queued; release at HOLD_RELEASE or when not publishing. */
+  private hold(): void {
+    const pending = this.queue.pending;
+    const on = this.state === 'publishing' && pending > (this.holding ? HOLD_RELEASE : HOLD_ABOVE);
+    if (on === this.holding) return;
+    this.holding = on;
+    this.opts.onHold(on);
   }
 
   private fail(err: unknown): void {
@@ -233,6 +258,7 @@ export class JetStreamSink {
     this.counters.failures++;
     this.lastError = (err as Error).message;
     if (this.state !== 'failed') this.state = 'resyncing';
+    this.hold();
     const delay = backoffDelay(this.attempt++, RETRY);
     const wrapped = natsError(err, this.opts);
     this.opts.logger.warn({ err: wrapped, delayMs: Math.round(delay) }, wrapped.message);

@@ -8,6 +8,7 @@
 import { parsePosition } from '../replication/position.ts';
 import { orderKey, type QueuedMessage } from './queue.ts';
 import { subjectFor } from './subject.ts';
+import { renderHeaderLines } from './stream-headers.ts';
 import type { SinkEvent, SinkEventBody } from '../hub/sink.ts';
 import { tooLargeNotice } from '../hub/too-large.ts';
 import type { EventMessage } from '../../client/protocol.ts';
@@ -18,7 +19,8 @@ export interface StreamMessage extends QueuedMessage {
   subject: string;
   msgId: string;
   payload: Uint8Array;
-  headers: [string, string][];
+  /** Nats-Msg-Id and the Walcast-* headers, rendered once (stream-headers.ts); the sink adds the expected sequence. */
+  headerLines: string;
   /** The event, for the notice that replaces it when it is over the server's max_payload (fitPayload). */
   event: SinkEventBody;
 }
@@ -68,13 +70,14 @@ export function toStreamMessage(e: SinkEvent): StreamMessage {
     msgId,
     payload,
     event,
-    headers: [
+    headerLines: renderHeaderLines([
+      ['Nats-Msg-Id', msgId],
       ['Walcast-Position', event.position],
       ['Walcast-Table', event.table],
       ['Walcast-Op', event.op],
       ['Walcast-Commit-Time', event.commit_time],
       // Which transaction: edge relays (relay/edge/) tell from it which events a snapshot read includes.
-      ...(e.xid === undefined ? [] : [['Walcast-Xid', String(e.xid)] as [string, string]]),
-    ],
+      ...(e.xid === undefined ? [] : [['Walcast-Xid', String(e.xid)] as const]),
+    ]),
   };
 }

@@ -19,6 +19,7 @@ import {
   type JetStreamManager,
   type StreamConfig,
 } from '@nats-io/jetstream';
+import { fromSeed } from '@nats-io/nkeys';
 import { WalcastError } from '../errors.ts';
 import { SUBJECT_PREFIX } from './subject.ts';
 import { parseMsgId } from './message.ts';
@@ -50,7 +51,13 @@ export function connectionOptions(s: NatsSettings): NodeConnectionOptions {
   if (s.token) opts.token = s.token;
   if (s.user) opts.user = s.user;
   if (s.password) opts.pass = s.password;
-  if (s.credsFile) opts.authenticator = credsAuthenticator(readFileSync(s.credsFile));
+  if (s.credsFile) {
+    const path = s.credsFile;
+    checkCreds(path);
+    // Read again at each (re)connect: a file replaced while the relay runs
+    // (new credentials after nats_auth_failed) is used without a restart.
+    opts.authenticator = credsAuthenticator(() => readFileSync(path));
+  }
   const hosts = serverHosts(s.url);
   if (s.caFile || hosts.tls) {
     // Passed to tls.connect as they are (nats.js types only the options it reads itself).
@@ -67,6 +74,41 @@ export function connectionOptions(s: NatsSettings): NodeConnectionOptions {
     } as NonNullable<NodeConnectionOptions['tls']>;
   }
   return opts;
+}
+
+/** The blocks of a .creds file: `-----BEGIN NATS USER JWT-----`, then `-----BEGIN USER NKEY SEED-----`. */
+const CREDS_BLOCK = /-{3,}BEGIN ([A-Z ]+)-{3,}\r?\n\s*(\S+)\s*\r?\n\s*-{3,}END \1-{3,}/g;
+
+/**
+ * Fail at start-up, with the fix, on a creds file nats.js could not use: not
+ * readable, no user JWT and user seed, or a seed that is not the JWT's user's
+ * (NATS would only say "Authorization Violation", retried for ever).
+ */
+export function checkCreds(path: string): void {
+  const invalid = (detail: string, cause?: unknown) => new WalcastError('nats_creds_invalid', { path, detail }, cause);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw invalid((err as Error).message, err);
+  }
+  const blocks = new Map([...text.matchAll(CREDS_BLOCK)].map((m) => [m[1]!, m[2]!]));
+  const jwt = blocks.get('NATS USER JWT');
+  const seed = blocks.get('USER NKEY SEED');
+  if (!jwt || !seed) throw invalid('it has no NATS USER JWT block and USER NKEY SEED block');
+  let publicKey: string;
+  try {
+    publicKey = fromSeed(new TextEncoder().encode(seed)).getPublicKey();
+  } catch (err) {
+    throw invalid(`its seed is not an NKey seed (${(err as Error).message})`, err);
+  }
+  let subject: unknown;
+  try {
+    subject = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')).sub;
+  } catch {
+    throw invalid('its JWT cannot be decoded');
+  }
+  if (subject !== publicKey) throw invalid(`its seed is not that of the JWT's user (${String(subject)})`);
 }
 
 /** The hosts of WALCAST_NATS_URL (comma-separated, scheme optional), and whether one asks for TLS. */

@@ -30,6 +30,8 @@ export interface StreamGate {
   delivered(lsn: Lsn, commitTimeMs: number): void;
   /** A sink fell behind and drained: re-read the slot from the delivered position. */
   rewind(): void;
+  /** The JetStream sink has more queued than it will publish soon: stop reading the slot until `on` is false. */
+  hold(on: boolean): void;
 }
 
 type SinkConfig = Pick<
@@ -103,6 +105,7 @@ export class Sinks implements DispatchSink {
       logger,
       onSafe: (lsn, timeMs) => gate.release('jetstream', lsn, timeMs),
       onRewind: () => stream.rewind(),
+      onHold: (on) => stream.hold(on),
     });
   }
 

@@ -12,7 +12,7 @@
 import type pg from 'pg';
 import type { Logger } from '../log.ts';
 import type { Lsn } from '../replication/lsn.ts';
-import { matchChannel } from '../auth/grants.ts';
+import { compile } from '../auth/grants.ts';
 import { PublishQueue, orderKey, type QueuedMessage } from './queue.ts';
 import { msgIdOf, parseMsgId, type SinkEvent } from './message.ts';
 import { secretKey, signWebhook } from './signing.ts';
@@ -56,6 +56,8 @@ export class WebhookDelivery {
   attempt = 0;
   private def: WebhookDefinition;
   private key: Buffer | undefined;
+  /** The channel pattern, compiled once (a profile of a webhook drain showed it compiled per event). */
+  private channels: RegExp[];
   private readonly queue: PublishQueue<WebhookMessage>;
   private batch: WebhookMessage[] | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -81,6 +83,7 @@ export class WebhookDelivery {
   ) {
     this.def = def;
     this.key = secretKey(def.secret);
+    this.channels = compile([def.channels], null);
     this.queue = new PublishQueue<WebhookMessage>(opts.limits.bufferBytes, {
       onSafe: opts.onSafe,
       onRewind: opts.onRewind,
@@ -96,6 +99,7 @@ export class WebhookDelivery {
   update(def: WebhookDefinition): void {
     this.def = { ...def, cursor: this.def.cursor };
     this.key = secretKey(def.secret);
+    this.channels = compile([def.channels], null);
   }
 
   get lag(): { events: number; seconds: number } {
@@ -110,8 +114,8 @@ export class WebhookDelivery {
   event(e: SinkEvent): void {
     const { event } = e;
     if (this.def.tables && !this.def.tables.includes(event.table)) return;
-    if (event.channel === undefined ? this.def.channels !== '*' : !matchChannel(this.def.channels, event.channel, null))
-      return;
+    const channel = event.channel;
+    if (channel === undefined ? this.def.channels !== '*' : !this.channels.some((re) => re.test(channel))) return;
     const key = orderKey(e.commitLsn, e.index, e.part);
     if (!this.queue.wants(key)) return;
     const bytes = Buffer.byteLength(e.frame);

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { channelOfSubject, decodeMessage, UNKNOWN_XID, type RawMessage } from '../../relay/edge/decode.ts';
 import { covers, firstAfter } from '../../relay/edge/stream-index.ts';
 import { toStreamMessage } from '../../relay/sinks/message.ts';
+import { StreamHeaders } from '../../relay/sinks/stream-headers.ts';
 import { formatPosition } from '../../relay/replication/position.ts';
 
 /** What the sink would store for this event, read back as a message. */
@@ -28,8 +29,8 @@ function stored(seq: number, channel: string | undefined, extra: { xid?: number 
     event: channel === undefined ? { ...event, channel: undefined } : event,
     frame,
   });
-  const headers = new Map(msg.headers);
-  return { seq, subject: msg.subject, data: msg.payload, header: (n) => headers.get(n) };
+  const headers = new StreamHeaders(msg.headerLines);
+  return { seq, subject: msg.subject, data: msg.payload, header: (n) => (headers.has(n) ? headers.get(n) : undefined) };
 }
 
 test('a message the sink wrote decodes to its channel, table, position, epoch, transaction and frame bytes', () => {

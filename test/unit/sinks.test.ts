@@ -11,6 +11,8 @@ import { coversWalcast } from '../../relay/sinks/nats-stream.ts';
 import { secretKey, signWebhook } from '../../relay/sinks/signing.ts';
 import { outcome, retryAfterMs, retryDelay } from '../../relay/sinks/retry.ts';
 import { CommitGate } from '../../relay/sinks/gate.ts';
+import { renderHeaderLines, StreamHeaders } from '../../relay/sinks/stream-headers.ts';
+import { headers as natsHeaders } from '@nats-io/transport-node';
 
 test('subject tokens: plain names stay as they are, everything else is %XX of its UTF-8 bytes', () => {
   assert.equal(subjectFor('chat_messages', 'room-1'), 'walcast.chat_messages.room-1');
@@ -253,4 +255,24 @@ test('commit gate: the slowest member decides; a member that leaves stops holdin
   assert.deepEqual(passed, [0x10n, 0x20n, 0x30n], 'b left: a alone decides');
   gate.release('zzz', 0x99n, 0);
   assert.deepEqual(passed, [0x10n, 0x20n, 0x30n], 'not a member: ignored');
+});
+
+test('stream headers: the same bytes nats.js would render for the same headers, read back by key; CR or LF refused', () => {
+  const entries = [
+    ['Nats-Msg-Id', '0000000001801F28-00000001-3f9c2a1b'],
+    ['Walcast-Table', 'chat_messages'],
+    ['Walcast-Commit-Time', '2026-12-01T03:00:00.000Z'],
+  ] as const;
+  const ours = new StreamHeaders(`Nats-Expected-Last-Sequence: 41\r\n${renderHeaderLines(entries)}`);
+  const theirs = natsHeaders();
+  theirs.set('Nats-Expected-Last-Sequence', '41');
+  for (const [k, v] of entries) theirs.set(k, v);
+  // nats.js publishes headers by calling encode(); its own MsgHdrs has one too.
+  const encode = (h: unknown) => Buffer.from((h as { encode(): Uint8Array }).encode()).toString();
+  assert.equal(encode(ours), encode(theirs));
+  assert.equal(ours.get('Walcast-Table'), 'chat_messages');
+  assert.equal(ours.get('Nats-Expected-Last-Sequence'), '41');
+  assert.deepEqual(ours.keys(), ['Nats-Expected-Last-Sequence', ...entries.map(([k]) => k)]);
+  assert.equal(ours.has('Walcast-Op'), false);
+  assert.throws(() => renderHeaderLines([['Walcast-Table', 'a\r\nInjected: 1']]), /cannot contain CR or LF/);
 });
