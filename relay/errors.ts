@@ -216,6 +216,11 @@ export const RELAY_ERRORS = {
     message: '{detail}',
     retryable: false,
   },
+  supabase_presence_failed: {
+    message:
+      "the presence could not be written to or read from the database: {detail}. Track again (or rejoin for presence_state); check the relay's database connection if it lasts",
+    retryable: true,
+  },
   supabase_broadcast_failed: {
     message:
       "the broadcast could not be written to the stream: {detail}. Retry; check the relay's database connection if it lasts",

@@ -10,13 +10,16 @@ import { BindingIndex, bindingId, type Binding } from '../../relay/supabase/bind
 import { changeOf, dataJson, TOO_LARGE_ERROR, upstreamValue } from '../../relay/supabase/changes.ts';
 import type { EventMessage } from '../../client/protocol.ts';
 import { decodeMessage } from '../../relay/mqtt/messages.ts';
-import { MAX_PRESENCE_BYTES, PresenceTable, type Diff } from '../../relay/supabase/presence.ts';
 import {
-  BROADCAST_TABLE,
-  encodeBroadcast,
-  SUPABASE_MESSAGE_PREFIX,
-  supabaseMessageRoute,
-} from '../../relay/supabase/broadcast.ts';
+  decodePresence,
+  encodePresence,
+  leaveDiff,
+  MAX_PRESENCE_BYTES,
+  presenceTooLarge,
+  trackDiff,
+} from '../../relay/supabase/presence.ts';
+import { BROADCAST_TABLE, encodeBroadcast, SUPABASE_MESSAGE_PREFIX } from '../../relay/supabase/broadcast.ts';
+import { decodeSupabaseMessage, supabaseMessageRoute } from '../../relay/supabase/messages.ts';
 
 // The package's CJS default export, however the loader wraps it.
 const Serializer = ((RealtimeSerializer as unknown as { default?: unknown }).default ??
@@ -190,20 +193,20 @@ test('a broadcast in the stream is routed on its topic, and MQTT wildcard subscr
   assert.equal(decodeMessage(content), null);
 });
 
-test('presence: track, re-track and untrack give upstream diffs; state groups metas by key; limits refuse with a reason', () => {
-  const table = new PresenceTable<string>();
-  assert.deepEqual(table.state('t'), {});
-  const first = table.track('t', 'conn-a', 'ada', { x: 1 }) as Diff;
-  assert.deepEqual(first, { joins: { ada: { metas: [{ x: 1, phx_ref: '1' }] } }, leaves: {} });
-  table.track('t', 'conn-b', 'ada', { x: 2 });
-  const again = table.track('t', 'conn-a', 'ada', { x: 3 }) as Diff;
-  assert.deepEqual(again.leaves, { ada: { metas: [{ x: 1, phx_ref: '1' }] } });
-  assert.deepEqual(again.joins.ada!.metas[0], { x: 3, phx_ref: '3', phx_ref_prev: '1' });
-  assert.deepEqual(
-    table.state('t').ada!.metas.map((m) => m.x),
-    [3, 2],
-  );
-  assert.deepEqual(table.untrack('t', 'conn-b'), { joins: {}, leaves: { ada: { metas: [{ x: 2, phx_ref: '2' }] } } });
-  assert.equal(table.untrack('t', 'conn-b'), null);
-  assert.match(table.track('t', 'conn-c', 'k', { big: 'x'.repeat(MAX_PRESENCE_BYTES) }) as string, /at most/);
+test('presence: track, re-track and untrack give upstream diffs, carried on the stream under their topic', () => {
+  const ada1 = { topic: 't', key: 'ada', meta: { x: 1, phx_ref: 'r1' } };
+  const ada2 = { topic: 't', key: 'ada', meta: { x: 3, phx_ref: 'r2' } };
+  assert.deepEqual(trackDiff(ada1, null), { joins: { ada: { metas: [{ x: 1, phx_ref: 'r1' }] } }, leaves: {} });
+  assert.deepEqual(trackDiff(ada2, ada1), {
+    joins: { ada: { metas: [{ x: 3, phx_ref: 'r2', phx_ref_prev: 'r1' }] } },
+    leaves: { ada: { metas: [{ x: 1, phx_ref: 'r1' }] } },
+  });
+  assert.deepEqual(leaveDiff(ada2), { joins: {}, leaves: { ada: { metas: [{ x: 3, phx_ref: 'r2' }] } } });
+  const content = Buffer.from(encodePresence({ topic: 'room', presence: leaveDiff(ada2) }));
+  assert.deepEqual(supabaseMessageRoute(SUPABASE_MESSAGE_PREFIX, content), { channel: 'room', table: BROADCAST_TABLE });
+  assert.equal(decodeSupabaseMessage(content)?.kind, 'presence');
+  assert.equal(decodeMessage(content), null, 'MQTT wildcard subscribers do not take it');
+  assert.equal(decodePresence(Buffer.from('{"topic":"room"}')), null);
+  assert.match(presenceTooLarge({ big: 'x'.repeat(MAX_PRESENCE_BYTES) })!, /at most 16384 bytes/);
+  assert.equal(presenceTooLarge({ small: 1 }), null);
 });
