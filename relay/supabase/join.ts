@@ -12,7 +12,7 @@ import type { Registration } from '../db/registry.ts';
 import { shortName } from '../table-names.ts';
 import { bindingId, type ChangeEvent } from './bindings.ts';
 import type { Catalog, ColumnInfo } from './catalog.ts';
-import { kindOf, normalise, parseFilter, type Filter, type ValueKind } from './filters.ts';
+import { compileFilter, kindOf, parseFilter, type Filter, type ValueKind } from './filters.ts';
 
 /** A binding as the client sent it, echoed in the join reply with its id. */
 export interface BindingEcho {
@@ -106,13 +106,9 @@ function checkedFilter(text: string, table: string, columns: ColumnInfo[]): Filt
   if (typeof f === 'string') throw unsupported(text, table, f);
   const column = columns.find((c) => c.name === f.column);
   if (!column) throw unsupported(text, table, `${table} has no column ${f.column}`);
-  const values: string[] = [];
-  for (const v of f.values) {
-    const n = normalise(v, kindOf(column.type));
-    if (n === null) throw unsupported(text, table, `"${v}" is not a value of ${f.column} (${column.type})`);
-    values.push(n);
-  }
-  return { ...f, values };
+  const compiled = compileFilter(f, kindOf(column.type), `${f.column} (${column.type})`);
+  if (typeof compiled === 'string') throw unsupported(text, table, compiled);
+  return compiled;
 }
 
 /** Refuse what the token may never read; returns whether rows must still be checked one by one. */

@@ -42,6 +42,8 @@ export const MAX_PRESENCES_PER_TOPIC = 10_000;
 export const MAX_PRESENCE_BYTES = 16 * 1024;
 /** Default lease of a relay's presences (WALCAST_PRESENCE_LEASE_MS). */
 export const DEFAULT_PRESENCE_LEASE_MS = 30_000;
+/** How long a closing relay waits to remove its presences. */
+const CLOSE_MS = 2000;
 /** Expired rows deleted per statement: bounds one sweep's transaction and its messages. */
 const SWEEP_BATCH = 1000;
 
@@ -182,13 +184,21 @@ export class PresenceStore {
     });
   }
 
-  /** At shutdown: wait for writes under way, then delete this relay's rows, their leaves emitted. */
+  /**
+   * At shutdown: wait for writes under way, then delete this relay's rows,
+   * their leaves emitted. At most CLOSE_MS: with the database unreachable
+   * the rows leave when their lease runs out instead.
+   */
   async close(): Promise<void> {
     this.closing = true;
     clearInterval(this.timer);
-    await Promise.allSettled([...this.inFlight]);
     this.mine.clear();
-    await this.expire('node = $2', [this.node]).catch((err: unknown) => this.onError(err, 'remove presences'));
+    const removed = Promise.allSettled([...this.inFlight]).then(() =>
+      this.expire('node = $2', [this.node]).catch((err: unknown) => this.onError(err, 'remove presences')),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([removed, new Promise((r) => (timer = setTimeout(r, CLOSE_MS)))]);
+    clearTimeout(timer);
   }
 
   private async tick(): Promise<void> {

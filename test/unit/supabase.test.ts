@@ -5,7 +5,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import RealtimeSerializer from '@supabase/realtime-js/dist/main/lib/serializer.js';
 import { decode, encodeMessage, encodeUserBroadcast, FrameError, vsnOf } from '../../relay/supabase/serializer.ts';
-import { kindOf, matches, normalise, parseFilter, type Filter } from '../../relay/supabase/filters.ts';
+import {
+  compileFilter,
+  kindOf,
+  likeMatches,
+  likePattern,
+  matches,
+  normalise,
+  parseFilter,
+  type Filter,
+} from '../../relay/supabase/filters.ts';
 import { BindingIndex, bindingId, type Binding } from '../../relay/supabase/bindings.ts';
 import { changeOf, dataJson, TOO_LARGE_ERROR, upstreamValue } from '../../relay/supabase/changes.ts';
 import type { EventMessage } from '../../client/protocol.ts';
@@ -87,8 +96,12 @@ test('filters: every operator parses; others are refused naming what works', () 
   assert.deepEqual(parseFilter('room_id=eq.42'), { column: 'room_id', op: 'eq', values: ['42'] });
   assert.deepEqual(parseFilter('id=in.(1,2,"a,b")'), { column: 'id', op: 'in', values: ['1', '2', 'a,b'] });
   for (const op of ['neq', 'lt', 'lte', 'gt', 'gte']) assert.equal((parseFilter(`n=${op}.5`) as Filter).op, op);
-  assert.match(parseFilter('name=like.a%') as string, /not supported; supported: eq, neq/);
+  for (const op of ['like', 'ilike', 'is']) assert.equal((parseFilter(`n=${op}.x`) as Filter).op, op);
+  assert.match(parseFilter('name=fts.a') as string, /not supported; supported: eq, neq, .*like, ilike, is/);
+  assert.match(parseFilter('name=not.eq.a') as string, /"not" is not supported.*not\.… .* are not/);
   assert.match(parseFilter('nofilter') as string, /column=op.value/);
+  assert.match(parseFilter('a=eq.1,b=gt.2') as string, /several filters joined by commas are not supported/);
+  assert.deepEqual((parseFilter('a=eq."x,y"') as Filter).values, ['x,y']);
   assert.match(parseFilter('id=in.1,2') as string, /in takes a list/);
 });
 
@@ -111,6 +124,40 @@ test('filters compare as upstream casts them: numbers numerically, booleans, tex
   assert.ok(!matches(f('s=neq.a', 'text'), 'text', null));
   assert.ok(matches(f('s=in.(a,b)', 'text'), 'text', 'b'));
   assert.equal(normalise('abc', 'number'), null);
+});
+
+test('like and ilike are SQL patterns (% any run, _ one character, \\ escapes); is matches NULL and booleans', () => {
+  const f = (text: string, kind: 'number' | 'text' | 'boolean'): Filter | string =>
+    compileFilter(parseFilter(text) as Filter, kind, 'c (type)');
+  const like = f('name=like.A%c_', 'text') as Filter;
+  assert.ok(matches(like, 'text', 'Abbcd'));
+  assert.ok(matches(like, 'text', 'Acx'));
+  assert.ok(!matches(like, 'text', 'abbcd'), 'like is case-sensitive');
+  assert.ok(!matches(like, 'text', 'Abbc'), '_ is exactly one character');
+  assert.ok(!matches(like, 'text', null), 'NULL matches no like');
+  const ilike = f('name=ilike.%ADA%', 'text') as Filter;
+  assert.ok(matches(ilike, 'text', 'hello ada lovelace'));
+  assert.ok(!matches(ilike, 'text', 'hello bob'));
+  assert.ok(likeMatches(likePattern('100\\%', false), '100%'));
+  assert.ok(!likeMatches(likePattern('100\\%', false), '1000'));
+  assert.ok(likeMatches(likePattern('a.(b)*', false), 'a.(b)*'), 'regular expression characters are literal');
+  assert.ok(likeMatches(likePattern('%', false), ''));
+  assert.ok(likeMatches(likePattern('é_', true), 'Éx'), 'characters, not bytes; ilike folds case');
+  // A hostile pattern stays linear-ish: no exponential backtracking.
+  const started = Date.now();
+  assert.ok(!likeMatches(likePattern('%a%a%a%a%a%a%a%a%a%a%b', false), 'a'.repeat(20_000)));
+  assert.ok(Date.now() - started < 2000);
+  assert.match(f(`name=like.${'x'.repeat(257)}`, 'text') as string, /at most 256 characters/);
+  assert.match(f('n=like.1%', 'number') as string, /like compares text, and c \(type\) is a number column/);
+
+  const isNull = f('name=is.null', 'text') as Filter;
+  assert.ok(matches(isNull, 'text', null));
+  assert.ok(!matches(isNull, 'text', 'x'));
+  assert.ok(matches(f('b=is.TRUE', 'boolean') as Filter, 'boolean', true));
+  assert.ok(!matches(f('b=is.false', 'boolean') as Filter, 'boolean', null));
+  assert.ok(matches(f('b=is.unknown', 'boolean') as Filter, 'boolean', null));
+  assert.match(f('name=is.true', 'text') as string, /not a boolean\) takes null/);
+  assert.match(f('b=is.maybe', 'boolean') as string, /is takes null, true, false or unknown/);
 });
 
 test('the binding index: eq and in are looked up by value, the rest checked; events and tables respected', () => {
