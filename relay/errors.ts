@@ -212,6 +212,11 @@ export const RELAY_ERRORS = {
       "the token may not read {what}: add the channel to its channels claim, or filter on the table's channel column with a channel it grants (docs/supabase.md)",
     retryable: false,
   },
+  supabase_private_forbidden: {
+    message:
+      "the token may not {action} private channel {topic}: add {topic} (or a pattern matching it) to the token's {claim} claim (docs/supabase.md#private-channels)",
+    retryable: false,
+  },
   supabase_bad_message: {
     message: '{detail}',
     retryable: false,

@@ -32,6 +32,8 @@ export interface Joined {
   tracked: Tracked | null;
   /** May it receive (and take part in) the topic's broadcasts and presence? */
   topicAllowed: boolean;
+  /** Joined with config.private: the join needed the topic granted, and track needs it in publish_channels. */
+  private: boolean;
   /** Joined with the resume extension: its frames carry walcast_position (resume.ts). */
   positions: boolean;
   /** What its frames depend on besides the binding ids: channels alike share a frame (deliver.ts). */
@@ -78,6 +80,7 @@ export class Channels {
     let specs: BindingSpec[];
     try {
       if (typeof msg.payload.access_token === 'string') grants = await this.verify(msg.payload.access_token);
+      if (config.private === true) this.checkPrivate(msg.topic.replace(/^realtime:/, ''), grants, 'join', 'channels');
       specs = await bindingsOf(config.postgres_changes, this.context(grants));
     } catch (err) {
       if (!(err instanceof WalcastError)) throw err;
@@ -132,6 +135,7 @@ export class Channels {
       presenceKey: typeof presence.key === 'string' && presence.key !== '' ? presence.key : randomUUID(),
       tracked: null,
       topicAllowed: !this.opts.gate.authRequired || grants.canSubscribe(subTopic),
+      private: config.private === true,
       positions: resume !== null,
       frameKey: `${conn.vsn}\u0000${msg.topic}\u0000${resume !== null}\u0000`,
       ids: [],
@@ -190,6 +194,7 @@ export class Channels {
       const specs = j.bindings.map((b) => ({ event: b.event, ...echoOf(b) }));
       await bindingsOf(specs, this.context(grants));
       j.grants = grants;
+      if (j.private) this.checkPrivate(j.subTopic, grants, 'join', 'channels');
       j.topicAllowed = !this.opts.gate.authRequired || grants.canSubscribe(j.subTopic);
       this.armExpiry(j);
       if (msg.ref !== null) j.conn.send(reply(j.conn.vsn, msg, 'ok'));
@@ -202,6 +207,11 @@ export class Channels {
   /** Track: the row and its diff committed, then ok; every relay's channels on the topic get the diff from the stream. */
   async track(j: Joined, msg: PhxMessage, payload: Record<string, unknown>): Promise<void> {
     if (!j.topicAllowed) return void j.conn.send(errorReply(j.conn.vsn, msg, forbidden(j)));
+    try {
+      if (j.private) this.checkPrivate(j.subTopic, j.grants, 'track presence on', 'publish_channels');
+    } catch (err) {
+      return void j.conn.send(errorReply(j.conn.vsn, msg, reasonOf(err as WalcastError)));
+    }
     const tooLarge = presenceTooLarge(payload);
     if (tooLarge) return void j.conn.send(errorReply(j.conn.vsn, msg, tooLarge));
     let result: Tracked | string;
@@ -228,6 +238,18 @@ export class Channels {
     const t = j.tracked;
     j.tracked = null;
     if (t) await this.opts.presence.untrack(t).catch((err: unknown) => this.opts.onPresenceError(err, j.subTopic));
+  }
+
+  /**
+   * A private channel (config.private): upstream authorises it with RLS
+   * policies on realtime.messages (SELECT to join, INSERT to send); here
+   * the token's channels claim must grant the topic to join, and
+   * publish_channels to track presence (broadcasts need it on any channel).
+   */
+  private checkPrivate(topic: string, grants: Grants, action: string, claim: string): void {
+    if (!this.opts.gate.authRequired) return;
+    const allowed = claim === 'channels' ? grants.canSubscribe(topic) : grants.canPublishOn(topic);
+    if (!allowed) throw new WalcastError('supabase_private_forbidden', { action, topic, claim });
   }
 
   async verify(token: string): Promise<Grants> {

@@ -169,6 +169,34 @@ test('broadcast and presence need the topic granted: receiving with channels, se
   assert.match(((await res.json()) as { error: string }).error, /supabase_forbidden/);
 });
 
+test('private channels: joining needs the topic in channels, tracking presence in publish_channels; refused with CHANNEL_ERROR', async () => {
+  const relay = await secured();
+  const member = client(relay.url, await token({ sub: 'm', channels: ['team-1'] }));
+  const reader = client(relay.url, await token({ sub: 'r', channels: ['team-*'], publish_channels: [] }));
+  const outsider = client(relay.url, await token({ sub: 'o', channels: ['lobby'] }));
+  const got = new Inbox<unknown>();
+  const cm = member.channel('team-1', { config: { private: true, broadcast: { ack: true } } });
+  const cr = reader
+    .channel('team-1', { config: { private: true } })
+    .on('broadcast', { event: 'hi' }, (m) => got.push(m));
+  await subscribed(cm);
+  await subscribed(cr);
+  const refused = outsider.channel('team-1', { config: { private: true } });
+  await assert.rejects(
+    subscribed(refused),
+    /CHANNEL_ERROR: supabase_private_forbidden: the token may not join private channel team-1: add team-1 .* to the token's channels claim/,
+  );
+  assert.equal(await cm.track({ online: true }), 'ok');
+  assert.equal(await cr.track({ online: true }), 'error', 'tracking on a private channel needs publish_channels');
+  assert.equal(await cm.send({ type: 'broadcast', event: 'hi', payload: { n: 1 } }), 'ok');
+  await got.until((i) => i.length === 1, 'the broadcast on the private channel');
+  assert.deepEqual(got.items, [{ type: 'broadcast', event: 'hi', payload: { n: 1 } }]);
+  assert.deepEqual(Object.keys(cr.presenceState()).length, 1, "the member's presence, and not the reader's");
+  // The same topic without private joins, as upstream's public channels do (its broadcasts and presence stay hidden: topicAllowed).
+  await outsider.removeChannel(refused);
+  await subscribed(outsider.channel('team-1'));
+});
+
 test('a token that expires closes the channels joined with it, with a system error saying so', async () => {
   const relay = await secured();
   const sb = client(relay.url, await token({ sub: 'dee', channels: ['dee-*'] }, { expiresIn: 2 }));
