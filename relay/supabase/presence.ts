@@ -102,6 +102,8 @@ export class PresenceStore {
   private readonly inFlight = new Set<Promise<unknown>>();
   private timer?: NodeJS.Timeout;
   private closing = false;
+  /** Has this relay ever written a row? If not, closing has nothing to remove. */
+  private wrote = false;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -144,6 +146,7 @@ export class PresenceStore {
         if (rows[0]!.n >= MAX_PRESENCES_PER_TOPIC)
           return `topic ${topic} has ${MAX_PRESENCES_PER_TOPIC} presences, the most walcast keeps per topic`;
       }
+      this.wrote = true;
       const ref = randomUUID();
       const next: Tracked = { topic, key, meta: { ...payload, phx_ref: ref } };
       const message = encodePresence({ topic, presence: trackDiff(next, before) });
@@ -193,6 +196,7 @@ export class PresenceStore {
     this.closing = true;
     clearInterval(this.timer);
     this.mine.clear();
+    if (!this.wrote) return;
     const removed = Promise.allSettled([...this.inFlight]).then(() =>
       this.expire('node = $2', [this.node]).catch((err: unknown) => this.onError(err, 'remove presences')),
     );

@@ -6,7 +6,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
 import type { SupabaseClient } from '@supabase/supabase-js';
-import { relayFixture } from '../helpers/relay.ts';
+import { relayFixture, waitFor } from '../helpers/relay.ts';
 import { TEST_SECRET, token } from '../helpers/tokens.ts';
 import { Inbox, subscribed, supabaseClient } from '../helpers/supabase.ts';
 
@@ -195,6 +195,13 @@ test('private channels: joining needs the topic in channels, tracking presence i
   // The same topic without private joins, as upstream's public channels do (its broadcasts and presence stay hidden: topicAllowed).
   await outsider.removeChannel(refused);
   await subscribed(outsider.channel('team-1'));
+  // A refreshed token without team-1 closes the private channel, saying why.
+  const system = new Inbox<{ status: string; message: string }>();
+  cm.on('system', {}, (m) => system.push(m as { status: string; message: string }));
+  await member.realtime.setAuth(await token({ sub: 'm', channels: ['lobby'] }));
+  await system.until((i) => i.some((m) => m.status === 'error'), 'the private channel closed');
+  assert.match(system.items.find((m) => m.status === 'error')!.message, /supabase_private_forbidden/);
+  await waitFor(() => cm.state === 'closed', 5000, 'the channel closed');
 });
 
 test('a token that expires closes the channels joined with it, with a system error saying so', async () => {
