@@ -1,9 +1,9 @@
 // Every postgres_changes binding of every joined channel, indexed so that a
 // row finds its subscribers without a scan: bindings with an `eq` (or `in`)
 // filter are keyed by (table, column, value) and looked up with the row's
-// value; only the others (no filter, neq, lt…) are checked one by one, and
+// value; only the others (no filter, neq, lt, like, is, not.…) are checked one by one, and
 // only those of the row's table. Pure.
-import { matches, textOf, type Filter, type ValueKind } from './filters.ts';
+import { isKeyed, matches, textOf, type Filter, type ValueKind } from './filters.ts';
 
 export type ChangeEvent = '*' | 'INSERT' | 'UPDATE' | 'DELETE';
 
@@ -46,13 +46,14 @@ export class BindingIndex<Owner> {
   add(b: Binding<Owner>): void {
     const t = this.table(b.table);
     this.count++;
-    if (!b.filter || (b.filter.op !== 'eq' && b.filter.op !== 'in')) {
+    if (!isKeyed(b.filter)) {
       t.scanned.add(b);
       return;
     }
-    let byValue = t.keyed.get(b.filter.column);
-    if (!byValue) t.keyed.set(b.filter.column, (byValue = new Map()));
-    for (const v of b.filter.values) {
+    const filter = b.filter;
+    let byValue = t.keyed.get(filter.column);
+    if (!byValue) t.keyed.set(filter.column, (byValue = new Map()));
+    for (const v of filter.values) {
       let set = byValue.get(v);
       if (!set) byValue.set(v, (set = new Set()));
       set.add(b);

@@ -12,6 +12,7 @@ import { BindingIndex, type Binding } from './bindings.ts';
 import type { Catalog } from './catalog.ts';
 import type { SupabaseConnection } from './connection.ts';
 import { errorReply, PHX, push, reply, system } from './frames.ts';
+import { filterText } from './filters.ts';
 import { bindingsOf, type BindingSpec } from './join.ts';
 import { presenceTooLarge, type PresenceStore, type Tracked } from './presence.ts';
 import type { PhxMessage } from './serializer.ts';
@@ -289,8 +290,7 @@ function echoOf(b: Binding<Joined>): Record<string, unknown> {
     echo.schema = dot < 0 ? 'public' : table.slice(0, dot);
     echo.table = dot < 0 ? table : table.slice(dot + 1);
   } else echo.schema = '*';
-  if (b.filter)
-    echo.filter = `${b.filter.column}=${b.filter.op}.${b.filter.op === 'in' ? `(${b.filter.values.join(',')})` : b.filter.values[0]}`;
+  if (b.filter) echo.filter = filterText(b.filter);
   return echo;
 }
 

@@ -1,7 +1,8 @@
 // postgres_changes filters as realtime-js sends them: `column=op.value`,
 // with op one of eq, neq, lt, lte, gt, gte, in (`in.(a,b,c)`), like and
 // ilike (SQL patterns: `%` any run, `_` one character, `\` escapes) and is
-// (`is.null`, `is.true`, `is.false`), as upstream realtime parses them. Pure.
+// (`is.null`, `is.true`, `is.false`), each negated by a `not.` before it
+// (`status=not.eq.done`), as upstream realtime parses them. Pure.
 //
 // Values are compared as upstream compares them, after casting the filter
 // value to the column's type: numbers numerically, booleans as booleans,
@@ -18,6 +19,19 @@ export interface Filter {
   values: string[];
   /** like and ilike: the pattern, compiled by compileFilter(). */
   pattern?: LikePattern;
+  /** `not.op.value`: SQL's NOT (op), so a NULL still matches nothing, but `not.is.null` matches every non-NULL. */
+  negated?: boolean;
+}
+
+/** Is the filter looked up by value (eq or in, not negated) rather than checked row by row? */
+export function isKeyed(f: Filter | null): f is Filter {
+  return f !== null && !f.negated && (f.op === 'eq' || f.op === 'in');
+}
+
+/** The filter as the client wrote it (its values normalised). */
+export function filterText(f: Filter): string {
+  const value = f.op === 'in' ? `(${f.values.join(',')})` : f.values[0];
+  return `${f.column}=${f.negated ? 'not.' : ''}${f.op}.${value}`;
 }
 
 /** Most values in an `in` list (upstream allows 100). */
@@ -30,10 +44,19 @@ export function parseFilter(text: string): Filter | string {
   if (eq <= 0 || dot < 0)
     return `filter "${text}" is not column=op.value (e.g. room_id=eq.42, id=in.(1,2,3)); ops: ${FILTER_OPS.join(', ')}`;
   const column = text.slice(0, eq).trim();
-  const op = text.slice(eq + 1, dot) as FilterOp;
-  const raw = text.slice(dot + 1);
+  const negated = text.startsWith('not.', eq + 1);
+  const opAt = negated ? eq + 5 : eq + 1;
+  const opEnd = text.indexOf('.', opAt);
+  if (opEnd < 0) return `filter "${text}" is not column=not.op.value (e.g. status=not.eq.done)`;
+  const op = text.slice(opAt, opEnd) as FilterOp;
+  const raw = text.slice(opEnd + 1);
   if (!FILTER_OPS.includes(op))
-    return `filter operator "${op}" is not supported; supported: ${FILTER_OPS.join(', ')} (not.… and several filters joined by commas are not)`;
+    return `filter operator "${op}" is not supported; supported: ${FILTER_OPS.join(', ')}, each also as not.<op> (several filters joined by commas are not)`;
+  const parsed = parseValues(text, column, op, raw);
+  return typeof parsed === 'string' || !negated ? parsed : { ...parsed, negated };
+}
+
+function parseValues(text: string, column: string, op: FilterOp, raw: string): Filter | string {
   // Upstream reads `a=eq.1,b=gt.2` as two filters joined by AND; taking it as one value would match the wrong rows.
   if (op !== 'in' && raw.includes(',') && !/^".*"$/s.test(raw))
     return `filter "${text}": several filters joined by commas are not supported (quote a value that has a comma: ${column}=${op}."a,b")`;
@@ -181,8 +204,12 @@ export function likeMatches(p: LikePattern, text: string): boolean {
 /** Does a row's value pass the filter (compiled by compileFilter)? */
 export function matches(f: Filter, kind: ValueKind, v: unknown): boolean {
   const text = textOf(v);
-  if (f.op === 'is') return f.values[0] === 'null' ? text === null : text === f.values[0];
+  if (f.op === 'is') return (f.values[0] === 'null' ? text === null : text === f.values[0]) !== (f.negated === true);
   if (text === null) return false;
+  return passes(f, kind, text) !== (f.negated === true);
+}
+
+function passes(f: Filter, kind: ValueKind, text: string): boolean {
   switch (f.op) {
     case 'like':
     case 'ilike':

@@ -12,7 +12,7 @@ import type { Registration } from '../db/registry.ts';
 import { shortName } from '../table-names.ts';
 import { bindingId, type ChangeEvent } from './bindings.ts';
 import type { Catalog, ColumnInfo } from './catalog.ts';
-import { compileFilter, kindOf, parseFilter, type Filter, type ValueKind } from './filters.ts';
+import { compileFilter, isKeyed, kindOf, parseFilter, type Filter, type ValueKind } from './filters.ts';
 
 /** A binding as the client sent it, echoed in the join reply with its id. */
 export interface BindingEcho {
@@ -115,7 +115,7 @@ function checkedFilter(text: string, table: string, columns: ColumnInfo[]): Filt
 function authorise(filter: Filter | null, reg: Registration, ctx: JoinContext): boolean {
   if (!ctx.authRequired) return false;
   const { grants } = ctx;
-  const onChannel = filter && filter.column === reg.channelColumn && (filter.op === 'eq' || filter.op === 'in');
+  const onChannel = isKeyed(filter) && filter.column === reg.channelColumn;
   if (onChannel) {
     const refused = filter.values.find((v) => !grants.canSubscribe(v));
     if (refused !== undefined)

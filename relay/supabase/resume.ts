@@ -17,7 +17,7 @@ import { changeOf, filteredRow } from './changes.ts';
 import type { Joined } from './channels.ts';
 import type { Registration } from '../db/registry.ts';
 import { shortName } from '../table-names.ts';
-import { matches } from './filters.ts';
+import { isKeyed, matches } from './filters.ts';
 import { system } from './frames.ts';
 import { changeFrame } from './deliver.ts';
 
@@ -46,8 +46,8 @@ export function replayMissed(
   let partial = false;
   for (const b of j.bindings) {
     const reg = registrations.find((r) => shortName(r) === b.table);
-    const onChannel = reg && b.filter?.column === reg.channelColumn && (b.filter.op === 'eq' || b.filter.op === 'in');
-    if (onChannel) for (const v of b.filter!.values) channels.add(v);
+    const filter = b.filter;
+    if (reg && isKeyed(filter) && filter.column === reg.channelColumn) for (const v of filter.values) channels.add(v);
     else partial = true;
   }
   const events: BufferedEvent[] = [];

@@ -1,7 +1,6 @@
 // postgres_changes filters beyond eq/in with the real supabase-js: like,
-// ilike and is, evaluated per candidate row on the relay, each binding
-// receiving exactly the rows its filter matches; and one that upstream
-// does not accept either is refused at the join.
+// ilike, is and a not. negation, evaluated per candidate row on the relay,
+// each binding receiving exactly the rows its filter matches.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { SupabaseClient } from '@supabase/supabase-js';
@@ -16,7 +15,7 @@ after(async () => {
 
 type Row = { new: { name: string | null; done: boolean | null } };
 
-test('like, ilike and is.null filters: each binding gets the rows its pattern matches, nothing else', async () => {
+test('like, ilike, is.null and not.is.null filters: each binding gets the rows its pattern matches, nothing else', async () => {
   const relay = await fx.relay();
   await fx.db.query('create table tasks (id serial primary key, room text not null, name text, done boolean)');
   await fx.db.query("select walcast.register_table('public.tasks', channel_column => 'room')");
@@ -27,17 +26,20 @@ test('like, ilike and is.null filters: each binding gets the rows its pattern ma
   const ilike = new Inbox<Row>();
   const like = new Inbox<Row>();
   const isNull = new Inbox<Row>();
+  const notNull = new Inbox<Row>();
   const on = (filter: string) => ({ event: 'INSERT', schema: 'public', table: 'tasks', filter }) as const;
   const ch = sb
     .channel('filters')
     .on('postgres_changes', on('name=ilike.%ada%'), (p) => ilike.push(p as unknown as Row))
     .on('postgres_changes', on('name=like.B_b'), (p) => like.push(p as unknown as Row))
-    .on('postgres_changes', on('done=is.null'), (p) => isNull.push(p as unknown as Row));
+    .on('postgres_changes', on('done=is.null'), (p) => isNull.push(p as unknown as Row))
+    .on('postgres_changes', on('done=not.is.null'), (p) => notNull.push(p as unknown as Row));
   await subscribed(ch);
   await fx.db.query(`insert into tasks (room, name, done) values
     ('r', 'Ada L', true), ('r', 'bob', null), ('r', 'Bob', false), ('r', 'Bobby', false), ('r', null, false)`);
   await fx.db.query("insert into tasks (room, name, done) values ('r', 'marker ADA', null)");
-  // The marker is the last row and matches both ilike and is.null: what arrived before it is all there is.
+  // The marker is the last row and matches both ilike and is.null: the socket delivers in commit order, so
+  // what every binding got before it is all it gets.
   await ilike.until((i) => i.some((r) => r.new.name === 'marker ADA'), 'the marker (ilike)');
   await isNull.until((i) => i.some((r) => r.new.name === 'marker ADA'), 'the marker (is.null)');
   assert.deepEqual(
@@ -51,5 +53,9 @@ test('like, ilike and is.null filters: each binding gets the rows its pattern ma
   assert.deepEqual(
     like.items.map((r) => r.new.name),
     ['Bob'],
+  );
+  assert.deepEqual(
+    notNull.items.map((r) => r.new.name),
+    ['Ada L', 'Bob', 'Bobby', null],
   );
 });

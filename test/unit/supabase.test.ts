@@ -7,6 +7,7 @@ import RealtimeSerializer from '@supabase/realtime-js/dist/main/lib/serializer.j
 import { decode, encodeMessage, encodeUserBroadcast, FrameError, vsnOf } from '../../relay/supabase/serializer.ts';
 import {
   compileFilter,
+  filterText,
   kindOf,
   likeMatches,
   likePattern,
@@ -98,7 +99,9 @@ test('filters: every operator parses; others are refused naming what works', () 
   for (const op of ['neq', 'lt', 'lte', 'gt', 'gte']) assert.equal((parseFilter(`n=${op}.5`) as Filter).op, op);
   for (const op of ['like', 'ilike', 'is']) assert.equal((parseFilter(`n=${op}.x`) as Filter).op, op);
   assert.match(parseFilter('name=fts.a') as string, /not supported; supported: eq, neq, .*like, ilike, is/);
-  assert.match(parseFilter('name=not.eq.a') as string, /"not" is not supported.*not\.… .* are not/);
+  assert.deepEqual(parseFilter('s=not.eq.done'), { column: 's', op: 'eq', values: ['done'], negated: true });
+  assert.deepEqual(parseFilter('id=not.in.(1,2)'), { column: 'id', op: 'in', values: ['1', '2'], negated: true });
+  assert.match(parseFilter('s=not.fts.a') as string, /"fts" is not supported.*each also as not\.<op>/);
   assert.match(parseFilter('nofilter') as string, /column=op.value/);
   assert.match(parseFilter('a=eq.1,b=gt.2') as string, /several filters joined by commas are not supported/);
   assert.deepEqual((parseFilter('a=eq."x,y"') as Filter).values, ['x,y']);
@@ -158,6 +161,35 @@ test('like and ilike are SQL patterns (% any run, _ one character, \\ escapes); 
   assert.ok(matches(f('b=is.unknown', 'boolean') as Filter, 'boolean', null));
   assert.match(f('name=is.true', 'text') as string, /not a boolean\) takes null/);
   assert.match(f('b=is.maybe', 'boolean') as string, /is takes null, true, false or unknown/);
+});
+
+test('not. negates as SQL NOT does: a NULL still matches nothing, but not.is.null matches every value', () => {
+  const f = (text: string, kind: 'number' | 'text' | 'boolean') =>
+    compileFilter(parseFilter(text) as Filter, kind, 'c') as Filter;
+  assert.ok(matches(f('s=not.eq.done', 'text'), 'text', 'open'));
+  assert.ok(!matches(f('s=not.eq.done', 'text'), 'text', 'done'));
+  assert.ok(!matches(f('s=not.eq.done', 'text'), 'text', null));
+  assert.ok(matches(f('n=not.in.(1,2)', 'number'), 'number', 3));
+  assert.ok(!matches(f('n=not.gt.2', 'number'), 'number', 3));
+  assert.ok(matches(f('s=not.like.A%', 'text'), 'text', 'bob'));
+  assert.ok(matches(f('s=not.is.null', 'text'), 'text', ''));
+  assert.ok(!matches(f('s=not.is.null', 'text'), 'text', null));
+  assert.ok(matches(f('b=not.is.true', 'boolean'), 'boolean', null), 'NULL IS NOT TRUE');
+  assert.equal(filterText(f('n=not.in.(1,2)', 'number')), 'n=not.in.(1,2)');
+  const index = new BindingIndex<string>();
+  const negated: Binding<string> = {
+    id: 1,
+    event: '*',
+    table: 't',
+    filter: f('room=not.eq.a', 'text'),
+    kind: 'text',
+    checkRows: false,
+    soloKey: '1',
+    owner: 'x',
+  };
+  index.add(negated);
+  assert.deepEqual(index.match('t', 'INSERT', { room: 'b' }), [negated], 'a negated eq is checked, not looked up');
+  assert.deepEqual(index.match('t', 'INSERT', { room: 'a' }), []);
 });
 
 test('the binding index: eq and in are looked up by value, the rest checked; events and tables respected', () => {
