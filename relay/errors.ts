@@ -204,7 +204,7 @@ export const RELAY_ERRORS = {
   },
   supabase_filter_unsupported: {
     message:
-      'filter {filter} on {table} cannot be served: {detail}. Supported: column=eq.v, neq, lt, lte, gt, gte, in.(a,b), like.pattern, ilike.pattern and is.null (is.true, is.false on booleans), each also as not.<op>, one filter per binding',
+      'filter {filter} on {table} cannot be served: {detail}. Supported: column=eq.v, neq, lt, lte, gt, gte, in.(a,b), like.pattern, ilike.pattern and is.null (is.true, is.false on booleans), each also as not.<op>, up to 10 joined by commas (AND)',
     retryable: false,
   },
   supabase_forbidden: {

@@ -149,6 +149,7 @@ export class Channels {
         table: s.table,
         filter: s.filter,
         kind: s.kind,
+        also: s.also,
         checkRows: s.checkRows,
         soloKey: j.frameKey + s.echo.id,
         owner: j,
@@ -290,7 +291,7 @@ function echoOf(b: Binding<Joined>): Record<string, unknown> {
     echo.schema = dot < 0 ? 'public' : table.slice(0, dot);
     echo.table = dot < 0 ? table : table.slice(dot + 1);
   } else echo.schema = '*';
-  if (b.filter) echo.filter = filterText(b.filter);
+  if (b.filter) echo.filter = [b.filter, ...(b.also ?? []).map((c) => c.filter)].map(filterText).join(',');
   return echo;
 }
 

@@ -2,7 +2,8 @@
 // with op one of eq, neq, lt, lte, gt, gte, in (`in.(a,b,c)`), like and
 // ilike (SQL patterns: `%` any run, `_` one character, `\` escapes) and is
 // (`is.null`, `is.true`, `is.false`), each negated by a `not.` before it
-// (`status=not.eq.done`), as upstream realtime parses them. Pure.
+// (`status=not.eq.done`), and several of them joined by commas, ANDed
+// (`room=eq.1,score=gt.5`), as upstream realtime parses them. Pure.
 //
 // Values are compared as upstream compares them, after casting the filter
 // value to the column's type: numbers numerically, booleans as booleans,
@@ -23,6 +24,15 @@ export interface Filter {
   negated?: boolean;
 }
 
+/** One of a binding's filters with how its column compares. */
+export interface Conjunct {
+  filter: Filter;
+  kind: ValueKind;
+}
+
+/** Most filters one binding joins with commas. */
+export const MAX_FILTERS = 10;
+
 /** Is the filter looked up by value (eq or in, not negated) rather than checked row by row? */
 export function isKeyed(f: Filter | null): f is Filter {
   return f !== null && !f.negated && (f.op === 'eq' || f.op === 'in');
@@ -30,12 +40,28 @@ export function isKeyed(f: Filter | null): f is Filter {
 
 /** The filter as the client wrote it (its values normalised). */
 export function filterText(f: Filter): string {
-  const value = f.op === 'in' ? `(${f.values.join(',')})` : f.values[0];
+  // A value with a comma or a parenthesis is quoted, so that the text parses back into the same filter.
+  const q = (v: string) => (/[,()]/.test(v) ? `"${v}"` : v);
+  const value = f.op === 'in' ? `(${f.values.map(q).join(',')})` : q(f.values[0]!);
   return `${f.column}=${f.negated ? 'not.' : ''}${f.op}.${value}`;
 }
 
 /** Most values in an `in` list (upstream allows 100). */
 export const MAX_IN_VALUES = 100;
+
+/** Parse `a=op.v,b=op.w`: filters joined by AND at commas outside quotes and parentheses, as upstream splits them. */
+export function parseFilters(text: string): Filter[] | string {
+  const parts = splitOutside(text);
+  if (parts.length > MAX_FILTERS) return `filter "${text}": a binding joins at most ${MAX_FILTERS} filters`;
+  const out: Filter[] = [];
+  for (const part of parts) {
+    if (part === '') return `filter "${text}" has an empty part (check for extra commas)`;
+    const f = parseFilter(part);
+    if (typeof f === 'string') return f;
+    out.push(f);
+  }
+  return out;
+}
 
 /** Parse `column=op.value`; returns an error message naming what is wrong and what works. */
 export function parseFilter(text: string): Filter | string {
@@ -51,36 +77,37 @@ export function parseFilter(text: string): Filter | string {
   const op = text.slice(opAt, opEnd) as FilterOp;
   const raw = text.slice(opEnd + 1);
   if (!FILTER_OPS.includes(op))
-    return `filter operator "${op}" is not supported; supported: ${FILTER_OPS.join(', ')}, each also as not.<op> (several filters joined by commas are not)`;
+    return `filter operator "${op}" is not supported; supported: ${FILTER_OPS.join(', ')}, each also as not.<op>`;
   const parsed = parseValues(text, column, op, raw);
   return typeof parsed === 'string' || !negated ? parsed : { ...parsed, negated };
 }
 
 function parseValues(text: string, column: string, op: FilterOp, raw: string): Filter | string {
-  // Upstream reads `a=eq.1,b=gt.2` as two filters joined by AND; taking it as one value would match the wrong rows.
-  if (op !== 'in' && raw.includes(',') && !/^".*"$/s.test(raw))
-    return `filter "${text}": several filters joined by commas are not supported (quote a value that has a comma: ${column}=${op}."a,b")`;
   if (op !== 'in') return { column, op, values: [unquote(raw)] };
   if (!raw.startsWith('(') || !raw.endsWith(')')) return `filter "${text}": in takes a list, e.g. ${column}=in.(1,2,3)`;
-  const values = splitList(raw.slice(1, -1));
+  const values = splitOutside(raw.slice(1, -1)).map(unquote);
   if (values.length === 0 || values.length > MAX_IN_VALUES)
     return `filter "${text}": in takes 1 to ${MAX_IN_VALUES} values`;
   return { column, op, values };
 }
 
-function splitList(body: string): string[] {
+/** Split at commas outside double quotes and parentheses; parts trimmed, quotes kept. */
+function splitOutside(body: string): string[] {
   if (body.trim() === '') return [];
   const out: string[] = [];
   let cur = '';
   let quoted = false;
+  let depth = 0;
   for (const ch of body) {
     if (ch === '"') quoted = !quoted;
-    if (ch === ',' && !quoted) {
-      out.push(unquote(cur.trim()));
+    else if (!quoted && ch === '(') depth++;
+    else if (!quoted && ch === ')') depth = Math.max(0, depth - 1);
+    if (ch === ',' && !quoted && depth === 0) {
+      out.push(cur.trim());
       cur = '';
     } else cur += ch;
   }
-  out.push(unquote(cur.trim()));
+  out.push(cur.trim());
   return out;
 }
 

@@ -1,5 +1,5 @@
 // postgres_changes filters beyond eq/in with the real supabase-js: like,
-// ilike, is and a not. negation, evaluated per candidate row on the relay,
+// ilike, is, a not. negation and several filters ANDed, evaluated per candidate row on the relay,
 // each binding receiving exactly the rows its filter matches.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +15,7 @@ after(async () => {
 
 type Row = { new: { name: string | null; done: boolean | null } };
 
-test('like, ilike, is.null and not.is.null filters: each binding gets the rows its pattern matches, nothing else', async () => {
+test('like, ilike, is.null, not.is.null and filters joined by commas: each binding gets the rows its pattern matches, nothing else', async () => {
   const relay = await fx.relay();
   await fx.db.query('create table tasks (id serial primary key, room text not null, name text, done boolean)');
   await fx.db.query("select walcast.register_table('public.tasks', channel_column => 'room')");
@@ -27,13 +27,15 @@ test('like, ilike, is.null and not.is.null filters: each binding gets the rows i
   const like = new Inbox<Row>();
   const isNull = new Inbox<Row>();
   const notNull = new Inbox<Row>();
+  const and = new Inbox<Row>();
   const on = (filter: string) => ({ event: 'INSERT', schema: 'public', table: 'tasks', filter }) as const;
   const ch = sb
     .channel('filters')
     .on('postgres_changes', on('name=ilike.%ada%'), (p) => ilike.push(p as unknown as Row))
     .on('postgres_changes', on('name=like.B_b'), (p) => like.push(p as unknown as Row))
     .on('postgres_changes', on('done=is.null'), (p) => isNull.push(p as unknown as Row))
-    .on('postgres_changes', on('done=not.is.null'), (p) => notNull.push(p as unknown as Row));
+    .on('postgres_changes', on('done=not.is.null'), (p) => notNull.push(p as unknown as Row))
+    .on('postgres_changes', on('name=like.Bob%, room=eq.r,done=eq.false'), (p) => and.push(p as unknown as Row));
   await subscribed(ch);
   await fx.db.query(`insert into tasks (room, name, done) values
     ('r', 'Ada L', true), ('r', 'bob', null), ('r', 'Bob', false), ('r', 'Bobby', false), ('r', null, false)`);
@@ -57,5 +59,9 @@ test('like, ilike, is.null and not.is.null filters: each binding gets the rows i
   assert.deepEqual(
     notNull.items.map((r) => r.new.name),
     ['Ada L', 'Bob', 'Bobby', null],
+  );
+  assert.deepEqual(
+    and.items.map((r) => r.new.name),
+    ['Bob', 'Bobby'],
   );
 });

@@ -8,6 +8,7 @@ import { decode, encodeMessage, encodeUserBroadcast, FrameError, vsnOf } from '.
 import {
   compileFilter,
   filterText,
+  parseFilters,
   kindOf,
   likeMatches,
   likePattern,
@@ -103,8 +104,16 @@ test('filters: every operator parses; others are refused naming what works', () 
   assert.deepEqual(parseFilter('id=not.in.(1,2)'), { column: 'id', op: 'in', values: ['1', '2'], negated: true });
   assert.match(parseFilter('s=not.fts.a') as string, /"fts" is not supported.*each also as not\.<op>/);
   assert.match(parseFilter('nofilter') as string, /column=op.value/);
-  assert.match(parseFilter('a=eq.1,b=gt.2') as string, /several filters joined by commas are not supported/);
-  assert.deepEqual((parseFilter('a=eq."x,y"') as Filter).values, ['x,y']);
+  assert.deepEqual(parseFilters('a=eq.1, b=gt.2'), [
+    { column: 'a', op: 'eq', values: ['1'] },
+    { column: 'b', op: 'gt', values: ['2'] },
+  ]);
+  assert.deepEqual(parseFilters('a=eq."x,y",id=in.(1,2)'), [
+    { column: 'a', op: 'eq', values: ['x,y'] },
+    { column: 'id', op: 'in', values: ['1', '2'] },
+  ]);
+  assert.match(parseFilters('a=eq.1,,b=eq.2') as string, /empty part/);
+  assert.match(parseFilters(Array.from({ length: 11 }, (_, i) => `c${i}=eq.1`).join(',')) as string, /at most 10/);
   assert.match(parseFilter('id=in.1,2') as string, /in takes a list/);
 });
 
@@ -176,6 +185,8 @@ test('not. negates as SQL NOT does: a NULL still matches nothing, but not.is.nul
   assert.ok(!matches(f('s=not.is.null', 'text'), 'text', null));
   assert.ok(matches(f('b=not.is.true', 'boolean'), 'boolean', null), 'NULL IS NOT TRUE');
   assert.equal(filterText(f('n=not.in.(1,2)', 'number')), 'n=not.in.(1,2)');
+  for (const text of ['s=eq."a,b"', 's=in.("x,y",z)', 's=like."(%)"'])
+    assert.deepEqual(parseFilters(filterText(parseFilter(text) as Filter)), [parseFilter(text)], `${text} round-trips`);
   const index = new BindingIndex<string>();
   const negated: Binding<string> = {
     id: 1,
@@ -190,6 +201,16 @@ test('not. negates as SQL NOT does: a NULL still matches nothing, but not.is.nul
   index.add(negated);
   assert.deepEqual(index.match('t', 'INSERT', { room: 'b' }), [negated], 'a negated eq is checked, not looked up');
   assert.deepEqual(index.match('t', 'INSERT', { room: 'a' }), []);
+  // Filters joined by commas: the index keys on the eq, the others are checked on what it finds.
+  const both: Binding<string> = {
+    ...negated,
+    id: 2,
+    filter: f('room=eq.a', 'text'),
+    also: [{ filter: f('n=gt.5', 'number'), kind: 'number' }],
+  };
+  index.add(both);
+  assert.deepEqual(index.match('t', 'INSERT', { room: 'a', n: 6 }), [both]);
+  assert.deepEqual(index.match('t', 'INSERT', { room: 'a', n: 5 }), []);
 });
 
 test('the binding index: eq and in are looked up by value, the rest checked; events and tables respected', () => {
