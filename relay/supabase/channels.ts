@@ -81,7 +81,9 @@ export class Channels {
     let specs: BindingSpec[];
     try {
       if (typeof msg.payload.access_token === 'string') grants = await this.verify(msg.payload.access_token);
-      if (config.private === true) this.checkPrivate(msg.topic.replace(/^realtime:/, ''), grants, 'join', 'channels');
+      const refused =
+        config.private === true && this.privateRefusal(msg.topic.replace(/^realtime:/, ''), grants, 'join');
+      if (refused) throw refused;
       specs = await bindingsOf(config.postgres_changes, this.context(grants));
     } catch (err) {
       if (!(err instanceof WalcastError)) throw err;
@@ -196,7 +198,8 @@ export class Channels {
       const specs = j.bindings.map((b) => ({ event: b.event, ...echoOf(b) }));
       await bindingsOf(specs, this.context(grants));
       j.grants = grants;
-      if (j.private) this.checkPrivate(j.subTopic, grants, 'join', 'channels');
+      const refused = j.private && this.privateRefusal(j.subTopic, grants, 'join');
+      if (refused) throw refused;
       j.topicAllowed = !this.opts.gate.authRequired || grants.canSubscribe(j.subTopic);
       this.armExpiry(j);
       if (msg.ref !== null) j.conn.send(reply(j.conn.vsn, msg, 'ok'));
@@ -209,11 +212,8 @@ export class Channels {
   /** Track: the row and its diff committed, then ok; every relay's channels on the topic get the diff from the stream. */
   async track(j: Joined, msg: PhxMessage, payload: Record<string, unknown>): Promise<void> {
     if (!j.topicAllowed) return void j.conn.send(errorReply(j.conn.vsn, msg, forbidden(j)));
-    try {
-      if (j.private) this.checkPrivate(j.subTopic, j.grants, 'track presence on', 'publish_channels');
-    } catch (err) {
-      return void j.conn.send(errorReply(j.conn.vsn, msg, reasonOf(err as WalcastError)));
-    }
+    const refused = j.private && this.privateRefusal(j.subTopic, j.grants, 'track presence on');
+    if (refused) return void j.conn.send(errorReply(j.conn.vsn, msg, reasonOf(refused)));
     const tooLarge = presenceTooLarge(payload);
     if (tooLarge) return void j.conn.send(errorReply(j.conn.vsn, msg, tooLarge));
     let result: Tracked | string;
@@ -248,10 +248,12 @@ export class Channels {
    * the token's channels claim must grant the topic to join, and
    * publish_channels to track presence (broadcasts need it on any channel).
    */
-  private checkPrivate(topic: string, grants: Grants, action: string, claim: string): void {
-    if (!this.opts.gate.authRequired) return;
-    const allowed = claim === 'channels' ? grants.canSubscribe(topic) : grants.canPublishOn(topic);
-    if (!allowed) throw new WalcastError('supabase_private_forbidden', { action, topic, claim });
+  private privateRefusal(topic: string, grants: Grants, action: 'join' | 'track presence on'): WalcastError | null {
+    if (!this.opts.gate.authRequired) return null;
+    const joining = action === 'join';
+    if (joining ? grants.canSubscribe(topic) : grants.canPublishOn(topic)) return null;
+    const claim = joining ? 'channels' : 'publish_channels';
+    return new WalcastError('supabase_private_forbidden', { action, topic, claim });
   }
 
   async verify(token: string): Promise<Grants> {
