@@ -78,6 +78,8 @@ export interface Config {
   // MQTT front door (relay/mqtt/, docs/mqtt.md). Unset port: 1883, given up with a warning if taken.
   mqttPort?: number | 'off' | undefined;
   mqttRetainedLimit?: number;
+  // Supabase door (relay/supabase/, docs/supabase.md).
+  presenceLeaseMs?: number;
 }
 
 type Parser<T> = (raw: string) => T | undefined;
@@ -554,6 +556,15 @@ export const OPTIONS = [
     allowed: 'an integer from 1 to 100000',
     parse: int(1, 100_000),
     help: 'most current rows an MQTT subscription gets as retained messages (the newest)',
+  }),
+  opt({
+    key: 'presenceLeaseMs',
+    env: 'WALCAST_PRESENCE_LEASE_MS',
+    flag: 'presence-lease-ms',
+    default: 30_000,
+    allowed: 'an integer from 300 to 3600000',
+    parse: int(300, 3_600_000),
+    help: "how long a relay's Supabase presences outlive it (renewed every third of it): a killed relay's presences leave within 4/3 of this",
   }),
   opt({
     key: 'standbyPollMs',

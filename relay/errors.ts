@@ -209,7 +209,7 @@ export const RELAY_ERRORS = {
   },
   supabase_filter_unsupported: {
     message:
-      'filter {filter} on {table} cannot be served: {detail}. Supported: column=eq.v, neq, lt, lte, gt, gte and in.(a,b)',
+      'filter {filter} on {table} cannot be served: {detail}. Supported: column=eq.v, neq, lt, lte, gt, gte, in.(a,b), like.pattern, ilike.pattern and is.null (is.true, is.false on booleans), each also as not.<op>, up to 10 joined by commas (AND)',
     retryable: false,
   },
   supabase_forbidden: {
@@ -217,9 +217,19 @@ export const RELAY_ERRORS = {
       "the token may not read {what}: add the channel to its channels claim, or filter on the table's channel column with a channel it grants (docs/supabase.md)",
     retryable: false,
   },
+  supabase_private_forbidden: {
+    message:
+      "the token may not {action} private channel {topic}: add {topic} (or a pattern matching it) to the token's {claim} claim (docs/supabase.md#private-channels)",
+    retryable: false,
+  },
   supabase_bad_message: {
     message: '{detail}',
     retryable: false,
+  },
+  supabase_presence_failed: {
+    message:
+      "the presence could not be written to or read from the database: {detail}. Track again (or rejoin for presence_state); check the relay's database connection if it lasts",
+    retryable: true,
   },
   supabase_broadcast_failed: {
     message:

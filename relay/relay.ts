@@ -55,7 +55,8 @@ import { streamPoint } from './replication/position.ts';
 import { Ingest } from './ingest/ingest.ts';
 import { registerIngestMetrics } from './ingest/metrics.ts';
 import { SUPABASE_WS_PATH, SupabaseDoor } from './supabase/door.ts';
-import { supabaseMessageRoute } from './supabase/broadcast.ts';
+import { supabaseMessageRoute } from './supabase/messages.ts';
+import { DEFAULT_PRESENCE_LEASE_MS } from './supabase/presence.ts';
 import { broadcastRoutes } from './supabase/rest.ts';
 import { registerSupabaseMetrics } from './supabase/metrics.ts';
 
@@ -491,6 +492,7 @@ async function buildSupabase(
     heartbeatMs: config.heartbeatMs,
     slowConsumerMs: config.slowConsumerMs,
     maxSubscriptions: config.maxSubscriptions,
+    presenceLeaseMs: config.presenceLeaseMs ?? DEFAULT_PRESENCE_LEASE_MS,
     onCongestion: (on) => server.congestion('supabase', on),
   });
   door.attach(server.app.server);

@@ -1,9 +1,9 @@
 // Every postgres_changes binding of every joined channel, indexed so that a
 // row finds its subscribers without a scan: bindings with an `eq` (or `in`)
 // filter are keyed by (table, column, value) and looked up with the row's
-// value; only the others (no filter, neq, lt…) are checked one by one, and
+// value; only the others (no filter, neq, lt, like, is, not.…) are checked one by one, and
 // only those of the row's table. Pure.
-import { matches, textOf, type Filter, type ValueKind } from './filters.ts';
+import { isKeyed, matches, textOf, type Conjunct, type Filter, type ValueKind } from './filters.ts';
 
 export type ChangeEvent = '*' | 'INSERT' | 'UPDATE' | 'DELETE';
 
@@ -13,9 +13,12 @@ export interface Binding<Owner> {
   event: ChangeEvent;
   /** The table's short name (table-names.ts), or '*' for every registered table. */
   table: string;
+  /** The filter the index keys on (an eq/in one when there is one), or the first. */
   filter: Filter | null;
   /** How the filter's column compares. */
   kind: ValueKind;
+  /** The binding's other filters (joined by commas, ANDed), checked once `filter` matched. */
+  also?: Conjunct[];
   /** Rows must pass the owner's grants one by one (join.ts). */
   checkRows: boolean;
   /** Its frame's cache key when it is the only binding of its channel a row matches (deliver.ts). */
@@ -46,13 +49,14 @@ export class BindingIndex<Owner> {
   add(b: Binding<Owner>): void {
     const t = this.table(b.table);
     this.count++;
-    if (!b.filter || (b.filter.op !== 'eq' && b.filter.op !== 'in')) {
+    if (!isKeyed(b.filter)) {
       t.scanned.add(b);
       return;
     }
-    let byValue = t.keyed.get(b.filter.column);
-    if (!byValue) t.keyed.set(b.filter.column, (byValue = new Map()));
-    for (const v of b.filter.values) {
+    const filter = b.filter;
+    let byValue = t.keyed.get(filter.column);
+    if (!byValue) t.keyed.set(filter.column, (byValue = new Map()));
+    for (const v of filter.values) {
       let set = byValue.get(v);
       if (!set) byValue.set(v, (set = new Set()));
       set.add(b);
@@ -95,11 +99,11 @@ export class BindingIndex<Owner> {
       const text = textOf(row[column]);
       if (text === null) continue;
       const set = byValue.get(text);
-      if (set) for (const b of set) if (b.event === '*' || b.event === type) out.push(b);
+      if (set) for (const b of set) if ((b.event === '*' || b.event === type) && alsoPasses(b, row)) out.push(b);
     }
     for (const b of t.scanned) {
       if (b.event !== '*' && b.event !== type) continue;
-      if (!b.filter || matches(b.filter, b.kind, row[b.filter.column])) out.push(b);
+      if (passesFilters(b, row)) out.push(b);
     }
   }
 
@@ -108,6 +112,15 @@ export class BindingIndex<Owner> {
     if (!t) this.tables.set(name, (t = { keyed: new Map(), scanned: new Set() }));
     return t;
   }
+}
+
+/** Does `row` pass every filter of the binding? */
+export function passesFilters<Owner>(b: Binding<Owner>, row: Record<string, unknown>): boolean {
+  return (!b.filter || matches(b.filter, b.kind, row[b.filter.column])) && alsoPasses(b, row);
+}
+
+function alsoPasses<Owner>(b: Binding<Owner>, row: Record<string, unknown>): boolean {
+  return !b.also || b.also.every((c) => matches(c.filter, c.kind, row[c.filter.column]));
 }
 
 /** A binding's id from what defines it, as upstream derives it from the binding's parameters: equal bindings share it. */

@@ -8,7 +8,7 @@
 import type pg from 'pg';
 
 export const SUPABASE_MESSAGE_PREFIX = 'walcast.supabase';
-/** The table name broadcasts are routed under: no registered table has it, so no row subscription takes them. */
+/** The table name this door's messages (broadcasts, presence diffs) are routed under: no registered table has it, so no row subscription takes them. */
 export const BROADCAST_TABLE = '$supabase.broadcast';
 /** Largest broadcast payload (JSON bytes); upstream's default limit is 256 KB too. */
 export const MAX_BROADCAST_BYTES = 256 * 1024;
@@ -50,13 +50,6 @@ export function decodeBroadcast(content: Buffer): Broadcast | null {
   } catch {
     return null;
   }
-}
-
-/** Where the dispatcher routes this door's messages: the topic as the channel, under BROADCAST_TABLE. */
-export function supabaseMessageRoute(prefix: string, content: Buffer): { channel: string; table: string } | undefined {
-  if (prefix !== SUPABASE_MESSAGE_PREFIX) return undefined;
-  const b = decodeBroadcast(content);
-  return b ? { channel: b.topic, table: BROADCAST_TABLE } : undefined;
 }
 
 /** Write a broadcast into the stream; resolves once it is committed. */

@@ -12,8 +12,9 @@ import { BindingIndex, type Binding } from './bindings.ts';
 import type { Catalog } from './catalog.ts';
 import type { SupabaseConnection } from './connection.ts';
 import { errorReply, PHX, push, reply, system } from './frames.ts';
+import { filterText } from './filters.ts';
 import { bindingsOf, type BindingSpec } from './join.ts';
-import { PresenceTable, type Diff } from './presence.ts';
+import { presenceTooLarge, type PresenceStore, type Tracked } from './presence.ts';
 import type { PhxMessage } from './serializer.ts';
 import { resumeRequest, type ResumeRequest } from './resume.ts';
 
@@ -28,8 +29,12 @@ export interface Joined {
   self: boolean;
   ack: boolean;
   presenceKey: string;
+  /** What this channel tracks, once committed (presence.ts). */
+  tracked: Tracked | null;
   /** May it receive (and take part in) the topic's broadcasts and presence? */
   topicAllowed: boolean;
+  /** Joined with config.private: the join needed the topic granted, and track needs it in publish_channels. */
+  private: boolean;
   /** Joined with the resume extension: its frames carry walcast_position (resume.ts). */
   positions: boolean;
   /** What its frames depend on besides the binding ids: channels alike share a frame (deliver.ts). */
@@ -51,12 +56,15 @@ export interface ChannelsOptions {
   onActive: (active: boolean) => void;
   /** Send a resuming channel what it missed (resume.ts). */
   replay: (j: Joined, since: string) => void;
+  /** Presence over every relay on the database. */
+  presence: PresenceStore;
+  /** A presence write or read failed (logged by the door). */
+  onPresenceError: (err: unknown, topic: string) => void;
 }
 
 export class Channels {
   readonly index = new BindingIndex<Joined>();
   readonly topics = new Map<string, Set<Joined>>();
-  readonly presence = new PresenceTable<Joined>();
   private count = 0;
 
   constructor(private readonly opts: ChannelsOptions) {}
@@ -73,6 +81,9 @@ export class Channels {
     let specs: BindingSpec[];
     try {
       if (typeof msg.payload.access_token === 'string') grants = await this.verify(msg.payload.access_token);
+      const refused =
+        config.private === true && this.privateRefusal(msg.topic.replace(/^realtime:/, ''), grants, 'join');
+      if (refused) throw refused;
       specs = await bindingsOf(config.postgres_changes, this.context(grants));
     } catch (err) {
       if (!(err instanceof WalcastError)) throw err;
@@ -87,8 +98,21 @@ export class Channels {
     conn.send(reply(conn.vsn, msg, 'ok', { postgres_changes: specs.map((s) => s.echo) }));
     if (specs.length > 0) conn.send(system(conn.vsn, msg.topic, 'ok', 'Subscribed to PostgreSQL'));
     if (resume?.since) this.opts.replay(j, resume.since);
-    if (j.topicAllowed)
-      conn.send(push(conn.vsn, msg.topic, 'presence_state', this.presence.state(msg.topic), j.joinRef));
+    if (j.topicAllowed) void this.sendState(j);
+  }
+
+  /**
+   * presence_state from the table, after the ok reply. Diffs that reach the
+   * channel before it are held by realtime-js until the state arrives.
+   */
+  private async sendState(j: Joined): Promise<void> {
+    try {
+      const state = await this.opts.presence.state(j.subTopic);
+      if (j.conn.joined.get(j.topic) === j) j.conn.send(push(j.conn.vsn, j.topic, 'presence_state', state, j.joinRef));
+    } catch (err) {
+      this.opts.onPresenceError(err, j.subTopic);
+      if (j.conn.joined.get(j.topic) === j) j.conn.send(system(j.conn.vsn, j.topic, 'error', presenceFailed(err)));
+    }
   }
 
   private add(
@@ -112,7 +136,9 @@ export class Channels {
       self: broadcast.self === true,
       ack: broadcast.ack === true,
       presenceKey: typeof presence.key === 'string' && presence.key !== '' ? presence.key : randomUUID(),
+      tracked: null,
       topicAllowed: !this.opts.gate.authRequired || grants.canSubscribe(subTopic),
+      private: config.private === true,
       positions: resume !== null,
       frameKey: `${conn.vsn}\u0000${msg.topic}\u0000${resume !== null}\u0000`,
       ids: [],
@@ -125,6 +151,7 @@ export class Channels {
         table: s.table,
         filter: s.filter,
         kind: s.kind,
+        also: s.also,
         checkRows: s.checkRows,
         soloKey: j.frameKey + s.echo.id,
         owner: j,
@@ -150,8 +177,7 @@ export class Channels {
     const set = this.topics.get(j.topic);
     set?.delete(j);
     if (set?.size === 0) this.topics.delete(j.topic);
-    const diff = this.presence.untrack(j.topic, j);
-    if (diff) this.sendDiff(j.topic, diff);
+    if (j.tracked) void this.untrackQuietly(j);
     if (--this.count === 0) this.opts.onActive(false);
   }
 
@@ -172,6 +198,8 @@ export class Channels {
       const specs = j.bindings.map((b) => ({ event: b.event, ...echoOf(b) }));
       await bindingsOf(specs, this.context(grants));
       j.grants = grants;
+      const refused = j.private && this.privateRefusal(j.subTopic, grants, 'join');
+      if (refused) throw refused;
       j.topicAllowed = !this.opts.gate.authRequired || grants.canSubscribe(j.subTopic);
       this.armExpiry(j);
       if (msg.ref !== null) j.conn.send(reply(j.conn.vsn, msg, 'ok'));
@@ -181,23 +209,51 @@ export class Channels {
     }
   }
 
-  track(j: Joined, msg: PhxMessage, payload: Record<string, unknown>): void {
+  /** Track: the row and its diff committed, then ok; every relay's channels on the topic get the diff from the stream. */
+  async track(j: Joined, msg: PhxMessage, payload: Record<string, unknown>): Promise<void> {
     if (!j.topicAllowed) return void j.conn.send(errorReply(j.conn.vsn, msg, forbidden(j)));
-    const diff = this.presence.track(j.topic, j, j.presenceKey, payload);
-    if (typeof diff === 'string') return void j.conn.send(errorReply(j.conn.vsn, msg, diff));
+    const refused = j.private && this.privateRefusal(j.subTopic, j.grants, 'track presence on');
+    if (refused) return void j.conn.send(errorReply(j.conn.vsn, msg, reasonOf(refused)));
+    const tooLarge = presenceTooLarge(payload);
+    if (tooLarge) return void j.conn.send(errorReply(j.conn.vsn, msg, tooLarge));
+    let result: Tracked | string;
+    try {
+      result = await this.opts.presence.track(j.subTopic, j.presenceKey, payload, j.tracked);
+    } catch (err) {
+      this.opts.onPresenceError(err, j.subTopic);
+      return void j.conn.send(errorReply(j.conn.vsn, msg, presenceFailed(err)));
+    }
+    if (typeof result === 'string') return void j.conn.send(errorReply(j.conn.vsn, msg, result));
+    j.tracked = result;
+    // The channel left (or its socket closed) while the row was written: it must not stay.
+    if (j.conn.joined.get(j.topic) !== j) return void this.untrackQuietly(j);
     j.conn.send(reply(j.conn.vsn, msg, 'ok'));
-    this.sendDiff(j.topic, diff);
   }
 
-  untrack(j: Joined, msg: PhxMessage): void {
+  async untrack(j: Joined, msg: PhxMessage): Promise<void> {
+    await this.untrackQuietly(j);
     j.conn.send(reply(j.conn.vsn, msg, 'ok'));
-    const diff = this.presence.untrack(j.topic, j);
-    if (diff) this.sendDiff(j.topic, diff);
   }
 
-  private sendDiff(topic: string, diff: Diff): void {
-    for (const other of this.topics.get(topic) ?? [])
-      if (other.topicAllowed) other.conn.send(push(other.conn.vsn, topic, 'presence_diff', diff, other.joinRef));
+  /** Untrack on leave or close: a failure is logged, and the row leaves when its lease runs out (it is no longer renewed). */
+  private async untrackQuietly(j: Joined): Promise<void> {
+    const t = j.tracked;
+    j.tracked = null;
+    if (t) await this.opts.presence.untrack(t).catch((err: unknown) => this.opts.onPresenceError(err, j.subTopic));
+  }
+
+  /**
+   * A private channel (config.private): upstream authorises it with RLS
+   * policies on realtime.messages (SELECT to join, INSERT to send); here
+   * the token's channels claim must grant the topic to join, and
+   * publish_channels to track presence (broadcasts need it on any channel).
+   */
+  private privateRefusal(topic: string, grants: Grants, action: 'join' | 'track presence on'): WalcastError | null {
+    if (!this.opts.gate.authRequired) return null;
+    const joining = action === 'join';
+    if (joining ? grants.canSubscribe(topic) : grants.canPublishOn(topic)) return null;
+    const claim = joining ? 'channels' : 'publish_channels';
+    return new WalcastError('supabase_private_forbidden', { action, topic, claim });
   }
 
   async verify(token: string): Promise<Grants> {
@@ -237,14 +293,17 @@ function echoOf(b: Binding<Joined>): Record<string, unknown> {
     echo.schema = dot < 0 ? 'public' : table.slice(0, dot);
     echo.table = dot < 0 ? table : table.slice(dot + 1);
   } else echo.schema = '*';
-  if (b.filter)
-    echo.filter = `${b.filter.column}=${b.filter.op}.${b.filter.op === 'in' ? `(${b.filter.values.join(',')})` : b.filter.values[0]}`;
+  if (b.filter) echo.filter = [b.filter, ...(b.also ?? []).map((c) => c.filter)].map(filterText).join(',');
   return echo;
 }
 
 /** What a refused join or closed channel tells the client: the stable code, then the message with the fix. */
 export function reasonOf(err: WalcastError): string {
   return `${err.code}: ${err.message}`;
+}
+
+function presenceFailed(err: unknown): string {
+  return reasonOf(new WalcastError('supabase_presence_failed', { detail: (err as Error).message }));
 }
 
 function forbidden(j: Joined): string {

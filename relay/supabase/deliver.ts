@@ -10,6 +10,7 @@ import { changeOf, dataJson, filteredRow, type ChangeData } from './changes.ts';
 import type { Channels, Joined } from './channels.ts';
 import { pushJson, push } from './frames.ts';
 import type { Broadcast } from './broadcast.ts';
+import type { PresenceMessage } from './presence.ts';
 import { encodeUserBroadcast } from './serializer.ts';
 
 /** Send a row event to the channels whose bindings match it; returns how many channels got it. */
@@ -98,4 +99,11 @@ export function deliverBroadcast(channels: Channels, b: Broadcast): number {
     n++;
   }
   return n;
+}
+
+/** Send a presence diff read from the stream to its topic's channels here that may see the topic's presence. */
+export function deliverPresence(channels: Channels, m: PresenceMessage): void {
+  const topic = `realtime:${m.topic}`;
+  for (const j of channels.topics.get(topic) ?? [])
+    if (j.topicAllowed) j.conn.send(push(j.conn.vsn, topic, 'presence_diff', m.presence, j.joinRef));
 }

@@ -6,7 +6,8 @@
 // channel is joined (subscribeAll): its own index (bindings.ts) decides who
 // gets a row, since Supabase subscribers filter by table and any column,
 // not by walcast channel. Broadcasts come back from the stream as logical
-// messages (broadcast.ts). Presence is per relay (presence.ts).
+// messages (broadcast.ts), presence diffs too, its state in a table shared
+// by every relay (presence.ts).
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type pg from 'pg';
@@ -24,11 +25,13 @@ import { CLOSE } from '../../client/protocol.ts';
 import { WriteCoalescer } from '../ws/coalesce.ts';
 import { Heartbeat } from '../ws/heartbeat.ts';
 import { Congestion } from '../ws/congestion.ts';
-import { BROADCAST_TABLE, decodeBroadcast } from './broadcast.ts';
+import { BROADCAST_TABLE } from './broadcast.ts';
+import { decodeSupabaseMessage } from './messages.ts';
+import { PresenceStore } from './presence.ts';
 import { Catalog } from './catalog.ts';
 import { Channels, reasonOf } from './channels.ts';
 import { SupabaseConnection } from './connection.ts';
-import { deliverBroadcast, deliverChange } from './deliver.ts';
+import { deliverBroadcast, deliverChange, deliverPresence } from './deliver.ts';
 import { handleMessage } from './handle.ts';
 import { vsnOf, type Vsn } from './serializer.ts';
 
@@ -50,6 +53,8 @@ export interface SupabaseDoorOptions {
   maxSubscriptions: number;
   /** How long a queue may stay over half of sendQueueBytes before 4008. */
   slowConsumerMs: number;
+  /** How long a relay's presences outlive it (WALCAST_PRESENCE_LEASE_MS): renewed every third of it. */
+  presenceLeaseMs: number;
   /** Told when sockets are backed up (pause reading the stream) and when they are not. */
   onCongestion: (congested: boolean) => void;
 }
@@ -67,6 +72,7 @@ export class SupabaseDoor {
   readonly connections = new Set<SupabaseConnection>();
   readonly channels: Channels;
   readonly catalog: Catalog;
+  readonly presence: PresenceStore;
   deliveries = 0;
   broadcasts = 0;
   private readonly coalescer = new WriteCoalescer();
@@ -84,10 +90,16 @@ export class SupabaseDoor {
       handleProtocols: (offered) => (offered.has('phoenix') ? 'phoenix' : false),
     });
     this.catalog = new Catalog(opts.pool);
+    this.presence = new PresenceStore(opts.pool, opts.presenceLeaseMs, (err, what) =>
+      opts.logger.warn({ err }, `Supabase door: could not ${what}`),
+    );
     this.channels = new Channels({
       gate: opts.gate,
       catalog: this.catalog,
       registrations: opts.registrations,
+      presence: this.presence,
+      onPresenceError: (err, topic) =>
+        opts.logger.warn({ err, topic }, 'Supabase door: a presence write or read failed'),
       replay: (j, since) =>
         replayMissed(j, since, opts.recovery, this.catalog, opts.registrations(), opts.maxEventBytes),
       onActive: (active) => {
@@ -135,6 +147,7 @@ export class SupabaseDoor {
       );
     });
     this.heartbeat.start();
+    this.presence.start();
   }
 
   /** The gate's checks (host, origin, address), then the apikey (the anon key: a walcast JWT) and the serializer. */
@@ -203,8 +216,9 @@ export class SupabaseDoor {
     if (!event) return;
     if (event.message) {
       if (event.table !== BROADCAST_TABLE || typeof frame === 'string') return;
-      const b = decodeBroadcast(frame);
-      if (b) this.broadcasts += deliverBroadcast(this.channels, b);
+      const m = decodeSupabaseMessage(frame);
+      if (m?.kind === 'broadcast') this.broadcasts += deliverBroadcast(this.channels, m.broadcast);
+      else if (m) deliverPresence(this.channels, m.presence);
       return;
     }
     this.deliveries += deliverChange(this.channels, this.catalog, event, this.opts.maxEventBytes);
@@ -214,6 +228,8 @@ export class SupabaseDoor {
   async close(code: number = CLOSE.goingAway, reason = 'relay shutting down'): Promise<void> {
     this.heartbeat.stop();
     this.congestion.stop();
+    // Presence first: this relay's rows leave in one statement, and the sockets' own leaves are then no-ops.
+    await this.presence.close();
     await this.closeAll(code, reason);
   }
 

@@ -76,7 +76,7 @@ function broadcast(door: SupabaseDoor, j: Joined, msg: PhxMessage): void {
   );
 }
 
-function presence(door: SupabaseDoor, j: Joined, msg: PhxMessage): void {
+function presence(door: SupabaseDoor, j: Joined, msg: PhxMessage): Promise<void> | undefined {
   const event = msg.payload.event;
   if (event === 'track') {
     const payload = msg.payload.payload;
@@ -85,6 +85,7 @@ function presence(door: SupabaseDoor, j: Joined, msg: PhxMessage): void {
   }
   if (event === 'untrack') return door.channels.untrack(j, msg);
   j.conn.send(errorReply(j.conn.vsn, msg, bad('presence events are track and untrack')));
+  return undefined;
 }
 
 function bad(detail: string): string {

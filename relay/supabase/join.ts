@@ -12,7 +12,7 @@ import type { Registration } from '../db/registry.ts';
 import { shortName } from '../table-names.ts';
 import { bindingId, type ChangeEvent } from './bindings.ts';
 import type { Catalog, ColumnInfo } from './catalog.ts';
-import { kindOf, normalise, parseFilter, type Filter, type ValueKind } from './filters.ts';
+import { compileFilter, isKeyed, kindOf, parseFilters, type Conjunct, type Filter, type ValueKind } from './filters.ts';
 
 /** A binding as the client sent it, echoed in the join reply with its id. */
 export interface BindingEcho {
@@ -30,6 +30,8 @@ export interface BindingSpec {
   table: string;
   filter: Filter | null;
   kind: ValueKind;
+  /** Its other filters (joined by commas): the index keys on `filter`. */
+  also: Conjunct[];
   /** Rows must pass grants.canSubscribe(channel) one by one (not an authorised filter on the channel column). */
   checkRows: boolean;
 }
@@ -84,6 +86,7 @@ async function bindingOf(b: Record<string, unknown>, ctx: JoinContext): Promise<
     table: '*',
     filter: null,
     kind: 'text',
+    also: [],
     checkRows: true,
   };
   if (tableName) spec.table = shortName(regs[0]!);
@@ -91,8 +94,10 @@ async function bindingOf(b: Record<string, unknown>, ctx: JoinContext): Promise<
     if (!tableName) throw unsupported(filterText, `${schema}.*`, 'a filter needs a table');
     const reg = regs[0]!;
     const columns = await ctx.catalog.columns(reg.schema, reg.table);
-    spec.filter = checkedFilter(filterText, spec.table, columns);
-    spec.kind = kindOf(columns.find((c) => c.name === spec.filter!.column)!.type);
+    const [first, ...also] = checkedFilters(filterText, spec.table, columns, reg.channelColumn);
+    spec.filter = first!.filter;
+    spec.kind = first!.kind;
+    spec.also = also;
     spec.checkRows = authorise(spec.filter, reg, ctx);
   } else {
     for (const r of regs) await ctx.catalog.columns(r.schema, r.table);
@@ -101,25 +106,33 @@ async function bindingOf(b: Record<string, unknown>, ctx: JoinContext): Promise<
   return spec;
 }
 
-function checkedFilter(text: string, table: string, columns: ColumnInfo[]): Filter {
-  const f = parseFilter(text);
-  if (typeof f === 'string') throw unsupported(text, table, f);
-  const column = columns.find((c) => c.name === f.column);
-  if (!column) throw unsupported(text, table, `${table} has no column ${f.column}`);
-  const values: string[] = [];
-  for (const v of f.values) {
-    const n = normalise(v, kindOf(column.type));
-    if (n === null) throw unsupported(text, table, `"${v}" is not a value of ${f.column} (${column.type})`);
-    values.push(n);
+/**
+ * The binding's filters, cast for their columns, the one the index keys on
+ * first: an eq/in on the channel column (it also decides what the token
+ * must grant), else any eq/in, else the first written.
+ */
+function checkedFilters(text: string, table: string, columns: ColumnInfo[], channelColumn: string): Conjunct[] {
+  const parsed = parseFilters(text);
+  if (typeof parsed === 'string') throw unsupported(text, table, parsed);
+  const out: Conjunct[] = [];
+  for (const f of parsed) {
+    const column = columns.find((c) => c.name === f.column);
+    if (!column) throw unsupported(text, table, `${table} has no column ${f.column}`);
+    const kind = kindOf(column.type);
+    const compiled = compileFilter(f, kind, `${f.column} (${column.type})`);
+    if (typeof compiled === 'string') throw unsupported(text, table, compiled);
+    out.push({ filter: compiled, kind });
   }
-  return { ...f, values };
+  const rank = (c: Conjunct) => (isKeyed(c.filter) ? (c.filter.column === channelColumn ? 0 : 1) : 2);
+  const first = out.reduce((best, c) => (rank(c) < rank(best) ? c : best));
+  return [first, ...out.filter((c) => c !== first)];
 }
 
 /** Refuse what the token may never read; returns whether rows must still be checked one by one. */
 function authorise(filter: Filter | null, reg: Registration, ctx: JoinContext): boolean {
   if (!ctx.authRequired) return false;
   const { grants } = ctx;
-  const onChannel = filter && filter.column === reg.channelColumn && (filter.op === 'eq' || filter.op === 'in');
+  const onChannel = isKeyed(filter) && filter.column === reg.channelColumn;
   if (onChannel) {
     const refused = filter.values.find((v) => !grants.canSubscribe(v));
     if (refused !== undefined)

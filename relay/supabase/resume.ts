@@ -11,13 +11,13 @@
 // everything since that position. Unmodified clients never send `walcast`.
 import type { EventMessage } from '../../client/protocol.ts';
 import type { BufferedEvent, RecoveryBuffer } from '../hub/recovery.ts';
-import type { Binding } from './bindings.ts';
+import { passesFilters, type Binding } from './bindings.ts';
 import type { Catalog } from './catalog.ts';
 import { changeOf, filteredRow } from './changes.ts';
 import type { Joined } from './channels.ts';
 import type { Registration } from '../db/registry.ts';
 import { shortName } from '../table-names.ts';
-import { matches } from './filters.ts';
+import { isKeyed } from './filters.ts';
 import { system } from './frames.ts';
 import { changeFrame } from './deliver.ts';
 
@@ -46,8 +46,8 @@ export function replayMissed(
   let partial = false;
   for (const b of j.bindings) {
     const reg = registrations.find((r) => shortName(r) === b.table);
-    const onChannel = reg && b.filter?.column === reg.channelColumn && (b.filter.op === 'eq' || b.filter.op === 'in');
-    if (onChannel) for (const v of b.filter!.values) channels.add(v);
+    const filter = b.filter;
+    if (reg && isKeyed(filter) && filter.column === reg.channelColumn) for (const v of filter.values) channels.add(v);
     else partial = true;
   }
   const events: BufferedEvent[] = [];
@@ -107,5 +107,5 @@ function passes(b: Binding<Joined>, body: EventMessage, type: string, row: Recor
   if (b.table !== '*' && b.table !== body.table) return false;
   if (b.event !== '*' && b.event !== type) return false;
   if (b.checkRows && !b.owner.grants.canSubscribe(body.channel)) return false;
-  return !b.filter || matches(b.filter, b.kind, row[b.filter.column]);
+  return passesFilters(b, row);
 }

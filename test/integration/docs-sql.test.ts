@@ -23,6 +23,7 @@ const FILES = [
   'docs/tables.md',
   'docs/webhooks.md',
   'docs/scaling.md',
+  'docs/supabase.md',
 ];
 
 function sqlBlocks(file: string): string[] {

@@ -30,6 +30,7 @@ test('two relays migrating at once both succeed and apply each file once', async
     '005_mqtt.sql',
     '006_webhooks.sql',
     '007_ingest.sql',
+    '008_supabase_presence.sql',
   ]);
   const rows = await db.query('SELECT name FROM walcast.migrations ORDER BY name');
   assert.deepEqual(
@@ -42,6 +43,7 @@ test('two relays migrating at once both succeed and apply each file once', async
       '005_mqtt.sql',
       '006_webhooks.sql',
       '007_ingest.sql',
+      '008_supabase_presence.sql',
     ],
   );
   assertNoLeakedClients();

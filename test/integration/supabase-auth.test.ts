@@ -6,7 +6,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
 import type { SupabaseClient } from '@supabase/supabase-js';
-import { relayFixture } from '../helpers/relay.ts';
+import { relayFixture, waitFor } from '../helpers/relay.ts';
 import { TEST_SECRET, token } from '../helpers/tokens.ts';
 import { Inbox, subscribed, supabaseClient } from '../helpers/supabase.ts';
 
@@ -167,6 +167,47 @@ test('broadcast and presence need the topic granted: receiving with channels, se
   });
   assert.equal(res.status, 403);
   assert.match(((await res.json()) as { error: string }).error, /supabase_forbidden/);
+});
+
+test('private channels: joining needs the topic in channels, tracking presence in publish_channels; refused with CHANNEL_ERROR', async () => {
+  const relay = await secured();
+  const member = client(relay.url, await token({ sub: 'm', channels: ['team-1'] }));
+  const reader = client(relay.url, await token({ sub: 'r', channels: ['team-*'], publish_channels: [] }));
+  const outsider = client(relay.url, await token({ sub: 'o', channels: ['lobby'] }));
+  const got = new Inbox<unknown>();
+  const cm = member.channel('team-1', { config: { private: true, broadcast: { ack: true } } });
+  const cr = reader
+    .channel('team-1', { config: { private: true } })
+    .on('broadcast', { event: 'hi' }, (m) => got.push(m));
+  await subscribed(cm);
+  await subscribed(cr);
+  const refused = outsider.channel('team-1', { config: { private: true } });
+  await assert.rejects(
+    subscribed(refused),
+    /CHANNEL_ERROR: supabase_private_forbidden: the token may not join private channel team-1: add team-1 .* to the token's channels claim/,
+  );
+  assert.equal(await cm.track({ online: true }), 'ok');
+  assert.equal(await cr.track({ online: true }), 'error', 'tracking on a private channel needs publish_channels');
+  assert.equal(await cm.send({ type: 'broadcast', event: 'hi', payload: { n: 1 } }), 'ok');
+  await got.until((i) => i.length === 1, 'the broadcast on the private channel');
+  assert.deepEqual(got.items, [{ type: 'broadcast', event: 'hi', payload: { n: 1 } }]);
+  // presence_state is read from the database after the join, so it may reach the reader after the broadcast.
+  await waitFor(
+    () => Object.keys(cr.presenceState()).length > 0,
+    5000,
+    "the member's presence on the reader's channel",
+  );
+  assert.equal(Object.keys(cr.presenceState()).length, 1, "the member's presence, and not the reader's");
+  // The same topic without private joins, as upstream's public channels do (its broadcasts and presence stay hidden: topicAllowed).
+  await outsider.removeChannel(refused);
+  await subscribed(outsider.channel('team-1'));
+  // A refreshed token without team-1 closes the private channel, saying why.
+  const system = new Inbox<{ status: string; message: string }>();
+  cm.on('system', {}, (m) => system.push(m as { status: string; message: string }));
+  await member.realtime.setAuth(await token({ sub: 'm', channels: ['lobby'] }));
+  await system.until((i) => i.some((m) => m.status === 'error'), 'the private channel closed');
+  assert.match(system.items.find((m) => m.status === 'error')!.message, /supabase_private_forbidden/);
+  await waitFor(() => cm.state === 'closed', 5000, 'the channel closed');
 });
 
 test('a token that expires closes the channels joined with it, with a system error saying so', async () => {

@@ -5,18 +5,32 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import RealtimeSerializer from '@supabase/realtime-js/dist/main/lib/serializer.js';
 import { decode, encodeMessage, encodeUserBroadcast, FrameError, vsnOf } from '../../relay/supabase/serializer.ts';
-import { kindOf, matches, normalise, parseFilter, type Filter } from '../../relay/supabase/filters.ts';
+import {
+  compileFilter,
+  filterText,
+  parseFilters,
+  kindOf,
+  likeMatches,
+  likePattern,
+  matches,
+  normalise,
+  parseFilter,
+  type Filter,
+} from '../../relay/supabase/filters.ts';
 import { BindingIndex, bindingId, type Binding } from '../../relay/supabase/bindings.ts';
 import { changeOf, dataJson, TOO_LARGE_ERROR, upstreamValue } from '../../relay/supabase/changes.ts';
 import type { EventMessage } from '../../client/protocol.ts';
 import { decodeMessage } from '../../relay/mqtt/messages.ts';
-import { MAX_PRESENCE_BYTES, PresenceTable, type Diff } from '../../relay/supabase/presence.ts';
 import {
-  BROADCAST_TABLE,
-  encodeBroadcast,
-  SUPABASE_MESSAGE_PREFIX,
-  supabaseMessageRoute,
-} from '../../relay/supabase/broadcast.ts';
+  decodePresence,
+  encodePresence,
+  leaveDiff,
+  MAX_PRESENCE_BYTES,
+  presenceTooLarge,
+  trackDiff,
+} from '../../relay/supabase/presence.ts';
+import { BROADCAST_TABLE, encodeBroadcast, SUPABASE_MESSAGE_PREFIX } from '../../relay/supabase/broadcast.ts';
+import { decodeSupabaseMessage, supabaseMessageRoute } from '../../relay/supabase/messages.ts';
 
 // The package's CJS default export, however the loader wraps it.
 const Serializer = ((RealtimeSerializer as unknown as { default?: unknown }).default ??
@@ -84,8 +98,22 @@ test('filters: every operator parses; others are refused naming what works', () 
   assert.deepEqual(parseFilter('room_id=eq.42'), { column: 'room_id', op: 'eq', values: ['42'] });
   assert.deepEqual(parseFilter('id=in.(1,2,"a,b")'), { column: 'id', op: 'in', values: ['1', '2', 'a,b'] });
   for (const op of ['neq', 'lt', 'lte', 'gt', 'gte']) assert.equal((parseFilter(`n=${op}.5`) as Filter).op, op);
-  assert.match(parseFilter('name=like.a%') as string, /not supported; supported: eq, neq/);
+  for (const op of ['like', 'ilike', 'is']) assert.equal((parseFilter(`n=${op}.x`) as Filter).op, op);
+  assert.match(parseFilter('name=fts.a') as string, /not supported; supported: eq, neq, .*like, ilike, is/);
+  assert.deepEqual(parseFilter('s=not.eq.done'), { column: 's', op: 'eq', values: ['done'], negated: true });
+  assert.deepEqual(parseFilter('id=not.in.(1,2)'), { column: 'id', op: 'in', values: ['1', '2'], negated: true });
+  assert.match(parseFilter('s=not.fts.a') as string, /"fts" is not supported.*each also as not\.<op>/);
   assert.match(parseFilter('nofilter') as string, /column=op.value/);
+  assert.deepEqual(parseFilters('a=eq.1, b=gt.2'), [
+    { column: 'a', op: 'eq', values: ['1'] },
+    { column: 'b', op: 'gt', values: ['2'] },
+  ]);
+  assert.deepEqual(parseFilters('a=eq."x,y",id=in.(1,2)'), [
+    { column: 'a', op: 'eq', values: ['x,y'] },
+    { column: 'id', op: 'in', values: ['1', '2'] },
+  ]);
+  assert.match(parseFilters('a=eq.1,,b=eq.2') as string, /empty part/);
+  assert.match(parseFilters(Array.from({ length: 11 }, (_, i) => `c${i}=eq.1`).join(',')) as string, /at most 10/);
   assert.match(parseFilter('id=in.1,2') as string, /in takes a list/);
 });
 
@@ -108,6 +136,81 @@ test('filters compare as upstream casts them: numbers numerically, booleans, tex
   assert.ok(!matches(f('s=neq.a', 'text'), 'text', null));
   assert.ok(matches(f('s=in.(a,b)', 'text'), 'text', 'b'));
   assert.equal(normalise('abc', 'number'), null);
+});
+
+test('like and ilike are SQL patterns (% any run, _ one character, \\ escapes); is matches NULL and booleans', () => {
+  const f = (text: string, kind: 'number' | 'text' | 'boolean'): Filter | string =>
+    compileFilter(parseFilter(text) as Filter, kind, 'c (type)');
+  const like = f('name=like.A%c_', 'text') as Filter;
+  assert.ok(matches(like, 'text', 'Abbcd'));
+  assert.ok(matches(like, 'text', 'Acx'));
+  assert.ok(!matches(like, 'text', 'abbcd'), 'like is case-sensitive');
+  assert.ok(!matches(like, 'text', 'Abbc'), '_ is exactly one character');
+  assert.ok(!matches(like, 'text', null), 'NULL matches no like');
+  const ilike = f('name=ilike.%ADA%', 'text') as Filter;
+  assert.ok(matches(ilike, 'text', 'hello ada lovelace'));
+  assert.ok(!matches(ilike, 'text', 'hello bob'));
+  assert.ok(likeMatches(likePattern('100\\%', false), '100%'));
+  assert.ok(!likeMatches(likePattern('100\\%', false), '1000'));
+  assert.ok(likeMatches(likePattern('a.(b)*', false), 'a.(b)*'), 'regular expression characters are literal');
+  assert.ok(likeMatches(likePattern('%', false), ''));
+  assert.ok(likeMatches(likePattern('é_', true), 'Éx'), 'characters, not bytes; ilike folds case');
+  // A hostile pattern stays linear-ish: no exponential backtracking.
+  const started = Date.now();
+  assert.ok(!likeMatches(likePattern('%a%a%a%a%a%a%a%a%a%a%b', false), 'a'.repeat(20_000)));
+  assert.ok(Date.now() - started < 2000);
+  assert.match(f(`name=like.${'x'.repeat(257)}`, 'text') as string, /at most 256 characters/);
+  assert.match(f('n=like.1%', 'number') as string, /like compares text, and c \(type\) is a number column/);
+
+  const isNull = f('name=is.null', 'text') as Filter;
+  assert.ok(matches(isNull, 'text', null));
+  assert.ok(!matches(isNull, 'text', 'x'));
+  assert.ok(matches(f('b=is.TRUE', 'boolean') as Filter, 'boolean', true));
+  assert.ok(!matches(f('b=is.false', 'boolean') as Filter, 'boolean', null));
+  assert.ok(matches(f('b=is.unknown', 'boolean') as Filter, 'boolean', null));
+  assert.match(f('name=is.true', 'text') as string, /not a boolean\) takes null/);
+  assert.match(f('b=is.maybe', 'boolean') as string, /is takes null, true, false or unknown/);
+});
+
+test('not. negates as SQL NOT does: a NULL still matches nothing, but not.is.null matches every value', () => {
+  const f = (text: string, kind: 'number' | 'text' | 'boolean') =>
+    compileFilter(parseFilter(text) as Filter, kind, 'c') as Filter;
+  assert.ok(matches(f('s=not.eq.done', 'text'), 'text', 'open'));
+  assert.ok(!matches(f('s=not.eq.done', 'text'), 'text', 'done'));
+  assert.ok(!matches(f('s=not.eq.done', 'text'), 'text', null));
+  assert.ok(matches(f('n=not.in.(1,2)', 'number'), 'number', 3));
+  assert.ok(!matches(f('n=not.gt.2', 'number'), 'number', 3));
+  assert.ok(matches(f('s=not.like.A%', 'text'), 'text', 'bob'));
+  assert.ok(matches(f('s=not.is.null', 'text'), 'text', ''));
+  assert.ok(!matches(f('s=not.is.null', 'text'), 'text', null));
+  assert.ok(matches(f('b=not.is.true', 'boolean'), 'boolean', null), 'NULL IS NOT TRUE');
+  assert.equal(filterText(f('n=not.in.(1,2)', 'number')), 'n=not.in.(1,2)');
+  for (const text of ['s=eq."a,b"', 's=in.("x,y",z)', 's=like."(%)"'])
+    assert.deepEqual(parseFilters(filterText(parseFilter(text) as Filter)), [parseFilter(text)], `${text} round-trips`);
+  const index = new BindingIndex<string>();
+  const negated: Binding<string> = {
+    id: 1,
+    event: '*',
+    table: 't',
+    filter: f('room=not.eq.a', 'text'),
+    kind: 'text',
+    checkRows: false,
+    soloKey: '1',
+    owner: 'x',
+  };
+  index.add(negated);
+  assert.deepEqual(index.match('t', 'INSERT', { room: 'b' }), [negated], 'a negated eq is checked, not looked up');
+  assert.deepEqual(index.match('t', 'INSERT', { room: 'a' }), []);
+  // Filters joined by commas: the index keys on the eq, the others are checked on what it finds.
+  const both: Binding<string> = {
+    ...negated,
+    id: 2,
+    filter: f('room=eq.a', 'text'),
+    also: [{ filter: f('n=gt.5', 'number'), kind: 'number' }],
+  };
+  index.add(both);
+  assert.deepEqual(index.match('t', 'INSERT', { room: 'a', n: 6 }), [both]);
+  assert.deepEqual(index.match('t', 'INSERT', { room: 'a', n: 5 }), []);
 });
 
 test('the binding index: eq and in are looked up by value, the rest checked; events and tables respected', () => {
@@ -190,20 +293,20 @@ test('a broadcast in the stream is routed on its topic, and MQTT wildcard subscr
   assert.equal(decodeMessage(content), null);
 });
 
-test('presence: track, re-track and untrack give upstream diffs; state groups metas by key; limits refuse with a reason', () => {
-  const table = new PresenceTable<string>();
-  assert.deepEqual(table.state('t'), {});
-  const first = table.track('t', 'conn-a', 'ada', { x: 1 }) as Diff;
-  assert.deepEqual(first, { joins: { ada: { metas: [{ x: 1, phx_ref: '1' }] } }, leaves: {} });
-  table.track('t', 'conn-b', 'ada', { x: 2 });
-  const again = table.track('t', 'conn-a', 'ada', { x: 3 }) as Diff;
-  assert.deepEqual(again.leaves, { ada: { metas: [{ x: 1, phx_ref: '1' }] } });
-  assert.deepEqual(again.joins.ada!.metas[0], { x: 3, phx_ref: '3', phx_ref_prev: '1' });
-  assert.deepEqual(
-    table.state('t').ada!.metas.map((m) => m.x),
-    [3, 2],
-  );
-  assert.deepEqual(table.untrack('t', 'conn-b'), { joins: {}, leaves: { ada: { metas: [{ x: 2, phx_ref: '2' }] } } });
-  assert.equal(table.untrack('t', 'conn-b'), null);
-  assert.match(table.track('t', 'conn-c', 'k', { big: 'x'.repeat(MAX_PRESENCE_BYTES) }) as string, /at most/);
+test('presence: track, re-track and untrack give upstream diffs, carried on the stream under their topic', () => {
+  const ada1 = { topic: 't', key: 'ada', meta: { x: 1, phx_ref: 'r1' } };
+  const ada2 = { topic: 't', key: 'ada', meta: { x: 3, phx_ref: 'r2' } };
+  assert.deepEqual(trackDiff(ada1, null), { joins: { ada: { metas: [{ x: 1, phx_ref: 'r1' }] } }, leaves: {} });
+  assert.deepEqual(trackDiff(ada2, ada1), {
+    joins: { ada: { metas: [{ x: 3, phx_ref: 'r2', phx_ref_prev: 'r1' }] } },
+    leaves: { ada: { metas: [{ x: 1, phx_ref: 'r1' }] } },
+  });
+  assert.deepEqual(leaveDiff(ada2), { joins: {}, leaves: { ada: { metas: [{ x: 3, phx_ref: 'r2' }] } } });
+  const content = Buffer.from(encodePresence({ topic: 'room', presence: leaveDiff(ada2) }));
+  assert.deepEqual(supabaseMessageRoute(SUPABASE_MESSAGE_PREFIX, content), { channel: 'room', table: BROADCAST_TABLE });
+  assert.equal(decodeSupabaseMessage(content)?.kind, 'presence');
+  assert.equal(decodeMessage(content), null, 'MQTT wildcard subscribers do not take it');
+  assert.equal(decodePresence(Buffer.from('{"topic":"room"}')), null);
+  assert.match(presenceTooLarge({ big: 'x'.repeat(MAX_PRESENCE_BYTES) })!, /at most 16384 bytes/);
+  assert.equal(presenceTooLarge({ small: 1 }), null);
 });
