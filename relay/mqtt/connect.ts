@@ -10,7 +10,7 @@ import type { Grants } from '../auth/grants.ts';
 import type { MessageProperties } from './messages.ts';
 import type { Session } from './session.ts';
 import { MAX_EXPIRY_SECONDS, type StoredSession } from './sessions.ts';
-import { resume } from './resume.ts';
+import { resume, resumePoint } from './resume.ts';
 
 /** How long a 3.1.1 persistent session (clean session 0) is kept after it disconnects. */
 export const DEFAULT_EXPIRY_SECONDS = 86_400;
@@ -95,7 +95,9 @@ export async function connect(s: Session, p: IConnectPacket): Promise<void> {
   }
   s.write(mqttPacket.generate(connack, { protocolVersion: version }));
   s.started(p.keepalive ?? 0);
-  if (stored) await resume(s, stored);
+  if (!stored) return;
+  const since = p.properties?.userProperties?.since;
+  await resume(s, { ...stored, resumeAfter: resumePoint(stored.resumeAfter, since, s.server.opts.position()) });
 }
 
 /**

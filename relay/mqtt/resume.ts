@@ -9,13 +9,35 @@
 // MQTT messages (retain=0 publishes, wills) are in the recovery window too,
 // flagged: a filter with a literal channel replays them with the rows, in
 // position order.
+//
+// The stored position trails acknowledgements by up to FLUSH_MS (sessions.ts),
+// and a relay killed meanwhile never writes the last ones: QoS 1 at least
+// once. An MQTT 5 client that keeps the `position` of the last message it
+// processed and sends it back as the CONNECT user property `since` resumes
+// right after it instead: exactly once, on any relay or edge of the slot.
 import type { BufferedEvent } from '../hub/recovery.ts';
 import type { EventMessage } from '../../client/protocol.ts';
 import { fromRouted, fromRow } from './outgoing.ts';
 import { readCurrentRows } from './subscribe.ts';
 import { planFilter } from './topics.ts';
+import { parsePosition } from '../replication/position.ts';
 import type { StoredSession } from './sessions.ts';
 import type { Session } from './session.ts';
+
+/**
+ * The position to resume after: the client's `since` (CONNECT user property)
+ * when it is a stream position of the current epoch, after the stored one
+ * and not past the relay's position; else the stored one.
+ */
+export function resumePoint(stored: string | null, since: unknown, current: string): string | null {
+  const text = Array.isArray(since) ? since.at(-1) : since;
+  if (typeof text !== 'string') return stored;
+  const parts = parsePosition(text);
+  const now = parsePosition(current);
+  if (!parts || !now || parts.snapshotRow !== undefined || parts.epoch !== now.epoch) return stored;
+  if (text > current || (stored !== null && text <= stored)) return stored;
+  return text;
+}
 
 export async function resume(s: Session, stored: StoredSession): Promise<void> {
   const { recovery } = s.server.opts;
