@@ -4,7 +4,7 @@
 // with the positions the slot relay's MQTT clients get, with no gap and no
 // repeat between the two; a DELETE is a zero-length payload; a retained
 // publish writes the row through WALCAST_PUBLISH_DATABASE_URL and is refused
-// without it; tokens are checked as on the slot relay; a persistent session
+// without it (a retain=0 message reaches the slot relay's subscribers only); tokens are checked as on the slot relay; a persistent session
 // moves from one edge to another; /readyz and /metrics show the door.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -130,6 +130,17 @@ test('a retained publish through an edge writes the row in the primary; without 
   ]);
   const back = await sub.until('presence/e4/u-1', 'Grace');
   assert.equal(back.at(-1)!.user.op, 'insert', 'the row comes back through the slot, the stream and the edge');
+
+  // retain=0 is a message through the WAL: the slot relay's subscribers get it; the change stream carries rows
+  // only, so an edge's subscribers do not (checked against a marker row sent after it).
+  const onSlot = await connect(slotRelay(), 'tcp', 5);
+  await onSlot.subscribe('presence/e4/#');
+  assert.equal((await c.ack('presence/e4/note', 'just a message')).code, 0);
+  await db.query(`insert into presence (channel_id, user_id, name) values ('e4', 'mark', 'marker')`);
+  await onSlot.until('presence/e4/mark', 'marker');
+  assert.ok(onSlot.received.some((m) => m.topic === 'presence/e4/note' && m.payload === 'just a message'));
+  const onEdge = await sub.until('presence/e4/mark', 'marker');
+  assert.ok(!onEdge.some((m) => m.topic === 'presence/e4/note'), 'no MQTT message on the edge');
 
   const readOnly = await edge();
   const refused = await connect(readOnly, 'tcp', 5, { clientId: 'keeps', properties: { sessionExpiryInterval: 600 } });
