@@ -191,6 +191,8 @@ async function buildServer(
   );
   // Backed-up sockets of either door stop the stream, as on the slot relay (the others are not flooded past their queues).
   const congestion = congestionOf(source);
+  // One for both doors: its bound on concurrent reads is the edge's.
+  const history = new StreamHistory(source);
   const ws = new WsServer({
     router,
     logger,
@@ -204,7 +206,7 @@ async function buildServer(
     gate,
     publisher,
     publishRefusal: config.publishDatabaseUrl ? undefined : PUBLISH_REFUSAL,
-    history: new StreamHistory(source),
+    history,
   });
   source.on('epoch', (epoch) => {
     recovery.reset(streamPoint(0n, epoch), epoch);
@@ -231,6 +233,7 @@ async function buildServer(
     source,
     registrations: () => registrations.registrations(),
     caughtUp,
+    history,
     onCongestion: (on) => congestion('mqtt', on),
     publishRefusal: PUBLISH_REFUSAL,
     starting: STARTING,

@@ -9,6 +9,9 @@
 //     messages, persistent sessions) go to WALCAST_PUBLISH_DATABASE_URL;
 //     without it publishes are refused (publishing_disabled, reason 0x87)
 //     and sessions are clean;
+//   - a persistent session whose position is before the edge's recovery
+//     window reads what it missed from the stream (history.ts), as a
+//     WebSocket resume does;
 //   - CONNECT is refused with Server unavailable (0x88; 3.1.1: 3) until the
 //     edge first consumes its stream, as WebSocket upgrades get 503 meanwhile;
 //   - MQTT messages (retain=0 publishes, wills) are not on the change stream
@@ -24,6 +27,7 @@ import type { RecoveryBuffer } from '../hub/recovery.ts';
 import type { Publisher } from '../publish/publisher.ts';
 import type { Registration } from '../db/registry.ts';
 import type { StreamSource } from './source.ts';
+import type { StreamHistory } from './history.ts';
 import { mqttSettings, startMqtt, type MqttFrontDoor } from '../mqtt/start.ts';
 
 export interface EdgeMqttParts {
@@ -37,6 +41,7 @@ export interface EdgeMqttParts {
   source: StreamSource;
   registrations: () => Registration[];
   caughtUp: () => Promise<void>;
+  history: StreamHistory;
   onCongestion: (congested: boolean) => void;
   publishRefusal: string;
   starting: string;
@@ -53,6 +58,7 @@ export async function startEdgeMqtt(config: EdgeConfig, logger: Logger, p: EdgeM
     writeDatabaseUrl: config.publishDatabaseUrl ?? null,
     publishRefusal: p.publishRefusal,
     beforeRead: p.caughtUp,
+    history: p.history,
     unavailable: () => (ready ? null : p.starting),
     router: p.router,
     gate: p.gate,

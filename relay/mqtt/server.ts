@@ -24,6 +24,7 @@ import { publishFromClient, type InboundDeps } from './inbound.ts';
 import type { Will } from './connect.ts';
 import { SessionStore } from './sessions.ts';
 import type { RecoveryBuffer } from '../hub/recovery.ts';
+import type { History } from '../ws/subscribe.ts';
 
 export interface MqttOptions {
   /** Where table keys and retained rows are read (on an edge: a read-only role or a replica). */
@@ -50,6 +51,8 @@ export interface MqttOptions {
   position: () => string;
   /** Where persistent sessions resume from. */
   recovery: RecoveryBuffer;
+  /** [edge] Where a session resumes from when its position is before the recovery window: the change stream. */
+  history?: History;
   maxPacketBytes: number;
   sendQueueBytes: number;
   slowConsumerMs: number;

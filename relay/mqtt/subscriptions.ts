@@ -11,7 +11,7 @@
 // then the held events the read did not include, then it is live: no gap
 // and no duplicate between the rows and the live stream. Held events are
 // bounded by MAX_HELD_BYTES; past it the session is closed as a slow consumer.
-import type { Router, Sink } from '../hub/router.ts';
+import type { RoutedEvent, Router, Sink } from '../hub/router.ts';
 import type { Grants } from '../auth/grants.ts';
 import { channelOfTopic, matches, planFilter, type FilterPlan } from './topics.ts';
 import type { OutMessage } from './outgoing.ts';
@@ -54,9 +54,11 @@ export class Subscriptions {
    * Add (or replace) a filter; returns whether it existed. A new one is
    * pending until settle(). `after`: a resumed session's position, so events
    * the stream still replays after it (a promoted standby rebuilding its
-   * window) reach the filter too, as a WebSocket resume does.
+   * window) reach the filter too, as a WebSocket resume does. `hold`: the
+   * router holds the channel's events until release() (an edge reading what
+   * the session missed from the stream, resume.ts).
    */
-  add(filter: string, qos: 0 | 1, after?: string): boolean {
+  add(filter: string, qos: 0 | 1, after?: string, hold = false): boolean {
     const existing = this.filters.get(filter);
     if (existing) {
       existing.qos = qos;
@@ -75,15 +77,21 @@ export class Subscriptions {
           tables: null,
           after: after ?? this.position(),
           messages: true,
+          ...(hold ? { hold } : {}),
         });
     }
     return false;
   }
 
-  /** Make a filter live without reading its rows (a resumed session replays it instead). */
-  activate(filter: string): void {
+  /** Make a filter live without reading its rows (a resumed session replays it instead); `live: false` undoes it. */
+  activate(filter: string, live = true): void {
     const f = this.filters.get(filter);
-    if (f) f.live = true;
+    if (f) f.live = live;
+  }
+
+  /** The events the router held for `channel` since add(…, hold) (or 'overflow'), and it stops holding. */
+  release(channel: string): RoutedEvent[] | 'overflow' | undefined {
+    return this.router.release(channel, this.sink);
   }
 
   remove(filter: string): boolean {

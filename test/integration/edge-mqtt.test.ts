@@ -172,22 +172,45 @@ test('authorisation on an edge is the slot relay’s: a bad token gets CONNACK n
   assert.deepEqual(got.map(bodyOf), ['marker']);
 });
 
-test('a persistent session left on one edge resumes on another: the rows it missed, once, in order, then live', async () => {
-  const [a, b] = [await edge({ publishDatabaseUrl: db.url }), await edge({ publishDatabaseUrl: db.url })];
-  const opts = { clientId: 'roamer', clean: false, properties: { sessionExpiryInterval: 600 } };
-  const first = await MqttTestClient.connect(a, 'tcp', 5, opts);
-  await first.subscribe('chat_messages/e5/#', 1);
-  await db.query(`insert into chat_messages (channel_id, sender, body) values ('e5', 'a', 'before')`);
-  await first.until(`chat_messages/e5/${await lastId('e5')}`, 'before');
+/** A persistent QoS 1 session on `e` subscribed to `channel`'s chat rows, left; then rows away0…away4 while it is away. */
+async function leaveSession(e: EdgeRelay, clientId: string, channel: string) {
+  const opts = { clientId, clean: false, properties: { sessionExpiryInterval: 600 } };
+  const first = await MqttTestClient.connect(e, 'tcp', 5, opts);
+  await first.subscribe(`chat_messages/${channel}/#`, 1);
+  await db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 'a', 'before')`, [channel]);
+  await first.until(`chat_messages/${channel}/${await lastId(channel)}`, 'before');
   await first.end();
   for (let i = 0; i < 5; i++)
-    await db.query(`insert into chat_messages (channel_id, sender, body) values ('e5', 'a', $1)`, [`away${i}`]);
+    await db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 'a', $2)`, [channel, `away${i}`]);
+  return opts;
+}
+
+test('a persistent session left on one edge resumes on another: the rows it missed, once, in order, then live', async () => {
+  const [a, b] = [await edge({ publishDatabaseUrl: db.url }), await edge({ publishDatabaseUrl: db.url })];
+  const opts = await leaveSession(a, 'roamer', 'e5');
   await waitFor(() => b.internals.recovery.count > 0, 10_000, 'edge B to have the rows');
   const again = await connect(b, 'tcp', 5, opts);
   assert.equal(again.sessionPresent, true);
   await db.query(`insert into chat_messages (channel_id, sender, body) values ('e5', 'a', 'marker')`);
   const got = await again.until(`chat_messages/e5/${await lastId('e5')}`, 'marker');
   assert.deepEqual(got.map(bodyOf), ['away0', 'away1', 'away2', 'away3', 'away4', 'marker']);
+});
+
+test('a persistent session resumes on an edge started after it left: what it missed is read back from the stream, once, in order', async () => {
+  const a = await edge({ publishDatabaseUrl: db.url });
+  const opts = await leaveSession(a, 'late-roamer', 'e7');
+  await waitFor(() => a.internals.recovery.count >= 6, 10_000, 'the rows on the stream');
+  // Edge C reads the stream from its tail: the rows the session missed are not in its window.
+  const c = await edge({ publishDatabaseUrl: db.url });
+  assert.equal(c.internals.recovery.replay('e7', '0000000000000000-00000000-x').recovered, false);
+  const again = await connect(c, 'tcp', 5, opts);
+  assert.equal(again.sessionPresent, true);
+  await db.query(`insert into chat_messages (channel_id, sender, body) values ('e7', 'a', 'marker')`);
+  const got = await again.until(`chat_messages/e7/${await lastId('e7')}`, 'marker');
+  assert.deepEqual(
+    got.map((m) => [bodyOf(m), m.retain]),
+    ['away0', 'away1', 'away2', 'away3', 'away4', 'marker'].map((b) => [b, false]),
+  );
 });
 
 test('mosquitto_sub against an edge: the current row retained, then live', async () => {
