@@ -110,6 +110,31 @@ test('subscribing on an edge under steady inserts: every row once, the retained 
   assert.deepEqual(got.map(bodyOf), committed, 'no gap, no repeat');
 });
 
+test('an edge behind its stream: rows the retained read already has are not sent again when the stream brings them', async () => {
+  const e = await edge();
+  const c = await connect(e, 'tcp', 5);
+  await db.query(`insert into chat_messages (channel_id, sender, body) values ('e8', 'a', 'old')`);
+  await c.subscribe('chat_messages/e8/#', 1);
+  await c.waitFor((m) => m.length >= 1 && m, 'the retained row');
+  // The edge stops routing: the rows below are committed (a new read sees them) but not yet routed.
+  e.internals.source.pause();
+  for (let i = 0; i < 5; i++)
+    await db.query(`insert into chat_messages (channel_id, sender, body) values ('e8', 'a', $1)`, [`r${i}`]);
+  const late = await connect(e, 'tcp', 5);
+  await late.subscribe('chat_messages/e8/#', 1);
+  await late.waitFor((m) => m.length >= 6 && m, 'six retained rows');
+  e.internals.source.resume();
+  await db.query(`insert into chat_messages (channel_id, sender, body) values ('e8', 'a', 'marker')`);
+  const got = await late.until(`chat_messages/e8/${await lastId('e8')}`, 'marker');
+  assert.deepEqual(
+    got.map((m) => [bodyOf(m), m.retain]),
+    [...['old', 'r0', 'r1', 'r2', 'r3', 'r4'].map((b) => [b, true]), ['marker', false]],
+  );
+  // The client subscribed before the pause gets them live, once.
+  const early = await c.until(`chat_messages/e8/${await lastId('e8')}`, 'marker');
+  assert.deepEqual(early.map(bodyOf), ['old', 'r0', 'r1', 'r2', 'r3', 'r4', 'marker']);
+});
+
 async function lastId(channel: string): Promise<string> {
   const [row] = await db.query<{ id: string }>(`select max(id)::text as id from chat_messages where channel_id = $1`, [
     channel,
