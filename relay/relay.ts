@@ -48,7 +48,7 @@ import { Gate } from './auth/gate.ts';
 import { Publisher } from './publish/publisher.ts';
 import { RelayMetrics } from './metrics.ts';
 import { Sinks } from './sinks/sinks.ts';
-import { startMqtt, type MqttFrontDoor } from './mqtt/start.ts';
+import { mqttSettings, startMqtt, type MqttFrontDoor } from './mqtt/start.ts';
 import { MQTT_WS_PATH } from './mqtt/listener.ts';
 import { mqttMessageRoute } from './mqtt/messages.ts';
 import { streamPoint } from './replication/position.ts';
@@ -442,19 +442,12 @@ async function buildMqtt(
     gate,
     publisher: server.publisher,
     logger,
-    host: config.host,
-    port: config.mqttPort,
+    ...mqttSettings(config),
     http: server.app.server,
     registry: metrics.registry,
     registrations: () => dispatcher.registrationList(),
     position: () => dispatcher.position(),
     recovery,
-    maxPacketBytes: config.maxFrameBytes,
-    sendQueueBytes: config.sendQueueBytes,
-    slowConsumerMs: config.slowConsumerMs,
-    maxSubscriptions: config.maxSubscriptions,
-    retainedLimit: config.mqttRetainedLimit ?? 1000,
-    connectTimeoutMs: config.authTimeoutMs ?? 10_000,
     onCongestion: (on) => server.congestion('mqtt', on),
   });
   server.readiness.mqtt = door.summary;

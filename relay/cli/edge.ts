@@ -12,7 +12,7 @@ import { handleSignals } from './start.ts';
 export async function edgeCommand(argv: string[]): Promise<void> {
   if (wantsHelp(argv)) {
     console.log(
-      `walcast edge: serve WebSocket clients from the JetStream change stream (needs WALCAST_NATS_URL and DATABASE_URL).\n\n${helpText()}`,
+      `walcast edge: serve WebSocket and MQTT clients from the JetStream change stream (needs WALCAST_NATS_URL and DATABASE_URL).\n\n${helpText()}`,
     );
     return;
   }
@@ -31,6 +31,8 @@ export async function edgeCommand(argv: string[]): Promise<void> {
     `walcast edge is serving from JetStream stream ${config.natsStream ?? 'walcast'}.`,
     '',
     `  WebSocket:   ${edge.wsUrl}`,
+    // The MQTT door (docs/mqtt.md): TCP when its port could be bound, WebSocket always.
+    `  MQTT:        ${edge.mqttPort === null ? '' : `mqtt://${new URL(edge.url).hostname}:${edge.mqttPort}   `}${edge.mqttWsUrl}`,
     `  Health:      ${edge.url}/healthz   ${edge.url}/readyz   ${edge.url}/metrics`,
     `  Publishing:  ${config.publishDatabaseUrl ? 'INSERTs into WALCAST_PUBLISH_DATABASE_URL' : 'refused (set WALCAST_PUBLISH_DATABASE_URL)'}`,
     '',

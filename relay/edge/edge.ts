@@ -1,4 +1,4 @@
-// An edge relay (`walcast edge`): serves WebSocket clients from the
+// An edge relay (`walcast edge`): serves WebSocket and MQTT clients from the
 // JetStream change stream the slot relay fills (relay/sinks/jetstream.ts),
 // so that fan-out grows with the number of edges while one relay reads the
 // slot. No replication slot, no REPLICATION privilege: its DATABASE_URL (a
@@ -8,6 +8,7 @@
 //
 //   stream ─▶ source.ts (ordered consumer) ─▶ decode.ts ─▶ hub/deliver.ts (router, recovery window)
 //                                                              ─▶ ws/ (the same protocol, coalescing, limits)
+//                                                              ─▶ mqtt/ (the same door: mqtt.ts)
 //   subscribe with `since` before the window ─▶ history.ts (the stream, by position)
 //
 // Parts with a life are started in order and stopped in reverse, as in relay.ts.
@@ -46,7 +47,10 @@ import { StreamSource } from './source.ts';
 import { StreamHistory } from './history.ts';
 import { EdgeRegistrations } from './registrations.ts';
 import { edgeHealthRoutes } from './health.ts';
-import { edgeSnapshots } from './snapshots.ts';
+import { edgeSnapshots, replicaCaughtUp } from './snapshots.ts';
+import { congestionOf, startEdgeMqtt } from './mqtt.ts';
+import { MQTT_WS_PATH } from '../mqtt/listener.ts';
+import type { MqttFrontDoor } from '../mqtt/start.ts';
 import { routeStreamEvent } from './route.ts';
 import { edgeMetrics } from './metrics.ts';
 import { natsSettings } from '../sinks/sinks.ts';
@@ -57,11 +61,22 @@ export interface EdgeRelay {
   url: string;
   wsUrl: string;
   port: number;
+  /** ws://host:port/mqtt: MQTT over WebSocket */
+  mqttWsUrl: string;
+  /** MQTT over TCP: its port, or null when off or when the default was taken (docs/mqtt.md). */
+  mqttPort: number | null;
   /** Resolves once the edge consumes the stream and accepts WebSocket clients. */
   ready: Promise<void>;
   stop(): Promise<void>;
   /** The parts, for tests and benchmarks to observe. */
-  internals: { source: StreamSource; router: Router; recovery: RecoveryBuffer; ws: WsServer; app: FastifyInstance };
+  internals: {
+    source: StreamSource;
+    router: Router;
+    recovery: RecoveryBuffer;
+    ws: WsServer;
+    app: FastifyInstance;
+    mqtt: MqttFrontDoor;
+  };
 }
 
 export const PUBLISH_REFUSAL =
@@ -134,9 +149,10 @@ interface Server {
   ws: WsServer;
   publisher: Publisher;
   snapshots: SnapshotReader;
+  mqtt: MqttFrontDoor;
 }
 
-/** Phase 2: HTTP routes, the publisher, the snapshot reader, the WebSocket server, metrics. */
+/** Phase 2: HTTP routes, the publisher, the snapshot reader, the WebSocket server, metrics, the MQTT door (binds its TCP port). */
 async function buildServer(
   config: EdgeConfig,
   logger: Logger,
@@ -148,10 +164,12 @@ async function buildServer(
   const { router, recovery, counters, source } = p;
   const app = createHttpApp(config, logger);
   guardRequests(app, gate);
+  const readiness: { mqtt?: () => object } = {};
   await app.register(edgeHealthRoutes, {
     source,
     stopping: () => lifecycle.stopping,
     lagWarnSeconds: config.lagWarnSeconds,
+    mqtt: () => readiness.mqtt?.(),
   });
   await app.register(replayRoutes, {
     source: {
@@ -163,19 +181,24 @@ async function buildServer(
     },
   });
   await app.register(clientBundleRoutes);
+  const caughtUp = replicaCaughtUp(base.pool, () => source.position, limit(config, 'snapshotTimeoutMs'));
   const { publisher, snapshots } = createReaders(
     config,
     { read: base.databaseUrl, write: config.publishDatabaseUrl ?? base.databaseUrl },
     () => registrations.registrations(),
     logger,
-    edgeSnapshots(base.pool, () => source.position, limit(config, 'snapshotTimeoutMs')),
+    edgeSnapshots(caughtUp),
   );
+  // Backed-up sockets of either door stop the stream, as on the slot relay (the others are not flooded past their queues).
+  const congestion = congestionOf(source);
+  // One for both doors: its bound on concurrent reads is the edge's.
+  const history = new StreamHistory(source);
   const ws = new WsServer({
     router,
     logger,
     ...wsLimits(config),
-    // Backed-up sockets stop the stream, as on the slot relay (the others are not flooded past their queues).
-    onCongestion: (on) => (on ? source.pause() : source.resume()),
+    otherDoors: [MQTT_WS_PATH],
+    onCongestion: (on) => congestion('ws', on),
     position: () => source.position,
     hasTable: (name) => registrations.hasTable(name),
     recovery,
@@ -183,7 +206,7 @@ async function buildServer(
     gate,
     publisher,
     publishRefusal: config.publishDatabaseUrl ? undefined : PUBLISH_REFUSAL,
-    history: new StreamHistory(source),
+    history,
   });
   source.on('epoch', (epoch) => {
     recovery.reset(streamPoint(0n, epoch), epoch);
@@ -199,22 +222,49 @@ async function buildServer(
   });
   await app.register(metricsRoutes, { metrics });
   acceptWhenReady(app, ws, gate, source, config);
-  return { app, ws, publisher, snapshots };
+  const mqtt = await startEdgeMqtt(config, logger, {
+    databaseUrl: base.databaseUrl,
+    http: app.server,
+    registry: metrics.registry,
+    router,
+    recovery,
+    gate,
+    publisher,
+    source,
+    registrations: () => registrations.registrations(),
+    caughtUp,
+    history,
+    onCongestion: (on) => congestion('mqtt', on),
+    publishRefusal: PUBLISH_REFUSAL,
+    starting: STARTING,
+  }).catch(async (err: unknown) => {
+    await Promise.all([publisher.close(), snapshots.close()]).catch(() => {});
+    throw err;
+  });
+  readiness.mqtt = mqtt.summary;
+  return { app, ws, publisher, snapshots, mqtt };
 }
 
 async function assemble(config: EdgeConfig, logger: Logger, base: Base): Promise<EdgeRelay> {
   const pipeline = buildPipeline(config, logger, base);
   const lifecycle = { stopping: false };
-  const { app, ws, publisher, snapshots } = await buildServer(config, logger, base, pipeline, lifecycle);
+  const { app, ws, publisher, snapshots, mqtt } = await buildServer(config, logger, base, pipeline, lifecycle).catch(
+    async (err: unknown) => {
+      await Promise.all([base.registrations.stop(), base.pool.end()]).catch(() => {});
+      throw err;
+    },
+  );
   const { source, router, recovery } = pipeline;
   // Started in order, stopped in reverse: clients first, then the source, the server, the readers.
   const components: Component[] = [
+    // Its TCP listener is bound already; if a later part fails to start, it closes too (close runs once).
+    { name: 'mqtt', stop: () => mqtt.close() },
     { name: 'publisher', stop: () => publisher.close() },
     { name: 'snapshots', stop: () => snapshots.close() },
     { name: 'registrations', stop: () => base.registrations.stop() },
     { name: 'http', start: () => listen(app, config), stop: () => app.close() },
     { name: 'source', start: () => source.start(), stop: () => source.stop() },
-    { name: 'clients', stop: () => closeClients(ws) },
+    { name: 'clients', stop: () => Promise.all([closeClients(ws), mqtt.close()]).then(() => {}) },
   ];
   await startAll(components, logger).catch(async (err: unknown) => {
     await base.pool.end().catch(() => {});
@@ -235,13 +285,18 @@ async function assemble(config: EdgeConfig, logger: Logger, base: Base): Promise
     url: `http://${host}:${port}`,
     wsUrl: `ws://${host}:${port}/ws`,
     port,
+    mqttWsUrl: `ws://${host}:${port}${MQTT_WS_PATH}`,
+    mqttPort: mqtt.port,
     ready: source.ready,
     stop,
-    internals: { source, router, recovery, ws, app },
+    internals: { source, router, recovery, ws, app, mqtt },
   };
 }
 
-/** Until the source consumes, WebSocket upgrades get 503 (the SDK tries its next URL); then the WebSocket server takes them. */
+/**
+ * Until the source consumes, WebSocket upgrades get 503 (the SDK tries its next URL); then the WebSocket server
+ * takes them. MQTT's upgrades go to its door at once, which refuses CONNECT meanwhile (relay/edge/mqtt.ts).
+ */
 function acceptWhenReady(
   app: FastifyInstance,
   ws: WsServer,
@@ -249,10 +304,12 @@ function acceptWhenReady(
   source: StreamSource,
   config: EdgeConfig,
 ): void {
-  const refuse = (_req: unknown, socket: { end(text: string): void }) =>
+  const refuse = (req: { url?: string | undefined }, socket: { end(text: string): void }) => {
+    if ((req.url ?? '').split('?')[0] === MQTT_WS_PATH) return;
     socket.end(
       `HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${STARTING}\n`,
     );
+  };
   app.server.on('upgrade', refuse);
   // Every socket is counted per address before a byte of it is parsed; past the total, Node closes new ones at once.
   app.server.prependListener('connection', (socket) => gate.track(socket));

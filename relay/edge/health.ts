@@ -1,7 +1,8 @@
 // GET /healthz and /readyz of an edge relay. An edge has no slot: it is
 // healthy while its consumer on the change stream runs, and ready when it
 // also keeps up (its lag under WALCAST_LAG_WARN_SECONDS) and is not stopping.
-// /readyz shows the consumer's state, the stream sequences and the lag.
+// /readyz shows the consumer's state, the stream sequences and the lag, and
+// the MQTT door's port and counts.
 import type { FastifyPluginAsync } from 'fastify';
 import type { StreamSource } from './source.ts';
 
@@ -9,6 +10,8 @@ export interface EdgeHealthSource {
   source: StreamSource;
   stopping(): boolean;
   lagWarnSeconds: number;
+  /** The MQTT door's counts, as on the slot relay's /readyz. */
+  mqtt?(): object | undefined;
 }
 
 export const edgeHealthRoutes: FastifyPluginAsync<EdgeHealthSource> = async (app, opts) => {
@@ -39,6 +42,7 @@ export const edgeHealthRoutes: FastifyPluginAsync<EdgeHealthSource> = async (app
         lag,
         position: source.position,
       },
+      mqtt: opts.mqtt?.(),
       reasons,
     });
   });

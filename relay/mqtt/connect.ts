@@ -10,7 +10,7 @@ import type { Grants } from '../auth/grants.ts';
 import type { MessageProperties } from './messages.ts';
 import type { Session } from './session.ts';
 import { MAX_EXPIRY_SECONDS, type StoredSession } from './sessions.ts';
-import { resume } from './resume.ts';
+import { resume, resumePoint } from './resume.ts';
 
 /** How long a 3.1.1 persistent session (clean session 0) is kept after it disconnects. */
 export const DEFAULT_EXPIRY_SECONDS = 86_400;
@@ -30,12 +30,15 @@ export const REFUSAL = {
   badCredentials: [0x04, 0x86],
   notAuthorized: [0x05, 0x87],
   badAuthMethod: [0x05, 0x8c],
+  serverUnavailable: [0x03, 0x88],
 } as const;
 
 export async function connect(s: Session, p: IConnectPacket): Promise<void> {
   const version = p.protocolVersion;
   if (version === 5) s.version = 5;
   else if (version !== 4) return refuse(s, REFUSAL.protocolVersion, 'walcast speaks MQTT 3.1.1 and 5.0');
+  const unavailable = s.server.opts.unavailable?.() ?? null;
+  if (unavailable !== null) return refuse(s, REFUSAL.serverUnavailable, unavailable);
   if (p.properties?.authenticationMethod !== undefined) {
     return refuse(s, REFUSAL.badAuthMethod, 'enhanced authentication is not supported: send the token as the password');
   }
@@ -92,7 +95,9 @@ export async function connect(s: Session, p: IConnectPacket): Promise<void> {
   }
   s.write(mqttPacket.generate(connack, { protocolVersion: version }));
   s.started(p.keepalive ?? 0);
-  if (stored) await resume(s, stored);
+  if (!stored) return;
+  const since = p.properties?.userProperties?.since;
+  await resume(s, { ...stored, resumeAfter: resumePoint(stored.resumeAfter, since, s.server.opts.position()) });
 }
 
 /**
@@ -103,6 +108,13 @@ export async function connect(s: Session, p: IConnectPacket): Promise<void> {
  */
 async function session(s: Session, p: IConnectPacket): Promise<StoredSession | null> {
   const store = s.server.store;
+  // No database to keep sessions in (an edge without a publish URL): every session is clean, and an
+  // MQTT 5 client is told Session Expiry Interval 0 (3.2.2.3.2).
+  if (!store) {
+    s.expirySeconds = 0;
+    s.persistent = false;
+    return null;
+  }
   await s.server.parked(s.key);
   const requested =
     s.version === 5 ? (p.properties?.sessionExpiryInterval ?? 0) : p.clean === false ? DEFAULT_EXPIRY_SECONDS : 0;

@@ -45,6 +45,8 @@ export interface InboundDeps {
   keys: TableKeys;
   logger: Logger;
   publishing: 'token' | 'open' | 'off';
+  /** Why publishing is off, when not WALCAST_PUBLISH=off (an edge without a publish URL). */
+  refusal?: string;
 }
 
 const REASON_OF: Partial<Record<ErrorCode, number>> = {
@@ -78,15 +80,13 @@ export async function publishFromClient(
   await deps.keys.refreshIfUnknown(parts.head);
   const table = deps.keys.known(parts.head);
   if (p.retain && table) {
-    if (deps.publishing === 'off')
-      return refuse('publishing_disabled', 'publishing is turned off on this relay (WALCAST_PUBLISH=off)');
+    if (deps.publishing === 'off') return refuse('publishing_disabled', offReason(deps));
     return writeRow(deps, conn, grants, table, parts, p.payload);
   }
   if (!grants.canPublishTo(parts.head) || !grants.canPublishOn(parts.channel)) {
     return refuse('forbidden', `this connection may not publish on ${p.topic.slice(0, 120)}`);
   }
-  if (deps.publishing === 'off')
-    return refuse('publishing_disabled', 'publishing is turned off on this relay (WALCAST_PUBLISH=off)');
+  if (deps.publishing === 'off') return refuse('publishing_disabled', offReason(deps));
   const content = encodeMessage({
     topic: p.topic,
     payload: p.payload,
@@ -114,6 +114,10 @@ export async function publishFromClient(
     ...store.values,
   ]);
   return { ok: true };
+}
+
+function offReason(deps: InboundDeps): string {
+  return deps.refusal ?? 'publishing is turned off on this relay (WALCAST_PUBLISH=off)';
 }
 
 async function writeRow(

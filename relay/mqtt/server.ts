@@ -3,7 +3,8 @@
 // the sessions and what they share, and plugs into the relay's router,
 // gate, publisher and replication flow control; there is no second router
 // and no second store. relay.ts starts it (startMqtt) after the WebSocket
-// server.
+// server; an edge relay (relay/edge/mqtt.ts) the same way, on its stream
+// source, reading from its DATABASE_URL and writing to its publish URL.
 import type net from 'node:net';
 import pg from 'pg';
 import type { WebSocketServer } from 'ws';
@@ -23,9 +24,24 @@ import { publishFromClient, type InboundDeps } from './inbound.ts';
 import type { Will } from './connect.ts';
 import { SessionStore } from './sessions.ts';
 import type { RecoveryBuffer } from '../hub/recovery.ts';
+import type { History } from '../ws/subscribe.ts';
 
 export interface MqttOptions {
+  /** Where table keys and retained rows are read (on an edge: a read-only role or a replica). */
   databaseUrl: string;
+  /**
+   * Where the door writes: MQTT messages, deletes, stored retained messages,
+   * persistent sessions. Unset: databaseUrl. null (an edge without
+   * WALCAST_PUBLISH_DATABASE_URL): publishes are refused with
+   * `publishRefusal`, and sessions are not kept past their connection.
+   */
+  writeDatabaseUrl?: string | null;
+  /** Why publishes are refused when writeDatabaseUrl is null. */
+  publishRefusal?: string;
+  /** Waited for before retained rows are read (an edge on a read replica, relay/edge/snapshots.ts). */
+  beforeRead?: () => Promise<void>;
+  /** Why CONNECT is refused with Server unavailable now (an edge not consuming its stream yet); null: accepted. */
+  unavailable?: () => string | null;
   router: Router;
   gate: Gate;
   publisher: Publisher;
@@ -35,6 +51,8 @@ export interface MqttOptions {
   position: () => string;
   /** Where persistent sessions resume from. */
   recovery: RecoveryBuffer;
+  /** [edge] Where a session resumes from when its position is before the recovery window: the change stream. */
+  history?: History;
   maxPacketBytes: number;
   sendQueueBytes: number;
   slowConsumerMs: number;
@@ -67,28 +85,38 @@ export class MqttServer {
   readonly congestion: Congestion<Session>;
   readonly keys: TableKeys;
   readonly inbound: InboundDeps;
-  readonly store: SessionStore;
+  /** null: persistent sessions are not kept (no database to write them to). */
+  readonly store: SessionStore | null;
   /** Persistent sessions being written at disconnect, by key: a reconnect waits for its own. */
   private readonly parking = new Map<string, Promise<void>>();
   private readonly pool: pg.Pool;
+  private readonly writePool: pg.Pool | null;
   private readonly retained: RetainedReader;
   private readonly subjects = new Map<Session, TokenBucket>();
   tcp: net.Server | undefined;
   wss: WebSocketServer | undefined;
 
   constructor(readonly opts: MqttOptions) {
-    this.pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 4 });
-    this.pool.on('error', (err) => opts.logger.warn({ err }, 'idle MQTT database connection failed'));
+    const pool = (connectionString: string) => {
+      const p = new pg.Pool({ connectionString, max: 4 });
+      p.on('error', (err) => opts.logger.warn({ err }, 'idle MQTT database connection failed'));
+      return p;
+    };
+    this.pool = pool(opts.databaseUrl);
+    const writeUrl = opts.writeDatabaseUrl === undefined ? opts.databaseUrl : opts.writeDatabaseUrl;
+    this.writePool = writeUrl === null ? null : writeUrl === opts.databaseUrl ? this.pool : pool(writeUrl);
     this.keys = new TableKeys(this.pool, opts.registrations, opts.logger);
     this.retained = new RetainedReader(opts.databaseUrl);
-    this.store = new SessionStore(this.pool, opts.logger);
-    this.store.start();
+    this.store = this.writePool && new SessionStore(this.writePool, opts.logger);
+    this.store?.start();
     this.inbound = {
       publisher: opts.publisher,
-      pool: this.pool,
+      // Without a write pool publishing is off: the read pool is never written to.
+      pool: this.writePool ?? this.pool,
       keys: this.keys,
       logger: opts.logger,
-      publishing: opts.gate.settings.publish,
+      publishing: this.writePool ? opts.gate.settings.publish : 'off',
+      ...(opts.publishRefusal ? { refusal: opts.publishRefusal } : {}),
     };
     this.congestion = new Congestion<Session>({
       softBytes: opts.sendQueueBytes / 2,
@@ -145,6 +173,7 @@ export class MqttServer {
 
   /** A persistent session's connection ended: write its filters and position. */
   park(s: Session): void {
+    if (!this.store) return;
     this.store.forget(s);
     const saved = this.store
       .save(s)
@@ -162,8 +191,9 @@ export class MqttServer {
     await this.parking.get(key);
   }
 
-  readRetained(s: Session, filters: string[]): Promise<RetainedRead> {
+  async readRetained(s: Session, filters: string[]): Promise<RetainedRead> {
     const grants = s.grants!;
+    await this.opts.beforeRead?.();
     return this.retained.read(
       s.subs.plans(filters),
       this.keys.list(),
@@ -202,7 +232,7 @@ export class MqttServer {
 
   async close(): Promise<void> {
     this.congestion.stop();
-    this.store.stop();
+    this.store?.stop();
     this.disconnectAll(0x8b, 'relay shutting down: reconnect');
     await Promise.all([
       new Promise<void>((r) => (this.tcp ? this.tcp.close(() => r()) : r())),
@@ -211,6 +241,7 @@ export class MqttServer {
     for (const ws of this.wss?.clients ?? []) ws.terminate();
     await Promise.all([...this.parking.values()]);
     await this.retained.close();
+    if (this.writePool && this.writePool !== this.pool) await this.writePool.end();
     await this.pool.end();
   }
 }

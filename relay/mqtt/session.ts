@@ -148,7 +148,7 @@ export class Session implements Sink, Persistent {
           this.expirySeconds = Math.min(this.expirySeconds, p.properties.sessionExpiryInterval);
         if (this.persistent && this.expirySeconds === 0) {
           this.persistent = false;
-          void this.server.store.discard(this.key).catch(() => {});
+          void this.server.store?.discard(this.key).catch(() => {});
         }
         return this.close();
       case 'connect':
@@ -265,7 +265,7 @@ export class Session implements Sink, Persistent {
 
   private moveSafe(position: string): void {
     this.safe = position;
-    if (this.persistent) this.server.store.touch(this);
+    if (this.persistent) this.server.store?.touch(this);
   }
 
   overflow(): void {

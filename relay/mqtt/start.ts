@@ -8,6 +8,7 @@ import type { Server } from 'node:http';
 import type net from 'node:net';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { WalcastError } from '../errors.ts';
+import type { Config } from '../config.ts';
 import { MqttServer, type MqttOptions } from './server.ts';
 import { attachWebSocket, listenTcp, MQTT_WS_PATH } from './listener.ts';
 
@@ -19,6 +20,32 @@ export interface MqttStart extends MqttOptions {
   port: number | 'off' | undefined;
   http: Server;
   registry: Registry;
+}
+
+/** The door's listener and limits from the configuration (the slot relay's and an edge's alike). */
+export function mqttSettings(
+  config: Pick<
+    Config,
+    | 'host'
+    | 'mqttPort'
+    | 'maxFrameBytes'
+    | 'sendQueueBytes'
+    | 'slowConsumerMs'
+    | 'maxSubscriptions'
+    | 'mqttRetainedLimit'
+    | 'authTimeoutMs'
+  >,
+) {
+  return {
+    host: config.host,
+    port: config.mqttPort,
+    maxPacketBytes: config.maxFrameBytes,
+    sendQueueBytes: config.sendQueueBytes,
+    slowConsumerMs: config.slowConsumerMs,
+    maxSubscriptions: config.maxSubscriptions,
+    retainedLimit: config.mqttRetainedLimit ?? 1000,
+    connectTimeoutMs: config.authTimeoutMs ?? 10_000,
+  };
 }
 
 export interface MqttFrontDoor {

@@ -83,7 +83,7 @@ export async function subscribe(s: Session, p: ISubscribePacket): Promise<void> 
   });
   if (s.closed) return;
   reasons.push(...current.reasons);
-  if (s.persistent) await server.store.save(s);
+  if (s.persistent) await server.store?.save(s);
   const suback: ISubackPacket = { cmd: 'suback', messageId: p.messageId, granted: codes };
   if (s.version === 5 && reasons.length > 0) suback.properties = { reasonString: reasons.join('; ').slice(0, 400) };
   s.write(mqttPacket.generate(suback, { protocolVersion: s.version }));
@@ -140,7 +140,7 @@ export async function readCurrentRows(
 
 export async function unsubscribe(s: Session, p: IUnsubscribePacket): Promise<void> {
   const codes = p.unsubscriptions.map((filter) => (s.subs.remove(filter) ? 0x00 : 0x11));
-  if (s.persistent) await s.server.store.save(s);
+  if (s.persistent) await s.server.store?.save(s);
   // 3.1.1's UNSUBACK has no reason codes (mqtt-packet writes them for 5 only).
   const unsuback: IUnsubackPacket = { cmd: 'unsuback', messageId: p.messageId, granted: codes };
   s.write(mqttPacket.generate(unsuback, { protocolVersion: s.version }));

@@ -9,9 +9,10 @@
 // A new filter starts "pending": its live events are held while its current
 // rows are read (retained.ts), then the rows go out as retained messages,
 // then the held events the read did not include, then it is live: no gap
-// and no duplicate between the rows and the live stream. Held events are
+// and no duplicate between the rows and the live stream (events the read
+// included that arrive later still are dropped: Filter.seen). Held events are
 // bounded by MAX_HELD_BYTES; past it the session is closed as a slow consumer.
-import type { Router, Sink } from '../hub/router.ts';
+import type { RoutedEvent, Router, Sink } from '../hub/router.ts';
 import type { Grants } from '../auth/grants.ts';
 import { channelOfTopic, matches, planFilter, type FilterPlan } from './topics.ts';
 import type { OutMessage } from './outgoing.ts';
@@ -22,6 +23,13 @@ export interface Filter {
   plan: FilterPlan;
   qos: 0 | 1;
   live: boolean;
+  /**
+   * The snapshot of the filter's retained read: rows of transactions it saw
+   * are not sent again, until one it did not see arrives. The stream is in
+   * commit order, so by then every transaction it saw has come (a read may
+   * see commits the relay has not routed yet: an edge behind its stream).
+   */
+  seen?: ((xid: number) => boolean) | undefined;
 }
 
 export interface Delivery {
@@ -54,9 +62,11 @@ export class Subscriptions {
    * Add (or replace) a filter; returns whether it existed. A new one is
    * pending until settle(). `after`: a resumed session's position, so events
    * the stream still replays after it (a promoted standby rebuilding its
-   * window) reach the filter too, as a WebSocket resume does.
+   * window) reach the filter too, as a WebSocket resume does. `hold`: the
+   * router holds the channel's events until release() (an edge reading what
+   * the session missed from the stream, resume.ts).
    */
-  add(filter: string, qos: 0 | 1, after?: string): boolean {
+  add(filter: string, qos: 0 | 1, after?: string, hold = false): boolean {
     const existing = this.filters.get(filter);
     if (existing) {
       existing.qos = qos;
@@ -75,15 +85,21 @@ export class Subscriptions {
           tables: null,
           after: after ?? this.position(),
           messages: true,
+          ...(hold ? { hold } : {}),
         });
     }
     return false;
   }
 
-  /** Make a filter live without reading its rows (a resumed session replays it instead). */
-  activate(filter: string): void {
+  /** Make a filter live without reading its rows (a resumed session replays it instead); `live: false` undoes it. */
+  activate(filter: string, live = true): void {
     const f = this.filters.get(filter);
-    if (f) f.live = true;
+    if (f) f.live = live;
+  }
+
+  /** The events the router held for `channel` since add(…, hold) (or 'overflow'), and it stops holding. */
+  release(channel: string): RoutedEvent[] | 'overflow' | undefined {
+    return this.router.release(channel, this.sink);
   }
 
   remove(filter: string): boolean {
@@ -119,14 +135,22 @@ export class Subscriptions {
     for (const f of this.filters.values()) {
       if (!matches(f.plan.filter, m.topic)) continue;
       if (f.plan.channel === null && grants && !grants.canSubscribe((channel ??= channelOfTopic(m.topic)))) continue;
-      if (f.live) qos = Math.max(qos, f.qos);
-      else pending = true;
+      if (!f.live) pending = true;
+      else if (!this.seenBefore(f, m)) qos = Math.max(qos, f.qos);
     }
     if (qos >= 0) return this.delivery.deliver(m, Math.min(qos, m.qos) as 0 | 1, false);
     if (!pending) return;
     this.held.push(m);
     this.heldBytes += m.payload.length + m.topic.length;
     if (this.heldBytes > MAX_HELD_BYTES) this.delivery.overflow();
+  }
+
+  /** Was `m` (a row, or a stored message) in the filter's retained read? Past the read's horizon, never again. */
+  private seenBefore(f: Filter, m: OutMessage): boolean {
+    if (!f.seen || !(m.row || m.stored)) return false;
+    if (f.seen(m.xid)) return true;
+    f.seen = undefined;
+    return false;
   }
 
   /**
@@ -151,15 +175,14 @@ export class Subscriptions {
     }
     for (const filter of pending) {
       const f = this.filters.get(filter);
-      if (f) f.live = true;
+      if (!f) continue;
+      f.live = true;
+      f.seen = visible ?? undefined;
     }
     const held = this.held;
     this.held = [];
     this.heldBytes = 0;
-    for (const m of held) {
-      if (visible && (m.row || m.stored) && visible(m.xid)) continue;
-      this.route(m);
-    }
+    for (const m of held) this.route(m);
   }
 
   plans(filters: string[]): FilterPlan[] {

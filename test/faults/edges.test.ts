@@ -5,15 +5,18 @@
 // the other edge (the SDK given both URLs), which resume with every row
 // exactly once, in order; a slot relay SIGKILLed with a hot standby is a
 // pause for the edges' clients, with no loss and no duplicate; a snapshot
-// on an edge has every row once. Absence of duplicates is checked against a
-// marker row, inserted last.
+// on an edge has every row once; an MQTT client with a persistent QoS 1
+// session on an edge SIGKILLed moves to the other edge and has every row
+// exactly once, in order. Absence of duplicates is checked against a marker
+// row, inserted last.
 import { after, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { uniqueName } from '../helpers/postgres.ts';
 import { spawnRelay, type RelayProcess } from '../helpers/process.ts';
 import { relayFixture, waitFor, type TestClient } from '../helpers/relay.ts';
 import { readStream, startNatsServer, type NatsServer } from '../helpers/nats.ts';
-import { spawnEdge } from '../helpers/edge.ts';
+import { mqttPortOf, spawnEdge } from '../helpers/edge.ts';
+import { MqttTestClient, type Received } from '../helpers/mqtt.ts';
 import { createClient } from '../../client/node.ts';
 import type { EventMessage } from '../../client/protocol.ts';
 
@@ -51,7 +54,8 @@ async function deployment(t: TestContext, name: string) {
     nats,
     slotRelay: async () =>
       track(await spawnRelay(['--database-url', db.url, '--slot', slot, '--example', 'true'], env)),
-    edge: async () => track(await spawnEdge(['--database-url', db.url, '--slot', slot], env)),
+    edge: async (extra: Record<string, string> = {}) =>
+      track(await spawnEdge(['--database-url', db.url, '--slot', slot], { ...env, ...extra })),
   };
 }
 
@@ -156,6 +160,73 @@ test('kill -9 an edge under steady inserts: the SDK given both edges moves to th
     received.map((e) => e.row.body),
     rows,
     'every row exactly once, in commit order',
+  );
+});
+
+test('kill -9 an edge under steady inserts: a persistent QoS 1 MQTT session moves to the other edge and has every row exactly once, in order', async (t: TestContext) => {
+  const d = await deployment(t, 'edges_mqtt');
+  await d.slotRelay();
+  // Persistent sessions are kept in the primary, through the publish URL.
+  const publish = {
+    WALCAST_PUBLISH_DATABASE_URL: db.url,
+    WALCAST_LOG_LEVEL: process.env.DEBUG_EDGE ? 'debug' : 'warn',
+  };
+  const [a, b] = [await d.edge(publish), await d.edge(publish)];
+  const servers = [a, b].map((p) => ({ host: '127.0.0.1', port: mqttPortOf(p) }));
+  const session = { clean: false, reconnectPeriod: 100, servers };
+  // MQTT 5: the client keeps the position of the last row it processed and sends it as `since` when it
+  // reconnects (mqtt.js sends the CONNECT properties of its options; none until there is a position:
+  // mqtt-packet writes no CONNECT at all for an empty userProperties).
+  const v5 = await MqttTestClient.connect({ mqttPort: servers[0]!.port, mqttWsUrl: '' }, 'tcp', 5, {
+    ...session,
+    clientId: 'edge-roamer-5',
+    properties: { sessionExpiryInterval: 600 },
+  });
+  v5.client.on('message', (_topic, _payload, packet) => {
+    const position = packet.properties?.userProperties?.position;
+    if (!packet.retain && typeof position === 'string')
+      v5.client.options.properties = { sessionExpiryInterval: 600, userProperties: { since: position } };
+  });
+  // MQTT 3.1.1: the session's stored position only (at least once).
+  const v4 = await MqttTestClient.connect({ mqttPort: servers[0]!.port, mqttWsUrl: '' }, 'tcp', 4, {
+    ...session,
+    clientId: 'edge-roamer-4',
+  });
+  fx.cleanup(() => {
+    for (const c of [v5, v4]) c.client.end(true);
+  });
+  for (const c of [v5, v4]) assert.deepEqual(await c.subscribe('chat_messages/mqtt-kill/#', 1), [1]);
+  const rowsOf = (c: MqttTestClient) => c.received.map((m: Received) => String(JSON.parse(m.payload).body));
+  const load = steady('mqtt-kill');
+  await waitFor(() => rowsOf(v5).length >= 100 && rowsOf(v4).length >= 100, 30_000, '100 rows before the kill');
+  a.child.kill('SIGKILL');
+  const killedAt = Date.now();
+  for (const c of [v5, v4])
+    await waitFor(
+      () => c.client.connected && c.sessionPresentAfterReconnect(),
+      20_000,
+      'the client on the other edge with its session',
+    ).catch((err: Error) => {
+      throw new Error(
+        `${err.message}; packets ${JSON.stringify(c.packets.map((p) => p.cmd).filter((x) => x !== 'publish'))}; edge B: ${b.output().slice(-3000)}`,
+      );
+    });
+  t.diagnostic(`both MQTT clients were back on the other edge ${Date.now() - killedAt} ms after the SIGKILL`);
+  const seen = rowsOf(v5).length;
+  await waitFor(() => rowsOf(v5).length >= seen + 100, 30_000, '100 rows after the reconnect');
+  await load.stop();
+  await insert('mqtt-kill', 'marker');
+  for (const c of [v5, v4]) await waitFor(() => rowsOf(c).includes('marker'), 30_000, 'the marker row');
+  const rows = await committed('mqtt-kill');
+  assert.ok(
+    v5.received.every((m) => !m.retain),
+    'resumed from the stream, not from current rows',
+  );
+  assert.deepEqual(rowsOf(v5), rows, 'MQTT 5 with since: every row exactly once, in order');
+  const got4 = rowsOf(v4);
+  assert.deepEqual([...new Set(got4)], rows, 'MQTT 3.1.1: every row, first seen in order');
+  t.diagnostic(
+    `MQTT 3.1.1 without since: ${got4.length - rows.length} rows came twice (acknowledged after the last stored position)`,
   );
 });
 

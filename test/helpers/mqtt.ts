@@ -4,6 +4,9 @@ import { after } from 'node:test';
 import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient, type Packet } from 'mqtt';
 import type { Relay } from '../../relay/relay.ts';
 
+/** Where a client connects: a slot relay or an edge relay (both have an MQTT door). */
+export type MqttDoor = Pick<Relay, 'mqttPort' | 'mqttWsUrl'>;
+
 export interface Received {
   topic: string;
   payload: string;
@@ -32,7 +35,7 @@ export class MqttTestClient {
 
   /** Connect over TCP (`tcp`) or WebSocket (`ws`) with protocol 4 (3.1.1) or 5. */
   static async connect(
-    relay: Relay,
+    relay: MqttDoor,
     transport: 'tcp' | 'ws',
     version: 4 | 5,
     options: IClientOptions = {},
@@ -54,7 +57,7 @@ export class MqttTestClient {
   }
 
   /** Connect and expect a refusal; resolves to the CONNACK's code. */
-  static async refused(relay: Relay, version: 4 | 5, options: IClientOptions): Promise<number> {
+  static async refused(relay: MqttDoor, version: 4 | 5, options: IClientOptions): Promise<number> {
     const client = mqtt.connect(`mqtt://127.0.0.1:${relay.mqttPort}`, {
       protocolVersion: version,
       reconnectPeriod: 0,

@@ -3,37 +3,26 @@
 // slot relay get (same frames, same positions), resume on the edge from
 // before it started (read from the stream), take snapshots, and are refused
 // publishing without WALCAST_PUBLISH_DATABASE_URL.
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { relayFixture, waitFor } from '../helpers/relay.ts';
-import { startNatsServer, type NatsServer } from '../helpers/nats.ts';
-import { startTestEdge } from '../helpers/edge.ts';
+import type { NatsServer } from '../helpers/nats.ts';
+import { edgeFixture, startTestEdge } from '../helpers/edge.ts';
 import type { EdgeRelay } from '../../relay/edge/edge.ts';
-import type { Relay } from '../../relay/relay.ts';
+import type { Relay, RelayConfig } from '../../relay/relay.ts';
 import { PUBLISH_REFUSAL } from '../../relay/edge/edge.ts';
 
 const fx = relayFixture();
 const { db } = fx;
+const deployment = edgeFixture(fx);
+const { edges } = deployment;
 let nats: NatsServer;
 let relay: Relay;
-const edges: EdgeRelay[] = [];
-
 before(async () => {
-  nats = await startNatsServer();
-  relay = await fx.relay({ natsUrl: nats.url });
+  await deployment.ready();
+  ({ nats, relay } = deployment);
 });
-fx.cleanup(async () => {
-  for (const e of edges) await e.stop();
-});
-after(async () => {
-  await nats?.stop();
-});
-
-async function edge(overrides = {}): Promise<EdgeRelay> {
-  const e = await startTestEdge(db.url, nats.url, { slot: relay.slot, ...overrides });
-  edges.push(e);
-  return e;
-}
+const edge = (overrides: Partial<RelayConfig> = {}): Promise<EdgeRelay> => deployment.edge(overrides);
 
 async function insert(channel: string, body: string): Promise<void> {
   await db.query(`insert into chat_messages (channel_id, sender, body) values ($1, 'test', $2)`, [channel, body]);
