@@ -58,6 +58,7 @@ import { SUPABASE_WS_PATH, SupabaseDoor } from './supabase/door.ts';
 import { supabaseMessageRoute } from './supabase/broadcast.ts';
 import { broadcastRoutes } from './supabase/rest.ts';
 import { registerSupabaseMetrics } from './supabase/metrics.ts';
+import { LiveFirst } from './live-first.ts';
 
 export type RelayConfig = Omit<Config, 'databaseUrl' | 'dataDir' | 'embeddedPort' | 'example'> & {
   databaseUrl: string;
@@ -104,6 +105,8 @@ export interface RelayInternals {
   ingest: Ingest;
   /** The Supabase Realtime door (docs/supabase.md). */
   supabase: SupabaseDoor;
+  /** After a restart: live rows from a temporary slot while the window is re-read (live-first.ts). */
+  liveFirst: LiveFirst;
 }
 
 /** A part with a life: the list of them is started in order and stopped in reverse. */
@@ -144,6 +147,15 @@ interface Base {
 async function assemble(base: Base): Promise<Relay> {
   const slot = await prepareDatabase(base);
   const pipeline = await buildPipeline(base, slot);
+  try {
+    return await assembleRest(base, slot, pipeline);
+  } catch (err) {
+    await pipeline.liveFirst.stop(); // its temporary slot goes with its connection
+    throw err;
+  }
+}
+
+async function assembleRest(base: Base, slot: SlotInfo, pipeline: Pipeline): Promise<Relay> {
   const lifecycle = { stopping: false };
   const server = await buildServer(base, pipeline, lifecycle);
   const metrics = await buildMetrics(base, pipeline, server);
@@ -204,6 +216,7 @@ interface Pipeline {
   startLsn: Lsn;
   /** The live mark: until the stream has delivered this far it re-reads the recovery window (history). */
   liveFrom: Lsn;
+  liveFirst: LiveFirst;
 }
 
 /** Phase 2: slot → stream → dispatcher → router and recovery window; the watchdog beside the stream. */
@@ -213,6 +226,16 @@ async function buildPipeline({ config, logger, pool }: Base, slot: SlotInfo): Pr
     maxAgeMs: config.recoverySeconds * 1000,
     maxPerChannel: config.recoveryEvents,
     maxBytes: config.recoveryMaxBytes,
+  });
+  const liveFirst = new LiveFirst({
+    connectionString: config.databaseUrl,
+    slot: config.slot,
+    publication: config.publication,
+    logger,
+    router,
+    maxEventBytes: config.maxEventBytes,
+    messageRoute,
+    minBytes: config.liveSlotBytes ?? 0,
   });
   const liveFrom = await liveMark(pool);
   const startLsn =
@@ -237,8 +260,8 @@ async function buildPipeline({ config, logger, pool }: Base, slot: SlotInfo): Pr
     startLsn,
     liveFromLsn: liveFrom,
     maxEventBytes: config.maxEventBytes,
-    // Logical messages of the MQTT door and the Supabase door's broadcasts (prefixes walcast.mqtt, walcast.supabase).
-    messageRoute: (prefix, content) => mqttMessageRoute(prefix, content) ?? supabaseMessageRoute(prefix, content),
+    messageRoute,
+    handover: liveFirst.permanent,
   });
   dispatcher.setRegistrations(await loadRegistrations(drizzle(pool)));
   const stream = new ReplicationStream({
@@ -258,7 +281,11 @@ async function buildPipeline({ config, logger, pool }: Base, slot: SlotInfo): Pr
     stream.dispatched(lsn);
     sinks.commit(lsn, timeMs);
   });
-  stream.on('slotRecreated', (s) => dispatcher.reset(s.epoch, s.confirmedFlushLsn, s.liveFromLsn));
+  stream.on('slotRecreated', (s) => {
+    liveFirst.abandon();
+    dispatcher.reset(s.epoch, s.confirmedFlushLsn, s.liveFromLsn);
+  });
+  stream.on('dispatched', (lsn) => liveFirst.reached(lsn));
   const watchdog = new SlotWatchdog({
     pool,
     slot: config.slot,
@@ -266,12 +293,19 @@ async function buildPipeline({ config, logger, pool }: Base, slot: SlotInfo): Pr
     intervalMs: config.watchdogMs,
     lagWarnSeconds: config.lagWarnSeconds,
     lagWarnBytes: config.lagWarnBytes,
-    // What reached the sockets: a sink that is behind does not make the relay lag.
-    delivered: () => stream.dispatchedPosition,
+    // What reached the sockets (from the temporary slot, while it serves): a sink that is behind does not make the relay lag.
+    delivered: () => (liveFirst.position > stream.dispatchedPosition ? liveFirst.position : stream.dispatchedPosition),
     streaming: () => stream.state === 'streaming',
     onSlotInvalid: (reason) => stream.invalidate(reason),
   });
-  return { router, recovery, dispatcher, stream, watchdog, sinks, startLsn, liveFrom };
+  // Before the relay listens: every subscription starts after the temporary slot's start.
+  await liveFirst.open(startLsn, liveFrom, slot.epoch, dispatcher.registrationList());
+  return { router, recovery, dispatcher, stream, watchdog, sinks, startLsn, liveFrom, liveFirst };
+}
+
+/** Logical messages of the MQTT door and the Supabase door's broadcasts (prefixes walcast.mqtt, walcast.supabase). */
+function messageRoute(prefix: string, content: Buffer): { channel: string; table: string } | undefined {
+  return mqttMessageRoute(prefix, content) ?? supabaseMessageRoute(prefix, content);
 }
 
 interface Server {
@@ -293,8 +327,13 @@ async function buildServer(base: Base, pipeline: Pipeline, lifecycle: { stopping
   const congested = { ws: false, mqtt: false, supabase: false };
   const congestion = (door: 'ws' | 'mqtt' | 'supabase', on: boolean) => {
     congested[door] = on;
-    if (congested.ws || congested.mqtt || congested.supabase) stream.pause();
-    else stream.resume();
+    if (congested.ws || congested.mqtt || congested.supabase) {
+      stream.pause();
+      pipeline.liveFirst.pause();
+    } else {
+      stream.resume();
+      pipeline.liveFirst.resume();
+    }
   };
   const app = createHttpApp(config, logger);
   guardRequests(app, gate);
@@ -307,6 +346,7 @@ async function buildServer(base: Base, pipeline: Pipeline, lifecycle: { stopping
       lagging: () => watchdog.lagging,
       slotStatus: () => watchdog.status,
       rebuilding: () => (stream.dispatchedPosition < liveFrom ? Number(liveFrom - stream.dispatchedPosition) : 0),
+      liveSlot: () => pipeline.liveFirst.status,
       sinks: () => pipeline.sinks.status(),
       mqtt: () => readiness.mqtt?.(),
       ingest: () => readiness.ingest?.(),
@@ -544,6 +584,8 @@ function lifeOf(
         );
       },
     },
+    // Its connection ends, and PostgreSQL drops the temporary slot with it (it confirmed nothing on ours).
+    { name: 'live-slot', stop: () => pipeline.liveFirst.stop() },
     // Stopped before the stream: publishes in flight finish, so the last confirmation covers them.
     { name: 'sinks-drain', stop: () => pipeline.sinks.stop() },
     { name: 'watchdog', start: () => watchdog.start(), stop: () => watchdog.stop() },
