@@ -39,6 +39,7 @@ export interface LiveFirstStatus {
 export class LiveFirst {
   private handover: Handover | undefined;
   private live: LiveSlot | undefined;
+  private dispatcher: Dispatcher | undefined;
   /** What the temporary stream has delivered: commits and heartbeats (the watchdog's lag). */
   private liveLsn: Lsn = 0n;
 
@@ -91,6 +92,7 @@ export class LiveFirst {
       handover: { via: (position) => handover.temporary(position), frontier: () => undefined },
     });
     dispatcher.setRegistrations(registrations);
+    this.dispatcher = dispatcher;
     dispatcher.on('delivered', (lsn) => this.progress(lsn));
     this.handover = handover;
     this.live = live;
@@ -112,6 +114,11 @@ export class LiveFirst {
   /** What live subscriptions have had, while the temporary slot serves them (else 0). */
   get position(): Lsn {
     return this.handover?.serving ? this.liveLsn : 0n;
+  }
+
+  /** Frames the temporary stream handed to subscribers (walcast_deliveries_total counts them too). */
+  get deliveries(): number {
+    return this.dispatcher?.counters.deliveries ?? 0;
   }
 
   pause(): void {

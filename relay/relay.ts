@@ -445,7 +445,11 @@ async function buildMetrics({ gate }: Base, pipeline: Pipeline, server: Server):
   const { router, recovery, dispatcher, stream, watchdog } = pipeline;
   const { ws, publisher } = server;
   const metrics = new RelayMetrics({
-    counters: () => dispatcher.counters,
+    // The temporary slot's deliveries (after a restart) are deliveries too; its events are counted once the permanent slot re-reads them.
+    counters: () => ({
+      ...dispatcher.counters,
+      deliveries: dispatcher.counters.deliveries + pipeline.liveFirst.deliveries,
+    }),
     connections: () => ws.connections.size,
     subscriptions: () => router.subscriptionCount,
     channels: () => router.channelCount,

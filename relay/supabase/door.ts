@@ -89,7 +89,15 @@ export class SupabaseDoor {
       catalog: this.catalog,
       registrations: opts.registrations,
       replay: (j, since) =>
-        replayMissed(j, since, opts.recovery, this.catalog, opts.registrations(), opts.maxEventBytes),
+        replayMissed(
+          j,
+          since,
+          opts.recovery,
+          this.catalog,
+          opts.registrations(),
+          opts.maxEventBytes,
+          opts.router.frontier(),
+        ),
       onActive: (active) => {
         if (active) opts.router.subscribeAll(this.sink, { tables: null, messages: true });
         else opts.router.unsubscribeAll(this.sink);
