@@ -174,3 +174,24 @@ test('without a free slot for the temporary one: a warning with the fix, and liv
   await again.waitFor(() => (bodies(again).length === 2 ? true : undefined), 10_000, 'rows 2 and 3');
   assert.deepEqual(bodies(again), ['2', '3']);
 });
+
+test('the temporary slot does not outlive its relay: gone after a SIGKILL and after a graceful stop', async () => {
+  const a = await fx.relay();
+  await busy(a, 100_000);
+  await a.stop();
+  const temporary = async () =>
+    (await fx.db.query(
+      `select slot_name from pg_replication_slots where temporary and slot_name like $1 || '_live_%'`,
+      [a.slot],
+    )) as { slot_name: string }[];
+  const args = ['--database-url', fx.db.url, '--slot', a.slot, '--example', 'true'];
+  const env = { WALCAST_LIVE_SLOT_BYTES: String(MiB) };
+  for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
+    const relay = await fx.spawn(args, env);
+    // Created before the relay listens; the permanent slot is still re-reading (it holds the window's start).
+    assert.equal((await temporary()).length, 1, `a temporary slot while the window is re-read (${signal})`);
+    relay.child.kill(signal);
+    await relay.exited;
+    await waitFor(async () => (await temporary()).length === 0, 10_000, `the temporary slot gone after ${signal}`);
+  }
+});
