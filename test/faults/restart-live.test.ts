@@ -14,6 +14,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { MqttTestClient } from '../helpers/mqtt.ts';
 import { relayFixture, startTestRelay, waitFor, type TestClient } from '../helpers/relay.ts';
 import { startEmbeddedPostgres } from '../../relay/db/embedded.ts';
 import { createLogger } from '../../relay/log.ts';
@@ -55,18 +56,21 @@ async function readyz(relay: Relay): Promise<{ status: number; body: Record<stri
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
-test('after a busy period live rows flow at once from a temporary slot, and the hand-over loses and repeats nothing', async () => {
-  const a = await fx.relay();
+test('after a busy period live rows flow at once from a temporary slot, and the hand-over loses and repeats nothing', async (t) => {
+  // A window large enough for the whole busy period (about 150 MB of frames): resume from before it stays possible.
+  const windowed = { recoveryMaxBytes: 512 * MiB };
+  const a = await fx.relay(windowed);
   const old = await fx.client(a);
   await old.subscribe('seq');
   for (const n of ['1', '2', '3']) await insertSeq(fx.db, n);
   const seen = await old.waitForEvents(3, 10_000);
   const since = seen.at(-1)!.position;
-  await busy(a, 150_000);
+  await busy(a, 250_000);
   await a.stop();
   for (const n of ['4', '5']) await insertSeq(fx.db, n); // missed while no relay ran
 
-  const b = await fx.relay({ slot: a.slot, liveSlotBytes: MiB });
+  const started = Date.now();
+  const b = await fx.relay({ ...windowed, slot: a.slot, liveSlotBytes: MiB });
   const { liveFirst, stream } = b.internals;
   const liveFrom = (b.internals as unknown as { liveFrom: bigint }).liveFrom;
   assert.equal(liveFirst.status.serving, true, 'the temporary slot serves live rows');
@@ -86,22 +90,29 @@ test('after a busy period live rows flow at once from a temporary slot, and the 
       rebuilding: liveFrom - stream.dispatchedPosition,
     });
   });
-  await live.subscribe('seq');
   const ready = await readyz(b);
   assert.equal(ready.status, 200, `ready while live rows flow: ${JSON.stringify(ready.body)}`);
   assert.equal((ready.body.rebuilding as { live_rows: string }).live_rows, 'temporary slot');
-  const resumed = await fx.client(b);
-  const reply = await resumed.subscribe('seq', { since });
-  assert.equal(reply.type === 'subscribed' && reply.recovered, true, 'resume from before the restart');
-
-  // Rows keep coming through the hand-over; one client reconnects mid-way from its last position.
+  await live.subscribe('seq');
   let n = 6;
   await insertSeq(fx.db, String(n++));
   await live.waitFor(() => (arrivals.length > 0 ? true : undefined), 10_000, 'the first live row');
   assert.ok(
     arrivals[0]!.serving && arrivals[0]!.rebuilding > 0n,
-    'it arrived while the window was still being re-read',
+    `it arrived while the window was still being re-read: ${JSON.stringify(arrivals[0], (_k, v) => (typeof v === 'bigint' ? String(v) : v))}`,
   );
+  // The MQTT door shares the router: a subscriber there is served from the temporary slot too.
+  const mqtt = await MqttTestClient.connect(b, 'ws', 5);
+  cleanups.push(() => mqtt.end());
+  await mqtt.client.subscribeAsync('chat_messages/seq/#', { qos: 0 });
+  const mqttFrom = n;
+  const mqttBodies = () =>
+    mqtt.received.filter((m) => !m.retain).map((m) => String((JSON.parse(m.payload) as { body: string }).body));
+  const resumed = await fx.client(b);
+  const reply = await resumed.subscribe('seq', { since });
+  assert.equal(reply.type === 'subscribed' && reply.recovered, true, 'resume from before the restart');
+
+  // Rows keep coming through the hand-over; one client reconnects mid-way from its last position.
   const mid = await fx.client(b);
   await mid.subscribe('seq');
   await insertSeq(fx.db, String(n++));
@@ -114,12 +125,15 @@ test('after a busy period live rows flow at once from a temporary slot, and the 
     await insertSeq(fx.db, String(n++));
     await new Promise((r) => setTimeout(r, 20));
   }
+  t.diagnostic(`handed over ${Date.now() - started} ms after the relay started, after row ${n - 1}`);
   for (let i = 0; i < 3; i++) await insertSeq(fx.db, String(n++));
   await insertSeq(fx.db, 'end');
   const all = [...Array.from({ length: n - 6 }, (_, i) => String(i + 6)), 'end'];
   for (const c of [live, resumed, again])
     await c.waitFor(() => (bodies(c).includes('end') ? true : undefined), 120_000, 'end');
   assert.deepEqual(bodies(live), all, 'live: every row after its subscribe once, in order');
+  await waitFor(() => mqttBodies().includes('end'), 30_000, 'end over MQTT');
+  assert.deepEqual(mqttBodies(), all.slice(mqttFrom - 6), 'MQTT: every row after its subscribe once, in order');
   assert.deepEqual(bodies(resumed), ['4', '5', ...all], 'resumed from before the restart: the missed rows, then live');
   assert.deepEqual(bodies(again), all.slice(all.indexOf(bodies(mid).at(-1)!) + 1), 'reconnected mid-way: the rest');
   const early = arrivals.filter((x) => x.serving).length;
