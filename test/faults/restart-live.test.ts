@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { MqttTestClient } from '../helpers/mqtt.ts';
+import { phoenix } from '../helpers/supabase.ts';
 import { relayFixture, startTestRelay, waitFor, type TestClient } from '../helpers/relay.ts';
 import { startEmbeddedPostgres } from '../../relay/db/embedded.ts';
 import { createLogger } from '../../relay/log.ts';
@@ -101,6 +102,22 @@ test('after a busy period live rows flow at once from a temporary slot, and the 
     arrivals[0]!.serving && arrivals[0]!.rebuilding > 0n,
     `it arrived while the window was still being re-read: ${JSON.stringify(arrivals[0], (_k, v) => (typeof v === 'bigint' ? String(v) : v))}`,
   );
+  // The Supabase door too; a resume there from before the restart is refused while the temporary slot serves.
+  const seqInserts = { event: 'INSERT', table: 'chat_messages', filter: 'channel_id=eq.seq' };
+  const sup = await phoenix(b.url, 'apikey=anon&vsn=1.0.0', seqInserts);
+  cleanups.push(async () => sup.ws.close());
+  sup.join({});
+  await sup.frames.until((i) => i.some((f) => f.event === 'phx_reply'), 'the join reply');
+  const supFrom = n;
+  const supResume = await phoenix(b.url, 'apikey=anon&vsn=1.0.0', seqInserts);
+  cleanups.push(async () => supResume.ws.close());
+  supResume.join({ since });
+  const [refusal] = await supResume.frames.until(
+    (i) => i.some((f) => f.event === 'system' && JSON.stringify(f.payload).includes('re-reading')),
+    'the refusal',
+  );
+  assert.ok(refusal, 'told to rejoin once /readyz no longer shows rebuilding');
+  assert.ok(liveFirst.status.serving, 'the refusal came while the temporary slot served');
   // The MQTT door shares the router: a subscriber there is served from the temporary slot too.
   const mqtt = await MqttTestClient.connect(b, 'ws', 5);
   cleanups.push(() => mqtt.end());
@@ -134,6 +151,14 @@ test('after a busy period live rows flow at once from a temporary slot, and the 
   assert.deepEqual(bodies(live), all, 'live: every row after its subscribe once, in order');
   await waitFor(() => mqttBodies().includes('end'), 30_000, 'end over MQTT');
   assert.deepEqual(mqttBodies(), all.slice(mqttFrom - 6), 'MQTT: every row after its subscribe once, in order');
+  const supBodies = () => sup.changes().map((c) => String(c.data.record.body));
+  await sup.frames.until(() => supBodies().includes('end'), 'end over the Supabase door', 30_000);
+  assert.deepEqual(supBodies(), all.slice(supFrom - 6), 'Supabase: every row after its join once, in order');
+  assert.deepEqual(
+    supResume.changes().map((c) => String(c.data.record.body)),
+    all.slice(supFrom - 6),
+    'the refused resume replayed nothing (no 4, 5) and went on live',
+  );
   assert.deepEqual(bodies(resumed), ['4', '5', ...all], 'resumed from before the restart: the missed rows, then live');
   assert.deepEqual(bodies(again), all.slice(all.indexOf(bodies(mid).at(-1)!) + 1), 'reconnected mid-way: the rest');
   const early = arrivals.filter((x) => x.serving).length;
