@@ -8,6 +8,7 @@
 // temporary stream delivered, the temporary slot is closed (PostgreSQL drops
 // it with its session) and the permanent stream serves everyone.
 import type { Logger } from './log.ts';
+import { WalcastError } from './errors.ts';
 import type { Router } from './hub/router.ts';
 import { RecoveryBuffer } from './hub/recovery.ts';
 import { Dispatcher, type DispatcherOptions } from './hub/dispatcher.ts';
@@ -70,10 +71,9 @@ export class LiveFirst {
       onMessage: (msg) => dispatcher?.handle(msg),
       onHeartbeat: (lsn) => this.progress(lsn),
       onFailure: (err) => {
-        logger.warn(
-          { err, slot: live?.name },
-          'the temporary slot failed: live rows wait for the window to be re-read',
-        );
+        const detail = `the temporary slot failed: ${err.message}`;
+        const warning = new WalcastError('live_slot_unavailable', { detail }, err);
+        logger.warn({ err: warning, slot: live?.name }, warning.message);
         this.handover?.stall();
       },
     });

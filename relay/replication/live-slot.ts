@@ -21,7 +21,7 @@ import type { Logger } from '../log.ts';
 import { WalcastError, sqlState } from '../errors.ts';
 import type { PgoutputMessage } from './decoder.ts';
 import { TEXT_FORMAT_OPTIONS } from './values.ts';
-import { formatLsn, parseLsn, type Lsn } from './lsn.ts';
+import { parseLsn, type Lsn } from './lsn.ts';
 import { HEARTBEAT_PREFIX } from './messages.ts';
 import { WalcastPgoutputPlugin, serviceSocket } from './stream.ts';
 
@@ -122,7 +122,6 @@ export class LiveSlot {
     try {
       const startLsn = await Promise.race([ready, timeout]);
       live = new LiveSlot(name, startLsn, service);
-      opts.logger.info({ slot: name, lsn: formatLsn(startLsn) }, 'serving live rows from a temporary slot');
       return live;
     } catch (err) {
       void service.destroy().catch(() => {});

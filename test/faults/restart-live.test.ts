@@ -234,3 +234,41 @@ test('the temporary slot does not outlive its relay: gone after a SIGKILL and af
     await waitFor(async () => (await temporary()).length === 0, 10_000, `the temporary slot gone after ${signal}`);
   }
 });
+
+test('the temporary slot failing mid-way: a warning, and live subscribers still get every row once, in order, from the permanent slot', async () => {
+  const a = await fx.relay();
+  await busy(a, 150_000);
+  await a.stop();
+  const lines: string[] = [];
+  const log = new Writable({
+    write(chunk, _enc, done) {
+      lines.push(chunk.toString());
+      done();
+    },
+  });
+  const b = await fx.relay({ slot: a.slot, liveSlotBytes: MiB }, undefined, createLogger('warn', log));
+  const { liveFirst } = b.internals;
+  const temp = liveFirst.status.slot!;
+  const live = await fx.client(b);
+  await live.subscribe('cut');
+  const insert = (body: string) =>
+    fx.db.query(`insert into chat_messages (channel_id, sender, body) values ('cut', 'w', $1)`, [body]);
+  await insert('1');
+  await live.waitForEvents(1, 10_000);
+  assert.ok(liveFirst.status.serving, 'row 1 came from the temporary slot');
+  // Its walsender ends, as when PostgreSQL kills it or the connection breaks.
+  await fx.db.query('select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1', [temp]);
+  await waitFor(() => !liveFirst.status.serving, 10_000, 'the relay to notice');
+  for (const body of ['2', '3', 'end']) await insert(body);
+  await live.waitFor(() => (bodies(live, 'cut').includes('end') ? true : undefined), 120_000, 'end');
+  assert.deepEqual(bodies(live, 'cut'), ['1', '2', '3', 'end']);
+  assert.ok(
+    lines.some((l) => l.includes('the temporary slot failed')),
+    `warned: ${lines.join('').slice(0, 2000)}`,
+  );
+  await waitFor(
+    async () => (await fx.db.query('select 1 from pg_replication_slots where slot_name = $1', [temp])).length === 0,
+    10_000,
+    'the temporary slot to be dropped',
+  );
+});
