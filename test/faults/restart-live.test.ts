@@ -52,6 +52,18 @@ const bodies = (c: TestClient, channel = 'seq') =>
     .filter((e) => e.channel === channel)
     .map((e) => String(e.row.body));
 
+/** A logger at warn level whose lines the test reads. */
+function warnings(): { lines: string[]; logger: ReturnType<typeof createLogger> } {
+  const lines: string[] = [];
+  const out = new Writable({
+    write(chunk, _enc, done) {
+      lines.push(chunk.toString());
+      done();
+    },
+  });
+  return { lines, logger: createLogger('warn', out) };
+}
+
 async function readyz(relay: Relay): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`${relay.url}/readyz`);
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
@@ -182,13 +194,7 @@ test('without a free slot for the temporary one: a warning with the fix, and liv
     settings: { max_replication_slots: '1' },
   });
   cleanups.push(() => server.stop());
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      lines.push(chunk.toString());
-      done();
-    },
-  });
+  const { lines, logger } = warnings();
   const a = await startTestRelay(server.url, {});
   cleanups.push(() => a.stop());
   const c = await fx.client(a);
@@ -199,7 +205,7 @@ test('without a free slot for the temporary one: a warning with the fix, and liv
   const since = (await c.waitForEvents(1)).at(-1)!.position;
   await a.stop();
   await insertSeq(db, '2');
-  const b = await startTestRelay(server.url, { slot: a.slot, liveSlotBytes: 1 }, createLogger('warn', sink));
+  const b = await startTestRelay(server.url, { slot: a.slot, liveSlotBytes: 1 }, logger);
   cleanups.push(() => b.stop());
   assert.deepEqual(b.internals.liveFirst.status, { serving: false, slot: undefined });
   const warning = lines.find((l) => l.includes('no temporary replication slot'));
@@ -239,14 +245,8 @@ test('the temporary slot failing mid-way: a warning, and live subscribers still 
   const a = await fx.relay();
   await busy(a, 150_000);
   await a.stop();
-  const lines: string[] = [];
-  const log = new Writable({
-    write(chunk, _enc, done) {
-      lines.push(chunk.toString());
-      done();
-    },
-  });
-  const b = await fx.relay({ slot: a.slot, liveSlotBytes: MiB }, undefined, createLogger('warn', log));
+  const { lines, logger } = warnings();
+  const b = await fx.relay({ slot: a.slot, liveSlotBytes: MiB }, undefined, logger);
   const { liveFirst } = b.internals;
   const temp = liveFirst.status.slot!;
   const live = await fx.client(b);
