@@ -29,6 +29,8 @@ export interface Config {
   recoveryEvents: number;
   recoveryMaxBytes: number;
   recoveryRebuildBytes: number;
+  /** A restart re-reading at least this much WAL serves live rows from a temporary slot meanwhile (0: never). */
+  liveSlotBytes?: number;
   // Security (relay/auth/settings.ts fills in what a caller leaves out).
   jwtSecret?: string | undefined;
   jwtPublicKey?: string | undefined;
@@ -310,6 +312,15 @@ export const OPTIONS = [
     allowed: 'an integer from 0 to 1099511627776',
     parse: int(0, 1024 ** 4),
     help: 'the most WAL held back for the recovery window, and re-read by a restarted relay before live rows flow (0: no bound)',
+  }),
+  opt({
+    key: 'liveSlotBytes',
+    env: 'WALCAST_LIVE_SLOT_BYTES',
+    flag: 'live-slot-bytes',
+    default: 16 * 1024 * 1024,
+    allowed: 'an integer from 0 to 1099511627776',
+    parse: int(0, 1024 ** 4),
+    help: 'a restarted relay with at least this much WAL to re-read serves live rows from a temporary slot meanwhile (0: never)',
   }),
   opt({
     key: 'recoveryMaxBytes',

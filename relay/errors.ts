@@ -45,6 +45,11 @@ export const RELAY_ERRORS = {
       'all {max} WAL senders are busy; raise max_wal_senders and restart PostgreSQL, or stop an idle replication client',
     retryable: true,
   },
+  live_slot_unavailable: {
+    message:
+      'no temporary replication slot for live rows while the recovery window is re-read ({detail}): live rows wait until the re-read is done. Raise max_replication_slots and max_wal_senders by one each (restart PostgreSQL), and end transactions left open',
+    retryable: true,
+  },
   slot_in_use: {
     message:
       'replication slot {slot} is in use by another process (pid {pid}); stop the other relay, or set WALCAST_SLOT to another name',

@@ -59,6 +59,7 @@ import { supabaseMessageRoute } from './supabase/messages.ts';
 import { DEFAULT_PRESENCE_LEASE_MS } from './supabase/presence.ts';
 import { broadcastRoutes } from './supabase/rest.ts';
 import { registerSupabaseMetrics } from './supabase/metrics.ts';
+import { LiveFirst } from './live-first.ts';
 
 export type RelayConfig = Omit<Config, 'databaseUrl' | 'dataDir' | 'embeddedPort' | 'example'> & {
   databaseUrl: string;
@@ -105,6 +106,8 @@ export interface RelayInternals {
   ingest: Ingest;
   /** The Supabase Realtime door (docs/supabase.md). */
   supabase: SupabaseDoor;
+  /** After a restart: live rows from a temporary slot while the window is re-read (live-first.ts). */
+  liveFirst: LiveFirst;
 }
 
 /** A part with a life: the list of them is started in order and stopped in reverse. */
@@ -145,6 +148,15 @@ interface Base {
 async function assemble(base: Base): Promise<Relay> {
   const slot = await prepareDatabase(base);
   const pipeline = await buildPipeline(base, slot);
+  try {
+    return await assembleRest(base, slot, pipeline);
+  } catch (err) {
+    await pipeline.liveFirst.stop(); // its temporary slot goes with its connection
+    throw err;
+  }
+}
+
+async function assembleRest(base: Base, slot: SlotInfo, pipeline: Pipeline): Promise<Relay> {
   const lifecycle = { stopping: false };
   const server = await buildServer(base, pipeline, lifecycle);
   const metrics = await buildMetrics(base, pipeline, server);
@@ -205,6 +217,7 @@ interface Pipeline {
   startLsn: Lsn;
   /** The live mark: until the stream has delivered this far it re-reads the recovery window (history). */
   liveFrom: Lsn;
+  liveFirst: LiveFirst;
 }
 
 /** Phase 2: slot → stream → dispatcher → router and recovery window; the watchdog beside the stream. */
@@ -214,6 +227,16 @@ async function buildPipeline({ config, logger, pool }: Base, slot: SlotInfo): Pr
     maxAgeMs: config.recoverySeconds * 1000,
     maxPerChannel: config.recoveryEvents,
     maxBytes: config.recoveryMaxBytes,
+  });
+  const liveFirst = new LiveFirst({
+    connectionString: config.databaseUrl,
+    slot: config.slot,
+    publication: config.publication,
+    logger,
+    router,
+    maxEventBytes: config.maxEventBytes,
+    messageRoute,
+    minBytes: config.liveSlotBytes ?? 0,
   });
   const liveFrom = await liveMark(pool);
   const startLsn =
@@ -242,8 +265,8 @@ async function buildPipeline({ config, logger, pool }: Base, slot: SlotInfo): Pr
     startLsn,
     liveFromLsn: liveFrom,
     maxEventBytes: config.maxEventBytes,
-    // Logical messages of the MQTT door and the Supabase door's broadcasts (prefixes walcast.mqtt, walcast.supabase).
-    messageRoute: (prefix, content) => mqttMessageRoute(prefix, content) ?? supabaseMessageRoute(prefix, content),
+    messageRoute,
+    handover: liveFirst.permanent,
   });
   dispatcher.setRegistrations(await loadRegistrations(drizzle(pool)));
   const stream = new ReplicationStream({
@@ -263,7 +286,11 @@ async function buildPipeline({ config, logger, pool }: Base, slot: SlotInfo): Pr
     stream.dispatched(lsn);
     sinks.commit(lsn, timeMs);
   });
-  stream.on('slotRecreated', (s) => dispatcher.reset(s.epoch, s.confirmedFlushLsn, s.liveFromLsn));
+  stream.on('slotRecreated', (s) => {
+    liveFirst.abandon();
+    dispatcher.reset(s.epoch, s.confirmedFlushLsn, s.liveFromLsn);
+  });
+  stream.on('dispatched', (lsn) => liveFirst.reached(lsn));
   const watchdog = new SlotWatchdog({
     pool,
     slot: config.slot,
@@ -271,12 +298,19 @@ async function buildPipeline({ config, logger, pool }: Base, slot: SlotInfo): Pr
     intervalMs: config.watchdogMs,
     lagWarnSeconds: config.lagWarnSeconds,
     lagWarnBytes: config.lagWarnBytes,
-    // What reached the sockets: a sink that is behind does not make the relay lag.
-    delivered: () => stream.dispatchedPosition,
+    // What reached the sockets (from the temporary slot, while it serves): a sink that is behind does not make the relay lag.
+    delivered: () => (liveFirst.position > stream.dispatchedPosition ? liveFirst.position : stream.dispatchedPosition),
     streaming: () => stream.state === 'streaming',
     onSlotInvalid: (reason) => stream.invalidate(reason),
   });
-  return { router, recovery, dispatcher, stream, watchdog, sinks, startLsn, liveFrom };
+  // Before the relay listens: every subscription starts after the temporary slot's start.
+  await liveFirst.open(startLsn, liveFrom, slot.epoch, dispatcher.registrationList());
+  return { router, recovery, dispatcher, stream, watchdog, sinks, startLsn, liveFrom, liveFirst };
+}
+
+/** Logical messages of the MQTT door and the Supabase door's broadcasts (prefixes walcast.mqtt, walcast.supabase). */
+function messageRoute(prefix: string, content: Buffer): { channel: string; table: string } | undefined {
+  return mqttMessageRoute(prefix, content) ?? supabaseMessageRoute(prefix, content);
 }
 
 interface Server {
@@ -295,7 +329,16 @@ async function buildServer(base: Base, pipeline: Pipeline, lifecycle: { stopping
   const { config, logger, gate } = base;
   const { router, recovery, dispatcher, stream, watchdog } = pipeline;
   const readiness: Server['readiness'] = {};
-  const congestion = (door: 'ws' | 'mqtt' | 'supabase', on: boolean) => stream.hold(door, on);
+  const congested = new Set<string>();
+  // A congested door pauses both slots' streams: the permanent one (with the
+  // sinks' holds, stream.hold) and, during a restart, the temporary one.
+  const congestion = (door: 'ws' | 'mqtt' | 'supabase', on: boolean) => {
+    stream.hold(door, on);
+    if (on) congested.add(door);
+    else congested.delete(door);
+    if (congested.size > 0) pipeline.liveFirst.pause();
+    else pipeline.liveFirst.resume();
+  };
   const app = createHttpApp(config, logger);
   guardRequests(app, gate);
   const { liveFrom } = pipeline;
@@ -307,6 +350,7 @@ async function buildServer(base: Base, pipeline: Pipeline, lifecycle: { stopping
       lagging: () => watchdog.lagging,
       slotStatus: () => watchdog.status,
       rebuilding: () => (stream.dispatchedPosition < liveFrom ? Number(liveFrom - stream.dispatchedPosition) : 0),
+      liveSlot: () => pipeline.liveFirst.status,
       sinks: () => pipeline.sinks.status(),
       mqtt: () => readiness.mqtt?.(),
       ingest: () => readiness.ingest?.(),
@@ -405,7 +449,11 @@ async function buildMetrics({ gate }: Base, pipeline: Pipeline, server: Server):
   const { router, recovery, dispatcher, stream, watchdog } = pipeline;
   const { ws, publisher } = server;
   const metrics = new RelayMetrics({
-    counters: () => dispatcher.counters,
+    // The temporary slot's deliveries (after a restart) are deliveries too; its events are counted once the permanent slot re-reads them.
+    counters: () => ({
+      ...dispatcher.counters,
+      deliveries: dispatcher.counters.deliveries + pipeline.liveFirst.deliveries,
+    }),
     connections: () => ws.connections.size,
     subscriptions: () => router.subscriptionCount,
     channels: () => router.channelCount,
@@ -538,6 +586,8 @@ function lifeOf(
         );
       },
     },
+    // Its connection ends, and PostgreSQL drops the temporary slot with it (it confirmed nothing on ours).
+    { name: 'live-slot', stop: () => pipeline.liveFirst.stop() },
     // Stopped before the stream: publishes in flight finish, so the last confirmation covers them.
     { name: 'sinks-drain', stop: () => pipeline.sinks.stop() },
     { name: 'watchdog', start: () => watchdog.start(), stop: () => watchdog.stop() },

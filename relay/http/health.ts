@@ -1,8 +1,9 @@
 // GET /healthz: 200 while the replication stream is up, 503 otherwise, with
 // a JSON body saying why. GET /readyz: 200 when this relay should get
 // clients: it is the active relay (not a standby, not stopping), streaming,
-// its lag is under the warning thresholds, its slot is usable, and it is
-// not re-reading its recovery window (live rows held back); otherwise
+// its lag is under the warning thresholds, its slot is usable, and live
+// rows are not held back while it re-reads its recovery window (they are
+// not while a temporary slot serves them: `rebuilding` says so); otherwise
 // 503 with every reason. (A standby answers both from standby.ts.)
 // The reasons are public: they say what state the relay is in, never the
 // error behind it (a database address, a server message); that is in the
@@ -27,6 +28,8 @@ export interface HealthSource {
    * rebuilds its recovery window from the slot first. 0 when live.
    */
   rebuilding?(): number;
+  /** While rebuilding: do live rows flow meanwhile, from a temporary slot (live-first.ts)? */
+  liveSlot?(): { serving: boolean; slot: string | undefined };
   /**
    * MQTT ingest (relay/ingest/): each broker's state and the flows that do not run, with why.
    * Shown, not judged: a broker that is down must not take WebSocket clients away from this relay.
@@ -56,7 +59,8 @@ export const healthRoutes: FastifyPluginAsync<{ source: HealthSource }> = async 
     if (source.stopping?.()) reasons.push('the relay is shutting down');
     if (state !== 'streaming') reasons.push(streamReason(state));
     const rebuilding = source.rebuilding?.() ?? 0;
-    if (rebuilding > 0) {
+    const live = rebuilding > 0 ? source.liveSlot?.() : undefined;
+    if (rebuilding > 0 && !live?.serving) {
       reasons.push(
         `rebuilding the recovery window from the slot: live rows are held back until ${rebuilding} more bytes of WAL are read`,
       );
@@ -76,6 +80,9 @@ export const healthRoutes: FastifyPluginAsync<{ source: HealthSource }> = async 
       mqtt: source.mqtt?.(),
       ingest: source.ingest?.(),
       reasons,
+      // Shown, not judged, while live rows flow from the temporary slot.
+      rebuilding:
+        rebuilding > 0 ? { bytes: rebuilding, live_rows: live?.serving ? 'temporary slot' : 'held back' } : undefined,
       // The sink's error text stays in the log (it can name hosts).
       sinks: source.sinks?.().map((s) => ({ name: s.name, state: s.state, lag: s.lag })),
     };

@@ -5,6 +5,7 @@
 import type { Router } from './router.ts';
 import type { EventMessage } from '../../client/protocol.ts';
 import { forChannel, type RecoveryBuffer } from './recovery.ts';
+import type { Via } from '../replication/handover.ts';
 
 export interface DeliveryCounters {
   events: number;
@@ -31,6 +32,8 @@ export interface ChannelEvent {
   bytes?: Buffer | undefined;
   /** The event itself, for doors that encode their own frame (the Supabase door); absent on an edge. */
   body?: EventMessage | undefined;
+  /** During a restart's hand-over: which subscriptions it is for (router.ts RoutedEvent.via). */
+  via?: Via;
 }
 
 /** Is the recovery window on (it keeps events)? */
@@ -51,6 +54,7 @@ export function deliver(hub: Hub, e: ChannelEvent): void {
     xid: e.xid,
     frame: e.bytes ?? Buffer.from(e.frame),
     body: e.body,
+    via: e.via,
   });
 }
 
@@ -70,5 +74,6 @@ export function deliverTruncate(hub: Hub, e: Omit<ChannelEvent, 'channel' | 'byt
     position: e.position,
     xid: e.xid,
     frame: Buffer.from(forChannel({ ...e, channel: '' }, channel).frame),
+    via: e.via,
   }));
 }

@@ -28,6 +28,7 @@ import { eventFrame } from './too-large.ts';
 import { orderKey } from '../replication/position.ts';
 import type { DispatchSink } from './sink.ts';
 import { deliver, deliverTruncate, keeps, type Hub } from './deliver.ts';
+import type { Via } from '../replication/handover.ts';
 
 export type { DispatchSink } from './sink.ts';
 
@@ -84,6 +85,13 @@ export interface DispatcherOptions {
    * relay/mqtt/messages.ts). Routed to the subscriptions that take messages.
    */
   messageRoute?: (prefix: string, content: Buffer) => { channel: string; table: string } | undefined;
+  /**
+   * During a restart's hand-over (replication/handover.ts): which
+   * subscriptions the fresh event at `position` is for, or 'skip' (the
+   * temporary stream after the hand-over), and where new subscriptions
+   * start. Absent: every subscription, from the dispatcher's own position.
+   */
+  handover?: { via(position: string): Via | 'skip'; frontier(): string | undefined } | undefined;
 }
 
 export interface DispatcherEvents {
@@ -156,7 +164,9 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
       this.lastIndex === 0
         ? streamPoint(this.lastLsn, this.epoch)
         : formatPosition(this.lastLsn, this.lastIndex, this.epoch);
-    return maxPosition(last, this.liveFrom);
+    const frontier = this.opts.handover?.frontier();
+    const own = maxPosition(last, this.liveFrom);
+    return frontier === undefined ? own : maxPosition(own, frontier);
   }
 
   handle(msg: PgoutputMessage): void {
@@ -256,6 +266,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
     if (route.omitted) event.omitted = route.omitted;
     const out = sends(msg, event, column);
     const { router, sink } = this.opts;
+    const via = fresh ? this.via(event.position) : 'skip';
     const keep = fresh && keeps(this.hub);
     const timeMs = pgTimeToMs(tx.commitTime);
     let part = 0;
@@ -274,8 +285,8 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
       const frame = eventFrame(e, this.opts.maxEventBytes, () => fresh && this.tooLarge(e));
       // [sinks] every routed event, in stream order.
       sink?.event({ commitLsn: tx.finalLsn, index, part: part++, commitTimeMs: timeMs, xid: tx.xid, event: e, frame });
-      if (fresh)
-        deliver(this.hub, { channel, table: e.table, position: e.position, xid: tx.xid, timeMs, frame, body: e });
+      if (via !== 'skip')
+        deliver(this.hub, { channel, table: e.table, position: e.position, xid: tx.xid, timeMs, frame, body: e, via });
     }
   }
 
@@ -303,8 +314,9 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
       const commitTimeMs = pgTimeToMs(tx.commitTime);
       // [sinks] table-wide: no channel (the subject's channel token is `%`).
       this.opts.sink?.event({ commitLsn: tx.finalLsn, index, part: 0, commitTimeMs, xid: tx.xid, event, frame });
-      if (fresh)
-        deliverTruncate(this.hub, { table, position: event.position, xid: tx.xid, timeMs: commitTimeMs, frame });
+      const via = fresh ? this.via(event.position) : 'skip';
+      if (via !== 'skip')
+        deliverTruncate(this.hub, { table, position: event.position, xid: tx.xid, timeMs: commitTimeMs, frame, via });
     }
   }
 
@@ -321,6 +333,8 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
     const { index, fresh } = this.next(tx);
     if (!fresh) return;
     const position = formatPosition(tx.finalLsn, index, this.epoch);
+    const via = this.via(position);
+    if (via === 'skip') return;
     const { recovery } = this.opts;
     if (recovery.limits.maxPerChannel > 0) {
       const frame = content.toString('utf8'); // JSON (messages.ts)
@@ -333,7 +347,13 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
       xid: tx.xid,
       frame: content,
       message: true,
+      via,
     });
+  }
+
+  /** Who gets the fresh event at `position` while a restart's hand-over runs (handover.ts). */
+  private via(position: string): Via | 'skip' {
+    return this.opts.handover?.via(position);
   }
 
   private tooLarge(event: EventMessage): void {

@@ -6,6 +6,7 @@
 // seen everything up to it) and may be "held" while its snapshot is read:
 // held events queue up, bounded, until release() hands them over.
 import type { EventMessage } from '../../client/protocol.ts';
+import type { Via } from '../replication/handover.ts';
 
 /**
  * A serialised event: the dispatcher hands sockets UTF-8 bytes, encoded once
@@ -31,6 +32,12 @@ export interface RoutedEvent {
   message?: true;
   /** The row event `frame` serialises, for a front door that encodes its own frames (relay/supabase/). */
   body?: EventMessage;
+  /**
+   * During a restart's hand-over (replication/handover.ts): `early` from the
+   * temporary slot, for live subscriptions only; `window` re-read by the
+   * permanent slot and already sent to live ones, for window subscriptions only.
+   */
+  via?: Via;
 }
 
 export interface SubscribeOptions {
@@ -45,6 +52,8 @@ export interface SubscribeOptions {
 
 interface Subscription {
   tables: TableFilter;
+  /** Resumed from before the hand-over's frontier: follows the permanent slot only (handover.ts). */
+  window: boolean;
   messages: boolean;
   after: string | undefined;
   held: RoutedEvent[] | undefined;
@@ -66,6 +75,11 @@ export class Router {
   /** MQTT wildcard subscriptions (`presence/+/#`): every channel's events (relay/mqtt/). */
   private readonly everyChannel = new Map<Sink, Subscription>();
   private subscriptions = 0;
+  /**
+   * While a restart's hand-over runs: its frontier (handover.ts). A
+   * subscription that starts before it is a window subscription.
+   */
+  frontier: () => string | undefined = () => undefined;
 
   /** Returns false if the sink already holds this channel. */
   subscribe(channel: string, sink: Sink, opts: SubscribeOptions): boolean {
@@ -75,7 +89,7 @@ export class Router {
       this.channels.set(channel, subs);
     }
     if (subs.has(sink)) return false;
-    subs.set(sink, subscription(opts));
+    subs.set(sink, this.subscription(opts));
     this.subscriptions++;
     return true;
   }
@@ -83,7 +97,7 @@ export class Router {
   /** Every channel's events (MQTT wildcard filters); false if the sink already has it. */
   subscribeAll(sink: Sink, opts: SubscribeOptions): boolean {
     if (this.everyChannel.has(sink)) return false;
-    this.everyChannel.set(sink, subscription(opts));
+    this.everyChannel.set(sink, this.subscription(opts));
     this.subscriptions++;
     return true;
   }
@@ -127,6 +141,7 @@ export class Router {
     for (const [sink, sub] of subs) {
       if (sub.tables !== null && !sub.tables.has(event.table)) continue;
       if (event.message && !sub.messages) continue;
+      if (event.via !== undefined && (event.via === 'window') !== sub.window) continue;
       if (sub.after !== undefined) {
         if (event.position <= sub.after) continue;
         sub.after = undefined;
@@ -164,6 +179,20 @@ export class Router {
     return n;
   }
 
+  private subscription(opts: SubscribeOptions): Subscription {
+    const frontier = this.frontier();
+    return {
+      tables: opts.tables,
+      window: opts.after !== undefined && frontier !== undefined && opts.after < frontier,
+      messages: opts.messages ?? false,
+      after: opts.after,
+      held: opts.hold ? [] : undefined,
+      heldBytes: 0,
+      largestHeld: 0,
+      overflow: false,
+    };
+  }
+
   hasSubscribers(channel: string): boolean {
     return this.channels.has(channel) || this.everyChannel.size > 0;
   }
@@ -175,16 +204,4 @@ export class Router {
   get subscriptionCount(): number {
     return this.subscriptions;
   }
-}
-
-function subscription(opts: SubscribeOptions): Subscription {
-  return {
-    tables: opts.tables,
-    messages: opts.messages ?? false,
-    after: opts.after,
-    held: opts.hold ? [] : undefined,
-    heldBytes: 0,
-    largestHeld: 0,
-    overflow: false,
-  };
 }

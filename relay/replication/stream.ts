@@ -70,6 +70,8 @@ export interface StreamEvents {
   state: [state: StreamState];
   /** A position was sent to PostgreSQL as flushed. */
   confirmed: [lsn: Lsn];
+  /** Every event at or before this LSN reached the sockets (a commit, or a keepalive with nothing pending). */
+  dispatched: [lsn: Lsn];
   /** The connection failed; a reconnect is scheduled. */
   failure: [err: Error];
   /**
@@ -83,7 +85,7 @@ export interface StreamEvents {
 const STATUS_REFRESH_MS = 10_000;
 
 // The shape of the library's (unexported) AbstractPlugin.
-class WalcastPgoutputPlugin {
+export class WalcastPgoutputPlugin {
   readonly decoder = new PgoutputDecoder();
   constructor(readonly options: { publication: string }) {}
   get name(): string {
@@ -99,6 +101,15 @@ class WalcastPgoutputPlugin {
       `(proto_version '1', publication_names '"${this.options.publication}"', messages 'true')`;
     return client.query(sql);
   }
+}
+
+/** The socket a replication service reads from, to pause it (backpressure). */
+export function serviceSocket(
+  service: LogicalReplicationService | undefined,
+): { pause(): void; resume(): void } | undefined {
+  // The library's connection (pg's Connection) reads from this net.Socket.
+  return (service as unknown as { _connection?: { stream?: { pause(): void; resume(): void } } } | undefined)
+    ?._connection?.stream;
 }
 
 export class ReplicationStream extends EventEmitter<StreamEvents> {
@@ -158,7 +169,9 @@ export class ReplicationStream extends EventEmitter<StreamEvents> {
 
   /** [sinks] Every event at or before `lsn` reached the sockets (a sink may still hold it: see `delivered`). */
   dispatched(lsn: Lsn): void {
-    if (lsn > this.dispatchedLsn) this.dispatchedLsn = lsn;
+    if (lsn <= this.dispatchedLsn) return;
+    this.dispatchedLsn = lsn;
+    this.emit('dispatched', lsn);
   }
 
   /**
@@ -210,9 +223,7 @@ export class ReplicationStream extends EventEmitter<StreamEvents> {
   }
 
   private socket(): { pause(): void; resume(): void } | undefined {
-    // The library's connection (pg's Connection) reads from this net.Socket.
-    return (this.service as unknown as { _connection?: { stream?: { pause(): void; resume(): void } } } | undefined)
-      ?._connection?.stream;
+    return serviceSocket(this.service);
   }
 
   get confirmed(): Lsn {

@@ -101,7 +101,15 @@ export class SupabaseDoor {
       onPresenceError: (err, topic) =>
         opts.logger.warn({ err, topic }, 'Supabase door: a presence write or read failed'),
       replay: (j, since) =>
-        replayMissed(j, since, opts.recovery, this.catalog, opts.registrations(), opts.maxEventBytes),
+        replayMissed(
+          j,
+          since,
+          opts.recovery,
+          this.catalog,
+          opts.registrations(),
+          opts.maxEventBytes,
+          opts.router.frontier(),
+        ),
       onActive: (active) => {
         if (active) opts.router.subscribeAll(this.sink, { tables: null, messages: true });
         else opts.router.unsubscribeAll(this.sink);

@@ -41,7 +41,19 @@ export function replayMissed(
   catalog: Catalog,
   registrations: Registration[],
   maxBytes: number,
+  /**
+   * While a restarted relay hands over from its temporary slot (relay/live-first.ts):
+   * this door's one router subscription follows the temporary slot, so a
+   * resume from before this frontier cannot be continued without a gap: it is
+   * refused (the client is told), never served with a hole.
+   */
+  frontier?: string,
 ): number {
+  if (frontier !== undefined && since < frontier) {
+    const why = `resume from ${since} failed: the relay is re-reading its recovery window after a restart (live rows flow meanwhile); read the current rows, or rejoin with this since once /readyz no longer shows rebuilding`;
+    j.conn.send(system(j.conn.vsn, j.topic, 'error', why));
+    return 0;
+  }
   const channels = new Set<string>();
   let partial = false;
   for (const b of j.bindings) {

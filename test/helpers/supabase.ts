@@ -64,3 +64,45 @@ export class Inbox<T> {
     return this.items;
   }
 }
+
+/** A postgres_changes payload as it is on the wire (and the other frames' payloads, read loosely). */
+export interface ChangePayload {
+  ids: number[];
+  data: { record: Record<string, unknown> };
+  walcast_position: string;
+}
+
+/** What a raw client's channel listens to: one postgres_changes binding. */
+export interface PhoenixBinding {
+  event: string;
+  table: string;
+  filter: string;
+}
+
+/**
+ * A raw Phoenix client (JSON objects: vsn 1.0.0, or no vsn), as a client
+ * using the resume extension speaks it: one channel, `realtime:resume`, with
+ * one binding (by default INSERTs of presence rows of channel res-1).
+ */
+export async function phoenix(
+  url: string,
+  query = 'apikey=anon&vsn=1.0.0',
+  binding: PhoenixBinding = { event: 'INSERT', table: 'presence', filter: 'channel_id=eq.res-1' },
+) {
+  const ws = new WebSocket(`${url.replace('http', 'ws')}/realtime/v1/websocket?${query}`);
+  const frames = new Inbox<{ topic: string; event: string; payload: ChangePayload; ref: string | null }>();
+  ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
+  await new Promise((r, j) => ws.once('open', r).once('error', j));
+  const join = (walcast: object) =>
+    ws.send(
+      JSON.stringify({
+        topic: 'realtime:resume',
+        event: 'phx_join',
+        ref: '1',
+        join_ref: '1',
+        payload: { config: { postgres_changes: [{ schema: 'public', ...binding }], walcast } },
+      }),
+    );
+  const changes = () => frames.items.filter((f) => f.event === 'postgres_changes').map((f) => f.payload);
+  return { ws, frames, join, changes };
+}

@@ -5,9 +5,8 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { SupabaseClient } from '@supabase/supabase-js';
-import { WebSocket } from 'ws';
 import { relayFixture } from '../helpers/relay.ts';
-import { Inbox, subscribed, supabaseClient, type Vsn } from '../helpers/supabase.ts';
+import { Inbox, phoenix, subscribed, supabaseClient, type Vsn } from '../helpers/supabase.ts';
 
 const fx = relayFixture();
 const clients: SupabaseClient[] = [];
@@ -259,38 +258,6 @@ test('heartbeats for more than a minute: every one answered, the socket still de
   await fx.db.query(`insert into presence (channel_id, user_id) values ('long', 'still-here')`);
   await rows.until((i) => i.length === 1, 'a row after a minute');
 });
-
-/** A postgres_changes payload as it is on the wire (and the other frames' payloads, read loosely). */
-interface ChangePayload {
-  ids: number[];
-  data: { record: Record<string, unknown> };
-  walcast_position: string;
-}
-
-/** A raw Phoenix client (JSON objects: vsn 1.0.0, or no vsn), as a client using the resume extension speaks it. */
-async function phoenix(url: string, query = 'apikey=anon&vsn=1.0.0') {
-  const ws = new WebSocket(`${url.replace('http', 'ws')}/realtime/v1/websocket?${query}`);
-  const frames = new Inbox<{ topic: string; event: string; payload: ChangePayload; ref: string | null }>();
-  ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
-  await new Promise((r, j) => ws.once('open', r).once('error', j));
-  const join = (walcast: object) =>
-    ws.send(
-      JSON.stringify({
-        topic: 'realtime:resume',
-        event: 'phx_join',
-        ref: '1',
-        join_ref: '1',
-        payload: {
-          config: {
-            postgres_changes: [{ event: 'INSERT', schema: 'public', table: 'presence', filter: 'channel_id=eq.res-1' }],
-            walcast,
-          },
-        },
-      }),
-    );
-  const changes = () => frames.items.filter((f) => f.event === 'postgres_changes').map((f) => f.payload);
-  return { ws, frames, join, changes };
-}
 
 test('resume extension: a client rejoining with walcast.since gets the changes it missed, then live, none twice', async () => {
   const relay = await fx.relay();
