@@ -37,7 +37,7 @@ export interface SnapshotRow {
 export interface Snapshot {
   rows: SnapshotRow[];
   /** Was the transaction with this (32-bit) id visible to the read? */
-  visible(xid: number): boolean;
+  visible: Visibility;
   readAtIso: string;
 }
 
@@ -90,7 +90,7 @@ export class SnapshotReader {
 export async function inSnapshot<T>(
   pool: pg.Pool,
   body: (client: pg.PoolClient) => Promise<T>,
-): Promise<{ rows: T; visible(xid: number): boolean; readAtIso: string }> {
+): Promise<{ rows: T; visible: Visibility; readAtIso: string }> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
@@ -173,8 +173,19 @@ async function orderColumns(client: pg.PoolClient, reg: Registration, table: str
   return rows.map((r) => pg.escapeIdentifier(r.name));
 }
 
+/** Was the transaction with this (32-bit) id visible to a read's snapshot? */
+export interface Visibility {
+  (xid: number): boolean;
+  /**
+   * It started after the snapshot (id ≥ xmax), so it commits after every
+   * transaction the snapshot saw: in a stream in commit order, nothing after
+   * it was visible to the read.
+   */
+  startedAfter(xid: number): boolean;
+}
+
 /** Visibility of a transaction id in a pg_snapshot ("xmin:xmax:xip,…", 64-bit ids). */
-export function visibility(text: string): (xid: number) => boolean {
+export function visibility(text: string): Visibility {
   const [xminText, xmaxText, xipText] = text.split(':');
   const xmin = BigInt(xminText!);
   const xmax = BigInt(xmaxText!);
@@ -185,11 +196,15 @@ export function visibility(text: string): (xid: number) => boolean {
       .map((x) => BigInt(x)),
   );
   const epochBase = xmax & ~0xffffffffn;
-  return (xid: number) => {
-    // pgoutput sends 32-bit ids; place them in the 64-bit space next to xmax.
-    let full = epochBase | BigInt(xid >>> 0);
-    if (full > xmax + 0x7fffffffn) full -= 0x100000000n;
+  // pgoutput sends 32-bit ids; place them in the 64-bit space next to xmax.
+  const widen = (xid: number) => {
+    const full = epochBase | BigInt(xid >>> 0);
+    return full > xmax + 0x7fffffffn ? full - 0x100000000n : full;
+  };
+  const visible = (xid: number) => {
+    const full = widen(xid);
     if (full < xmin) return true;
     return full < xmax && !xip.has(full);
   };
+  return Object.assign(visible, { startedAfter: (xid: number) => widen(xid) >= xmax });
 }

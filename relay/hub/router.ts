@@ -6,6 +6,7 @@
 // seen everything up to it) and may be "held" while its snapshot is read:
 // held events queue up, bounded, until release() hands them over.
 import type { EventMessage } from '../../client/protocol.ts';
+import type { Visibility } from '../db/snapshot.ts';
 import type { Via } from '../replication/handover.ts';
 
 /**
@@ -61,6 +62,14 @@ interface Subscription {
   /** The largest held frame: one event may go past the bound (a large row). */
   largestHeld: number;
   overflow: boolean;
+  /**
+   * After a snapshot: events of transactions the read already saw are not
+   * sent, until one that started after the read arrives (the stream is in
+   * commit order, so every transaction the read saw has come by then). The
+   * read may see commits the relay routes only later: decoding lags a
+   * commit, and an edge may be behind its stream.
+   */
+  seen: Visibility | undefined;
 }
 
 /**
@@ -117,10 +126,15 @@ export class Router {
     return true;
   }
 
-  /** Stop holding: returns the held events (or 'overflow' if they passed MAX_HELD_BYTES). */
-  release(channel: string, sink: Sink): RoutedEvent[] | 'overflow' | undefined {
+  /**
+   * Stop holding: returns the held events (or 'overflow' if they passed
+   * MAX_HELD_BYTES). With `seen` (the snapshot read's visibility), later
+   * events the read already covered are skipped (Subscription.seen).
+   */
+  release(channel: string, sink: Sink, seen?: Visibility): RoutedEvent[] | 'overflow' | undefined {
     const sub = this.channels.get(channel)?.get(sink);
     if (!sub?.held) return undefined;
+    sub.seen = seen;
     const held = sub.overflow ? 'overflow' : sub.held;
     sub.held = undefined;
     sub.heldBytes = 0;
@@ -145,6 +159,10 @@ export class Router {
       if (sub.after !== undefined) {
         if (event.position <= sub.after) continue;
         sub.after = undefined;
+      }
+      if (sub.seen !== undefined) {
+        if (sub.seen(event.xid)) continue;
+        if (sub.seen.startedAfter(event.xid)) sub.seen = undefined;
       }
       if (sub.held) {
         if (!sub.overflow) {
@@ -190,6 +208,7 @@ export class Router {
       heldBytes: 0,
       largestHeld: 0,
       overflow: false,
+      seen: undefined,
     };
   }
 

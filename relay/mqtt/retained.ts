@@ -8,7 +8,7 @@
 // converters as streamed rows.
 import pg from 'pg';
 import { TEXT_FORMAT_OPTIONS } from '../replication/values.ts';
-import { convertRows, inSnapshot } from '../db/snapshot.ts';
+import { convertRows, inSnapshot, type Visibility } from '../db/snapshot.ts';
 import { shortName } from '../table-names.ts';
 import { snapshotPosition } from '../replication/position.ts';
 import { channelOfTopic, matches, rowTopic, type FilterPlan } from './topics.ts';
@@ -21,7 +21,7 @@ export interface RetainedRead {
   messages: OutMessage[][];
   /** Per plan: more rows matched than the limit. */
   truncated: boolean[];
-  visible(xid: number): boolean;
+  visible: Visibility;
 }
 
 const rawText = { getTypeParser: () => (value: string) => value };

@@ -3,6 +3,7 @@
 // filter, a shared subscription, a channel the grants do not allow or one
 // subscription too many fails that filter only (MQTT 5 reason codes; 0x80
 // for 3.1.1). QoS 2 is granted as 1.
+import type { Visibility } from '../db/snapshot.ts';
 import mqttPacket, {
   type ISubackPacket,
   type ISubscribePacket,
@@ -96,7 +97,7 @@ export async function subscribe(s: Session, p: ISubscribePacket): Promise<void> 
 
 export interface CurrentRows {
   retained: Map<string, OutMessage[]>;
-  visible: ((xid: number) => boolean) | null;
+  visible: Visibility | null;
   /** Why some filters got fewer rows, or none (for the reason string). */
   reasons: string[];
 }

@@ -12,6 +12,7 @@
 // and no duplicate between the rows and the live stream (events the read
 // included that arrive later still are dropped: Filter.seen). Held events are
 // bounded by MAX_HELD_BYTES; past it the session is closed as a slow consumer.
+import type { Visibility } from '../db/snapshot.ts';
 import type { RoutedEvent, Router, Sink } from '../hub/router.ts';
 import type { Grants } from '../auth/grants.ts';
 import { channelOfTopic, matches, planFilter, type FilterPlan } from './topics.ts';
@@ -25,11 +26,13 @@ export interface Filter {
   live: boolean;
   /**
    * The snapshot of the filter's retained read: rows of transactions it saw
-   * are not sent again, until one it did not see arrives. The stream is in
-   * commit order, so by then every transaction it saw has come (a read may
-   * see commits the relay has not routed yet: an edge behind its stream).
+   * are not sent again (a read may see commits the relay has not routed yet:
+   * an edge behind its stream), until one that started after the read
+   * arrives: the stream is in commit order, so by then every transaction it
+   * saw has come. (Not at the first one it did not see: commit order and
+   * visibility order can differ for transactions committing together.)
    */
-  seen?: ((xid: number) => boolean) | undefined;
+  seen?: Visibility | undefined;
 }
 
 export interface Delivery {
@@ -149,7 +152,7 @@ export class Subscriptions {
   private seenBefore(f: Filter, m: OutMessage): boolean {
     if (!f.seen || !(m.row || m.stored)) return false;
     if (f.seen(m.xid)) return true;
-    f.seen = undefined;
+    if (f.seen.startedAfter(m.xid)) f.seen = undefined;
     return false;
   }
 
@@ -158,11 +161,7 @@ export class Subscriptions {
    * make the `pending` filters live, then route the held events the read did
    * not include (`visible`: the read's snapshot; null when nothing was read).
    */
-  async settle(
-    pending: string[],
-    retained: Map<string, OutMessage[]>,
-    visible: ((xid: number) => boolean) | null,
-  ): Promise<void> {
+  async settle(pending: string[], retained: Map<string, OutMessage[]>, visible: Visibility | null): Promise<void> {
     // Many rows are paced by the client's queue (backpressure), not queued at once; live
     // events of the pending filters stay held meanwhile.
     for (const [filter, messages] of retained) {

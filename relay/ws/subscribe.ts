@@ -188,7 +188,7 @@ async function withSnapshot(
   if (!current())
     return conn.error('snapshot_failed', `unsubscribed from ${channel} before its snapshot was read`, msg.id);
   pending.get(conn)?.delete(channel);
-  const held = deps.router.release(channel, conn);
+  const held = deps.router.release(channel, conn, snapshot.visible);
   if (held === 'overflow') return conn.overflow();
   conn.reply({ ...reply(base), snapshot: snapshot.rows.length });
   snapshot.rows.forEach(({ table, row, omitted }, i) => {

@@ -108,6 +108,32 @@ test('snapshot on an edge: every row once, no gap between the rows and live even
   );
 });
 
+test('an edge behind its stream: rows the snapshot already has are not sent again when the stream brings them', async () => {
+  const e = await edge();
+  const early = await fx.client(e);
+  await early.subscribe('behind');
+  await insert('behind', 'old');
+  await early.waitForEvents(1);
+  // The edge stops routing: these rows are committed (the snapshot sees them) but not yet routed.
+  e.internals.source.pause();
+  for (let i = 0; i < 5; i++) await insert('behind', `r${i}`);
+  const late = await fx.client(e);
+  const reply = await late.subscribe('behind', { snapshot: true });
+  assert.equal(reply.type === 'subscribed' && reply.snapshot, 6);
+  e.internals.source.resume();
+  await insert('behind', 'marker');
+  await late.waitFor((m) => m.some((x) => x.type === 'event' && 'row' in x && x.row?.body === 'marker'));
+  assert.deepEqual(
+    late.events().map((m) => [m.row.body, m.op]),
+    [...['old', 'r0', 'r1', 'r2', 'r3', 'r4'].map((b) => [b, 'snapshot']), ['marker', 'insert']],
+  );
+  await early.waitFor((m) => m.some((x) => x.type === 'event' && 'row' in x && x.row?.body === 'marker'));
+  assert.deepEqual(
+    early.events().map((m) => m.row.body),
+    ['old', 'r0', 'r1', 'r2', 'r3', 'r4', 'marker'],
+  );
+});
+
 test('publishing on an edge without WALCAST_PUBLISH_DATABASE_URL is refused with publishing_disabled', async () => {
   const e = await edge();
   const c = await fx.client(e);

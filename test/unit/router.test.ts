@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { visibility } from '../../relay/db/snapshot.ts';
 import { MAX_HELD_BYTES, Router, type RoutedEvent, type Sink } from '../../relay/hub/router.ts';
 
 class Collect implements Sink {
@@ -70,6 +71,39 @@ test('a held subscription queues events until released, and reports overflow', (
   const frame = 'z'.repeat(64 * 1024);
   for (let i = 0; i <= MAX_HELD_BYTES / frame.length + 1; i++) r.dispatch('y', ev(frame));
   assert.equal(r.release('y', big), 'overflow');
+});
+
+test('after a snapshot, events of transactions the read saw are skipped until one that started after the read', () => {
+  // The read's snapshot: 100–104 were done, 105 still running, 106 not started.
+  const seen = visibility('100:106:105');
+  assert.deepEqual([99, 104, 105, 106, 200].map(seen), [true, true, false, false, false]);
+  assert.deepEqual([104, 105, 106].map(seen.startedAfter), [false, false, true]);
+  const r = new Router();
+  const s = new Collect();
+  r.subscribe('x', s, { tables: null, hold: true });
+  r.release('x', s, seen);
+  // Routed late (an edge behind its stream): 103 and 104 are already in the snapshot; 105 committed after it.
+  for (const [frame, xid] of [
+    ['a', 103],
+    ['b', 105],
+    ['c', 104],
+    ['d', 106],
+    ['e', 104],
+  ] as const)
+    r.dispatch('x', ev(frame, 'chat_messages', xid));
+  // 'c' (104, visible) after 105 is still skipped: commit order and visibility order may differ;
+  // 'e' comes after 106 started after the read, when skipping has ended (cannot be one the read saw).
+  assert.deepEqual(s.frames, ['b', 'd', 'e']);
+});
+
+test('an xid near the 32-bit wrap is placed next to the snapshot (64-bit ids)', () => {
+  const base = 5n * 2n ** 32n;
+  const seen = visibility(`${base - 10n}:${base + 5n}:`);
+  assert.equal(seen(2 ** 32 - 3), true); // base − 3, before the wrap
+  assert.equal(seen(2), true); // base + 2
+  assert.equal(seen(7), false);
+  assert.equal(seen.startedAfter(7), true);
+  assert.equal(seen.startedAfter(2 ** 32 - 3), false);
 });
 
 test('one held event larger than the hold bound does not overflow it (a large row during a snapshot read)', () => {
