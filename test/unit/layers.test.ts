@@ -68,7 +68,8 @@ test('every folder of relay/ has a row in the table', () => {
   const folders = readdirSync(join(ROOT, 'relay'), { withFileTypes: true }).filter((d) => d.isDirectory());
   const doc = readFileSync(join(ROOT, 'docs/architecture.md'), 'utf8');
   for (const d of folders) {
-    if (d.name === 'cli') continue; // may import anything, like relay.ts
+    // cli and assemble (relay.ts's phases) may import anything, like relay.ts.
+    if (d.name === 'cli' || d.name === 'assemble') continue;
     assert.ok(d.name in ALLOWED, `relay/${d.name}/ is in ALLOWED`);
     assert.match(doc, new RegExp(`\\|\\s*\`relay/${d.name}/\`\\s*\\|`), `relay/${d.name}/ is in docs/architecture.md`);
   }
