@@ -236,6 +236,11 @@ export const RELAY_ERRORS = {
       "the presence could not be written to or read from the database: {detail}. Track again (or rejoin for presence_state); check the relay's database connection if it lasts",
     retryable: true,
   },
+  supabase_replay_invalid: {
+    message:
+      'broadcast replay cannot be served: {detail}. Join a private channel (config.private: true) with config.broadcast.replay = {since: <milliseconds since 1970>, limit: <1 to 25, default 10>} (docs/supabase.md#broadcast-replay)',
+    retryable: false,
+  },
   supabase_broadcast_failed: {
     message:
       "the broadcast could not be written to the stream: {detail}. Retry; check the relay's database connection if it lasts",

@@ -168,6 +168,29 @@ export class RecoveryBuffer {
     return { recovered: true, events: truncates.length ? mergeByPosition(events, truncates) : events };
   }
 
+  /**
+   * The last `limit` logical messages of `channel` committed at or after
+   * `sinceMs` that `keep` accepts, oldest first (a Supabase broadcast replay:
+   * relay/supabase/replay.ts). Scans back from the newest, at most the
+   * channel's window (WALCAST_RECOVERY_EVENTS events).
+   */
+  recentMessages(
+    channel: string,
+    sinceMs: number,
+    limit: number,
+    keep: (e: BufferedEvent) => boolean,
+  ): BufferedEvent[] {
+    const log = this.channels.get(channel);
+    const out: BufferedEvent[] = [];
+    if (!log) return out;
+    for (let i = log.events.length - 1; i >= log.head && out.length < limit; i--) {
+      const e = log.events[i]!;
+      // Commit times follow positions only roughly: look at every event of the window rather than stop at the first older one.
+      if (e.message && e.timeMs >= sinceMs && keep(e)) out.push(e);
+    }
+    return out.reverse();
+  }
+
   /** Where the window starts: positions below it cannot be resumed. */
   get globalFloor(): string {
     return this.floor;

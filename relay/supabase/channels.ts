@@ -17,6 +17,7 @@ import { bindingsOf, type BindingSpec } from './join.ts';
 import { presenceTooLarge, type PresenceStore, type Tracked } from './presence.ts';
 import type { PhxMessage } from './serializer.ts';
 import { resumeRequest, type ResumeRequest } from './resume.ts';
+import { replayRequest, type ReplayRequest } from './replay.ts';
 
 export interface Joined {
   conn: SupabaseConnection;
@@ -56,6 +57,8 @@ export interface ChannelsOptions {
   onActive: (active: boolean) => void;
   /** Send a resuming channel what it missed (resume.ts). */
   replay: (j: Joined, since: string) => void;
+  /** Send a private channel the broadcasts its join asked to replay (replay.ts). */
+  replayBroadcasts: (j: Joined, r: ReplayRequest) => void;
   /** Presence over every relay on the database. */
   presence: PresenceStore;
   /** A presence write or read failed (logged by the door). */
@@ -79,11 +82,13 @@ export class Channels {
     if (old) this.leave(old);
     let grants = conn.grants;
     let specs: BindingSpec[];
+    let replay: ReplayRequest | null;
     try {
       if (typeof msg.payload.access_token === 'string') grants = await this.verify(msg.payload.access_token);
       const refused =
         config.private === true && this.privateRefusal(msg.topic.replace(/^realtime:/, ''), grants, 'join');
       if (refused) throw refused;
+      replay = replayRequest(config);
       specs = await bindingsOf(config.postgres_changes, this.context(grants));
     } catch (err) {
       if (!(err instanceof WalcastError)) throw err;
@@ -97,7 +102,11 @@ export class Channels {
     const j = this.add(conn, msg, config, grants, specs, resume);
     conn.send(reply(conn.vsn, msg, 'ok', { postgres_changes: specs.map((s) => s.echo) }));
     if (specs.length > 0) conn.send(system(conn.vsn, msg.topic, 'ok', 'Subscribed to PostgreSQL'));
+    // Upstream tells an opted-in channel once its replication connection is up; here it is up while the door serves.
+    if (isRecord(config.broadcast) && config.broadcast.replication_ready === true)
+      conn.send(system(conn.vsn, msg.topic, 'ok', 'Replication connection established', 'system'));
     if (resume?.since) this.opts.replay(j, resume.since);
+    if (replay && j.topicAllowed) this.opts.replayBroadcasts(j, replay);
     if (j.topicAllowed) void this.sendState(j);
   }
 
@@ -308,4 +317,8 @@ function presenceFailed(err: unknown): string {
 
 function forbidden(j: Joined): string {
   return reasonOf(new WalcastError('supabase_forbidden', { what: `topic ${j.subTopic}` }));
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null;
 }

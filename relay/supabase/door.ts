@@ -20,6 +20,7 @@ import { WalcastError } from '../errors.ts';
 import type { Router, RoutedEvent, Sink } from '../hub/router.ts';
 import type { RecoveryBuffer } from '../hub/recovery.ts';
 import { replayMissed } from './resume.ts';
+import { replayBroadcasts } from './replay.ts';
 import type { Logger } from '../log.ts';
 import { CLOSE } from '../../client/protocol.ts';
 import { WriteCoalescer } from '../ws/coalesce.ts';
@@ -110,6 +111,7 @@ export class SupabaseDoor {
           opts.maxEventBytes,
           opts.router.frontier(),
         ),
+      replayBroadcasts: (j, r) => void replayBroadcasts(j, r, opts.recovery),
       onActive: (active) => {
         if (active) opts.router.subscribeAll(this.sink, { tables: null, messages: true });
         else opts.router.unsubscribeAll(this.sink);

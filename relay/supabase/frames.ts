@@ -44,8 +44,14 @@ export function pushJson(vsn: Vsn, topic: string, event: string, payloadJson: st
   return encode(vsn, { topic, event, ref: null, join_ref: null }, payloadJson);
 }
 
-/** `system` messages: postgres_changes' status ("Subscribed to PostgreSQL", or what went wrong). */
-export function system(vsn: Vsn, topic: string, status: 'ok' | 'error', message: string): string {
+/** `system` messages: postgres_changes' status ("Subscribed to PostgreSQL", or what went wrong), or the channel's (extension `system`). */
+export function system(
+  vsn: Vsn,
+  topic: string,
+  status: 'ok' | 'error',
+  message: string,
+  extension: 'postgres_changes' | 'system' = 'postgres_changes',
+): string {
   const channel = topic.replace(/^realtime:/, '');
-  return push(vsn, topic, 'system', { channel, extension: 'postgres_changes', message, status });
+  return push(vsn, topic, 'system', { channel, extension, message, status });
 }

@@ -2,6 +2,7 @@
 // collector for what its channels receive.
 import { createClient, type RealtimeChannel, type SupabaseClient } from '@supabase/supabase-js';
 import { WebSocket } from 'ws';
+import { after } from 'node:test';
 
 export type Vsn = '1.0.0' | '2.0.0';
 
@@ -105,4 +106,17 @@ export async function phoenix(
     );
   const changes = () => frames.items.filter((f) => f.event === 'postgres_changes').map((f) => f.payload);
   return { ws, frames, join, changes };
+}
+
+/** A maker of open-mode supabase-js clients whose channels are all removed when the test file ends. */
+export function openClients(): (url: string, vsn: Vsn) => SupabaseClient {
+  const made: SupabaseClient[] = [];
+  after(async () => {
+    for (const c of made) await c.removeAllChannels();
+  });
+  return (url, vsn) => {
+    const c = supabaseClient(url, 'anon-key-unused-in-open-mode', { vsn });
+    made.push(c);
+    return c;
+  };
 }

@@ -131,3 +131,17 @@ test('a truncate that leaves the window by age raises the floor: a since before 
   assert.equal(b.replay('quiet', pos(11)).recovered, false, 'never a replay that lacks the truncate');
   assert.deepEqual(lsns(b.replay('quiet', pos(12))), []);
 });
+
+test('recentMessages: the newest messages of a channel since a time that the check accepts, oldest first', () => {
+  const buf = new RecoveryBuffer({ maxAgeMs: 60_000, maxPerChannel: 100, maxBytes: 1 << 20 });
+  buf.reset(streamPoint(1n, E), E);
+  const now = 1_000_000;
+  buf.add({ ...ev('c', 10, now + 1), frame: 'row' }, now);
+  for (let i = 2; i <= 6; i++) buf.add({ ...ev('c', 10 * i, now + i, 'm'), frame: `m${i}`, message: true }, now);
+  buf.add({ ...ev('other', 70, now + 7, 'm'), frame: 'm7', message: true }, now);
+  const frames = (list: { frame: string }[]) => list.map((e) => e.frame);
+  assert.deepEqual(frames(buf.recentMessages('c', now + 3, 10, () => true)), ['m3', 'm4', 'm5', 'm6']);
+  assert.deepEqual(frames(buf.recentMessages('c', 0, 2, () => true)), ['m5', 'm6'], 'the newest two');
+  assert.deepEqual(frames(buf.recentMessages('c', 0, 10, (e) => e.frame !== 'm6')), ['m2', 'm3', 'm4', 'm5']);
+  assert.deepEqual(frames(buf.recentMessages('none', 0, 10, () => true)), []);
+});

@@ -31,6 +31,8 @@ import {
 } from '../../relay/supabase/presence.ts';
 import { BROADCAST_TABLE, encodeBroadcast, SUPABASE_MESSAGE_PREFIX } from '../../relay/supabase/broadcast.ts';
 import { decodeSupabaseMessage, supabaseMessageRoute } from '../../relay/supabase/messages.ts';
+import { replayRequest } from '../../relay/supabase/replay.ts';
+import { WalcastError } from '../../relay/errors.ts';
 
 // The package's CJS default export, however the loader wraps it.
 const Serializer = ((RealtimeSerializer as unknown as { default?: unknown }).default ??
@@ -309,4 +311,22 @@ test('presence: track, re-track and untrack give upstream diffs, carried on the 
   assert.equal(decodePresence(Buffer.from('{"topic":"room"}')), null);
   assert.match(presenceTooLarge({ big: 'x'.repeat(MAX_PRESENCE_BYTES) })!, /at most 16384 bytes/);
   assert.equal(presenceTooLarge({ small: 1 }), null);
+});
+
+test('broadcast replay: defaults and clamping as upstream; public channels and bad values refused with the code', () => {
+  const priv = (replay: unknown) => ({ private: true, broadcast: { replay } });
+  assert.equal(replayRequest({ broadcast: {} }), null);
+  assert.deepEqual(replayRequest(priv({})), { since: 0, limit: 10 });
+  assert.deepEqual(replayRequest(priv({ since: 5, limit: 1000 })), { since: 5, limit: 25 });
+  assert.deepEqual(replayRequest(priv({ since: 5, limit: 0 })), { since: 5, limit: 1 });
+  const refused = (config: Record<string, unknown>, detail: RegExp) =>
+    assert.throws(
+      () => replayRequest(config),
+      (e: unknown) => e instanceof WalcastError && e.code === 'supabase_replay_invalid' && detail.test(e.message),
+    );
+  refused({ broadcast: { replay: { since: 0 } } }, /public channels/);
+  refused(priv({ since: -1 }), /since must be/);
+  refused(priv({ since: 1.5 }), /since must be/);
+  refused(priv({ limit: 'ten' }), /limit must be/);
+  refused(priv('soon'), /must be an object/);
 });
