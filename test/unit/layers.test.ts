@@ -11,6 +11,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const SHARED = ['relay/errors.ts', 'relay/log.ts', 'relay/table-names.ts', 'relay/paths.ts'];
 const ALLOWED: Record<string, string[]> = {
   replication: [],
+  options: ['relay/config.ts'],
   db: ['replication'],
   hub: ['replication', 'db', 'client'],
   auth: ['client', 'relay/config.ts'],
