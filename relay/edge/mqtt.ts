@@ -14,9 +14,10 @@
 //     WebSocket resume does;
 //   - CONNECT is refused with Server unavailable (0x88; 3.1.1: 3) until the
 //     edge first consumes its stream, as WebSocket upgrades get 503 meanwhile;
-//   - MQTT messages (retain=0 publishes, wills) are not on the change stream
-//     (sinks carry row changes): an edge's subscribers get rows and stored
-//     retained messages, not other clients' retain=0 messages.
+//   - MQTT messages (retain=0 publishes, wills) are written to the WAL through
+//     the publish URL and come back on the change stream as logical messages
+//     (docs/streams.md#logical-messages), so subscribers on every edge and on
+//     the slot relay get them, in commit order with the rows.
 import type { Server as HttpServer } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { EdgeConfig } from './edge.ts';
