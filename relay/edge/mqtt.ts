@@ -81,12 +81,13 @@ export async function startEdgeMqtt(config: EdgeConfig, logger: Logger, p: EdgeM
 /** Pause the stream while any door is backed up; resume when none is. */
 export function congestionOf(
   source: Pick<StreamSource, 'pause' | 'resume'>,
-): (door: 'ws' | 'mqtt', on: boolean) => void {
-  const congested = { ws: false, mqtt: false };
+): (door: 'ws' | 'mqtt' | 'supabase', on: boolean) => void {
+  const congested = new Set<string>();
   return (door, on) => {
-    const was = congested.ws || congested.mqtt;
-    congested[door] = on;
-    const now = congested.ws || congested.mqtt;
+    const was = congested.size > 0;
+    if (on) congested.add(door);
+    else congested.delete(door);
+    const now = congested.size > 0;
     if (now === was) return;
     if (now) source.pause();
     else source.resume();

@@ -33,6 +33,7 @@ const ALLOWED: Record<string, string[]> = {
     'publish',
     'ws',
     'mqtt',
+    'supabase',
     'http',
     'sinks',
     'replication',
