@@ -246,6 +246,11 @@ export const RELAY_ERRORS = {
       "the broadcast could not be written to the stream: {detail}. Retry; check the relay's database connection if it lasts",
     retryable: true,
   },
+  supabase_read_only: {
+    message:
+      '{detail}: broadcasts and presence are written to the database (pg_logical_emit_message, walcast.supabase_presence); set WALCAST_PUBLISH_DATABASE_URL on the edge, or connect to a relay that has it',
+    retryable: false,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type RelayErrorCode = keyof typeof RELAY_ERRORS;

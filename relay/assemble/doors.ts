@@ -12,6 +12,7 @@ import { broadcastRoutes } from '../supabase/rest.ts';
 import { registerSupabaseMetrics } from '../supabase/metrics.ts';
 import type { Base, Pipeline } from './pipeline.ts';
 import type { Server } from './server.ts';
+import { wsLimits } from './parts.ts';
 
 /** Phase 4: /metrics reads every part; the counters that are events are wired here. */
 export async function buildMetrics({ gate }: Base, pipeline: Pipeline, server: Server): Promise<RelayMetrics> {
@@ -93,15 +94,11 @@ export async function buildSupabase(
     router: pipeline.router,
     gate,
     pool,
+    writePool: pool,
     logger,
     registrations: () => pipeline.dispatcher.registrationList(),
     recovery: pipeline.recovery,
-    maxFrameBytes: config.maxFrameBytes,
-    sendQueueBytes: config.sendQueueBytes,
-    maxEventBytes: config.maxEventBytes,
-    heartbeatMs: config.heartbeatMs,
-    slowConsumerMs: config.slowConsumerMs,
-    maxSubscriptions: config.maxSubscriptions,
+    ...wsLimits(config),
     presenceLeaseMs: config.presenceLeaseMs ?? DEFAULT_PRESENCE_LEASE_MS,
     onCongestion: (on) => server.congestion('supabase', on),
   });

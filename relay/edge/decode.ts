@@ -4,7 +4,13 @@
 // parsed: the position (Walcast-Position), the table (Walcast-Table), the
 // transaction (Walcast-Xid) and the commit time; the channel is the
 // subject's last token (subject.ts).
-import { NO_CHANNEL_TOKEN, SUBJECT_PREFIX, decodeToken } from '../sinks/subject.ts';
+import {
+  MESSAGE_SUBJECT_START,
+  NO_CHANNEL_TOKEN,
+  SUBJECT_PREFIX,
+  decodeToken,
+  messageChannelOf,
+} from '../sinks/subject.ts';
 
 export interface StreamEvent {
   /** The stream sequence it was read at. */
@@ -16,8 +22,10 @@ export interface StreamEvent {
   epoch: string;
   xid: number;
   timeMs: number;
-  /** The frame, UTF-8, as the slot relay sends it. */
+  /** The frame, UTF-8, as the slot relay sends it; for a logical message, its content. */
   bytes: Buffer;
+  /** A logical message (walcast.%.%%<channel>: an MQTT message, a Supabase broadcast or presence diff), not a row event. */
+  message?: true;
 }
 
 /** What the decoder reads of a message (a JsMsg has these). */
@@ -72,11 +80,12 @@ export function decodeMessage(m: RawMessage): StreamEvent | undefined {
   const position = m.header('Walcast-Position');
   const table = m.header('Walcast-Table');
   if (!position || !table || !POSITION.test(position)) return undefined;
-  const channel = channelOfSubject(m.subject);
+  const message = m.subject.startsWith(MESSAGE_SUBJECT_START);
+  const channel = message ? (messageChannelOf(m.subject) ?? null) : channelOfSubject(m.subject);
   if (channel === null) return undefined;
   const xidText = m.header('Walcast-Xid');
   const xid = xidText ? Number(xidText) : UNKNOWN_XID;
-  return {
+  const e: StreamEvent = {
     seq: m.seq,
     channel,
     table,
@@ -86,4 +95,6 @@ export function decodeMessage(m: RawMessage): StreamEvent | undefined {
     timeMs: commitTimeMs(m.header('Walcast-Commit-Time')),
     bytes: Buffer.from(m.data),
   };
+  if (message) e.message = true;
+  return e;
 }

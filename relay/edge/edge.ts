@@ -1,4 +1,4 @@
-// An edge relay (`walcast edge`): serves WebSocket and MQTT clients from the
+// An edge relay (`walcast edge`): serves WebSocket, MQTT and Supabase clients from the
 // JetStream change stream the slot relay fills (relay/sinks/jetstream.ts),
 // so that fan-out grows with the number of edges while one relay reads the
 // slot. No replication slot, no REPLICATION privilege: its DATABASE_URL (a
@@ -9,6 +9,7 @@
 //   stream ─▶ source.ts (ordered consumer) ─▶ decode.ts ─▶ hub/deliver.ts (router, recovery window)
 //                                                              ─▶ ws/ (the same protocol, coalescing, limits)
 //                                                              ─▶ mqtt/ (the same door: mqtt.ts)
+//                                                              ─▶ supabase/ (the same door: supabase.ts)
 //   subscribe with `since` before the window ─▶ history.ts (the stream, by position)
 //
 // Parts with a life are started in order and stopped in reverse, as in relay.ts.
@@ -51,6 +52,8 @@ import { edgeSnapshots, replicaCaughtUp } from './snapshots.ts';
 import { congestionOf, startEdgeMqtt } from './mqtt.ts';
 import { MQTT_WS_PATH } from '../mqtt/listener.ts';
 import type { MqttFrontDoor } from '../mqtt/start.ts';
+import { SUPABASE_WS_PATH, type SupabaseDoor } from '../supabase/door.ts';
+import { buildEdgeSupabase, type EdgeSupabase } from './supabase.ts';
 import { routeStreamEvent } from './route.ts';
 import { edgeMetrics } from './metrics.ts';
 import { natsSettings } from '../sinks/sinks.ts';
@@ -76,6 +79,7 @@ export interface EdgeRelay {
     ws: WsServer;
     app: FastifyInstance;
     mqtt: MqttFrontDoor;
+    supabase: SupabaseDoor;
   };
 }
 
@@ -150,6 +154,7 @@ interface Server {
   publisher: Publisher;
   snapshots: SnapshotReader;
   mqtt: MqttFrontDoor;
+  supabase: EdgeSupabase;
 }
 
 /** Phase 2: HTTP routes, the publisher, the snapshot reader, the WebSocket server, metrics, the MQTT door (binds its TCP port). */
@@ -197,7 +202,7 @@ async function buildServer(
     router,
     logger,
     ...wsLimits(config),
-    otherDoors: [MQTT_WS_PATH],
+    otherDoors: [MQTT_WS_PATH, SUPABASE_WS_PATH],
     onCongestion: (on) => congestion('ws', on),
     position: () => source.position,
     hasTable: (name) => registrations.hasTable(name),
@@ -221,7 +226,18 @@ async function buildServer(
     metrics.commitToDispatch.observe((Date.now() - timeMs) / 1000);
   });
   await app.register(metricsRoutes, { metrics });
-  acceptWhenReady(app, ws, gate, source, config);
+  const supabase = await buildEdgeSupabase(config, logger, {
+    pool: base.pool,
+    app,
+    registry: metrics.registry,
+    router,
+    recovery,
+    gate,
+    source,
+    registrations: () => registrations.registrations(),
+    onCongestion: (on) => congestion('supabase', on),
+  });
+  acceptWhenReady(app, ws, gate, source, config, supabase);
   const mqtt = await startEdgeMqtt(config, logger, {
     databaseUrl: base.databaseUrl,
     http: app.server,
@@ -238,33 +254,42 @@ async function buildServer(
     publishRefusal: PUBLISH_REFUSAL,
     starting: STARTING,
   }).catch(async (err: unknown) => {
-    await Promise.all([publisher.close(), snapshots.close()]).catch(() => {});
+    await Promise.all([publisher.close(), snapshots.close(), supabase.close()]).catch(() => {});
     throw err;
   });
   readiness.mqtt = mqtt.summary;
-  return { app, ws, publisher, snapshots, mqtt };
+  return { app, ws, publisher, snapshots, mqtt, supabase };
 }
 
 async function assemble(config: EdgeConfig, logger: Logger, base: Base): Promise<EdgeRelay> {
   const pipeline = buildPipeline(config, logger, base);
   const lifecycle = { stopping: false };
-  const { app, ws, publisher, snapshots, mqtt } = await buildServer(config, logger, base, pipeline, lifecycle).catch(
-    async (err: unknown) => {
-      await Promise.all([base.registrations.stop(), base.pool.end()]).catch(() => {});
-      throw err;
-    },
-  );
+  const { app, ws, publisher, snapshots, mqtt, supabase } = await buildServer(
+    config,
+    logger,
+    base,
+    pipeline,
+    lifecycle,
+  ).catch(async (err: unknown) => {
+    await Promise.all([base.registrations.stop(), base.pool.end()]).catch(() => {});
+    throw err;
+  });
   const { source, router, recovery } = pipeline;
   // Started in order, stopped in reverse: clients first, then the source, the server, the readers.
   const components: Component[] = [
     // Its TCP listener is bound already; if a later part fails to start, it closes too (close runs once).
     { name: 'mqtt', stop: () => mqtt.close() },
+    // Its write pool is open already; close runs once (again with the clients).
+    { name: 'supabase', stop: () => supabase.close() },
     { name: 'publisher', stop: () => publisher.close() },
     { name: 'snapshots', stop: () => snapshots.close() },
     { name: 'registrations', stop: () => base.registrations.stop() },
     { name: 'http', start: () => listen(app, config), stop: () => app.close() },
     { name: 'source', start: () => source.start(), stop: () => source.stop() },
-    { name: 'clients', stop: () => Promise.all([closeClients(ws), mqtt.close()]).then(() => {}) },
+    {
+      name: 'clients',
+      stop: () => Promise.all([closeClients(ws), mqtt.close(), supabase.close()]).then(() => {}),
+    },
   ];
   await startAll(components, logger).catch(async (err: unknown) => {
     await base.pool.end().catch(() => {});
@@ -289,13 +314,14 @@ async function assemble(config: EdgeConfig, logger: Logger, base: Base): Promise
     mqttPort: mqtt.port,
     ready: source.ready,
     stop,
-    internals: { source, router, recovery, ws, app, mqtt },
+    internals: { source, router, recovery, ws, app, mqtt, supabase: supabase.door },
   };
 }
 
 /**
- * Until the source consumes, WebSocket upgrades get 503 (the SDK tries its next URL); then the WebSocket server
- * takes them. MQTT's upgrades go to its door at once, which refuses CONNECT meanwhile (relay/edge/mqtt.ts).
+ * Until the source consumes, WebSocket and Supabase upgrades get 503 (the SDK tries its next URL, realtime-js
+ * reconnects); then the WebSocket server and the Supabase door take them. MQTT's upgrades go to its door at once,
+ * which refuses CONNECT meanwhile (relay/edge/mqtt.ts).
  */
 function acceptWhenReady(
   app: FastifyInstance,
@@ -303,6 +329,7 @@ function acceptWhenReady(
   gate: Gate,
   source: StreamSource,
   config: EdgeConfig,
+  supabase: EdgeSupabase,
 ): void {
   const refuse = (req: { url?: string | undefined }, socket: { end(text: string): void }) => {
     if ((req.url ?? '').split('?')[0] === MQTT_WS_PATH) return;
@@ -318,5 +345,6 @@ function acceptWhenReady(
     if (source.state === 'closed') return;
     app.server.off('upgrade', refuse);
     ws.attach(app.server);
+    supabase.attach();
   });
 }

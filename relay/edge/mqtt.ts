@@ -14,9 +14,10 @@
 //     WebSocket resume does;
 //   - CONNECT is refused with Server unavailable (0x88; 3.1.1: 3) until the
 //     edge first consumes its stream, as WebSocket upgrades get 503 meanwhile;
-//   - MQTT messages (retain=0 publishes, wills) are not on the change stream
-//     (sinks carry row changes): an edge's subscribers get rows and stored
-//     retained messages, not other clients' retain=0 messages.
+//   - MQTT messages (retain=0 publishes, wills) are written to the WAL through
+//     the publish URL and come back on the change stream as logical messages
+//     (docs/streams.md#logical-messages), so subscribers on every edge and on
+//     the slot relay get them, in commit order with the rows.
 import type { Server as HttpServer } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { EdgeConfig } from './edge.ts';
@@ -80,12 +81,13 @@ export async function startEdgeMqtt(config: EdgeConfig, logger: Logger, p: EdgeM
 /** Pause the stream while any door is backed up; resume when none is. */
 export function congestionOf(
   source: Pick<StreamSource, 'pause' | 'resume'>,
-): (door: 'ws' | 'mqtt', on: boolean) => void {
-  const congested = { ws: false, mqtt: false };
+): (door: 'ws' | 'mqtt' | 'supabase', on: boolean) => void {
+  const congested = new Set<string>();
   return (door, on) => {
-    const was = congested.ws || congested.mqtt;
-    congested[door] = on;
-    const now = congested.ws || congested.mqtt;
+    const was = congested.size > 0;
+    if (on) congested.add(door);
+    else congested.delete(door);
+    const now = congested.size > 0;
     if (now === was) return;
     if (now) source.pause();
     else source.resume();

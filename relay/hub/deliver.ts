@@ -59,6 +59,34 @@ export function deliver(hub: Hub, e: ChannelEvent): void {
 }
 
 /**
+ * A logical message routed on `channel` (an MQTT message, a Supabase
+ * broadcast or presence diff): `frame` is its content. Kept in the window
+ * flagged (only a resuming MQTT session replays it) and handed to the
+ * subscriptions that take messages. The slot relay's dispatcher and an edge
+ * (from the stream) both deliver it here.
+ */
+export function deliverMessage(
+  hub: Hub,
+  e: Omit<ChannelEvent, 'frame' | 'bytes' | 'body'> & { content: Buffer },
+): void {
+  if (keeps(hub)) {
+    const { channel, table, position, timeMs } = e;
+    hub.recovery.add(
+      { channel, table, position, timeMs, frame: e.content.toString('utf8'), message: true },
+      Date.now(),
+    );
+  }
+  hub.counters.deliveries += hub.router.dispatch(e.channel, {
+    table: e.table,
+    position: e.position,
+    xid: e.xid,
+    frame: e.content,
+    message: true,
+    via: e.via,
+  });
+}
+
+/**
  * A truncate of `table` (frame with `"channel":""`, recovery.ts
  * TRUNCATE_PREFIX): kept once, and sent to every subscription whose filter
  * admits the table, with its channel filled in.

@@ -27,7 +27,7 @@ import { MAX_CHANNEL_LENGTH } from '../../client/protocol.ts';
 import { eventFrame } from './too-large.ts';
 import { orderKey } from '../replication/position.ts';
 import type { DispatchSink } from './sink.ts';
-import { deliver, deliverTruncate, keeps, type Hub } from './deliver.ts';
+import { deliver, deliverMessage, deliverTruncate, keeps, type Hub } from './deliver.ts';
 import type { Via } from '../replication/handover.ts';
 
 export type { DispatchSink } from './sink.ts';
@@ -321,34 +321,34 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
   }
 
   /**
-   * A logical message that messageRoute places (an MQTT message): routed on
-   * its channel to the subscriptions that take messages, with a position of
-   * its own like a row change. Kept in the recovery window (flagged, so only
-   * a resuming MQTT session replays it), not given to sinks (they carry row
-   * changes).
+   * A logical message that messageRoute places (an MQTT message, a Supabase
+   * broadcast or presence diff): a position of its own like a row change,
+   * handed to the JetStream sink (edges route it from the stream, and a
+   * rewinding sink asks for it again like a row), and routed on its channel
+   * to the subscriptions that take messages (deliver.ts deliverMessage).
    */
   private logicalMessage(prefix: string, content: Buffer, tx: Transaction): void {
     const to = this.opts.messageRoute!(prefix, content);
     if (!to) return;
     const { index, fresh } = this.next(tx);
-    if (!fresh) return;
+    if (!this.wanted(tx, index, fresh)) return;
     const position = formatPosition(tx.finalLsn, index, this.epoch);
-    const via = this.via(position);
-    if (via === 'skip') return;
-    const { recovery } = this.opts;
-    if (recovery.limits.maxPerChannel > 0) {
-      const frame = content.toString('utf8'); // JSON (messages.ts)
-      const timeMs = pgTimeToMs(tx.commitTime);
-      recovery.add({ channel: to.channel, table: to.table, position, timeMs, frame, message: true }, Date.now());
-    }
-    this.counters.deliveries += this.opts.router.dispatch(to.channel, {
+    const timeMs = pgTimeToMs(tx.commitTime);
+    this.opts.sink?.message?.({
+      commitLsn: tx.finalLsn,
+      index,
+      commitTimeMs: timeMs,
+      xid: tx.xid,
+      prefix,
+      channel: to.channel,
       table: to.table,
       position,
-      xid: tx.xid,
-      frame: content,
-      message: true,
-      via,
+      commit_time: (tx.commitTimeIso ??= pgTimeToIso(tx.commitTime)),
+      content,
     });
+    const via = fresh ? this.via(position) : 'skip';
+    if (via === 'skip') return;
+    deliverMessage(this.hub, { channel: to.channel, table: to.table, position, xid: tx.xid, timeMs, content, via });
   }
 
   /** Who gets the fresh event at `position` while a restart's hand-over runs (handover.ts). */

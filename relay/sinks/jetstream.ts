@@ -26,7 +26,14 @@ import type { Logger } from '../log.ts';
 import type { Lsn } from '../replication/lsn.ts';
 import { WalcastError } from '../errors.ts';
 import { PublishQueue } from './queue.ts';
-import { fitPayload, toStreamMessage, type SinkEvent, type StreamMessage } from './message.ts';
+import {
+  fitPayload,
+  toStreamLogicalMessage,
+  toStreamMessage,
+  type SinkEvent,
+  type SinkMessage,
+  type StreamMessage,
+} from './message.ts';
 import { ensureStream, jetstreamManager, natsError, openNats, readTail, type NatsSettings } from './nats-stream.ts';
 import { backoffDelay } from '../../client/backoff.ts';
 
@@ -139,8 +146,17 @@ export class JetStreamSink {
   }
 
   event(e: SinkEvent): void {
+    this.push(toStreamMessage(e));
+  }
+
+  /** A logical message: in the same queue, so in stream order with the events and gated the same way. */
+  message(m: SinkMessage): void {
+    this.push(toStreamLogicalMessage(m));
+  }
+
+  private push(msg: StreamMessage): void {
     if (this.state === 'closed') return;
-    this.queue.push(toStreamMessage(e));
+    this.queue.push(msg);
     if (!this.holding && this.queue.pending > HOLD_ABOVE) this.hold();
     this.schedulePump();
   }

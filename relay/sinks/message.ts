@@ -7,13 +7,13 @@
 // not drop them as retries of the first.
 import { parsePosition } from '../replication/position.ts';
 import { orderKey, type QueuedMessage } from './queue.ts';
-import { subjectFor } from './subject.ts';
+import { messageSubject, subjectFor } from './subject.ts';
 import { renderHeaderLines } from './stream-headers.ts';
-import type { SinkEvent, SinkEventBody } from '../hub/sink.ts';
+import type { SinkEvent, SinkEventBody, SinkMessage } from '../hub/sink.ts';
 import { tooLargeNotice } from '../hub/too-large.ts';
 import type { EventMessage } from '../../client/protocol.ts';
 
-export type { SinkEvent, SinkEventBody } from '../hub/sink.ts';
+export type { SinkEvent, SinkEventBody, SinkMessage } from '../hub/sink.ts';
 
 export interface StreamMessage extends QueuedMessage {
   subject: string;
@@ -40,7 +40,10 @@ export function fitPayload(msg: StreamMessage, maxPayload: number | undefined): 
   const notice = tooLargeNotice(msg.event as EventMessage, msg.payload.length, maxPayload - HEADER_ROOM);
   notice.message =
     `the ${msg.event.op} of ${msg.event.table} at position ${msg.event.position} is ${msg.payload.length} bytes, ` +
-    `over the NATS server's max_payload (${maxPayload}): it was not stored. Read the row from the table, or raise max_payload`;
+    `over the NATS server's max_payload (${maxPayload}): it was not stored. ` +
+    (msg.event.op === MESSAGE_OP
+      ? "The slot relay's clients got it, edges' clients do not; raise max_payload"
+      : 'Read the row from the table, or raise max_payload');
   msg.payload = Buffer.from(JSON.stringify(notice));
   return true;
 }
@@ -78,6 +81,43 @@ export function toStreamMessage(e: SinkEvent): StreamMessage {
       ['Walcast-Commit-Time', event.commit_time],
       // Which transaction: edge relays (relay/edge/) tell from it which events a snapshot read includes.
       ...(e.xid === undefined ? [] : [['Walcast-Xid', String(e.xid)] as const]),
+    ]),
+  };
+}
+
+/** Walcast-Op of a logical message (docs/streams.md#logical-messages). */
+export const MESSAGE_OP = 'message';
+
+/**
+ * A logical message → its stream message: the content as the door wrote it
+ * (edges hand it to the doors unchanged), on walcast.%.%%<channel>
+ * (subject.ts), with the headers of an event plus Walcast-Prefix.
+ */
+export function toStreamLogicalMessage(m: SinkMessage): StreamMessage {
+  const event: SinkEventBody = {
+    type: MESSAGE_OP,
+    table: m.table,
+    op: MESSAGE_OP,
+    position: m.position,
+    commit_time: m.commit_time,
+    channel: m.channel,
+  };
+  return {
+    key: orderKey(m.commitLsn, m.index, 0),
+    bytes: m.content.length,
+    commitTimeMs: m.commitTimeMs,
+    subject: messageSubject(m.channel),
+    msgId: m.position,
+    payload: m.content,
+    event,
+    headerLines: renderHeaderLines([
+      ['Nats-Msg-Id', m.position],
+      ['Walcast-Position', m.position],
+      ['Walcast-Table', m.table],
+      ['Walcast-Op', MESSAGE_OP],
+      ['Walcast-Commit-Time', m.commit_time],
+      ['Walcast-Xid', String(m.xid)],
+      ['Walcast-Prefix', m.prefix],
     ]),
   };
 }

@@ -13,7 +13,7 @@ import type { DispatchSink } from '../hub/dispatcher.ts';
 import { JetStreamSink, SINK_STATES, type SinkState } from './jetstream.ts';
 import { CommitGate } from './gate.ts';
 import { Webhooks } from './webhooks.ts';
-import type { SinkEvent } from './message.ts';
+import type { SinkEvent, SinkMessage } from './message.ts';
 import type { NatsSettings } from './nats-stream.ts';
 
 export interface SinkStatus {
@@ -121,6 +121,11 @@ export class Sinks implements DispatchSink {
   event(e: SinkEvent): void {
     this.jetstream?.event(e);
     this.webhooks.event(e);
+  }
+
+  /** Logical messages go to JetStream only: webhooks carry row changes. */
+  message(m: SinkMessage): void {
+    this.jetstream?.message(m);
   }
 
   /** The transaction ending at `lsn` was handed to the sockets and to the sinks. */

@@ -11,8 +11,20 @@
 // A table-wide event (one without a channel, such as a truncate) has the
 // channel token `%`: the encoding never produces a lone `%`, so it cannot
 // collide with a real channel.
+//
+// Logical messages (MQTT retain=0 publishes, Supabase broadcasts and presence
+// diffs; docs/streams.md#logical-messages) are on walcast.%.%%<channel>: the
+// table token `%` and the channel mark `%%` are never produced by the
+// encoding, so no filter naming a table (`walcast.chat_messages.>`) or a
+// channel (`walcast.*.room-1`), nor the truncates' `walcast.*.%`, matches
+// them, and the subject is still three tokens (a stream on `walcast.*.*`
+// holds it). `walcast.%.>` is every message.
 export const SUBJECT_PREFIX = 'walcast';
 export const NO_CHANNEL_TOKEN = '%';
+export const MESSAGE_TABLE_TOKEN = '%';
+export const MESSAGE_CHANNEL_MARK = '%%';
+/** What every logical message's subject starts with. */
+export const MESSAGE_SUBJECT_START = `${SUBJECT_PREFIX}.${MESSAGE_TABLE_TOKEN}.${MESSAGE_CHANNEL_MARK}`;
 
 const PLAIN = /^[A-Za-z0-9_-]+$/;
 
@@ -34,6 +46,23 @@ export function decodeToken(token: string): string {
 export function subjectFor(table: string, channel: string | undefined): string {
   const ch = channel === undefined || channel === '' ? NO_CHANNEL_TOKEN : encodeToken(channel);
   return `${SUBJECT_PREFIX}.${encodeToken(table)}.${ch}`;
+}
+
+/** The subject of a logical message routed on `channel`. */
+export function messageSubject(channel: string): string {
+  return MESSAGE_SUBJECT_START + encodeToken(channel);
+}
+
+/** The channel of a logical message's subject; undefined when it is not one (or not decodable). */
+export function messageChannelOf(subject: string): string | undefined {
+  if (!subject.startsWith(MESSAGE_SUBJECT_START)) return undefined;
+  const token = subject.slice(MESSAGE_SUBJECT_START.length);
+  if (token.includes('.')) return undefined;
+  try {
+    return decodeToken(token);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The table and channel a subject names; undefined for a subject outside the scheme. */

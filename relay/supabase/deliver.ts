@@ -4,6 +4,7 @@
 // with the ids of its bindings that match. Channels with the same topic, ids
 // and serializer get the same Buffer: in fan-out, one frame per event.
 import type { RoutedEvent } from '../hub/router.ts';
+import type { EventMessage } from '../../client/protocol.ts';
 import type { Binding } from './bindings.ts';
 import type { Catalog } from './catalog.ts';
 import { changeOf, dataJson, filteredRow, type ChangeData } from './changes.ts';
@@ -13,10 +14,21 @@ import type { Broadcast } from './broadcast.ts';
 import type { PresenceMessage } from './presence.ts';
 import { encodeUserBroadcast } from './serializer.ts';
 
-/** Send a row event to the channels whose bindings match it; returns how many channels got it. */
-export function deliverChange(channels: Channels, catalog: Catalog, event: RoutedEvent, maxBytes: number): number {
-  const body = event.body;
-  if (!body || !channels.index.watches(body.table)) return 0;
+/**
+ * Send a row event to the channels whose bindings match it; returns how many channels got it.
+ * On an edge the event has no body (it came from the stream as its frame): the frame is parsed,
+ * once per event, and only for a table some binding watches.
+ */
+export function deliverChange(
+  channels: Channels,
+  catalog: Catalog,
+  event: RoutedEvent,
+  frame: Buffer | string,
+  maxBytes: number,
+): number {
+  if (!channels.index.watches(event.table)) return 0;
+  const body = event.body ?? bodyOf(frame);
+  if (!body) return 0;
   const dot = body.table.indexOf('.');
   const columns =
     dot < 0
@@ -41,6 +53,12 @@ export function deliverChange(channels: Channels, catalog: Catalog, event: Route
     j.conn.send(frame);
   }
   return groups.length;
+}
+
+/** The event in a frame from the stream; undefined for an event_too_large notice (its row is not there). */
+function bodyOf(frame: Buffer | string): EventMessage | undefined {
+  const body = JSON.parse(typeof frame === 'string' ? frame : frame.toString('utf8')) as EventMessage;
+  return body.type === 'event' ? body : undefined;
 }
 
 /** One postgres_changes frame for `j` (a replayed change, resume.ts). */

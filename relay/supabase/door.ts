@@ -41,7 +41,16 @@ export const SUPABASE_WS_PATH = '/realtime/v1/websocket';
 export interface SupabaseDoorOptions {
   router: Router;
   gate: Gate;
+  /** Reads: table columns (catalog.ts), and presence_state when there is no writePool. */
   pool: pg.Pool;
+  /**
+   * Writes: broadcasts and presence (the slot relay's pool; an edge's
+   * WALCAST_PUBLISH_DATABASE_URL). null: refused with supabase_read_only,
+   * whose message is `readOnly`.
+   */
+  writePool: pg.Pool | null;
+  /** Why writes are refused when writePool is null (the edge's hint). */
+  readOnly?: string;
   logger: Logger;
   registrations: () => Registration[];
   /** The recovery window a resuming channel's missed changes come from (resume.ts). */
@@ -91,8 +100,10 @@ export class SupabaseDoor {
       handleProtocols: (offered) => (offered.has('phoenix') ? 'phoenix' : false),
     });
     this.catalog = new Catalog(opts.pool);
-    this.presence = new PresenceStore(opts.pool, opts.presenceLeaseMs, (err, what) =>
-      opts.logger.warn({ err }, `Supabase door: could not ${what}`),
+    this.presence = new PresenceStore(
+      { read: opts.pool, write: opts.writePool, readOnly: this.readOnlyReason },
+      opts.presenceLeaseMs,
+      (err, what) => opts.logger.warn({ err }, `Supabase door: could not ${what}`),
     );
     this.channels = new Channels({
       gate: opts.gate,
@@ -136,6 +147,12 @@ export class SupabaseDoor {
       deliveries,
       broadcasts,
     };
+  }
+
+  /** What a broadcast or track is answered when this door has no writePool (a stable code, then the fix). */
+  get readOnlyReason(): string {
+    const detail = this.opts.readOnly ?? 'this relay has no database to write to';
+    return reasonOf(new WalcastError('supabase_read_only', { detail }));
   }
 
   /** Answer upgrades to SUPABASE_WS_PATH on `http` (the WebSocket door leaves that path alone). */
@@ -231,7 +248,7 @@ export class SupabaseDoor {
       else if (m) deliverPresence(this.channels, m.presence);
       return;
     }
-    this.deliveries += deliverChange(this.channels, this.catalog, event, this.opts.maxEventBytes);
+    this.deliveries += deliverChange(this.channels, this.catalog, event, frame, this.opts.maxEventBytes);
   }
 
   /** At shutdown: close every socket with `code` (1001) and stop the heartbeats. */

@@ -49,6 +49,8 @@ function broadcast(door: SupabaseDoor, j: Joined, msg: PhxMessage): void {
         reasonOf(new WalcastError('supabase_forbidden', { what: `broadcasts on ${j.subTopic}` })),
       ),
     );
+  const pool = door.opts.writePool;
+  if (!pool) return void conn.send(errorReply(conn.vsn, msg, door.readOnlyReason));
   if (conn.broadcastsInFlight >= MAX_BROADCASTS_IN_FLIGHT)
     return void conn.send(
       errorReply(
@@ -61,7 +63,7 @@ function broadcast(door: SupabaseDoor, j: Joined, msg: PhxMessage): void {
   conn.broadcastsInFlight++;
   // In order per socket; the ack goes out once the broadcast is committed to the stream.
   conn.broadcasts = conn.broadcasts.then(() =>
-    emitBroadcast(door.opts.pool, b).then(
+    emitBroadcast(pool, b).then(
       () => {
         conn.broadcastsInFlight--;
         if (j.ack) conn.send(reply(conn.vsn, msg, 'ok'));

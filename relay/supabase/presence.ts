@@ -105,21 +105,27 @@ export class PresenceStore {
   /** Has this relay ever written a row? If not, closing has nothing to remove. */
   private wrote = false;
 
+  /** Where rows are written (and presence_state read, so that it is current); null: track is refused with `readOnly`. */
+  private readonly pool: pg.Pool | null;
+
   constructor(
-    private readonly pool: pg.Pool,
+    private readonly db: { read: pg.Pool; write: pg.Pool | null; readOnly: string },
     readonly leaseMs: number,
     private readonly onError: (err: unknown, what: string) => void,
-  ) {}
+  ) {
+    this.pool = db.write;
+  }
 
-  /** Renew this relay's lease and sweep expired rows every lease/3. */
+  /** Renew this relay's lease and sweep expired rows every lease/3 (a relay that cannot write leaves that to the others). */
   start(): void {
+    if (!this.pool) return;
     this.timer = setInterval(() => void this.tick(), Math.max(100, Math.floor(this.leaseMs / 3)));
     this.timer.unref();
   }
 
   /** The topic's presences as presence_state sends them (those past their lease are leaving). */
   async state(topic: string): Promise<Metas> {
-    const { rows } = await this.pool.query<{ key: string; meta: Record<string, unknown> }>(
+    const { rows } = await (this.pool ?? this.db.read).query<{ key: string; meta: Record<string, unknown> }>(
       `SELECT key, meta FROM walcast.supabase_presence WHERE topic = $1 AND expires_at > now()
        ORDER BY presence_ref LIMIT ${MAX_PRESENCES_PER_TOPIC}`,
       [topic],
@@ -136,10 +142,12 @@ export class PresenceStore {
     payload: Record<string, unknown>,
     before: Tracked | null,
   ): Promise<Tracked | string> {
+    const pool = this.pool;
+    if (!pool) return Promise.resolve(this.db.readOnly);
     return this.run(async () => {
       if (this.closing) return 'the relay is shutting down: track again after reconnecting';
       if (!before) {
-        const { rows } = await this.pool.query<{ n: number }>(
+        const { rows } = await pool.query<{ n: number }>(
           'SELECT count(*)::int AS n FROM walcast.supabase_presence WHERE topic = $1',
           [topic],
         );
@@ -150,7 +158,7 @@ export class PresenceStore {
       const ref = randomUUID();
       const next: Tracked = { topic, key, meta: { ...payload, phx_ref: ref } };
       const message = encodePresence({ topic, presence: trackDiff(next, before) });
-      await this.pool.query(
+      await pool.query(
         `WITH gone AS (DELETE FROM walcast.supabase_presence WHERE topic = $1 AND presence_ref = $2),
          added AS (INSERT INTO walcast.supabase_presence (topic, key, presence_ref, meta, node, expires_at)
                    VALUES ($1, $3, $4, $5, $6, now() + $7 * interval '1 millisecond'))
@@ -177,9 +185,10 @@ export class PresenceStore {
   untrack(t: Tracked): Promise<void> {
     const ref = String(t.meta.phx_ref);
     this.mine.delete(ref);
-    if (this.closing) return Promise.resolve(); // close() deletes every row of this node
+    const pool = this.pool;
+    if (this.closing || !pool) return Promise.resolve(); // close() deletes every row of this node
     return this.run(async () => {
-      await this.pool.query(
+      await pool.query(
         `WITH gone AS (DELETE FROM walcast.supabase_presence WHERE topic = $1 AND presence_ref = $2 RETURNING 1)
          SELECT pg_logical_emit_message(true, $3, $4) FROM gone`,
         [t.topic, ref, SUPABASE_MESSAGE_PREFIX, encodePresence({ topic: t.topic, presence: leaveDiff(t) })],
@@ -208,7 +217,7 @@ export class PresenceStore {
   private async tick(): Promise<void> {
     try {
       if (this.mine.size > 0)
-        await this.pool.query(
+        await this.pool!.query(
           `UPDATE walcast.supabase_presence SET expires_at = now() + $2 * interval '1 millisecond'
            WHERE node = $1 AND presence_ref = ANY($3)`,
           [this.node, this.leaseMs, [...this.mine.keys()]],
@@ -221,7 +230,7 @@ export class PresenceStore {
 
   private async expire(where: string, params: unknown[]): Promise<void> {
     for (;;) {
-      const { rows } = await this.pool.query<{ n: number }>(EXPIRE_SQL(where), [SUPABASE_MESSAGE_PREFIX, ...params]);
+      const { rows } = await this.pool!.query<{ n: number }>(EXPIRE_SQL(where), [SUPABASE_MESSAGE_PREFIX, ...params]);
       if (rows[0]!.n < SWEEP_BATCH) return;
     }
   }

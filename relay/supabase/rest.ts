@@ -21,7 +21,9 @@ export const MAX_REST_MESSAGES = 100;
 
 export interface BroadcastRoutesOptions {
   gate: Gate;
-  pool: pg.Pool;
+  /** Where broadcasts are written; null (an edge without a publish URL): 503 with `readOnly`. */
+  pool: pg.Pool | null;
+  readOnly?: string;
 }
 
 interface Problem {
@@ -29,8 +31,9 @@ interface Problem {
   error: string;
 }
 
-export const broadcastRoutes: FastifyPluginAsync<BroadcastRoutesOptions> = async (app, { gate, pool }) => {
-  const send = async (req: FastifyRequest, messages: unknown) => {
+export const broadcastRoutes: FastifyPluginAsync<BroadcastRoutesOptions> = async (app, { gate, pool, readOnly }) => {
+  const send = async (req: FastifyRequest, messages: unknown): Promise<Problem | null> => {
+    if (!pool) return { status: 503, error: readOnly ?? 'this relay cannot write broadcasts' };
     const grants = await grantsOf(gate, req);
     if ('status' in grants) return grants;
     const list = checked(messages, grants, gate.authRequired);

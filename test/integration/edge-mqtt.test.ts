@@ -4,14 +4,16 @@
 // with the positions the slot relay's MQTT clients get, with no gap and no
 // repeat between the two; a DELETE is a zero-length payload; a retained
 // publish writes the row through WALCAST_PUBLISH_DATABASE_URL and is refused
-// without it (a retain=0 message reaches the slot relay's subscribers only); tokens are checked as on the slot relay; a persistent session
+// without it; a retain=0 message published on one edge (a real `walcast edge` process) reaches the
+// subscribers of another edge and of the slot relay, with QoS 1, and the other way round; tokens are checked as on the slot relay; a persistent session
 // moves from one edge to another; /readyz and /metrics show the door.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { relayFixture, waitFor } from '../helpers/relay.ts';
-import { edgeFixture } from '../helpers/edge.ts';
+import { edgeFixture, mqttPortOf, spawnEdge } from '../helpers/edge.ts';
+import type { RelayProcess } from '../helpers/process.ts';
 import { MqttTestClient, mqttClients, type Received } from '../helpers/mqtt.ts';
 import { PUBLISH_REFUSAL, type EdgeRelay } from '../../relay/edge/edge.ts';
 import type { Relay, RelayConfig } from '../../relay/relay.ts';
@@ -156,16 +158,17 @@ test('a retained publish through an edge writes the row in the primary; without 
   const back = await sub.until('presence/e4/u-1', 'Grace');
   assert.equal(back.at(-1)!.user.op, 'insert', 'the row comes back through the slot, the stream and the edge');
 
-  // retain=0 is a message through the WAL: the slot relay's subscribers get it; the change stream carries rows
-  // only, so an edge's subscribers do not (checked against a marker row sent after it).
+  // retain=0 is a message through the WAL, and back on the change stream: the slot relay's and the edge's
+  // subscribers get it (once: checked against a marker row sent after it).
   const onSlot = await connect(slotRelay(), 'tcp', 5);
   await onSlot.subscribe('presence/e4/#');
   assert.equal((await c.ack('presence/e4/note', 'just a message')).code, 0);
   await db.query(`insert into presence (channel_id, user_id, name) values ('e4', 'mark', 'marker')`);
-  await onSlot.until('presence/e4/mark', 'marker');
-  assert.ok(onSlot.received.some((m) => m.topic === 'presence/e4/note' && m.payload === 'just a message'));
-  const onEdge = await sub.until('presence/e4/mark', 'marker');
-  assert.ok(!onEdge.some((m) => m.topic === 'presence/e4/note'), 'no MQTT message on the edge');
+  for (const got of [await onSlot.until('presence/e4/mark', 'marker'), await sub.until('presence/e4/mark', 'marker')])
+    assert.deepEqual(
+      got.filter((m) => m.topic === 'presence/e4/note').map((m) => m.payload),
+      ['just a message'],
+    );
 
   const readOnly = await edge();
   const refused = await connect(readOnly, 'tcp', 5, { clientId: 'keeps', properties: { sessionExpiryInterval: 600 } });
@@ -180,6 +183,57 @@ test('a retained publish through an edge writes the row in the primary; without 
     properties?: { sessionExpiryInterval?: number };
   };
   assert.equal(connack.properties?.sessionExpiryInterval, 0);
+});
+
+const spawned: RelayProcess[] = [];
+fx.cleanup(() => {
+  for (const p of spawned) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+});
+
+/** A `walcast edge` process on the fixture's slot and nats-server, publishing through the primary. */
+async function edgeProcess(): Promise<{ mqttPort: number; mqttWsUrl: string }> {
+  await deployment.ready();
+  const p = await spawnEdge(['--database-url', db.url, '--slot', slotRelay().slot], {
+    WALCAST_NATS_URL: deployment.nats.url,
+    WALCAST_PUBLISH_DATABASE_URL: db.url,
+  });
+  spawned.push(p);
+  return { mqttPort: mqttPortOf(p), mqttWsUrl: p.wsUrl.replace(/\/ws$/, '/mqtt') };
+}
+
+test('retain=0 messages cross edges: one published on edge A reaches QoS 1 subscribers on edge B and the slot relay, and the other way round, once each', async () => {
+  const [a, b] = [await edgeProcess(), await edgeProcess()];
+  const doors = { a, b, slot: slotRelay() };
+  const subs = {
+    a: await connect(a, 'tcp', 5),
+    b: await connect(b, 'ws', 4),
+    slot: await connect(slotRelay(), 'tcp', 5),
+  };
+  for (const c of Object.values(subs)) assert.deepEqual(await c.subscribe('sensors/m1/#', 1), [1]);
+  const from = {
+    a: await connect(a, 'tcp', 5),
+    b: await connect(b, 'tcp', 4),
+    slot: await connect(doors.slot, 'tcp', 5),
+  };
+  for (const [name, publisher] of Object.entries(from)) {
+    const ack = await publisher.ack(`sensors/m1/${name}`, `from ${name}`, { qos: 1 });
+    assert.equal(ack.code, 0, `PUBACK from ${name}`);
+  }
+  // The marker: a last message, so every one before it has arrived (messages keep commit order).
+  assert.equal((await from.a.ack('sensors/m1/mark', 'marker', { qos: 1 })).code, 0);
+  for (const [name, c] of Object.entries(subs)) {
+    const got = await c.until('sensors/m1/mark', 'marker');
+    assert.deepEqual(
+      got.map((m) => [m.topic, m.payload, m.qos, m.retain]),
+      [
+        ['sensors/m1/a', 'from a', 1, false],
+        ['sensors/m1/b', 'from b', 1, false],
+        ['sensors/m1/slot', 'from slot', 1, false],
+        ['sensors/m1/mark', 'marker', 1, false],
+      ],
+      `the subscriber on ${name}: each message once, in commit order`,
+    );
+  }
 });
 
 test('authorisation on an edge is the slot relay’s: a bad token gets CONNACK not authorized; a filter outside the grants fails alone', async () => {

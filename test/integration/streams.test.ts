@@ -99,6 +99,61 @@ test('every routed event lands in the stream: encoded subjects, headers, the Web
   );
 });
 
+test('logical messages (a Supabase broadcast, an MQTT message) are stored once on walcast.%.%%<channel>, in commit order; table, channel and truncate filters do not see them', async (t) => {
+  const relay = await fx.relay({ natsUrl: nats.url, natsStream: 'walcast_msgs' });
+  t.after(async () => {
+    await relay.stop();
+    await deleteStream('walcast_msgs');
+  });
+  const row = (body: string) =>
+    fx.db.query(`insert into chat_messages (channel_id, sender, body) values ('room-1', 'ada', $1)`, [body]);
+  await row('before');
+  const res = await fetch(`${relay.url}/realtime/v1/api/broadcast`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ messages: [{ topic: 'room-1', event: 'news', payload: { n: 1 } }] }),
+  });
+  assert.equal(res.status, 202);
+  // As the MQTT door writes a retain=0 publish on chat_messages/room-1/x (relay/mqtt/inbound.ts).
+  await fx.db.query(`select pg_logical_emit_message(true, 'walcast.mqtt', $1)`, [
+    JSON.stringify({ t: 'chat_messages/room-1/x', q: 1, p: Buffer.from('hi').toString('base64') }),
+  ]);
+  await row('marker');
+  await waitFor(async () => (await streamCount('walcast_msgs')) >= 4, 10_000, 'four messages in the stream');
+  const all = await readStream(nats.url, 'walcast_msgs');
+  assert.deepEqual(
+    all.map((m) => [m.subject, m.headers['Walcast-Op'], m.headers['Walcast-Prefix']]),
+    [
+      ['walcast.chat_messages.room-1', 'insert', undefined],
+      ['walcast.%.%%room-1', 'message', 'walcast.supabase'],
+      ['walcast.%.%%room-1', 'message', 'walcast.mqtt'],
+      ['walcast.chat_messages.room-1', 'insert', undefined],
+    ],
+  );
+  const positions = all.map((m) => m.headers['Walcast-Position']!);
+  assert.deepEqual([...positions].sort(), positions, 'positions in commit order');
+  assert.deepEqual(
+    all.map((m) => m.msgId),
+    positions,
+    'Nats-Msg-Id is the position',
+  );
+  const [, broadcast, mqtt] = all;
+  assert.deepEqual(
+    [broadcast!.headers['Walcast-Table'], broadcast!.event],
+    ['$supabase.broadcast', { topic: 'room-1', event: 'news', payload: { n: 1 }, sender: null }],
+  );
+  assert.equal(mqtt!.headers['Walcast-Table'], 'chat_messages');
+  const bodies = async (filter: string) =>
+    (await readStream(nats.url, 'walcast_msgs', filter)).map((m) => m.event.row?.body ?? m.subject);
+  for (const filter of ['walcast.chat_messages.>', 'walcast.*.room-1', 'walcast.chat_messages.room-1'])
+    assert.deepEqual(await bodies(filter), ['before', 'marker'], filter);
+  const nc = await connect({ servers: nats.url });
+  const info = await (await jetstreamManager(nc)).streams.info('walcast_msgs', { subjects_filter: 'walcast.*.%' });
+  await nc.close();
+  assert.deepEqual(info.state.subjects ?? {}, {}, 'the truncates filter: nothing');
+  assert.deepEqual(await bodies('walcast.%.>'), ['walcast.%.%%room-1', 'walcast.%.%%room-1'], 'every message');
+});
+
 test('an existing stream that cannot hold walcast.> stops start-up with nats_stream_incompatible', async () => {
   const nc = await connect({ servers: nats.url });
   const jsm = await jetstreamManager(nc);

@@ -4,10 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PgoutputDecoder } from '../../relay/replication/decoder.ts';
-import { Dispatcher } from '../../relay/hub/dispatcher.ts';
+import { Dispatcher, type DispatcherOptions } from '../../relay/hub/dispatcher.ts';
+import type { SinkEvent, SinkMessage } from '../../relay/hub/sink.ts';
 import { Router, type Frame } from '../../relay/hub/router.ts';
 import { RecoveryBuffer } from '../../relay/hub/recovery.ts';
 import { PRUNE_MESSAGE_PREFIX } from '../../relay/replication/messages.ts';
+import { formatPosition } from '../../relay/replication/position.ts';
 import { silentLogger } from '../../relay/log.ts';
 import type { EventMessage } from '../../client/protocol.ts';
 import {
@@ -30,7 +32,7 @@ const COLS = [
 ];
 
 /** A dispatcher fed from bytes, and the events each channel's subscriber got. */
-function harness(channels: string[]) {
+function harness(channels: string[], extra: Partial<DispatcherOptions> = {}) {
   const decoder = new PgoutputDecoder();
   const router = new Router();
   const recovery = new RecoveryBuffer({ maxAgeMs: 60_000, maxPerChannel: 100, maxBytes: 1 << 20 });
@@ -42,6 +44,7 @@ function harness(channels: string[]) {
     startLsn: 0n,
     liveFromLsn: 0n,
     maxEventBytes: 1 << 24,
+    ...extra,
   });
   dispatcher.setRegistrations([
     {
@@ -154,4 +157,45 @@ test('rows of an unregistered table are counted, not routed', () => {
   assert.deepEqual(h.got.get('a'), []);
   assert.equal(h.dispatcher.counters.unrouted, 1);
   assert.deepEqual(h.delivered, [0x110n]);
+});
+
+test('a routed logical message goes to the sink in stream order with the events, with its own position, and again when a rewinding sink asks', () => {
+  const messages: SinkMessage[] = [];
+  const order: string[] = [];
+  let wanted = (_key: string) => false;
+  const sink = {
+    wants: (key: string) => wanted(key),
+    event: (e: SinkEvent) => order.push(`event ${e.event.position}`),
+    message: (m: SinkMessage) => {
+      order.push(`message ${m.position}`);
+      messages.push(m);
+    },
+  };
+  const messageRoute = (prefix: string, content: Buffer) =>
+    prefix === 'test.msg' ? { channel: content.toString(), table: 'alerts' } : undefined;
+  const h = harness(['a'], { sink, messageRoute });
+  h.tx(
+    0x100n,
+    insertMsg(OID, row('1', 'a', 'first')),
+    messageMsg(true, 0x100n, 'test.msg', 'a'),
+    messageMsg(true, 0x100n, 'other.prefix', 'a'),
+    insertMsg(OID, row('2', 'a', 'second')),
+  );
+  const pos = (i: number) => formatPosition(0x100n, i, 'e1');
+  assert.deepEqual(
+    order,
+    [`event ${pos(1)}`, `message ${pos(2)}`, `event ${pos(3)}`],
+    'an unrouted message takes no index',
+  );
+  const [m] = messages;
+  assert.deepEqual(
+    [m!.prefix, m!.channel, m!.table, m!.index, m!.content.toString()],
+    ['test.msg', 'a', 'alerts', 2, 'a'],
+  );
+  // The sink fell behind and the slot is read again: only the sink gets the message a second time.
+  wanted = () => true;
+  h.tx(0x100n, insertMsg(OID, row('1', 'a', 'first')), messageMsg(true, 0x100n, 'test.msg', 'a'));
+  assert.equal(messages.length, 2);
+  assert.equal(messages[1]!.position, pos(2));
+  assert.equal(h.got.get('a')!.length, 2, 'subscribers got the rows once');
 });

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { channelOfSubject, decodeMessage, UNKNOWN_XID, type RawMessage } from '../../relay/edge/decode.ts';
 import { covers, firstAfter } from '../../relay/edge/stream-index.ts';
-import { toStreamMessage } from '../../relay/sinks/message.ts';
+import { toStreamLogicalMessage, toStreamMessage } from '../../relay/sinks/message.ts';
 import { StreamHeaders } from '../../relay/sinks/stream-headers.ts';
 import { formatPosition } from '../../relay/replication/position.ts';
 
@@ -43,6 +43,41 @@ test('a message the sink wrote decodes to its channel, table, position, epoch, t
   assert.equal(e.timeMs, Date.parse('2026-11-30T12:00:00.123Z'));
   assert.equal(JSON.parse(e.bytes.toString()).row.body, 'héllo');
   assert.equal(e.position, formatPosition(0x16b3748n + 7n, 1, 'ab12'));
+});
+
+test('a logical message the sink wrote decodes as a message on its channel, its content as the bytes, with its position and transaction', () => {
+  const position = formatPosition(0x16b3748n, 2, 'ab12');
+  const content = Buffer.from(JSON.stringify({ t: 'alerts/room 1', q: 1, p: 'aGk=' }));
+  const msg = toStreamLogicalMessage({
+    commitLsn: 0x16b3748n,
+    index: 2,
+    commitTimeMs: 0,
+    xid: 77,
+    prefix: 'walcast.mqtt',
+    channel: 'room 1',
+    table: 'alerts',
+    position,
+    commit_time: '2026-11-30T12:00:00.123Z',
+    content,
+  });
+  assert.equal(msg.subject, 'walcast.%.%%room%201');
+  const headers = new StreamHeaders(msg.headerLines);
+  assert.equal(headers.get('Nats-Msg-Id'), position);
+  assert.equal(headers.get('Walcast-Op'), 'message');
+  assert.equal(headers.get('Walcast-Prefix'), 'walcast.mqtt');
+  const e = decodeMessage({
+    seq: 9,
+    subject: msg.subject,
+    data: msg.payload,
+    header: (n) => (headers.has(n) ? headers.get(n) : undefined),
+  })!;
+  assert.equal(e.message, true);
+  assert.equal(e.channel, 'room 1');
+  assert.equal(e.table, 'alerts');
+  assert.equal(e.position, position);
+  assert.equal(e.xid, 77);
+  assert.deepEqual(e.bytes, content);
+  assert.equal(decodeMessage(stored(3, 'room 1'))!.message, undefined, 'a row event is not a message');
 });
 
 test('a truncate (channel token %) decodes with no channel; a message without Walcast-Xid gets the xid no snapshot includes', () => {

@@ -34,6 +34,7 @@ const ALLOWED: Record<string, string[]> = {
     'publish',
     'ws',
     'mqtt',
+    'supabase',
     'http',
     'sinks',
     'replication',

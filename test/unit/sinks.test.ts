@@ -3,7 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { decodeToken, encodeToken, parseSubject, subjectFor } from '../../relay/sinks/subject.ts';
+import {
+  decodeToken,
+  encodeToken,
+  messageChannelOf,
+  messageSubject,
+  parseSubject,
+  subjectFor,
+} from '../../relay/sinks/subject.ts';
 import { msgIdOf, parseMsgId } from '../../relay/sinks/message.ts';
 import { orderKey, PublishQueue, type QueuedMessage } from '../../relay/sinks/queue.ts';
 import { formatPosition } from '../../relay/replication/position.ts';
@@ -33,6 +40,45 @@ test('subject tokens are reversible, one NATS token each, and never the table-wi
       assert.match(token, /^[A-Za-z0-9_%-]+$/); // no . * > or whitespace
       assert.notEqual(token, '%');
     }),
+  );
+});
+
+/** Does a NATS subject filter match a subject (tokens; `*` one token, `>` the rest)? */
+function natsMatch(filter: string, subject: string): boolean {
+  const f = filter.split('.');
+  const s = subject.split('.');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '>') return s.length > i;
+    if (i >= s.length || (f[i] !== '*' && f[i] !== s[i])) return false;
+  }
+  return f.length === s.length;
+}
+
+test('logical messages are on walcast.%.%%<channel>: in walcast.> and walcast.*.*, never matched by a table, a channel or the truncates', () => {
+  assert.equal(messageSubject('room-1'), 'walcast.%.%%room-1');
+  assert.equal(messageSubject('a.b c'), 'walcast.%.%%a%2Eb%20c');
+  assert.equal(messageChannelOf('walcast.%.%%a%2Eb%20c'), 'a.b c');
+  assert.equal(messageChannelOf('walcast.chat_messages.room-1'), undefined);
+  assert.equal(parseSubject(messageSubject('room-1')), undefined, 'not a table event');
+  fc.assert(
+    fc.property(
+      fc.string({ maxLength: 30, unit: 'binary' }),
+      fc.string({ minLength: 1, maxLength: 30, unit: 'binary' }),
+      fc.string({ minLength: 1, maxLength: 30, unit: 'binary' }),
+      (channel, table, other) => {
+        const subject = messageSubject(channel);
+        assert.equal(messageChannelOf(subject), channel);
+        for (const f of ['walcast.>', 'walcast.*.*', 'walcast.*.>', 'walcast.%.>', '>'])
+          assert.ok(natsMatch(f, subject), `${f} holds ${subject}`);
+        for (const f of [
+          `walcast.${encodeToken(table)}.>`,
+          `walcast.*.${encodeToken(other)}`,
+          `walcast.*.%`,
+          subjectFor(table, other),
+        ])
+          assert.ok(!natsMatch(f, subject), `${f} does not match ${subject}`);
+      },
+    ),
   );
 });
 
