@@ -23,11 +23,16 @@ for (const vsn of ['1.0.0', '2.0.0'] as const) {
     test('a private join with replay gets the newest broadcasts since a time, marked replayed, then live ones', async () => {
       const relay = await fx.relay();
       const topic = `replay-${vsn}`;
-      const sender = client(relay.url, vsn).channel(topic, { config: { private: true, broadcast: { ack: true } } });
+      const own = new Inbox<Received>();
+      const sender = client(relay.url, vsn)
+        .channel(topic, { config: { private: true, broadcast: { ack: true, self: true } } })
+        .on('broadcast', { event: 'msg' }, (m) => own.push(m as unknown as Received));
       await subscribed(sender);
       const since = Date.now() - 1000;
       for (const n of [1, 2, 3])
         assert.equal(await sender.send({ type: 'broadcast', event: 'msg', payload: { n } }), 'ok');
+      // The ack says committed; the sender's own copy says the relay routed it (so the window holds it).
+      await own.until((i) => i.some((m) => m.payload.n === 3), "the sender's own third broadcast");
 
       const got = new Inbox<Received>();
       const system = new Inbox<{ extension: string; status: string; message: string }>();
