@@ -14,7 +14,7 @@ import { connect } from '@nats-io/transport-node';
 import { DeliverPolicy, jetstream, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { FleetStats } from './fleet-stats.ts';
 import { decodeMessage } from '../../relay/edge/decode.ts';
-import { headerValue, rawHeaderBlock } from '../../relay/edge/header-block.ts';
+import { headerReader } from '../../relay/edge/header-block.ts';
 
 export type ReaderMode = 'all' | 'filter_subjects' | 'per-channel';
 export interface ReaderConfig {
@@ -38,13 +38,7 @@ let lastSeq = config.from - 1;
 let running: ConsumerMessages[] = [];
 
 function handle(m: JsMsg): void {
-  const block = rawHeaderBlock(m);
-  const e = decodeMessage({
-    seq: m.seq,
-    subject: m.subject,
-    data: m.data,
-    header: (name) => (block === undefined ? undefined : headerValue(block, name)),
-  });
+  const e = decodeMessage({ seq: m.seq, subject: m.subject, data: m.data, header: headerReader(m) });
   if (m.seq > lastSeq) lastSeq = m.seq;
   if (e && wanted.has(m.subject)) stats.record(e.bytes);
 }

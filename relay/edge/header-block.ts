@@ -6,7 +6,7 @@
 // than half of its own per-message time (relay/edge/source.ts handle) and
 // much of its garbage. Here the block's bytes are decoded once to a string,
 // and only the four values an edge routes by are looked up in it. Pure,
-// except rawHeaderBlock, which reads nats.js's message.
+// except rawHeaderBlock and headerReader, which read nats.js's message.
 //
 // The block as NATS sends it (ADR-4): `NATS/1.0[ status]` CRLF, then
 // `Key: value` CRLF lines, then CRLF. Keys are compared exactly, as nats.js's
@@ -38,7 +38,7 @@ interface ReceivedMsg {
  * The header block of `m` as text, read from nats.js's received bytes;
  * undefined when the message has no headers, or when nats.js keeps them in
  * another shape (a version that changed its internals: the caller falls back
- * to m.headers, and test/unit/edge-header-block.test.ts fails on a real
+ * to m.headers, and test/integration/edge-header-block.test.ts fails on a real
  * message so the change is noticed).
  */
 export function rawHeaderBlock(m: JsMsg): string | undefined {
@@ -47,4 +47,11 @@ export function rawHeaderBlock(m: JsMsg): string | undefined {
   const data = raw?._rdata;
   if (typeof hdr !== 'number' || hdr <= 0 || !(data instanceof Uint8Array) || hdr > data.length) return undefined;
   return Buffer.from(data.buffer, data.byteOffset, hdr).toString('utf8');
+}
+
+/** A message's headers by name: read from its bytes, or through nats.js's MsgHdrs when those cannot be read. */
+export function headerReader(m: JsMsg): (name: string) => string | undefined {
+  const block = rawHeaderBlock(m);
+  if (block === undefined) return (name) => m.headers?.get(name) || undefined;
+  return (name) => headerValue(block, name) || undefined;
 }

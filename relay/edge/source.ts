@@ -36,7 +36,7 @@ import {
 } from '../sinks/nats-stream.ts';
 import { streamPoint } from '../replication/position.ts';
 import { decodeMessage, type StreamEvent } from './decode.ts';
-import { headerValue, rawHeaderBlock } from './header-block.ts';
+import { headerReader } from './header-block.ts';
 
 export type SourceState = 'connecting' | 'waiting' | 'consuming' | 'disconnected' | 'closed';
 export const SOURCE_STATES: readonly SourceState[] = ['connecting', 'waiting', 'consuming', 'disconnected', 'closed'];
@@ -333,11 +333,4 @@ export class StreamSource extends EventEmitter<StreamSourceEvents> {
       }
     }
   }
-}
-
-/** A message's headers by name: parsed from its bytes (header-block.ts), or through nats.js when those cannot be read. */
-function headerReader(m: JsMsg): (name: string) => string | undefined {
-  const block = rawHeaderBlock(m);
-  if (block === undefined) return (name) => m.headers?.get(name) || undefined;
-  return (name) => headerValue(block, name) || undefined;
 }

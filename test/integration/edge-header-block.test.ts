@@ -11,7 +11,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import { startNatsServer, type NatsServer } from '../helpers/nats.ts';
 import { StreamHeaders, renderHeaderLines } from '../../relay/sinks/stream-headers.ts';
-import { headerValue, rawHeaderBlock } from '../../relay/edge/header-block.ts';
+import { headerReader, headerValue, rawHeaderBlock } from '../../relay/edge/header-block.ts';
 
 let nats: NatsServer;
 let nc: NatsConnection;
@@ -54,4 +54,8 @@ test('the header block of a received stream message is read from its bytes, with
   assert.equal(headerValue(block, 'Walcast-Table'), 'public.café');
   assert.equal(Buffer.from(withHeaders!.data).toString(), '{"type":"event"}', 'the payload is untouched');
   assert.equal(rawHeaderBlock(bare!), undefined, 'a message without headers has no block');
+  // What relay/edge/source.ts hands the decoder.
+  assert.equal(headerReader(withHeaders!)('Walcast-Xid'), '4242');
+  assert.equal(headerReader(withHeaders!)('Walcast-Missing'), undefined);
+  assert.equal(headerReader(bare!)('Walcast-Position'), undefined);
 });
