@@ -6,13 +6,11 @@
 // receipt. On one machine this simulates more machines: the per-edge
 // figures are what a real deployment multiplies.
 //
-// Then the edge's subscription design, measured: one consumer on every
-// subject, filtered locally (what relay/edge/source.ts does), against one
-// filtered consumer per channel, reading the same messages.
+// Then the edge's subscription design, measured (edge-filters.ts): one
+// consumer on every subject, filtered locally (what relay/edge/source.ts
+// does), against a consumer filtered to the wanted channels' subjects.
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect, headers } from '@nats-io/transport-node';
-import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { startFleet, type Fleet } from '../lib/fleet.ts';
 import { startLoad } from '../lib/load.ts';
 import { cpuSeconds } from '../lib/proc.ts';
@@ -21,28 +19,29 @@ import { spawnWalcast } from '../lib/targets.ts';
 import { dropSlot, type BenchDatabase } from '../lib/env.ts';
 import { startNatsServer, type NatsServer } from '../../test/helpers/nats.ts';
 import { PREFIX } from './fanout.ts';
+import { FILTERS_FULL, FILTERS_QUICK, measureFilters, type FilterPlan } from './edge-filters.ts';
 
 export interface EdgesPlan {
   subscribers: number[];
   rate: number;
   warmupMs: number;
   measureMs: number;
-  /** Messages and channels of the subscribe-all vs per-channel-filter measurement. */
-  filter: { messages: number; channels: number[] };
+  /** The subscribe-all vs filtered-consumer measurement (edge-filters.ts). */
+  filter: FilterPlan;
 }
 export const EDGES_FULL: EdgesPlan = {
   subscribers: [1_000, 4_000],
   rate: 1_000,
   warmupMs: 1_500,
   measureMs: 5_000,
-  filter: { messages: 50_000, channels: [10, 100, 400] },
+  filter: FILTERS_FULL,
 };
 export const EDGES_QUICK: EdgesPlan = {
   subscribers: [200],
   rate: 500,
   warmupMs: 500,
   measureMs: 2_000,
-  filter: { messages: 5_000, channels: [10, 50] },
+  filter: FILTERS_QUICK,
 };
 
 interface Proc {
@@ -180,96 +179,4 @@ function comparison(rows: Row[]): string {
     }
   }
   return `Edges against the single relay serving the same fleet in the same run:\n\n${markdownTable(out)}`;
-}
-
-/**
- * One consumer on walcast.> filtered by the edge (what source.ts does)
- * against one ordered consumer per channel, each with its subject filter:
- * CPU of this process (the edge's side) and of nats-server to read the same
- * `messages`, spread over `channels` channels, when the edge's clients want
- * every channel or a tenth of them.
- */
-async function measureFilters(plan: EdgesPlan['filter']): Promise<string> {
-  const rows: Row[] = [];
-  for (const channels of plan.channels) {
-    const nats = await startNatsServer();
-    try {
-      await fillStream(nats.url, plan.messages, channels);
-      // Warm both code paths up first: the first cell would otherwise carry the JIT's cost.
-      if (rows.length === 0)
-        for (const mode of ['subscribe all, filter locally', 'one filtered consumer per channel'] as const)
-          await readBack(nats, mode, plan.messages, channels, channels);
-      for (const wanted of [channels, Math.max(1, Math.round(channels / 10))]) {
-        progress(`edges: reading ${plan.messages} messages on ${channels} channels, ${wanted} wanted`);
-        for (const mode of ['subscribe all, filter locally', 'one filtered consumer per channel'] as const) {
-          const r = await readBack(nats, mode, plan.messages, channels, wanted);
-          rows.push({ channels, 'channels wanted': wanted, mode, ...r });
-        }
-      }
-    } finally {
-      await nats.stop();
-    }
-  }
-  return `Subscribing to everything vs a filtered consumer per channel (the edge's side and nats-server, reading ${plan.messages.toLocaleString('en-US')} stored messages):\n\n${markdownTable(rows)}`;
-}
-
-async function fillStream(url: string, messages: number, channels: number): Promise<void> {
-  const nc = await connect({ servers: url });
-  const jsm = await jetstreamManager(nc);
-  await jsm.streams.add({ name: 'walcast', subjects: ['walcast.>'] });
-  const js = jetstream(nc);
-  const payload = Buffer.from(JSON.stringify({ type: 'event', row: { body: 'x'.repeat(64) } }));
-  const pending: Promise<unknown>[] = [];
-  for (let i = 0; i < messages; i++) {
-    const h = headers();
-    h.set('Walcast-Position', String(i).padStart(24, '0'));
-    pending.push(js.publish(`walcast.chat_messages.${PREFIX}${i % channels}`, payload, { headers: h }));
-    if (pending.length >= 1000) await Promise.all(pending.splice(0));
-  }
-  await Promise.all(pending);
-  await nc.close();
-}
-
-async function readBack(
-  nats: NatsServer,
-  mode: 'subscribe all, filter locally' | 'one filtered consumer per channel',
-  messages: number,
-  channels: number,
-  wanted: number,
-): Promise<Row> {
-  const nc = await connect({ servers: nats.url });
-  const js = jetstream(nc);
-  const want = new Set(Array.from({ length: wanted }, (_, i) => `walcast.chat_messages.${PREFIX}${i}`));
-  const expected = Math.round((messages * wanted) / channels);
-  const cpu0 = process.cpuUsage();
-  const server0 = cpuSeconds(nats.pid);
-  const t0 = performance.now();
-  let got = 0;
-  let done!: () => void;
-  const finished = new Promise<void>((r) => (done = r));
-  const stops: (() => Promise<void>)[] = [];
-  const take = () => {
-    if (++got >= expected) done();
-  };
-  const filters = mode === 'subscribe all, filter locally' ? ['walcast.>'] : [...want];
-  for (const filter of filters) {
-    const consumer = await js.consumers.get('walcast', { filter_subjects: filter, deliver_policy: DeliverPolicy.All });
-    const msgs = await consumer.consume({
-      max_messages: 1024,
-      callback: (m) => (filters.length > 1 || want.has(m.subject) ? take() : undefined),
-    });
-    stops.push(() => msgs.close().then(() => {}));
-  }
-  await finished;
-  const seconds = (performance.now() - t0) / 1000;
-  const cpu = process.cpuUsage(cpu0);
-  const server = cpuSeconds(nats.pid) - server0;
-  for (const s of stops) await s();
-  await nc.close();
-  return {
-    'messages delivered': got,
-    'edge CPU ms': Math.round((cpu.user + cpu.system) / 1000),
-    'nats-server CPU ms': Math.round(server * 1000),
-    'wall ms': Math.round(seconds * 1000),
-  };
 }

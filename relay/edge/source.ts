@@ -36,6 +36,7 @@ import {
 } from '../sinks/nats-stream.ts';
 import { streamPoint } from '../replication/position.ts';
 import { decodeMessage, type StreamEvent } from './decode.ts';
+import { headerReader } from './header-block.ts';
 
 export type SourceState = 'connecting' | 'waiting' | 'consuming' | 'disconnected' | 'closed';
 export const SOURCE_STATES: readonly SourceState[] = ['connecting', 'waiting', 'consuming', 'disconnected', 'closed'];
@@ -269,7 +270,7 @@ export class StreamSource extends EventEmitter<StreamSourceEvents> {
       seq: m.seq,
       subject: m.subject,
       data: m.data,
-      header: (name) => m.headers?.get(name) || undefined,
+      header: headerReader(m),
     });
     this.counters.messages++;
     if (m.seq > this.lastSeq) this.lastSeq = m.seq;

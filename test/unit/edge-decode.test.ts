@@ -6,6 +6,7 @@ import { channelOfSubject, decodeMessage, UNKNOWN_XID, type RawMessage } from '.
 import { covers, firstAfter } from '../../relay/edge/stream-index.ts';
 import { toStreamLogicalMessage, toStreamMessage } from '../../relay/sinks/message.ts';
 import { StreamHeaders } from '../../relay/sinks/stream-headers.ts';
+import { headerValue } from '../../relay/edge/header-block.ts';
 import { formatPosition } from '../../relay/replication/position.ts';
 
 /** What the sink would store for this event, read back as a message. */
@@ -29,8 +30,9 @@ function stored(seq: number, channel: string | undefined, extra: { xid?: number 
     event: channel === undefined ? { ...event, channel: undefined } : event,
     frame,
   });
-  const headers = new StreamHeaders(msg.headerLines);
-  return { seq, subject: msg.subject, data: msg.payload, header: (n) => (headers.has(n) ? headers.get(n) : undefined) };
+  // The header block as the sink puts it on the wire, read back as the edge reads it.
+  const block = Buffer.from(new StreamHeaders(msg.headerLines).encode()).toString();
+  return { seq, subject: msg.subject, data: msg.payload, header: (n) => headerValue(block, n) };
 }
 
 test('a message the sink wrote decodes to its channel, table, position, epoch, transaction and frame bytes', () => {
@@ -91,6 +93,19 @@ test('messages that are not walcast events decode to undefined', () => {
   assert.equal(decodeMessage({ ...m, header: () => undefined }), undefined);
   assert.equal(decodeMessage({ ...m, subject: 'other.chat_messages.a' }), undefined);
   assert.equal(decodeMessage({ ...m, header: (n) => (n === 'Walcast-Position' ? 'nope' : m.header(n)) }), undefined);
+});
+
+test('headerValue reads a NATS header block: first value of a key, trimmed, exact keys at the start of a line', () => {
+  const block =
+    'NATS/1.0\r\nWalcast-Table: public.café\r\nWalcast-Position:  0-1-x \r\nX-Note: Walcast-Xid: 7\r\n' +
+    'Walcast-Table: again\r\nWalcast-Commit-Time: 2026-11-30T12:00:00Z\r\nwalcast-op: insert\r\n\r\n';
+  assert.equal(headerValue(block, 'Walcast-Table'), 'public.café');
+  assert.equal(headerValue(block, 'Walcast-Position'), '0-1-x');
+  assert.equal(headerValue(block, 'Walcast-Commit-Time'), '2026-11-30T12:00:00Z', 'a value keeps its own colons');
+  assert.equal(headerValue(block, 'Walcast-Xid'), undefined, 'a key inside another header value is not a key');
+  assert.equal(headerValue(block, 'Walcast-Op'), undefined, 'keys are exact, as nats.js compares them by default');
+  assert.equal(headerValue('NATS/1.0 503\r\n\r\n', 'Walcast-Position'), undefined, 'a status line with no headers');
+  assert.equal(headerValue('NATS/1.0\r\nA: 1', 'A'), '1', 'a block cut short still gives its last value');
 });
 
 test('channelOfSubject decodes the token encoding of subject.ts', () => {
