@@ -22,7 +22,8 @@ import type { Frame, RoutedEvent, Sink } from '../hub/router.ts';
 import type { Grants } from '../auth/grants.ts';
 import type { TokenBucket } from '../auth/limits.ts';
 import { Subscriptions } from './subscriptions.ts';
-import { fromRouted, packet, withPacketId, type OutMessage, type ProtocolVersion } from './outgoing.ts';
+import { fromRouted, packet, type OutMessage, type ProtocolVersion } from './outgoing.ts';
+import { Inflight } from './inflight.ts';
 import { publishFromClient, REASON } from './inbound.ts';
 import { connect, type Will } from './connect.ts';
 import { subscribe, unsubscribe } from './subscribe.ts';
@@ -73,14 +74,9 @@ export class Session implements Sink, Persistent {
   private queued = 0;
   private lastHeard = Date.now();
   private keepaliveTimer: NodeJS.Timeout | undefined;
-  private nextId = 1;
-  private readonly inflight = new Map<number, Unacked>();
-  /** QoS 1 messages in delivery order, until acknowledged: the resume position trails the oldest. */
-  private unacked: Unacked[] = [];
-  private unackedHead = 0;
+  private readonly inflight = new Inflight(() => this.receiveMaximum);
+  /** The resume position of a persistent session (inflight.ts). */
   private safe: string | null = null;
-  private waiting: { bytes: Buffer; entry: Unacked }[] = [];
-  private waitingBytes = 0;
   private lastFrame: Frame | undefined;
   private readonly endHooks: (() => void)[] = [];
 
@@ -236,17 +232,12 @@ export class Session implements Sink, Persistent {
     // A retained row's position (`…~n`) is not a point in the stream: it does not move the resume position.
     const position = m.position.includes('~') ? null : m.position;
     if (qos === 0) {
-      if (position !== null && this.unackedHead === this.unacked.length) this.moveSafe(position);
+      if (position !== null && this.inflight.settled) this.moveSafe(position);
       return this.write(bytes);
     }
-    const entry: Unacked = { position, acked: false };
-    this.unacked.push(entry);
-    if (this.inflight.size >= this.receiveMaximum) {
-      this.waiting.push({ bytes, entry });
-      this.waitingBytes += bytes.length;
-      return this.checkQueue();
-    }
-    this.write(this.numbered(bytes, entry));
+    const now = this.inflight.add(bytes, position);
+    if (now) this.write(now);
+    else this.checkQueue();
   }
 
   /** Persistent: every QoS 1 message at or before this position was acknowledged. */
@@ -278,32 +269,10 @@ export class Session implements Sink, Persistent {
     while (!this.closed && this.queuedBytes() > limit) await new Promise((r) => setTimeout(r, 5));
   }
 
-  private numbered(template: Buffer, entry: Unacked): Buffer {
-    let id = this.nextId;
-    while (this.inflight.has(id)) id = (id % 65_535) + 1;
-    this.nextId = (id % 65_535) + 1;
-    this.inflight.set(id, entry);
-    return withPacketId(template, id);
-  }
-
   private acked(id: number): void {
-    const entry = this.inflight.get(id);
-    if (!entry) return;
-    this.inflight.delete(id);
-    entry.acked = true;
-    let moved: string | undefined;
-    while (this.unackedHead < this.unacked.length && this.unacked[this.unackedHead]!.acked)
-      moved = this.unacked[this.unackedHead++]!.position ?? moved;
-    if (this.unackedHead > 1024 && this.unackedHead * 2 > this.unacked.length) {
-      this.unacked = this.unacked.slice(this.unackedHead);
-      this.unackedHead = 0;
-    }
+    const { moved, next } = this.inflight.ack(id);
     if (moved !== undefined) this.moveSafe(moved);
-    const next = this.waiting.shift();
-    if (next) {
-      this.waitingBytes -= next.bytes.length;
-      this.write(this.numbered(next.bytes, next.entry));
-    }
+    if (next) this.write(next);
   }
 
   write(bytes: Buffer): void {
@@ -319,7 +288,7 @@ export class Session implements Sink, Persistent {
   }
 
   queuedBytes(): number {
-    return this.transport.buffered() + this.pendingBytes + this.waitingBytes;
+    return this.transport.buffered() + this.pendingBytes + this.inflight.waitingBytes;
   }
 
   // ---- lifecycle ----
@@ -394,12 +363,6 @@ export class Session implements Sink, Persistent {
     this.will = null;
     if (will && !this.disconnected && this.grants) void this.server.publishWill(this, will);
   }
-}
-
-interface Unacked {
-  /** null: a retained row, which does not move the resume position. */
-  position: string | null;
-  acked: boolean;
 }
 
 function pick(props: NonNullable<IPublishPacket['properties']>): import('./messages.ts').MessageProperties {
