@@ -13,17 +13,17 @@
 // client sees an event twice.
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../log.ts';
-import type { PgoutputMessage, Relation, Tuple } from '../replication/decoder.ts';
+import type { PgoutputMessage, Relation } from '../replication/decoder.ts';
 import { pgTimeToIso, pgTimeToMs } from '../replication/decoder.ts';
 import { formatPosition, maxPosition, streamPoint } from '../replication/position.ts';
 import type { Lsn } from '../replication/lsn.ts';
-import { registrationFromRow, type Registration } from '../db/registry.ts';
-import { fullName, toFullName } from '../table-names.ts';
+import type { Registration } from '../db/registry.ts';
+import { TableRoutes, type Route } from './table-routes.ts';
+import { sends } from './change-events.ts';
 import { PRUNE_MESSAGE_PREFIX } from '../replication/messages.ts';
 import type { Router } from './router.ts';
 import type { RecoveryBuffer } from './recovery.ts';
 import type { EventMessage, Op, TruncateMessage } from '../../client/protocol.ts';
-import { MAX_CHANNEL_LENGTH } from '../../client/protocol.ts';
 import { eventFrame } from './too-large.ts';
 import { orderKey } from '../replication/position.ts';
 import type { DispatchSink } from './sink.ts';
@@ -41,11 +41,6 @@ interface Transaction {
   /** Carries the TTL job's message: its deletes are not events. */
   prune: boolean;
 }
-
-type Route =
-  | { kind: 'table'; channelColumn: string; omitted: string[] | undefined }
-  | { kind: 'registry' }
-  | { kind: 'none' };
 
 export interface DispatcherCounters {
   rows: number;
@@ -113,9 +108,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
   private lastIndex = 0;
   private epoch: string;
   private liveFrom: string;
-  private readonly registrations = new Map<string, Registration>();
-  private readonly routes = new Map<number, Route>();
-  private readonly warned = new Set<string>();
+  private readonly tables: TableRoutes;
 
   /** Where fresh events go (deliver.ts): the router, the window, the counters. */
   private readonly hub: Hub;
@@ -123,6 +116,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
   constructor(private readonly opts: DispatcherOptions) {
     super();
     this.hub = { router: opts.router, recovery: opts.recovery, counters: this.counters };
+    this.tables = new TableRoutes(opts.logger);
     this.lastLsn = opts.startLsn;
     this.epoch = opts.epoch;
     this.liveFrom = streamPoint(opts.liveFromLsn, opts.epoch);
@@ -144,18 +138,16 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
   }
 
   setRegistrations(regs: Registration[]): void {
-    this.registrations.clear();
-    for (const r of regs) this.registrations.set(fullName(r), r);
-    this.routes.clear();
+    this.tables.set(regs);
   }
 
   registrationList(): Registration[] {
-    return [...this.registrations.values()];
+    return this.tables.list();
   }
 
   /** Is `name` ("chat_messages" or "schema.table") a registered table? */
   hasTable(name: string): boolean {
-    return this.registrations.has(toFullName(name));
+    return this.tables.has(name);
   }
 
   /** Where a new subscription starts: every later event reaches it. */
@@ -188,7 +180,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
         this.emit('delivered', msg.endLsn, pgTimeToMs(msg.commitTime));
         return;
       case 'relation':
-        this.routes.delete(msg.relation.oid);
+        this.tables.forget(msg.relation.oid);
         return;
       case 'message':
         if (msg.transactional && msg.prefix === PRUNE_MESSAGE_PREFIX && this.tx) this.tx.prune = true;
@@ -235,8 +227,8 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
     const { index, fresh } = this.next(tx);
     if (!this.wanted(tx, index, fresh)) return;
     if (fresh) this.counters.rows++;
-    const route = this.route(msg.relation);
-    if (route.kind === 'registry') return fresh ? this.registryChange(msg) : undefined;
+    const route = this.tables.route(msg.relation);
+    if (route.kind === 'registry') return fresh ? this.tables.registryChange(msg) : undefined;
     if (route.kind === 'none') {
       if (fresh) this.counters.unrouted++;
       return;
@@ -272,7 +264,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
     let part = 0;
     for (const [channel, e] of out) {
       if (channel === undefined) {
-        this.warnOnce(
+        this.tables.warnOnce(
           `nochan:${event.table}`,
           { table: event.table, column },
           'row without a usable channel value was not routed',
@@ -300,7 +292,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
     if (!tx) return;
     for (const relation of relations) {
       const { index, fresh } = this.next(tx);
-      if (!this.wanted(tx, index, fresh) || this.route(relation).kind !== 'table') continue;
+      if (!this.wanted(tx, index, fresh) || this.tables.route(relation).kind !== 'table') continue;
       const table = relation.shortName;
       const event: TruncateMessage = {
         type: 'event',
@@ -363,107 +355,4 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
       'an event over WALCAST_MAX_EVENT_BYTES was replaced by an event_too_large notice',
     );
   }
-
-  private route(relation: Relation): Route {
-    let route = this.routes.get(relation.oid);
-    if (route) return route;
-    if (relation.schema === 'walcast' && relation.name === 'tables') route = { kind: 'registry' };
-    else {
-      const reg = this.registrations.get(fullName({ schema: relation.schema, table: relation.name }));
-      if (reg && relation.columns.some((c) => c.name === reg.channelColumn)) {
-        route = {
-          kind: 'table',
-          channelColumn: reg.channelColumn,
-          omitted: reg.omitted.length ? reg.omitted : undefined,
-        };
-      } else {
-        route = { kind: 'none' };
-        this.warnOnce(
-          `unreg:${relation.shortName}`,
-          { table: relation.shortName },
-          reg
-            ? `table ${relation.shortName} has no column ${reg.channelColumn}; its rows are not routed. Run select walcast.register_table('${relation.shortName}', channel_column => '<column>')`
-            : `table ${relation.shortName} is in the publication but not registered; its rows are not routed. Run select walcast.register_table('${relation.shortName}', channel_column => '<column>')`,
-        );
-      }
-    }
-    this.routes.set(relation.oid, route);
-    return route;
-  }
-
-  /** walcast.tables changed: registrations take effect in stream order, without a restart. */
-  private registryChange(msg: Extract<PgoutputMessage, { tag: 'insert' | 'update' | 'delete' }>): void {
-    const prior = msg.tag === 'insert' ? undefined : (msg.old ?? msg.key);
-    if (prior) this.registrations.delete(`${prior.values.schema_name}.${prior.values.table_name}`);
-    if (msg.tag !== 'delete') {
-      const reg = registrationFromRow(msg.new.values);
-      if (reg) this.registrations.set(fullName(reg), reg);
-    }
-    this.routes.clear();
-    this.warned.clear();
-    this.opts.logger.info({ op: msg.tag }, 'table registrations changed');
-  }
-
-  private warnOnce(key: string, fields: object, message: string): void {
-    if (this.warned.has(key)) return;
-    this.warned.add(key);
-    this.opts.logger.warn(fields, message);
-  }
-}
-
-/**
- * The events of one change, by channel. An update that moves a row to
- * another channel is two events, each with only what belongs to its
- * channel: the old channel gets `op: "delete", moved: "out"` with the old
- * row (or key) as `row`, the new channel `op: "insert", moved: "in"` with
- * the new row and no `old`. Neither learns the other channel's name.
- */
-function sends(
-  msg: Extract<PgoutputMessage, { tag: 'insert' | 'update' | 'delete' }>,
-  event: EventMessage,
-  column: string,
-): [string | undefined, EventMessage][] {
-  if (msg.tag === 'insert') {
-    event.row = msg.new.values;
-    if (msg.new.unchanged) event.unchanged = msg.new.unchanged;
-    return [[channelOf(msg.new.values, column), event]];
-  }
-  const prior = msg.old ?? msg.key;
-  if (msg.tag === 'delete') {
-    event.row = prior?.values ?? {};
-    return [[prior ? channelOf(prior.values, column) : undefined, event]];
-  }
-  fillUnchanged(event, msg.new, msg.old);
-  const to = channelOf(msg.new.values, column);
-  const from = prior ? channelOf(prior.values, column) : undefined;
-  if (from === undefined || from === to) {
-    if (prior) event.old = prior.values;
-    return [[to, event]];
-  }
-  const movedOut: EventMessage = { ...event, op: 'delete', moved: 'out', row: prior!.values };
-  delete movedOut.unchanged;
-  const movedIn: EventMessage = { ...event, op: 'insert', moved: 'in' };
-  return [
-    [to, movedIn],
-    [from, movedOut],
-  ];
-}
-
-function channelOf(values: Record<string, unknown>, column: string): string | undefined {
-  const v = values[column];
-  if (typeof v === 'string') return v.length > 0 && v.length <= MAX_CHANNEL_LENGTH ? v : undefined;
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  return undefined;
-}
-
-/** Unchanged TOASTed columns are taken from the old row when REPLICA IDENTITY FULL sent it; the rest are listed. */
-function fillUnchanged(event: EventMessage, next: Tuple, old: Tuple | undefined): void {
-  event.row = next.values;
-  if (!next.unchanged) return;
-  const missing: string[] = [];
-  for (const name of next.unchanged) {
-    if (old && name in old.values) next.values[name] = old.values[name];
-    else missing.push(name);
-  }
-  if (missing.length) event.unchanged = missing;
 }
