@@ -31,6 +31,8 @@ export interface Config {
   recoveryRebuildBytes: number;
   /** A restart re-reading at least this much WAL serves live rows from a temporary slot meanwhile (0: never). */
   liveSlotBytes?: number;
+  /** While the temporary slot serves, the re-read of the window may take this percent of the time (100: flat out). */
+  rebuildPercent?: number;
   // Security (relay/auth/settings.ts fills in what a caller leaves out).
   jwtSecret?: string | undefined;
   jwtPublicKey?: string | undefined;
@@ -321,6 +323,15 @@ export const OPTIONS = [
     allowed: 'an integer from 0 to 1099511627776',
     parse: int(0, 1024 ** 4),
     help: 'a restarted relay with at least this much WAL to re-read serves live rows from a temporary slot meanwhile (0: never)',
+  }),
+  opt({
+    key: 'rebuildPercent',
+    env: 'WALCAST_REBUILD_PERCENT',
+    flag: 'rebuild-percent',
+    default: 50,
+    allowed: 'an integer from 1 to 100',
+    parse: int(1, 100),
+    help: 'while a temporary slot serves live rows, the re-read of the recovery window may take this percent of the time (100: not paced)',
   }),
   opt({
     key: 'recoveryMaxBytes',

@@ -237,6 +237,8 @@ async function buildPipeline({ config, logger, pool }: Base, slot: SlotInfo): Pr
     maxEventBytes: config.maxEventBytes,
     messageRoute,
     minBytes: config.liveSlotBytes ?? 0,
+    pace: (on) => stream.hold('rebuild', on),
+    rebuildShare: (config.rebuildPercent ?? 100) / 100,
   });
   const liveFrom = await liveMark(pool);
   const startLsn =
@@ -276,7 +278,7 @@ async function buildPipeline({ config, logger, pool }: Base, slot: SlotInfo): Pr
     logger,
     holdMs: config.recoveryEvents > 0 ? config.recoverySeconds * 1000 : 0,
     holdMaxBytes: config.recoveryRebuildBytes > 0 ? config.recoveryRebuildBytes : undefined,
-    onMessage: (msg) => dispatcher.handle(msg),
+    onMessage: liveFirst.paced((msg) => dispatcher.handle(msg)),
     recreateSlot: async (reason) => {
       const info = await recreateSlot(pool, config.slot, logger, reason);
       return { epoch: info.epoch, confirmedFlushLsn: info.confirmedFlushLsn, liveFromLsn: await currentWalLsn(pool) };
