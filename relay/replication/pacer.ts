@@ -15,7 +15,9 @@
 // Bounded: each pause lasts until the work done is `share` of the time, so
 // the pauses add at most (1 − share) / share times the re-read's own
 // dispatch time (as much again at the default), whatever the live load, and
-// the hand-over follows. Pure: the clock and the timer are passed in.
+// the hand-over follows. The work is measured in wall time around each
+// message (cheap): time the process is preempted while dispatching counts
+// as work, so on a loaded machine the re-read is paced harder than its share. Pure: the clock and the timer are passed in.
 
 /** Pacing looks at the re-read's work over windows of about this long, ms. */
 export const REBUILD_SLICE_MS = 20;
