@@ -37,6 +37,8 @@ export interface Config {
   recoveryRebuildBytes: number;
   /** A restart re-reading at least this much WAL serves live rows from a temporary slot meanwhile (0: never). */
   liveSlotBytes?: number;
+  /** While the temporary slot serves, the re-read of the window may take this percent of the time (100: flat out). */
+  rebuildPercent?: number;
   // Security (relay/auth/settings.ts fills in what a caller leaves out).
   jwtSecret?: string | undefined;
   jwtPublicKey?: string | undefined;

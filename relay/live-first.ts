@@ -6,7 +6,9 @@
 // sinks, no confirmation. The permanent stream's dispatcher asks the
 // hand-over who gets each event it re-reads; once it passes what the
 // temporary stream delivered, the temporary slot is closed (PostgreSQL drops
-// it with its session) and the permanent stream serves everyone.
+// it with its session) and the permanent stream serves everyone. While the
+// temporary slot serves, the permanent stream's re-read is paced
+// (replication/pacer.ts) so that live rows do not queue behind it.
 import type { Logger } from './log.ts';
 import { WalcastError } from './errors.ts';
 import type { Router } from './hub/router.ts';
@@ -16,6 +18,8 @@ import type { Registration } from './db/registry.ts';
 import { Handover } from './replication/handover.ts';
 import { LiveSlot } from './replication/live-slot.ts';
 import { formatLsn, type Lsn } from './replication/lsn.ts';
+import type { PgoutputMessage } from './replication/decoder.ts';
+import { RebuildPacer } from './replication/pacer.ts';
 
 export interface LiveFirstOptions {
   connectionString: string;
@@ -27,6 +31,10 @@ export interface LiveFirstOptions {
   messageRoute: DispatcherOptions['messageRoute'];
   /** Below this much WAL to re-read no temporary slot is opened (0: never). */
   minBytes: number;
+  /** Stop (true) or resume (false) reading the permanent stream: its re-read is paced while the temporary slot serves. */
+  pace: (on: boolean) => void;
+  /** The share of the time the paced re-read may take (WALCAST_REBUILD_PERCENT / 100); 1: not paced. */
+  rebuildShare: number;
 }
 
 /** What a restarting relay is doing about live rows. */
@@ -43,9 +51,25 @@ export class LiveFirst {
   private dispatcher: Dispatcher | undefined;
   /** What the temporary stream has delivered: commits and heartbeats (the watchdog's lag). */
   private liveLsn: Lsn = 0n;
+  private readonly pacer: RebuildPacer;
 
   constructor(private readonly opts: LiveFirstOptions) {
     opts.router.frontier = () => this.handover?.frontier;
+    this.pacer = new RebuildPacer({ hold: opts.pace, share: opts.rebuildShare });
+  }
+
+  /**
+   * The permanent stream's message handler: `handle`, its time measured
+   * while the temporary slot serves, so that the pacer holds the re-read to
+   * its share (replication/pacer.ts).
+   */
+  paced(handle: (msg: PgoutputMessage) => void): (msg: PgoutputMessage) => void {
+    return (msg) => {
+      if (!this.pacer.active) return handle(msg);
+      const t = performance.now();
+      handle(msg);
+      this.pacer.spent(performance.now() - t);
+    };
   }
 
   /** For the permanent stream's dispatcher: who gets what it reads, and where new subscriptions start. */
@@ -75,6 +99,8 @@ export class LiveFirst {
         const warning = new WalcastError('live_slot_unavailable', { detail }, err);
         logger.warn({ err: warning, slot: live?.name }, warning.message);
         this.handover?.stall();
+        // Live rows wait for the re-read again: it goes flat out.
+        this.pacer.stop();
       },
     });
     if (!live) return;
@@ -96,6 +122,7 @@ export class LiveFirst {
     dispatcher.on('delivered', (lsn) => this.progress(lsn));
     this.handover = handover;
     this.live = live;
+    if (this.opts.rebuildShare < 1) this.pacer.start();
     logger.info(
       { slot: live.name, from: formatLsn(startLsn), liveFrom: formatLsn(liveFrom), lsn: formatLsn(live.startLsn) },
       'serving live rows from a temporary slot while the recovery window is re-read',
@@ -135,6 +162,7 @@ export class LiveFirst {
   }
 
   async stop(): Promise<void> {
+    this.pacer.stop();
     const live = this.live;
     this.live = undefined;
     await live?.stop();
@@ -145,6 +173,7 @@ export class LiveFirst {
   }
 
   private handOver(frontier: string): void {
+    this.pacer.stop();
     const live = this.live;
     this.live = undefined;
     this.opts.logger.info(

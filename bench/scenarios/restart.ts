@@ -8,14 +8,16 @@
 // subscribed as soon as it listens, how long that row waited, and whether a
 // client that resumes from its last position before the restart recovered.
 //
-// Two settings, run one after the other in the same run (so on the same
+// Three settings, run one after the other in the same run (so on the same
 // machine load): without the temporary slot (WALCAST_LIVE_SLOT_BYTES=0: the
 // whole window re-read before live rows flow, as before issue 11 item 6),
-// and with it (the default: live rows from a temporary slot while the
-// window is re-read beside it, then a hand-over). Also measured: when
-// /readyz stops showing the re-read (the window rebuilt, and with the
-// temporary slot, handed over). The machine is shared: compare the two rows
-// of one run.
+// with it and the re-read flat out (WALCAST_REBUILD_PERCENT=100), and with
+// it and the re-read paced (the default: live rows from a temporary slot
+// while the window is re-read beside it, then a hand-over). Also measured:
+// when /readyz stops showing the re-read (the window rebuilt, and with the
+// temporary slot, handed over), and every live row's wait while the window
+// was re-read and for 3 s after. The machine is shared: compare the rows of
+// one run.
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import { WebSocket } from 'ws';
@@ -32,16 +34,28 @@ export interface RestartPlan {
 }
 
 const OFF = { label: 'no temporary slot (before: window re-read first)', env: { WALCAST_LIVE_SLOT_BYTES: '0' } };
+const FLAT_OUT = { WALCAST_REBUILD_PERCENT: '100' };
 export const RESTART_FULL: RestartPlan = {
   rowsPerSecond: 5000,
   seconds: 60,
-  variants: [OFF, { label: 'temporary slot (the default)', env: {} }],
+  variants: [
+    OFF,
+    { label: 'temporary slot, re-read not paced', env: FLAT_OUT },
+    { label: 'temporary slot, re-read paced (the default)', env: {} },
+  ],
 };
 // The quick plan's window is a few MB, below the default threshold: 1 MiB.
 export const RESTART_QUICK: RestartPlan = {
   rowsPerSecond: 2000,
   seconds: 5,
-  variants: [OFF, { label: 'temporary slot (1 MiB threshold)', env: { WALCAST_LIVE_SLOT_BYTES: String(1024 ** 2) } }],
+  variants: [
+    OFF,
+    {
+      label: 'temporary slot (1 MiB threshold), not paced',
+      env: { WALCAST_LIVE_SLOT_BYTES: String(1024 ** 2), ...FLAT_OUT },
+    },
+    { label: 'temporary slot (1 MiB threshold), paced', env: { WALCAST_LIVE_SLOT_BYTES: String(1024 ** 2) } },
+  ],
 };
 
 /** The load: every 100 ms the rows due, as one INSERT, on 100 channels. */
@@ -74,7 +88,8 @@ function startLoad(db: BenchDatabase, rowsPerSecond: number): { rows: () => numb
 export async function runRestart(db: BenchDatabase, plan: RestartPlan): Promise<{ rows: Row[]; notes: string[] }> {
   const rows: Row[] = [];
   for (const v of plan.variants) rows.push(await oneRestart(db, plan, v));
-  const [before, after] = rows;
+  const before = rows[0];
+  const after = rows.at(-1);
   const notes = [
     'Times in ms from the new relay process\'s spawn. "first live row" is when the first row inserted after the spawn ' +
       'reached a client subscribed as soon as the relay listened; "its wait" is that row\'s insert-to-receipt latency. ' +
@@ -153,8 +168,11 @@ async function oneRestart(db: BenchDatabase, plan: RestartPlan, v: RestartPlan['
     const firstAt = performance.now() - t0;
     const waited = performance.now() - (inserted.get(String(firstLive.row.body)) ?? t0);
     await readiness;
+    // A few more seconds of live rows after the window is rebuilt: the same rows' waits without a re-read beside them.
+    await new Promise((r) => setTimeout(r, 3000));
     inserting = false;
     await inserter;
+    const waits = liveWaits(live, inserted, t0, rebuilt);
     live.close();
     resumer.close();
     const row: Row = {
@@ -167,6 +185,9 @@ async function oneRestart(db: BenchDatabase, plan: RestartPlan, v: RestartPlan['
       'first live row ms': Math.round(firstAt),
       'its wait ms': Math.round(waited),
       'window rebuilt ms': rebuilt === undefined ? null : Math.round(rebuilt),
+      'live rows during the re-read': waits.during.length,
+      'their p50 / p99 / max wait ms': spread(waits.during),
+      'after it: p50 / p99 / max ms': spread(waits.after),
       'resume from before the restart': resumed.recovered === true ? 'recovered' : 'recovered:false',
     };
     progress(`restart (${v.label}): ${JSON.stringify(row)}`);
@@ -182,6 +203,36 @@ async function oneRestart(db: BenchDatabase, plan: RestartPlan, v: RestartPlan['
   }
 }
 
+/**
+ * Each live row's insert-to-receipt wait (ms), split by whether it was
+ * received while the window was still being re-read (before `rebuilt`, ms
+ * from t0) or after: what a re-read beside live rows costs them.
+ */
+function liveWaits(
+  client: Client,
+  inserted: Map<string, number>,
+  t0: number,
+  rebuilt: number | undefined,
+): { during: number[]; after: number[] } {
+  const during: number[] = [];
+  const after: number[] = [];
+  for (const { msg, at } of client.received()) {
+    if (msg.type !== 'event' || msg.channel !== 'live') continue;
+    const sent = inserted.get(String(msg.row.body));
+    if (sent === undefined) continue;
+    (rebuilt === undefined || at - t0 < rebuilt ? during : after).push(at - sent);
+  }
+  return { during, after };
+}
+
+/** "p50 / p99 / max" of `ms`, or null when empty. */
+function spread(ms: number[]): string | null {
+  if (ms.length === 0) return null;
+  const sorted = [...ms].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+  return [at(0.5), at(0.99), sorted.at(-1)!].map((v) => Math.round(v)).join(' / ');
+}
+
 interface Msg {
   type: string;
   id?: string;
@@ -194,13 +245,20 @@ interface Msg {
 /** A raw WebSocket client that keeps what it received. */
 class Client {
   private readonly got: Msg[] = [];
+  private readonly times: number[] = [];
   private wake: () => void = () => {};
 
   private constructor(private readonly ws: WebSocket) {
     ws.on('message', (d) => {
+      this.times.push(performance.now());
       this.got.push(JSON.parse(d.toString()) as Msg);
       this.wake();
     });
+  }
+
+  /** Every message with its receipt time (performance.now()). */
+  received(): { msg: Msg; at: number }[] {
+    return this.got.map((msg, i) => ({ msg, at: this.times[i]! }));
   }
 
   static async open(url: string): Promise<Client> {

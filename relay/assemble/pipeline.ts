@@ -60,6 +60,8 @@ export async function buildPipeline({ config, logger, pool }: Base, slot: SlotIn
     maxEventBytes: config.maxEventBytes,
     messageRoute,
     minBytes: config.liveSlotBytes ?? 0,
+    pace: (on) => stream.hold('rebuild', on),
+    rebuildShare: (config.rebuildPercent ?? 100) / 100,
   });
   const liveFrom = await liveMark(pool);
   const startLsn =
@@ -99,7 +101,7 @@ export async function buildPipeline({ config, logger, pool }: Base, slot: SlotIn
     logger,
     holdMs: config.recoveryEvents > 0 ? config.recoverySeconds * 1000 : 0,
     holdMaxBytes: config.recoveryRebuildBytes > 0 ? config.recoveryRebuildBytes : undefined,
-    onMessage: (msg) => dispatcher.handle(msg),
+    onMessage: liveFirst.paced((msg) => dispatcher.handle(msg)),
     recreateSlot: async (reason) => {
       const info = await recreateSlot(pool, config.slot, logger, reason);
       return { epoch: info.epoch, confirmedFlushLsn: info.confirmedFlushLsn, liveFromLsn: await currentWalLsn(pool) };

@@ -195,6 +195,15 @@ export const CORE_OPTIONS = [
     help: 'a restarted relay with at least this much WAL to re-read serves live rows from a temporary slot meanwhile (0: never)',
   }),
   opt({
+    key: 'rebuildPercent',
+    env: 'WALCAST_REBUILD_PERCENT',
+    flag: 'rebuild-percent',
+    default: 50,
+    allowed: 'an integer from 1 to 100',
+    parse: int(1, 100),
+    help: 'while a temporary slot serves live rows, the re-read of the recovery window may take this percent of the time (100: not paced)',
+  }),
+  opt({
     key: 'recoveryMaxBytes',
     env: 'WALCAST_RECOVERY_MAX_BYTES',
     flag: 'recovery-max-bytes',
