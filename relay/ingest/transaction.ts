@@ -48,7 +48,11 @@ export async function writeBatch(client: pg.ClientBase, items: WriteItem[], extr
   const dead: DeadLetter[] = [];
   const groups = new Map<string, Group>();
   const seen = new Map<string, Set<string>>();
-  for (const [index, item] of items.entries()) {
+  // Messages of one flow mostly come with the same keys: the group of the message before is reused
+  // without filtering and sorting its columns again.
+  let last: { flow: Flow; keys: string[]; group: Group } | undefined;
+  for (let index = 0; index < items.length; index++) {
+    const item = items[index]!;
     const d = item.decoded;
     if (!d.ok) {
       outcomes[index] = 'dead';
@@ -64,18 +68,30 @@ export async function writeBatch(client: pg.ClientBase, items: WriteItem[], extr
       }
       keys.add(d.dedup);
     }
-    const table = item.flow.table!;
-    const columns = Object.keys(d.row)
-      .filter((c) => table.columns.has(c))
-      .sort();
-    const key = `${item.flow.name}\0${columns.join('\0')}`;
-    const group = groups.get(key) ?? groups.set(key, { flow: item.flow, table, columns, members: [] }).get(key)!;
-    group.members.push({ index, row: d.row, dedup: d.dedup });
+    const keys = Object.keys(d.row);
+    if (!last || last.flow !== item.flow || !sameKeys(last.keys, keys)) {
+      last = { flow: item.flow, keys, group: groupOf(groups, item.flow, keys) };
+    }
+    last.group.members.push({ index, row: d.row, dedup: d.dedup });
   }
   for (const group of groups.values()) await writeGroup(client, group, items, outcomes, dead);
   await recordDeadLetters(client, dead);
   await addCounts(client, items, outcomes, extra);
   return { outcomes, dead };
+}
+
+/** The group of a row with these keys: its flow and the keys that name columns of the table, sorted. */
+function groupOf(groups: Map<string, Group>, flow: Flow, keys: string[]): Group {
+  const table = flow.table!;
+  const columns = keys.filter((c) => table.columns.has(c)).sort();
+  const key = `${flow.name}\0${columns.join('\0')}`;
+  return groups.get(key) ?? groups.set(key, { flow, table, columns, members: [] }).get(key)!;
+}
+
+function sameKeys(a: string[], b: string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 async function writeGroup(
@@ -210,7 +226,7 @@ async function addCounts(
     const c = counts.get(flow) ?? counts.set(flow, [0, 0, 0]).get(flow)!;
     c[i] += n;
   };
-  for (const [i, item] of items.entries()) bump(item.flow.name, OUTCOME_COLUMN[outcomes[i]!]);
+  for (let i = 0; i < items.length; i++) bump(items[i]!.flow.name, OUTCOME_COLUMN[outcomes[i]!]);
   for (const [flow, c] of extra) {
     bump(flow, 0, c.committed);
     bump(flow, 2, c.dead);
