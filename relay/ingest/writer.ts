@@ -16,6 +16,7 @@ import type pg from 'pg';
 import { backoffDelay } from '../../client/backoff.ts';
 import type { Logger } from '../log.ts';
 import { writeBatch, type BatchResult, type ExtraCounts, type WriteItem } from './transaction.ts';
+import { writeInOneStatement } from './single.ts';
 
 /** Messages per transaction. */
 export const BATCH_MAX = 500;
@@ -165,6 +166,11 @@ export class BatchWriter {
     const client = await this.opts.pool.connect();
     let broken: Error | undefined;
     try {
+      const single = await writeInOneStatement(client, batch, extra);
+      if (single) {
+        written();
+        return single;
+      }
       await client.query('BEGIN');
       try {
         const result = await writeBatch(client, batch, extra);
