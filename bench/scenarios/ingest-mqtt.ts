@@ -130,8 +130,12 @@ async function runOnce(
   let consumer: Consumer | undefined;
   try {
     consumer = await CONSUMERS[system](db, broker.url);
+    // Every consumer runs in this process (the publishers and the broker do not): its CPU per message
+    // does not depend on what else the machine is doing, unlike the rates.
+    const cpu0 = process.cpuUsage();
     const { started } = await publish(broker.url, { ...plan, messages: perPublisher }, rate);
     const m = await consumer.finished(total);
+    const cpu = process.cpuUsage(cpu0);
     const seconds = (m.endMs - started) / 1000;
     return {
       system,
@@ -140,6 +144,7 @@ async function runOnce(
       'msgs/s': Math.round(total / seconds),
       'p50 ms': round(m.p50),
       'p99 ms': round(m.p99),
+      'consumer CPU µs/msg': round((cpu.user + cpu.system) / total),
     };
   } finally {
     await consumer?.stop();

@@ -20,6 +20,7 @@ import { startTarget, type Target } from '../lib/targets.ts';
 import type { BenchDatabase } from '../lib/env.ts';
 import { measure, PREFIX } from './fanout.ts';
 import { freePort, waitForPort } from '../../test/helpers/mosquitto.ts';
+import { writeFloor } from '../lib/write-floor.ts';
 
 export interface MqttPlan {
   subscribers: number[];
@@ -83,7 +84,28 @@ export async function runMqtt(db: BenchDatabase, plan: MqttPlan): Promise<{ rows
       }
     }
   }
-  return { rows, notes: [comparison(rows)] };
+  return { rows, notes: [comparison(rows), await floors(plan)].filter(Boolean) };
+}
+
+/**
+ * Spread over channels, a subscriber gets about one message per event-loop
+ * tick, so each delivery is a socket write of its own for walcast as for
+ * Mosquitto. What such a write alone costs a Node process, measured now
+ * (lib/write-floor.ts), tells how far per-delivery work can be cut at all.
+ */
+async function floors(plan: MqttPlan): Promise<string> {
+  if (!plan.layouts.includes('spread') || !plan.systems.includes('walcast')) return '';
+  const lines: string[] = [];
+  for (const subscribers of plan.subscribers) {
+    for (const rate of plan.rates) {
+      const writes = rate * 10; // subscribers / channels = 10 per row
+      const floor = await writeFloor(subscribers, writes, plan.measureMs);
+      lines.push(
+        `- ${subscribers} sockets, ${writes.toLocaleString('en')} writes/s: ${floor.toFixed(2)} CPU s per M writes`,
+      );
+    }
+  }
+  return `Write floor (a bare Node server, one 250-byte write per delivery, no other work: lib/write-floor.ts):\n\n${lines.join('\n')}`;
 }
 
 async function startWalcast(db: BenchDatabase, port: number, channels: number): Promise<Target> {

@@ -16,19 +16,14 @@ export type Decoded =
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export function decode(flow: Flow, topic: string, payload: Buffer, captures: Record<string, string>): Decoded {
-  const fail = (code: RelayErrorCode, detail: Record<string, string> = {}): Decoded => ({
-    ok: false,
-    code,
-    params: { flow: flow.name, topic, ...detail },
-  });
   let value: unknown;
   try {
     value = JSON.parse(utf8.decode(payload));
   } catch (err) {
-    return fail('ingest_invalid_json', { detail: (err as Error).message });
+    return fail(flow, topic, 'ingest_invalid_json', { detail: (err as Error).message });
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    return fail('ingest_not_object', {
+    return fail(flow, topic, 'ingest_not_object', {
       detail: value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value,
     });
   }
@@ -37,15 +32,26 @@ export function decode(flow: Flow, topic: string, payload: Buffer, captures: Rec
       .slice(0, 5)
       .map((e) => `${e.instancePath || '/'} ${e.message ?? 'is invalid'}`)
       .join('; ');
-    return fail('ingest_schema_mismatch', { detail });
+    return fail(flow, topic, 'ingest_schema_mismatch', { detail });
   }
-  const row: Row = { ...(value as Row), ...captures };
+  // The parsed object is this message's own: the captures are set on it, as a spread into a new
+  // object would set them (same keys in the same order), without copying it.
+  const row = value as Row;
+  for (const k in captures) {
+    if (k === '__proto__')
+      Object.defineProperty(row, k, { value: captures[k], enumerable: true, writable: true, configurable: true });
+    else row[k] = captures[k];
+  }
   let dedup: string | undefined;
   if (flow.dedupKey) {
     const key = row[flow.dedupKey];
     if (typeof key !== 'string' && typeof key !== 'number')
-      return fail('ingest_dedup_key_missing', { key: flow.dedupKey });
+      return fail(flow, topic, 'ingest_dedup_key_missing', { key: flow.dedupKey });
     dedup = String(key);
   }
   return { ok: true, row, dedup };
+}
+
+function fail(flow: Flow, topic: string, code: RelayErrorCode, detail: Record<string, string> = {}): Decoded {
+  return { ok: false, code, params: { flow: flow.name, topic, ...detail } };
 }

@@ -88,14 +88,11 @@ export class BrokerPipeline {
   }
 
   private route(msg: Inbound): void {
-    let left = 0;
-    const part = () => {
-      if (--left === 0) msg.ack();
-    };
+    const pending = new Pending(msg);
     for (const flow of this.flows) {
       const captures = flow.filter.match(msg.topic);
       if (!captures) continue;
-      left++;
+      pending.left++;
       this.hooks.counters(flow.name).received++;
       const decoded = decode(flow, msg.topic, msg.payload, captures);
       const item: QueuedWrite = {
@@ -104,7 +101,7 @@ export class BrokerPipeline {
         payload: msg.payload,
         receivedAt: msg.receivedAt,
         decoded,
-        done: part,
+        pending,
       };
       const poster = this.posters.get(flow.name);
       if (poster && decoded.ok) {
@@ -115,7 +112,7 @@ export class BrokerPipeline {
           delivered: () => {
             this.hooks.counters(flow.name).committed++;
             this.writer.count(flow.name, 'committed');
-            part();
+            pending.done();
           },
           failed: (code, params) => this.writer.push({ ...item, decoded: { ok: false, code, params } }),
         });
@@ -123,20 +120,42 @@ export class BrokerPipeline {
         this.writer.push(item);
       }
     }
-    if (left === 0) msg.ack();
+    if (pending.left === 0) msg.ack();
   }
 
   private committed(items: QueuedWrite[], result: BatchResult): void {
-    for (const [i, item] of items.entries()) {
-      const c = this.hooks.counters(item.flow.name);
+    let name: string | undefined;
+    let c: FlowCounters | undefined;
+    for (let i = 0; i < items.length; i++) {
+      const flow = items[i]!.flow.name;
+      // A batch is mostly one flow's messages: its counters are looked up when the flow changes.
+      if (flow !== name) {
+        name = flow;
+        c = this.hooks.counters(flow);
+      }
       const outcome = result.outcomes[i];
-      if (outcome === 'committed') c.committed++;
-      else if (outcome === 'duplicate') c.duplicates++;
+      if (outcome === 'committed') c!.committed++;
+      else if (outcome === 'duplicate') c!.duplicates++;
     }
     for (const d of result.dead) {
-      const c = this.hooks.counters(d.item.flow.name);
-      c.dead[d.code] = (c.dead[d.code] ?? 0) + 1;
+      const counters = this.hooks.counters(d.item.flow.name);
+      counters.dead[d.code] = (counters.dead[d.code] ?? 0) + 1;
       this.hooks.deadLetter(d.item.flow.name, new WalcastError(d.code, d.params));
     }
+  }
+}
+
+/**
+ * A message on its way to the flows it matched: acknowledged once each of
+ * them has it (committed, a duplicate, a dead letter, or posted). An object
+ * per message, not closures (this runs tens of thousands of times a second).
+ */
+export class Pending {
+  left = 0;
+
+  constructor(private readonly msg: Inbound) {}
+
+  done(): void {
+    if (--this.left === 0) this.msg.ack();
   }
 }

@@ -1,6 +1,6 @@
 // The SQL of one batch, in one transaction the caller opened: messages are
 // grouped by flow and by the columns they set, and each group is one
-// INSERT … SELECT FROM jsonb_populate_recordset (the fast path). A group the
+// INSERT … SELECT FROM json_populate_recordset (the fast path). A group the
 // table refuses is rolled back to its savepoint and written again row by
 // row, each under its own savepoint, so a bad row becomes a dead letter and
 // the others commit. Dedup keys go into walcast.ingest_dedup in the same
@@ -36,19 +36,40 @@ export interface BatchResult {
 /** Counts added to walcast.flow_stats beside the batch's own (POST outcomes). */
 export type ExtraCounts = Map<string, { committed: number; dead: number }>;
 
-interface Group {
+export interface Group {
   flow: Flow;
   table: TableInfo;
   columns: string[];
   members: { index: number; row: Row; dedup: string | undefined }[];
 }
 
+export interface Grouped {
+  /** Per item: 'committed' unless decoding made it a dead letter or a duplicate within the batch. */
+  outcomes: Outcome[];
+  dead: DeadLetter[];
+  groups: Map<string, Group>;
+}
+
 export async function writeBatch(client: pg.ClientBase, items: WriteItem[], extra: ExtraCounts): Promise<BatchResult> {
+  const { outcomes, dead, groups } = groupBatch(items);
+  for (const group of groups.values()) await writeGroup(client, group, items, outcomes, dead);
+  await recordDeadLetters(client, dead);
+  const counts = countsStatement(items, outcomes, extra, 1);
+  if (counts) await client.query(counts.text, counts.values);
+  return { outcomes, dead };
+}
+
+/** The batch's messages by flow and by the columns they set; dead letters and in-batch duplicates set aside. */
+export function groupBatch(items: WriteItem[]): Grouped {
   const outcomes: Outcome[] = new Array(items.length).fill('committed');
   const dead: DeadLetter[] = [];
   const groups = new Map<string, Group>();
   const seen = new Map<string, Set<string>>();
-  for (const [index, item] of items.entries()) {
+  // Messages of one flow mostly come with the same keys: the group of the message before is reused
+  // without filtering and sorting its columns again.
+  let last: { flow: Flow; keys: string[]; group: Group } | undefined;
+  for (let index = 0; index < items.length; index++) {
+    const item = items[index]!;
     const d = item.decoded;
     if (!d.ok) {
       outcomes[index] = 'dead';
@@ -64,18 +85,27 @@ export async function writeBatch(client: pg.ClientBase, items: WriteItem[], extr
       }
       keys.add(d.dedup);
     }
-    const table = item.flow.table!;
-    const columns = Object.keys(d.row)
-      .filter((c) => table.columns.has(c))
-      .sort();
-    const key = `${item.flow.name}\0${columns.join('\0')}`;
-    const group = groups.get(key) ?? groups.set(key, { flow: item.flow, table, columns, members: [] }).get(key)!;
-    group.members.push({ index, row: d.row, dedup: d.dedup });
+    const keys = Object.keys(d.row);
+    if (!last || last.flow !== item.flow || !sameKeys(last.keys, keys)) {
+      last = { flow: item.flow, keys, group: groupOf(groups, item.flow, keys) };
+    }
+    last.group.members.push({ index, row: d.row, dedup: d.dedup });
   }
-  for (const group of groups.values()) await writeGroup(client, group, items, outcomes, dead);
-  await recordDeadLetters(client, dead);
-  await addCounts(client, items, outcomes, extra);
-  return { outcomes, dead };
+  return { outcomes, dead, groups };
+}
+
+/** The group of a row with these keys: its flow and the keys that name columns of the table, sorted. */
+function groupOf(groups: Map<string, Group>, flow: Flow, keys: string[]): Group {
+  const table = flow.table!;
+  const columns = keys.filter((c) => table.columns.has(c)).sort();
+  const key = `${flow.name}\0${columns.join('\0')}`;
+  return groups.get(key) ?? groups.set(key, { flow, table, columns, members: [] }).get(key)!;
+}
+
+function sameKeys(a: string[], b: string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 async function writeGroup(
@@ -147,7 +177,7 @@ async function writeOne(
  * wins (the others are superseded, as if applied in order; ON CONFLICT DO
  * UPDATE cannot touch a row twice in one statement).
  */
-function lastPerKey(group: Group, members: Group['members']): Group['members'] {
+export function lastPerKey(group: Group, members: Group['members']): Group['members'] {
   const pk = group.table.primaryKey;
   if (!pk.every((c) => group.columns.includes(c))) return members;
   const last = new Map<string, Group['members'][number]>();
@@ -171,10 +201,10 @@ async function claimKeys(client: pg.ClientBase, flow: string, members: Group['me
   return new Set(rows.map((r) => r.key));
 }
 
-function insertSql(group: Group): string {
+export function insertSql(group: Group): string {
   const cols = group.columns.map((c) => pg.escapeIdentifier(c)).join(', ');
   const t = group.table.sql;
-  const insert = `INSERT INTO ${t} (${cols}) SELECT ${cols} FROM jsonb_populate_recordset(NULL::${t}, $1::jsonb)`;
+  const insert = `INSERT INTO ${t} (${cols}) SELECT ${cols} FROM json_populate_recordset(NULL::${t}, $1::json)`;
   if (group.flow.action !== 'upsert') return insert;
   const pk = group.table.primaryKey.map((c) => pg.escapeIdentifier(c)).join(', ');
   const set = group.columns
@@ -199,35 +229,41 @@ async function recordDeadLetters(client: pg.ClientBase, dead: DeadLetter[]): Pro
   );
 }
 
-async function addCounts(
-  client: pg.ClientBase,
+/**
+ * The statement that adds the batch's outcomes (and `extra`) to
+ * walcast.flow_stats, its parameters numbered from `first`; undefined when
+ * there is nothing to add.
+ */
+export function countsStatement(
   items: WriteItem[],
   outcomes: Outcome[],
   extra: ExtraCounts,
-): Promise<void> {
+  first: number,
+): { text: string; values: unknown[] } | undefined {
   const counts = new Map<string, [number, number, number]>();
   const bump = (flow: string, i: 0 | 1 | 2, n = 1) => {
     const c = counts.get(flow) ?? counts.set(flow, [0, 0, 0]).get(flow)!;
     c[i] += n;
   };
-  for (const [i, item] of items.entries()) bump(item.flow.name, OUTCOME_COLUMN[outcomes[i]!]);
+  for (let i = 0; i < items.length; i++) bump(items[i]!.flow.name, OUTCOME_COLUMN[outcomes[i]!]);
   for (const [flow, c] of extra) {
     bump(flow, 0, c.committed);
     bump(flow, 2, c.dead);
   }
-  if (counts.size === 0) return;
+  if (counts.size === 0) return undefined;
   const flows = [...counts.keys()];
   const col = (i: number) => flows.map((f) => counts.get(f)![i]!);
+  const [a, b, c, d] = [first, first + 1, first + 2, first + 3];
   // A flow removed meanwhile has no stats row to add to (and its foreign key would refuse one).
-  await client.query(
-    `INSERT INTO walcast.flow_stats AS s (flow, committed, duplicates, dead_lettered, last_at)
-     SELECT u.flow, u.c, u.d, u.x, now() FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS u(flow, c, d, x)
+  return {
+    text: `INSERT INTO walcast.flow_stats AS s (flow, committed, duplicates, dead_lettered, last_at)
+     SELECT u.flow, u.c, u.d, u.x, now() FROM unnest($${a}::text[], $${b}::bigint[], $${c}::bigint[], $${d}::bigint[]) AS u(flow, c, d, x)
      WHERE EXISTS (SELECT 1 FROM walcast.flows f WHERE f.name = u.flow)
      ON CONFLICT (flow) DO UPDATE SET committed = s.committed + excluded.committed,
        duplicates = s.duplicates + excluded.duplicates, dead_lettered = s.dead_lettered + excluded.dead_lettered,
        last_at = now()`,
-    [flows, col(0), col(1), col(2)],
-  );
+    values: [flows, col(0), col(1), col(2)],
+  };
 }
 
 const OUTCOME_COLUMN = { committed: 0, duplicate: 1, dead: 2 } as const;
@@ -237,7 +273,7 @@ const OUTCOME_COLUMN = { committed: 0, duplicate: 1, dead: 2 } as const;
  * opposed to the connection or the server failing, which fails the batch
  * (it is retried whole, nothing acknowledged).
  */
-function isRowError(err: unknown): boolean {
+export function isRowError(err: unknown): boolean {
   const code = sqlState(err);
   if (!code) return false;
   return !['08', '40', '53', '54', '55', '57', '58', 'XX', '25'].includes(code.slice(0, 2));

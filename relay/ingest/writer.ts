@@ -6,7 +6,7 @@
 // statements while the other waits for its commit to reach the disk). So a
 // batch is bounded by count (BATCH_MAX) and by time (no timer holds a
 // message back; a message waits at most for the transactions before it).
-// Each message's `done` is called only after the COMMIT that covers it, and
+// Each message's `pending.done()` is called only after the COMMIT that covers it, and
 // batches are acknowledged in the order they were taken; that is when the
 // broker gets its PUBACK. A failed transaction (the database down) is
 // retried whole with backoff, acknowledging nothing. The queue cannot grow
@@ -15,7 +15,8 @@
 import type pg from 'pg';
 import { backoffDelay } from '../../client/backoff.ts';
 import type { Logger } from '../log.ts';
-import { writeBatch, type BatchResult, type ExtraCounts, type Outcome, type WriteItem } from './transaction.ts';
+import { writeBatch, type BatchResult, type ExtraCounts, type WriteItem } from './transaction.ts';
+import { writeInOneStatement } from './single.ts';
 
 /** Messages per transaction. */
 export const BATCH_MAX = 500;
@@ -25,7 +26,8 @@ export const PIPELINE = 2;
 const RETRY = { initialMs: 200, maxMs: 5000, factor: 2 };
 
 export interface QueuedWrite extends WriteItem {
-  done(outcome: Outcome): void;
+  /** Told once the COMMIT that covers the item happened (pipeline.ts Pending). */
+  pending: { done(): void };
 }
 
 export class BatchWriter {
@@ -111,7 +113,7 @@ export class BatchWriter {
       await before;
       if (!result) return; // stopped: nothing acknowledged, the broker sends it again
       this.opts.onCommitted(batch, result);
-      for (const [i, item] of batch.entries()) item.done(result.outcomes[i]!);
+      for (let i = 0; i < batch.length; i++) batch[i]!.pending.done();
     });
     this.acked = acked;
     void acked.finally(() => {
@@ -164,6 +166,11 @@ export class BatchWriter {
     const client = await this.opts.pool.connect();
     let broken: Error | undefined;
     try {
+      const single = await writeInOneStatement(client, batch, extra);
+      if (single) {
+        written();
+        return single;
+      }
       await client.query('BEGIN');
       try {
         const result = await writeBatch(client, batch, extra);

@@ -1,46 +1,31 @@
-// Per-connection write coalescing for MQTT, as relay/ws/coalesce.ts does for
-// WebSocket frames: a session's packets of one event-loop tick are written
-// at the tick's end in one write (one TCP write, or one binary WebSocket
-// message carrying several MQTT packets, which MQTT over WebSocket allows).
-// Per-packet socket writes are what limits fan-out. Bounded: pendingBytes
-// counts toward the session's send-queue bound.
+// Per-connection write coalescing for MQTT, with the WebSocket doors' tick
+// mechanism (relay/ws/coalesce.ts): a session's packets of one event-loop
+// tick are written at the tick's end in one write (one TCP write, or one
+// binary WebSocket message carrying several MQTT packets, which MQTT over
+// WebSocket allows). Per-packet socket writes are what limits fan-out.
+// Bounded: pendingBytes counts toward the session's send-queue bound.
+import { TickCoalescer, type PendingQueue } from '../ws/coalesce.ts';
 
-export interface Outgoing {
-  pending: Buffer[];
-  pendingBytes: number;
+export interface Outgoing extends PendingQueue {
   readonly closed: boolean;
   readonly transport: { write(bytes: Buffer): void };
 }
 
-export class Outbox {
-  private queued: Outgoing[] = [];
-  private scheduled = false;
+/** Write `o`'s packets now (at the tick's end, or before it closes). */
+export function flushOutgoing(o: Outgoing): void {
+  if (o.pending.length === 0) return;
+  const bytes = o.pending.length === 1 ? o.pending[0]! : Buffer.concat(o.pending, o.pendingBytes);
+  o.pending = [];
+  o.pendingBytes = 0;
+  if (!o.closed) o.transport.write(bytes);
+}
 
-  enqueue(o: Outgoing, bytes: Buffer): void {
-    if (o.pending.length === 0) {
-      this.queued.push(o);
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(this.flushAll);
-      }
-    }
-    o.pending.push(bytes);
-    o.pendingBytes += bytes.length;
+export class Outbox extends TickCoalescer<Outgoing> {
+  constructor() {
+    super(flushOutgoing);
   }
 
-  /** Write `o`'s packets now (before it closes). */
   flush(o: Outgoing): void {
-    if (o.pending.length === 0) return;
-    const bytes = o.pending.length === 1 ? o.pending[0]! : Buffer.concat(o.pending, o.pendingBytes);
-    o.pending = [];
-    o.pendingBytes = 0;
-    o.transport.write(bytes);
+    flushOutgoing(o);
   }
-
-  private readonly flushAll = (): void => {
-    this.scheduled = false;
-    const queued = this.queued;
-    this.queued = [];
-    for (const o of queued) if (!o.closed) this.flush(o);
-  };
 }

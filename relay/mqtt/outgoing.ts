@@ -42,9 +42,27 @@ export function fromRouted(
   const cacheKey = typeof frame === 'string' ? event : frame;
   let out = converted.get(cacheKey);
   if (out !== undefined) return out;
-  out = event.message ? fromMessage(frame as Buffer, event) : fromFrame(frame, event.xid, table);
+  if (event.message) out = fromMessage(frame as Buffer, event);
+  // The dispatcher's event itself (a row change; truncates carry no body): no JSON.parse per row.
+  // An edge relay, which reads frames from JetStream, has no body and parses.
+  else if (event.body && isEventFrame(frame)) out = fromRow(event.body, event.xid, table);
+  else out = fromFrame(frame, event.xid, table);
   converted.set(cacheKey, out);
   return out;
+}
+
+const EVENT_PREFIX = Buffer.from('{"type":"event",');
+
+/**
+ * Is `frame` the event itself (not the event_too_large notice that replaces
+ * an event over WALCAST_MAX_EVENT_BYTES, hub/too-large.ts)? Both are built
+ * with `type` first.
+ */
+function isEventFrame(frame: Buffer | string): boolean {
+  return typeof frame === 'string'
+    ? frame.startsWith('{"type":"event",')
+    : frame.length > EVENT_PREFIX.length &&
+        frame.compare(EVENT_PREFIX, 0, EVENT_PREFIX.length, 0, EVENT_PREFIX.length) === 0;
 }
 
 /**

@@ -87,25 +87,35 @@ export function filterError(filter: string): string | null {
 /** Does `filter` match `topic` (MQTT 4.7.1, and 4.7.2: wildcards at the first level do not match `$` topics)? */
 export function matches(filter: string, topic: string): boolean {
   if (topic.startsWith('$') && (filter.startsWith('+') || filter.startsWith('#'))) return false;
+  // Compared in place, no level copied: this runs per delivery per filter.
   let f = 0;
   let t = 0;
   for (;;) {
     const fEnd = endOfLevel(filter, f);
-    const fLevel = filter.slice(f, fEnd);
-    if (fLevel === '#') return true;
+    const fLength = fEnd - f;
+    if (fLength === 1 && filter.charCodeAt(f) === HASH) return true;
     const tEnd = endOfLevel(topic, t);
     if (t > topic.length) return false;
-    if (fLevel !== '+' && fLevel !== topic.slice(t, tEnd)) return false;
+    const plus = fLength === 1 && filter.charCodeAt(f) === PLUS;
+    if (!plus && (fLength !== tEnd - t || !sameChars(filter, f, topic, t, fLength))) return false;
     const fDone = fEnd >= filter.length;
     const tDone = tEnd >= topic.length;
     if (fDone || tDone) {
       if (fDone && tDone) return true;
       // "sport/#" also matches "sport" (4.7.1.2).
-      return tDone && !fDone && filter.slice(fEnd + 1) === '#';
+      return tDone && !fDone && fEnd + 2 === filter.length && filter.charCodeAt(fEnd + 1) === HASH;
     }
     f = fEnd + 1;
     t = tEnd + 1;
   }
+}
+
+const HASH = 0x23;
+const PLUS = 0x2b;
+
+function sameChars(a: string, from: number, b: string, at: number, length: number): boolean {
+  for (let i = 0; i < length; i++) if (a.charCodeAt(from + i) !== b.charCodeAt(at + i)) return false;
+  return true;
 }
 
 function endOfLevel(text: string, from: number): number {

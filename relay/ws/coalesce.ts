@@ -16,37 +16,55 @@
 // once written, by the socket (bufferedAmount); the send-queue bound is
 // checked against both. A tick adds no more delay than the work done in it.
 
-export interface FrameQueue {
-  /** Payloads (UTF-8 text) waiting for the end of the tick. */
+/** What a connection queues for the end of the tick; its owner counts pendingBytes toward its send-queue bound. */
+export interface PendingQueue {
   pending: Buffer[];
   pendingBytes: number;
+}
+
+export interface FrameQueue extends PendingQueue {
   /** Write ready-made frames to the socket (or drop them if it is closing). */
   writeFrames(frames: Buffer): void;
 }
 
-export class WriteCoalescer {
-  private queued: FrameQueue[] = [];
+/**
+ * The tick mechanism, whatever the framing: queues with something pending
+ * are remembered once, and `flushOne` writes each at the tick's end. The
+ * WebSocket doors frame text messages (WriteCoalescer); the MQTT door writes
+ * its packets as they are (relay/mqtt/outbox.ts).
+ */
+export class TickCoalescer<Q extends PendingQueue> {
+  private queued: Q[] = [];
   private scheduled = false;
 
-  /** Queue one text message for `queue`'s socket, to be written at the end of this tick. */
-  enqueue(queue: FrameQueue, payload: Buffer): void {
+  constructor(private readonly flushOne: (queue: Q) => void) {}
+
+  /** Queue `bytes` for `queue`'s socket, to be written at the end of this tick. */
+  enqueue(queue: Q, bytes: Buffer): void {
     if (queue.pending.length === 0) {
       this.queued.push(queue);
       if (!this.scheduled) {
         this.scheduled = true;
-        setImmediate(this.flush);
+        setImmediate(this.flushAll);
       }
     }
-    queue.pending.push(payload);
-    queue.pendingBytes += payload.length;
+    queue.pending.push(bytes);
+    queue.pendingBytes += bytes.length;
   }
 
-  private readonly flush = (): void => {
+  private readonly flushAll = (): void => {
     this.scheduled = false;
     const queued = this.queued;
     this.queued = [];
-    for (const q of queued) flushQueue(q);
+    for (const q of queued) this.flushOne(q);
   };
+}
+
+/** WebSocket text messages: a queue's payloads become frames in one Buffer per tick. */
+export class WriteCoalescer extends TickCoalescer<FrameQueue> {
+  constructor() {
+    super(flushQueue);
+  }
 }
 
 /**

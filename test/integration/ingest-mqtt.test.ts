@@ -130,6 +130,28 @@ test('invalid JSON, a schema mismatch and a refused row become dead letters; the
   assert.match(metrics, /walcast_ingest_broker_connected\{broker="local"\} 1/);
 });
 
+test('a row the table refuses in a batch of well-formed messages: the batch is written again row by row, the refused one a dead letter', async () => {
+  // Such a batch is first tried as one statement (relay/ingest/single.ts); the table's refusal rolls all of it back.
+  const t = 'sensors/dev-5/temperature';
+  const before = await db.query<{ committed: string }>(`select committed from walcast.flow_stats where flow = 'temps'`);
+  const payloads = [1, -500, 3, 4].map((temperature, i) => JSON.stringify({ temperature, seq: i + 1 }));
+  await Promise.all(payloads.map((p) => publisher.publishAsync(t, p, { qos: 1 })));
+  assert.deepEqual(
+    (await waitRows(`device = 'dev-5'`, 3)).map((r) => r.seq),
+    [1, 3, 4],
+  );
+  const dead = await db.query<{ code: string; payload: Buffer }>(
+    `select code, payload from walcast.dead_letters where topic = $1`,
+    [t],
+  );
+  assert.deepEqual(
+    dead.map((d) => [d.code, d.payload.toString()]),
+    [['ingest_constraint_violation', payloads[1]]],
+  );
+  const after = await db.query<{ committed: string }>(`select committed from walcast.flow_stats where flow = 'temps'`);
+  assert.equal(Number(after[0]!.committed) - Number(before[0]!.committed), 3);
+});
+
 test('flows added, changed and disabled take effect without a restart and without reconnecting the broker', async () => {
   const connection = link()!;
   const epoch = connection.connections;
@@ -310,14 +332,15 @@ test('walcast flows lists the brokers with their state and the flows with their 
     [['local', 'connected']],
   );
   const temps = out.flows.find((f) => f.name === 'temps')!;
-  assert.deepEqual([temps.enabled, temps.committed, temps.dead_lettered], [true, '6', '5']);
+  // The tests before: 6 rows and 5 dead letters from the first two, 3 and 1 from the refused-row batch.
+  assert.deepEqual([temps.enabled, temps.committed, temps.dead_lettered], [true, '9', '6']);
   assert.equal(out.flows.find((f) => f.name === 'humid')!.duplicates, '2');
   const text = (await run(process.execPath, [bin, 'flows'], { env })).stdout;
   assert.match(text, /^broker\s+url\s+state/m);
   assert.match(text, /^local\s+mqtt:\/\/127\.0\.0\.1:\d+\s+connected/m);
   assert.match(
     text,
-    /^temps\s+local\s+sensors\/\{device\}\/temperature\s+insert\s+public\.readings\s+enabled\s+6\s+0\s+5$/m,
+    /^temps\s+local\s+sensors\/\{device\}\/temperature\s+insert\s+public\.readings\s+enabled\s+9\s+0\s+6$/m,
   );
 });
 

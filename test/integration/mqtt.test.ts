@@ -292,3 +292,16 @@ test('topics that are not rows: a retained message is stored (walcast.mqtt_retai
   await ops.subscribe('$ops/#');
   assert.deepEqual((await ops.waitFor((m) => m[0])).payload, 'hidden');
 });
+
+test('a row over WALCAST_MAX_EVENT_BYTES is not published over MQTT; the rows after it are', async () => {
+  const relay = await fx.relay({ maxEventBytes: 4096 });
+  const c = await connect(relay, 'tcp', 5);
+  assert.deepEqual(await c.subscribe('presence/big/+'), [1]);
+  await fx.db.query(`insert into presence (channel_id, user_id, name) values ('big', 'huge', $1)`, ['x'.repeat(8192)]);
+  await fx.db.query(`insert into presence (channel_id, user_id, name) values ('big', 'small', 'marker')`);
+  const got = await c.until('presence/big/small', 'marker');
+  assert.deepEqual(
+    got.map((m) => m.topic),
+    ['presence/big/small'],
+  );
+});

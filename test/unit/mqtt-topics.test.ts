@@ -66,6 +66,30 @@ test('matching follows MQTT 4.7: + one level, # the rest (and the parent), $ top
   for (const [filter, topic, want] of cases) assert.equal(matches(filter, topic), want, `${filter} vs ${topic}`);
 });
 
+test('matching agrees with MQTT 4.7 level by level for any valid filter and topic name', () => {
+  // The spec's definition, one level at a time, against the in-place matcher.
+  const spec = (filter: string, topic: string): boolean => {
+    if (topic.startsWith('$') && /^[+#]/.test(filter)) return false;
+    const f = filter.split('/');
+    const t = topic.split('/');
+    for (let i = 0; i < f.length; i++) {
+      if (f[i] === '#') return true;
+      if (i >= t.length || (f[i] !== '+' && f[i] !== t[i])) return false;
+    }
+    return f.length === t.length;
+  };
+  const level = fc.constantFrom('', 'a', 'ab', 'b', '$S', '+', '#');
+  const path = fc.array(level, { minLength: 1, maxLength: 5 }).map((l) => l.join('/'));
+  fc.assert(
+    fc.property(path, path, (filter, rawTopic) => {
+      const topic = rawTopic.replace(/[+#]/g, 'x');
+      fc.pre(filterError(filter) === null && topicNameError(topic) === null);
+      assert.equal(matches(filter, topic), spec(filter, topic), `${filter} vs ${topic}`);
+    }),
+    { numRuns: 2000 },
+  );
+});
+
 test('filters and topic names are validated as MQTT 4.7.1 and 4.7.3 say', () => {
   for (const ok of ['#', '+', 'a/+/b', 'a/#', '+/+/#', 'a//b', '/']) assert.equal(filterError(ok), null, ok);
   for (const bad of ['', 'a/#/b', 'a#', 'a/b+', '+a', 'a\u0000b']) assert.notEqual(filterError(bad), null, bad);
