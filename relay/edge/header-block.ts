@@ -12,7 +12,6 @@
 // `Key: value` CRLF lines, then CRLF. Keys are compared exactly, as nats.js's
 // MsgHdrs.get does by default; a repeated key gives its first value.
 import type { JsMsg } from '@nats-io/jetstream';
-import type { Msg } from '@nats-io/transport-node';
 
 const CRLF = '\r\n';
 
@@ -35,9 +34,6 @@ interface ReceivedMsg {
   _msg?: { hdr?: number };
 }
 
-/** A received message: nats.js's own (a subscription's), or a JsMsg wrapping one in `msg`. */
-type Received = Msg | JsMsg;
-
 /**
  * The header block of `m` as text, read from nats.js's received bytes;
  * undefined when the message has no headers, or when nats.js keeps them in
@@ -45,8 +41,8 @@ type Received = Msg | JsMsg;
  * to m.headers, and test/integration/edge-header-block.test.ts fails on a real
  * message so the change is noticed).
  */
-export function rawHeaderBlock(m: Received): string | undefined {
-  const raw = (m as unknown as { msg?: ReceivedMsg }).msg ?? (m as unknown as ReceivedMsg);
+export function rawHeaderBlock(m: JsMsg): string | undefined {
+  const raw = (m as unknown as { msg?: ReceivedMsg }).msg;
   const hdr = raw?._msg?.hdr;
   const data = raw?._rdata;
   if (typeof hdr !== 'number' || hdr <= 0 || !(data instanceof Uint8Array) || hdr > data.length) return undefined;
@@ -54,7 +50,7 @@ export function rawHeaderBlock(m: Received): string | undefined {
 }
 
 /** A message's headers by name: read from its bytes, or through nats.js's MsgHdrs when those cannot be read. */
-export function headerReader(m: Received): (name: string) => string | undefined {
+export function headerReader(m: JsMsg): (name: string) => string | undefined {
   const block = rawHeaderBlock(m);
   if (block === undefined) return (name) => m.headers?.get(name) || undefined;
   return (name) => headerValue(block, name) || undefined;

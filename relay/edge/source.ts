@@ -10,15 +10,20 @@
 //   consuming, paused while the edge's sockets are backed up (pause/resume: the
 //   consumer is closed and started again after the last routed message)
 //
-// The ordered consumer (pull.ts) delivers every message once, in stream
-// order; after a gap, missed heartbeats or a reconnect the read stops, and
-// the source starts another from the sequence after the last message it
-// routed (retrying every second while NATS cannot create it). Messages are
-// handled in the subscription's callback, synchronously, with no await per
-// message.
+// The ordered consumer (nats.js) delivers every message once, in stream
+// order, and recreates itself after a gap or a lost connection from the
+// sequence after the last one it delivered. Messages are handled in the
+// client's callback, synchronously, with no await per message.
 import { EventEmitter } from 'node:events';
-import type { Msg, NatsConnection } from '@nats-io/transport-node';
-import type { JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import {
+  DeliverPolicy,
+  jetstream,
+  type Consumer,
+  type ConsumerMessages,
+  type JetStreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
 import type { Logger } from '../log.ts';
 import { WalcastError } from '../errors.ts';
 import {
@@ -32,7 +37,6 @@ import {
 import { streamPoint } from '../replication/position.ts';
 import { decodeMessage, type StreamEvent } from './decode.ts';
 import { headerReader } from './header-block.ts';
-import { OrderedPull } from './pull.ts';
 
 export type SourceState = 'connecting' | 'waiting' | 'consuming' | 'disconnected' | 'closed';
 export const SOURCE_STATES: readonly SourceState[] = ['connecting', 'waiting', 'consuming', 'disconnected', 'closed'];
@@ -86,9 +90,9 @@ export class StreamSource extends EventEmitter<StreamSourceEvents> {
   readonly counters = { messages: 0, skipped: 0, pauses: 0, repeats: 0 };
   private conn: NatsConnection | undefined;
   private jsmgr: JetStreamManager | undefined;
-  private reader: OrderedPull | undefined;
+  private messages: ConsumerMessages | undefined;
+  private consumer: Consumer | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private restartTimer: NodeJS.Timeout | undefined;
   private lagTimer: NodeJS.Timeout | undefined;
   private readyResolve!: () => void;
   /** Resolves once consuming (or closed). */
@@ -221,48 +225,31 @@ export class StreamSource extends EventEmitter<StreamSourceEvents> {
   private async restart(): Promise<void> {
     await this.closeConsumer();
     if (this.state === 'closed' || this.paused || !this.conn) return;
-    try {
-      await this.consume(this.deliveredSeq + 1);
-    } catch (err) {
-      // NATS away or the stream gone for now: try again (a reconnect also starts one).
-      this.opts.logger.debug({ err, stream: this.opts.stream }, 'starting the edge consumer failed; retrying');
-      if ((this.state as SourceState) !== 'closed')
-        this.restartTimer = setTimeout(() => this.switchTo(() => this.restart()), RETRY_MS);
-    }
+    await this.consume(this.deliveredSeq + 1);
   }
 
-  /** Stop pulling, and delete the consumer on the server (left for 5 minutes of inactivity if that fails). */
+  /** Stop pulling, and delete the consumer on the server (nats.js leaves it for 5 minutes of inactivity). */
   private async closeConsumer(): Promise<void> {
-    const reader = this.reader;
-    this.reader = undefined;
-    clearTimeout(this.restartTimer);
+    const messages = this.messages;
+    const consumer = this.consumer;
+    this.messages = undefined;
+    this.consumer = undefined;
     clearInterval(this.lagTimer);
-    reader?.close();
-  }
-
-  /** The read stopped (pull.ts): start another after the last routed message. */
-  private broken(reader: OrderedPull, why: string): void {
-    if (reader !== this.reader || this.state === 'closed') return;
-    this.opts.logger.debug(
-      { stream: this.opts.stream, why, after: this.deliveredSeq },
-      'edge consumer stopped; starting another',
-    );
-    this.switchTo(() => this.restart());
+    await messages?.close().catch(() => {});
+    await consumer?.delete().catch(() => {});
   }
 
   private async consume(from: number): Promise<void> {
-    const reader: OrderedPull = await OrderedPull.open({
-      nc: this.conn!,
-      jsm: this.jsmgr!,
-      stream: this.opts.stream,
-      from,
-      batch: PULL_MESSAGES,
-      expiresMs: PULL_EXPIRES_MS,
-      onMessage: (m, seq) => reader === this.reader && this.handle(m, seq),
-      onBreak: (why) => this.broken(reader, why),
+    const consumer = await jetstream(this.conn!).consumers.get(this.opts.stream, {
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: from,
     });
-    if (this.state === 'closed' || this.paused) return reader.close();
-    this.reader = reader;
+    this.consumer = consumer;
+    this.messages = await consumer.consume({
+      max_messages: PULL_MESSAGES,
+      expires: PULL_EXPIRES_MS,
+      callback: (m) => this.handle(m),
+    });
     this.state = 'consuming';
     this.reason = undefined;
     this.lagTimer = setInterval(() => void this.pollLag(), LAG_POLL_MS);
@@ -276,17 +263,22 @@ export class StreamSource extends EventEmitter<StreamSourceEvents> {
     this.readyResolve();
   }
 
-  private handle(m: Msg, seq: number): void {
+  private handle(m: JsMsg): void {
     // Paused: not routed, so not counted as delivered; the next consumer starts at it again.
     if (this.paused) return;
-    const e = decodeMessage({ seq, subject: m.subject, data: m.data, header: headerReader(m) });
+    const e = decodeMessage({
+      seq: m.seq,
+      subject: m.subject,
+      data: m.data,
+      header: headerReader(m),
+    });
     this.counters.messages++;
-    if (seq > this.lastSeq) this.lastSeq = seq;
+    if (m.seq > this.lastSeq) this.lastSeq = m.seq;
     if (!e) {
       // Another writer in the stream (the sink must be its only one): skipped, said once.
       if (this.counters.skipped++ === 0)
         this.opts.logger.warn(
-          { stream: this.opts.stream, subject: m.subject, seq },
+          { stream: this.opts.stream, subject: m.subject, seq: m.seq },
           'a message in the change stream is not a walcast event (no Walcast-Position/Walcast-Table headers, or not walcast.<table>.<channel>): skipped',
         );
       return;
@@ -332,13 +324,12 @@ export class StreamSource extends EventEmitter<StreamSourceEvents> {
       if (s.type === 'disconnect') {
         this.state = 'disconnected';
         this.reason = 'disconnected from NATS; reconnecting';
-      } else if (s.type === 'reconnect' && this.started) {
-        // Pull requests (and, after a server restart, the in-memory
-        // consumer) do not survive a reconnect: a new consumer after the
-        // last routed message.
+      } else if (s.type === 'reconnect' && this.messages) {
+        // The ordered consumer recreates itself after the last message it
+        // delivered (nats.js); closing and replacing it here raced with that
+        // and left consumers running twice.
         this.state = 'consuming';
         this.reason = undefined;
-        if (!this.paused) this.switchTo(() => this.restart());
       }
     }
   }
