@@ -83,6 +83,7 @@ async function runLayout(db: BenchDatabase, plan: EdgesPlan, layout: Layout, sub
     procs.push({ name: layout === 'single' ? 'single relay' : `slot relay (${layout})`, ...relay });
     const servers = layout === 'single' ? [procs[0]!] : [];
     for (let i = 0; i < (layout === '2 edges' ? 2 : layout === '1 edge' ? 1 : 0); i++) {
+      // BENCH_EDGE_ENV_A / _B: more environment (JSON) for edge A or B, to compare two settings side by side in one cell.
       const variant = process.env[`BENCH_EDGE_ENV_${'AB'[i]}`];
       const edge = await spawnWalcast(db.url, slot, { ...env, ...(variant ? JSON.parse(variant) : {}) }, 'edge');
       const proc = { name: `edge ${'AB'[i]} (${layout})`, ...edge };
