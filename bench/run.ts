@@ -14,7 +14,7 @@ import { RESTART_FULL, RESTART_QUICK, runRestart } from './scenarios/restart.ts'
 import { STREAMS_FULL, STREAMS_QUICK, runStreams } from './scenarios/streams.ts';
 import { MQTT_FULL, MQTT_QUICK, runMqtt, type MqttPlan } from './scenarios/mqtt.ts';
 import { INGEST_MQTT_FULL, INGEST_MQTT_QUICK, runIngestMqtt } from './scenarios/ingest-mqtt.ts';
-import { EDGES_FULL, EDGES_QUICK, runEdges } from './scenarios/edges.ts';
+import { EDGES_FULL, EDGES_QUICK, runEdges, type EdgesPlan } from './scenarios/edges.ts';
 import {
   SUPABASE_FULL,
   SUPABASE_QUICK,
@@ -42,7 +42,7 @@ async function main(): Promise<void> {
     { name: 'streams', run: () => runStreams(db, quick ? STREAMS_QUICK : STREAMS_FULL) },
     { name: 'mqtt', run: () => runMqtt(db, mqttPlan(argv, quick)) },
     { name: 'ingest-mqtt', run: () => runIngestMqtt(db, quick ? INGEST_MQTT_QUICK : INGEST_MQTT_FULL) },
-    { name: 'edges', run: () => runEdges(db, quick ? EDGES_QUICK : EDGES_FULL) },
+    { name: 'edges', run: () => runEdges(db, edgesPlan(argv, quick)) },
     { name: 'supabase', run: () => runSupabase(db, supabasePlan(argv, quick)) },
   ];
   let failed = false;
@@ -110,6 +110,27 @@ function mqttPlan(argv: string[], quick: boolean): MqttPlan {
   if (listFlag(argv, 'layouts')) plan.layouts = layouts;
   if (listFlag(argv, 'rates')) plan.rates = rates;
   if (listFlag(argv, 'measure-ms')) plan.measureMs = measureMs;
+  return plan;
+}
+
+/**
+ * The edges plan, narrowed by --subscribers, --rates (the first), --measure-ms
+ * and --edges 0,1,2 (0: the single relay); with --edges, the subscription
+ * measurement (edge-filters.ts) is left out.
+ */
+function edgesPlan(argv: string[], quick: boolean): EdgesPlan {
+  const plan = { ...(quick ? EDGES_QUICK : EDGES_FULL) };
+  const subscribers = listFlag(argv, 'subscribers');
+  if (subscribers) plan.subscribers = subscribers.map(Number);
+  const rates = listFlag(argv, 'rates');
+  if (rates) plan.rate = Number(rates[0]);
+  const measure = listFlag(argv, 'measure-ms');
+  if (measure) plan.measureMs = Number(measure[0]);
+  const edges = listFlag(argv, 'edges');
+  if (edges) {
+    plan.edges = edges.map(Number);
+    plan.filter = undefined;
+  }
   return plan;
 }
 

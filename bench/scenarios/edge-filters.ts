@@ -166,6 +166,26 @@ function answer(child: ChildProcess, type: string): Promise<Record<string, unkno
   });
 }
 
+/** The `n`th event on `channel` as the sink writes it (epoch ab12, commit time `now`). */
+export function sinkMessage(
+  n: number,
+  channel: string,
+  now: string,
+  xid: number,
+): { subject: string; payload: Buffer; headers: StreamHeaders } {
+  const position = formatPosition(0x1000n + BigInt(n), 1, 'ab12');
+  const frame = `{"type":"event","channel":"${channel}","table":"${TABLE}","op":"insert","position":"${position}","row":{"id":${n},"channel_id":"${channel}","body":"${'x'.repeat(64)}","created_at":"${now}"}}`;
+  const lines = renderHeaderLines([
+    ['Nats-Msg-Id', position],
+    ['Walcast-Position', position],
+    ['Walcast-Table', TABLE],
+    ['Walcast-Op', 'insert'],
+    ['Walcast-Commit-Time', now],
+    ['Walcast-Xid', String(xid)],
+  ]);
+  return { subject: subjectFor(TABLE, channel), payload: Buffer.from(frame), headers: new StreamHeaders(lines) };
+}
+
 /** Events as the sink writes them, `rate` per second in 10 ms batches, channels in round robin; seq(): the next stream sequence. */
 function startPublisher(nc: NatsConnection, plan: FilterPlan): { seq(): number; stop(): Promise<void> } {
   const js = jetstream(nc);
@@ -179,18 +199,8 @@ function startPublisher(nc: NatsConnection, plan: FilterPlan): { seq(): number; 
       const acks: Promise<unknown>[] = [];
       const now = new Date().toISOString();
       for (let i = 0; i < due; i++, sent++) {
-        const channel = `c${sent % plan.channels}`;
-        const position = formatPosition(0x1000n + BigInt(sent), 1, 'ab12');
-        const frame = `{"type":"event","channel":"${channel}","table":"${TABLE}","op":"insert","position":"${position}","row":{"id":${sent},"channel_id":"${channel}","body":"${'x'.repeat(64)}","created_at":"${now}"}}`;
-        const lines = renderHeaderLines([
-          ['Nats-Msg-Id', position],
-          ['Walcast-Position', position],
-          ['Walcast-Table', TABLE],
-          ['Walcast-Op', 'insert'],
-          ['Walcast-Commit-Time', now],
-          ['Walcast-Xid', String(sent)],
-        ]);
-        acks.push(js.publish(subjectFor(TABLE, channel), Buffer.from(frame), { headers: new StreamHeaders(lines) }));
+        const { subject, payload, headers } = sinkMessage(sent, `c${sent % plan.channels}`, now, sent);
+        acks.push(js.publish(subject, payload, { headers }));
       }
       await Promise.all(acks);
       stored += acks.length;

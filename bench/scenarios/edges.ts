@@ -26,14 +26,17 @@ export interface EdgesPlan {
   rate: number;
   warmupMs: number;
   measureMs: number;
-  /** The subscribe-all vs filtered-consumer measurement (edge-filters.ts). */
-  filter: FilterPlan;
+  /** Edges per cell: 0 is the single relay, serving the fleet itself. */
+  edges: number[];
+  /** The subscribe-all vs filtered-consumer measurement (edge-filters.ts); undefined: not run. */
+  filter: FilterPlan | undefined;
 }
 export const EDGES_FULL: EdgesPlan = {
   subscribers: [1_000, 4_000],
   rate: 1_000,
   warmupMs: 1_500,
   measureMs: 5_000,
+  edges: [0, 1, 2],
   filter: FILTERS_FULL,
 };
 export const EDGES_QUICK: EdgesPlan = {
@@ -41,6 +44,7 @@ export const EDGES_QUICK: EdgesPlan = {
   rate: 500,
   warmupMs: 500,
   measureMs: 2_000,
+  edges: [0, 1, 2],
   filter: FILTERS_QUICK,
 };
 
@@ -52,17 +56,19 @@ interface Proc {
 }
 
 type Layout = 'single' | '1 edge' | '2 edges';
+const LAYOUTS: Layout[] = ['single', '1 edge', '2 edges'];
 
 export async function runEdges(db: BenchDatabase, plan: EdgesPlan): Promise<{ rows: Row[]; notes: string[] }> {
   const rows: Row[] = [];
   for (const subscribers of plan.subscribers) {
-    for (const layout of ['single', '1 edge', '2 edges'] as Layout[]) {
+    for (const layout of plan.edges.map((n) => LAYOUTS[n]!)) {
       progress(`edges: ${layout}, ${subscribers} subscribers, ${plan.rate} rows/s`);
       rows.push(...(await runLayout(db, plan, layout, subscribers)));
     }
   }
-  const filters = await measureFilters(plan.filter);
-  return { rows, notes: [comparison(rows), filters] };
+  const notes = [comparison(rows)];
+  if (plan.filter) notes.push(await measureFilters(plan.filter));
+  return { rows, notes };
 }
 
 async function runLayout(db: BenchDatabase, plan: EdgesPlan, layout: Layout, subscribers: number): Promise<Row[]> {
@@ -77,7 +83,9 @@ async function runLayout(db: BenchDatabase, plan: EdgesPlan, layout: Layout, sub
     procs.push({ name: layout === 'single' ? 'single relay' : `slot relay (${layout})`, ...relay });
     const servers = layout === 'single' ? [procs[0]!] : [];
     for (let i = 0; i < (layout === '2 edges' ? 2 : layout === '1 edge' ? 1 : 0); i++) {
-      const edge = await spawnWalcast(db.url, slot, env, 'edge');
+      // BENCH_EDGE_ENV_A / _B: more environment (JSON) for edge A or B, to compare two settings side by side in one cell.
+      const variant = process.env[`BENCH_EDGE_ENV_${'AB'[i]}`];
+      const edge = await spawnWalcast(db.url, slot, { ...env, ...(variant ? JSON.parse(variant) : {}) }, 'edge');
       const proc = { name: `edge ${'AB'[i]} (${layout})`, ...edge };
       procs.push(proc);
       servers.push(proc);
