@@ -64,7 +64,8 @@ export function filteredRow(d: ChangeData): Record<string, unknown> {
  */
 export function dataJson(d: ChangeData, maxBytes: number): string {
   const json = d.errors === null ? changeJson(d) : JSON.stringify(d);
-  if (Buffer.byteLength(json) <= maxBytes) return json;
+  // A UTF-16 unit is at most 3 UTF-8 bytes: most rows need no byte count (as in hub/too-large.ts).
+  if (json.length * 3 <= maxBytes || Buffer.byteLength(json) <= maxBytes) return json;
   const small: ChangeData = { ...d, errors: [TOO_LARGE_ERROR] };
   if (d.record) small.record = smallValues(d.record);
   if (d.old_record) small.old_record = smallValues(d.old_record);
@@ -95,7 +96,7 @@ function smallValues(row: Record<string, unknown>): Record<string, unknown> {
 
 function upstreamRow(row: Record<string, unknown>, types: Map<string, string>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(row)) out[k] = upstreamValue(types.get(k), v);
+  for (const k in row) out[k] = upstreamValue(types.get(k), row[k]);
   return out;
 }
 

@@ -29,11 +29,7 @@ export function deliverChange(
   if (!channels.index.watches(event.table)) return 0;
   const body = event.body ?? bodyOf(frame);
   if (!body) return 0;
-  const dot = body.table.indexOf('.');
-  const columns =
-    dot < 0
-      ? catalog.cached('public', body.table)
-      : catalog.cached(body.table.slice(0, dot), body.table.slice(dot + 1));
+  const columns = catalog.cached(body.table);
   const change = changeOf(body, columns);
   if (!change) return 0;
   const matched = channels.index.match(body.table, change.type, filteredRow(change));
