@@ -3,6 +3,7 @@
 // text, timestamptz, _int4 for an array). Read from the catalog at join,
 // kept for a few seconds so that many joins at once cost one query per table.
 import type pg from 'pg';
+import { shortName } from '../table-names.ts';
 
 export interface ColumnInfo {
   name: string;
@@ -14,7 +15,7 @@ const FRESH_MS = 5000;
 
 export class Catalog {
   private readonly tables = new Map<string, { atMs: number; columns: Promise<ColumnInfo[]> }>();
-  /** The last columns read of each table, for frames built per event (which must not wait). */
+  /** The last columns read of each table by short name (as events name it), for frames built per event (which must not wait). */
   private readonly known = new Map<string, ColumnInfo[]>();
 
   constructor(private readonly pool: pg.Pool) {}
@@ -25,7 +26,7 @@ export class Catalog {
     const hit = this.tables.get(key);
     if (hit && Date.now() - hit.atMs < FRESH_MS) return hit.columns;
     const columns = this.read(schema, table).then((cols) => {
-      this.known.set(key, cols);
+      this.known.set(shortName({ schema, table }), cols);
       return cols;
     });
     this.tables.set(key, { atMs: Date.now(), columns });
@@ -33,9 +34,9 @@ export class Catalog {
     return columns;
   }
 
-  /** The columns last read of schema.table ([] if never read: a join reads them first). */
-  cached(schema: string, table: string): ColumnInfo[] {
-    return this.known.get(`${schema}.${table}`) ?? [];
+  /** The columns last read of a table, named as an event's `table` is ([] if never read: a join reads them first). */
+  cached(short: string): ColumnInfo[] {
+    return this.known.get(short) ?? [];
   }
 
   private async read(schema: string, table: string): Promise<ColumnInfo[]> {

@@ -63,12 +63,28 @@ export function filteredRow(d: ChangeData): Record<string, unknown> {
  * are left out and `errors` says why, instead of a dropped connection.
  */
 export function dataJson(d: ChangeData, maxBytes: number): string {
-  const json = JSON.stringify(d);
-  if (Buffer.byteLength(json) <= maxBytes) return json;
+  const json = d.errors === null ? changeJson(d) : JSON.stringify(d);
+  // A UTF-16 unit is at most 3 UTF-8 bytes: most rows need no byte count (as in hub/too-large.ts).
+  if (json.length * 3 <= maxBytes || Buffer.byteLength(json) <= maxBytes) return json;
   const small: ChangeData = { ...d, errors: [TOO_LARGE_ERROR] };
   if (d.record) small.record = smallValues(d.record);
   if (d.old_record) small.old_record = smallValues(d.old_record);
   return JSON.stringify(small);
+}
+
+/** A table's `columns` as JSON, made once per catalog read like typesOf's map: the same for every row. */
+const columnsJsons = new WeakMap<ColumnInfo[], string>();
+
+/**
+ * JSON.stringify(d) byte for byte (the keys in changeOf's order), with the
+ * `columns` list serialised once per table instead of once per row.
+ */
+export function changeJson(d: ChangeData): string {
+  let columns = columnsJsons.get(d.columns);
+  if (columns === undefined) columnsJsons.set(d.columns, (columns = JSON.stringify(d.columns)));
+  const record = d.record ? `,"record":${JSON.stringify(d.record)}` : '';
+  const old = d.old_record ? `,"old_record":${JSON.stringify(d.old_record)}` : '';
+  return `{"schema":${JSON.stringify(d.schema)},"table":${JSON.stringify(d.table)},"commit_timestamp":${JSON.stringify(d.commit_timestamp)},"type":"${d.type}","columns":${columns},"errors":${JSON.stringify(d.errors)}${record}${old}}`;
 }
 
 function smallValues(row: Record<string, unknown>): Record<string, unknown> {
@@ -80,7 +96,7 @@ function smallValues(row: Record<string, unknown>): Record<string, unknown> {
 
 function upstreamRow(row: Record<string, unknown>, types: Map<string, string>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(row)) out[k] = upstreamValue(types.get(k), v);
+  for (const k in row) out[k] = upstreamValue(types.get(k), row[k]);
   return out;
 }
 

@@ -40,9 +40,14 @@ export interface Joined {
   positions: boolean;
   /** What its frames depend on besides the binding ids: channels alike share a frame (deliver.ts). */
   frameKey: string;
-  /** The ids of its bindings the current row matched, and which row that was (deliver.ts). */
-  ids: number[];
+  /**
+   * Which row its bindings were last collected for, and their ids: one in
+   * `firstId`, or, when `multi`, several in `ids` (deliver.ts).
+   */
   round: number;
+  firstId: number;
+  multi: boolean;
+  ids: number[];
   expiry?: NodeJS.Timeout;
 }
 
@@ -150,8 +155,10 @@ export class Channels {
       private: config.private === true,
       positions: resume !== null,
       frameKey: `${conn.vsn}\u0000${msg.topic}\u0000${resume !== null}\u0000`,
-      ids: [],
       round: 0,
+      firstId: 0,
+      multi: false,
+      ids: [],
     };
     for (const s of specs) {
       const b: Binding<Joined> = {

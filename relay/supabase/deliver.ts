@@ -29,28 +29,31 @@ export function deliverChange(
   if (!channels.index.watches(event.table)) return 0;
   const body = event.body ?? bodyOf(frame);
   if (!body) return 0;
-  const dot = body.table.indexOf('.');
-  const columns =
-    dot < 0
-      ? catalog.cached('public', body.table)
-      : catalog.cached(body.table.slice(0, dot), body.table.slice(dot + 1));
+  const columns = catalog.cached(body.table);
   const change = changeOf(body, columns);
   if (!change) return 0;
   const matched = channels.index.match(body.table, change.type, filteredRow(change));
   if (matched.length === 0) return 0;
   const groups = byChannel(matched, body.channel);
   let data: string | undefined;
-  const frames = new Map<string, Buffer>();
+  // Consecutive channels usually share a frame (fan-out: one topic, one binding id, one serializer), so the
+  // last key is compared before the map is asked; the map holds the others (a row for several topics).
+  let lastKey = '';
+  let last: Buffer | undefined;
+  let frames: Map<string, Buffer> | undefined;
   for (const { owner: j, soloKey } of groups) {
-    // A channel matched by one binding (the usual case) has its key ready; channels alike share the frame.
-    const key = j.ids.length === 1 ? soloKey : j.frameKey + j.ids.join(',');
-    let frame = frames.get(key);
-    if (!frame) {
-      data ??= dataJson(change, maxBytes);
-      frame = Buffer.from(framed(j, j.ids, data, event.position));
-      frames.set(key, frame);
+    const key = j.multi ? j.frameKey + j.ids.join(',') : soloKey;
+    if (key !== lastKey || !last) {
+      let frame = frames?.get(key);
+      if (!frame) {
+        data ??= dataJson(change, maxBytes);
+        frame = Buffer.from(framed(j, j.multi ? j.ids : [j.firstId], data, event.position));
+        (frames ??= new Map()).set(key, frame);
+      }
+      lastKey = key;
+      last = frame;
     }
-    j.conn.send(frame);
+    j.conn.send(last);
   }
   return groups.length;
 }
@@ -71,13 +74,15 @@ function framed(j: Joined, ids: number[], data: string, position: string): strin
   return pushJson(j.conn.vsn, j.topic, 'postgres_changes', `{"ids":[${ids.join(',')}],"data":${data}${extra}}`);
 }
 
-/** Marks which event a channel's `ids` were collected for (no Map per event in fan-out). */
+/** Marks which event a channel's bindings were collected for (no Map per event in fan-out). */
 let round = 0;
 
 /**
  * Matched bindings by channel, each channel once (its first binding stands
- * for it) with its ids in `owner.ids`; bindings whose rows are checked need
- * the channel granted.
+ * for it); bindings whose rows are checked need the channel granted. A
+ * channel matched by one binding id (the usual case) keeps it in `firstId`;
+ * only one matched by several gets `multi` and the list in `ids`, so that
+ * fan-out allocates and resets nothing per subscriber.
  */
 function byChannel(matched: Binding<Joined>[], channel: string): Binding<Joined>[] {
   const firsts: Binding<Joined>[] = [];
@@ -87,10 +92,15 @@ function byChannel(matched: Binding<Joined>[], channel: string): Binding<Joined>
     const j = b.owner;
     if (j.round !== round) {
       j.round = round;
-      j.ids.length = 0;
+      j.firstId = b.id;
+      j.multi = false;
       firsts.push(b);
-    }
-    if (!j.ids.includes(b.id)) j.ids.push(b.id);
+    } else if (!j.multi) {
+      // Equal bindings share an id: a second one with the first's id changes nothing.
+      if (b.id === j.firstId) continue;
+      j.multi = true;
+      j.ids = [j.firstId, b.id];
+    } else if (!j.ids.includes(b.id)) j.ids.push(b.id);
   }
   return firsts;
 }

@@ -101,11 +101,7 @@ export function replayMissed(
 function sendOne(j: Joined, e: BufferedEvent, catalog: Catalog, maxBytes: number): boolean {
   const body = JSON.parse(e.frame) as EventMessage;
   if (body.type !== 'event') return false; // an event_too_large notice: its row is not kept
-  const dot = body.table.indexOf('.');
-  const columns =
-    dot < 0
-      ? catalog.cached('public', body.table)
-      : catalog.cached(body.table.slice(0, dot), body.table.slice(dot + 1));
+  const columns = catalog.cached(body.table);
   const change = changeOf(body, columns);
   if (!change) return false;
   const row = filteredRow(change);

@@ -18,7 +18,7 @@ import {
   type Filter,
 } from '../../relay/supabase/filters.ts';
 import { BindingIndex, bindingId, type Binding } from '../../relay/supabase/bindings.ts';
-import { changeOf, dataJson, TOO_LARGE_ERROR, upstreamValue } from '../../relay/supabase/changes.ts';
+import { changeJson, changeOf, dataJson, TOO_LARGE_ERROR, upstreamValue } from '../../relay/supabase/changes.ts';
 import type { EventMessage } from '../../client/protocol.ts';
 import { decodeMessage } from '../../relay/mqtt/messages.ts';
 import {
@@ -286,6 +286,39 @@ test('values as upstream encodes them; a row over the limit keeps its small valu
   assert.deepEqual([small.record, small.errors], [{ id: 1 }, [TOO_LARGE_ERROR]]);
   assert.equal(changeOf({ ...e, op: 'delete', moved: 'out' }, []), null);
   assert.equal(changeOf({ ...e, op: 'insert', moved: 'in' }, [])!.type, 'UPDATE');
+});
+
+test("a change's data JSON is JSON.stringify's, byte for byte, for every kind of change", () => {
+  const columns = [
+    { name: 'id', type: 'int8' },
+    { name: 'na"me', type: 'text' },
+    { name: 'at', type: 'timestamptz' },
+  ];
+  const e: EventMessage = {
+    type: 'event',
+    channel: 'c',
+    table: 'we"ird.t\\ble',
+    op: 'insert',
+    position: 'p',
+    commit_time: '2026-01-01T00:00:00Z',
+    row: { id: '9007199254740993', 'na"me': 'é \u2028 "q"', at: '2026-01-01T00:00:00.5Z' },
+  };
+  const changes = [
+    e,
+    { ...e, op: 'update', old: { id: '1' } },
+    { ...e, op: 'update' },
+    { ...e, op: 'delete' },
+    { ...e, op: 'insert', moved: 'in' },
+    { ...e, table: 'plain' },
+  ] satisfies EventMessage[];
+  for (const c of changes) {
+    const d = changeOf(c, columns)!;
+    assert.equal(changeJson(d), JSON.stringify(d), `${c.op} ${c.table}`);
+    assert.equal(dataJson(d, 1 << 20), JSON.stringify(d));
+  }
+  // The columns JSON is kept per catalog read: a new read of the same table is serialised afresh.
+  const d = changeOf(e, [{ name: 'id', type: 'int4' }])!;
+  assert.equal(changeJson(d), JSON.stringify(d));
 });
 
 test('a broadcast in the stream is routed on its topic, and MQTT wildcard subscribers do not take it for theirs', () => {
