@@ -37,7 +37,11 @@ export class TickCoalescer<Q extends PendingQueue> {
   private queued: Q[] = [];
   private scheduled = false;
 
-  constructor(private readonly flushOne: (queue: Q) => void) {}
+  constructor(
+    private readonly flushOne: (queue: Q) => void,
+    /** Around the tick's writes (WriteCoalescer shares encodings within them). */
+    private readonly around?: (write: () => void) => void,
+  ) {}
 
   /** Queue `bytes` for `queue`'s socket, to be written at the end of this tick. */
   enqueue(queue: Q, bytes: Buffer): void {
@@ -56,15 +60,54 @@ export class TickCoalescer<Q extends PendingQueue> {
     this.scheduled = false;
     const queued = this.queued;
     this.queued = [];
-    for (const q of queued) this.flushOne(q);
+    if (this.around) this.around(() => this.writeAll(queued));
+    else this.writeAll(queued);
   };
+
+  private writeAll(queued: Q[]): void {
+    for (const q of queued) this.flushOne(q);
+  }
 }
 
 /** WebSocket text messages: a queue's payloads become frames in one Buffer per tick. */
 export class WriteCoalescer extends TickCoalescer<FrameQueue> {
   constructor() {
-    super(flushQueue);
+    super(flushQueue, sharingEncodings);
   }
+}
+
+/**
+ * In fan-out the sockets of one channel are queued one after another and
+ * hold the same payload Buffers (one per event, made once), so the tick's
+ * encoding of the previous socket is reused when the next one's payloads are
+ * the same objects in the same order: one copy of the tick's frames per
+ * channel rather than per subscriber. Only during a tick's writes, so that
+ * nothing outlives it.
+ */
+let previous: { payloads: Buffer[]; frames: Buffer } | null = null;
+let sharing = false;
+
+function sharingEncodings(write: () => void): void {
+  sharing = true;
+  try {
+    write();
+  } finally {
+    sharing = false;
+    previous = null;
+  }
+}
+
+function encodeShared(payloads: Buffer[]): Buffer {
+  if (previous && samePayloads(previous.payloads, payloads)) return previous.frames;
+  const frames = encodeTextFrames(payloads);
+  if (sharing) previous = { payloads, frames };
+  return frames;
+}
+
+function samePayloads(a: Buffer[], b: Buffer[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /**
@@ -89,7 +132,8 @@ export function flushQueue(queue: FrameQueue): void {
     queue.writeFrames(p);
     from = i + 1;
   }
-  if (from < pending.length) queue.writeFrames(encodeTextFrames(from === 0 ? pending : pending.slice(from)));
+  if (from === 0) queue.writeFrames(encodeShared(pending));
+  else if (from < pending.length) queue.writeFrames(encodeTextFrames(pending.slice(from)));
 }
 
 /** The header of one unmasked, unfragmented text frame of `len` bytes. */

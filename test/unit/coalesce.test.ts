@@ -67,3 +67,37 @@ test('a large payload is written as itself after its header, between the small f
     [1, big.length, 1, 1],
   );
 });
+
+test('queues holding the same payloads in a tick share one encoding; different or equal-but-distinct ones get their own', async () => {
+  const writes = new Map<string, Buffer[]>();
+  const queueFor = (name: string): FrameQueue => {
+    writes.set(name, []);
+    return { pending: [], pendingBytes: 0, writeFrames: (b) => writes.get(name)!.push(b) };
+  };
+  const [a, b, c, d] = ['a', 'b', 'c', 'd'].map(queueFor) as [FrameQueue, FrameQueue, FrameQueue, FrameQueue];
+  const e1 = Buffer.from('event 1');
+  const e2 = Buffer.from('event 2');
+  const coalescer = new WriteCoalescer();
+  for (const q of [a, b]) for (const e of [e1, e2]) coalescer.enqueue(q, e);
+  coalescer.enqueue(c, e1); // one of the two
+  for (const e of [Buffer.from('event 1'), e2]) coalescer.enqueue(d, e); // same bytes, another Buffer
+  await new Promise((r) => setImmediate(r));
+  const [wa, wb, wc, wd] = ['a', 'b', 'c', 'd'].map((n) => writes.get(n)!);
+  assert.equal(wa!.length, 1);
+  assert.equal(wb![0], wa![0], 'b was written the Buffer encoded for a');
+  assert.notEqual(wc![0], wa![0]);
+  assert.notEqual(wd![0], wa![0]);
+  for (const w of [wa, wb, wd])
+    assert.deepEqual(
+      parse(w![0]!).map((m) => m.text),
+      ['event 1', 'event 2'],
+    );
+  assert.deepEqual(
+    parse(wc![0]!).map((m) => m.text),
+    ['event 1'],
+  );
+  // The next tick starts afresh: the same payloads for a again are encoded anew.
+  for (const e of [e1, e2]) coalescer.enqueue(a, e);
+  await new Promise((r) => setImmediate(r));
+  assert.notEqual(writes.get('a')![1], wa![0]);
+});
