@@ -39,8 +39,8 @@ export class TickCoalescer<Q extends PendingQueue> {
 
   constructor(
     private readonly flushOne: (queue: Q) => void,
-    /** Around the tick's writes (WriteCoalescer shares encodings within them). */
-    private readonly around?: (write: () => void) => void,
+    /** After the tick's writes (WriteCoalescer forgets the encoding it shared within them). */
+    private readonly tickEnd?: () => void,
   ) {}
 
   /** Queue `bytes` for `queue`'s socket, to be written at the end of this tick. */
@@ -60,48 +60,42 @@ export class TickCoalescer<Q extends PendingQueue> {
     this.scheduled = false;
     const queued = this.queued;
     this.queued = [];
-    if (this.around) this.around(() => this.writeAll(queued));
-    else this.writeAll(queued);
-  };
-
-  private writeAll(queued: Q[]): void {
     for (const q of queued) this.flushOne(q);
-  }
+    this.tickEnd?.();
+  };
+}
+
+/**
+ * The tick's last encoding. In fan-out the sockets of one channel are queued
+ * one after another and hold the same payload Buffers (one per event, made
+ * once), so the next socket whose payloads are the same objects in the same
+ * order is written the previous one's Buffer: one copy of the tick's frames
+ * per channel rather than per subscriber. Forgotten at the tick's end.
+ */
+interface SharedEncoding {
+  payloads: Buffer[] | null;
+  frames: Buffer | null;
 }
 
 /** WebSocket text messages: a queue's payloads become frames in one Buffer per tick. */
 export class WriteCoalescer extends TickCoalescer<FrameQueue> {
   constructor() {
-    super(flushQueue, sharingEncodings);
+    const shared: SharedEncoding = { payloads: null, frames: null };
+    super(
+      (queue) => flushQueue(queue, shared),
+      () => {
+        shared.payloads = null;
+        shared.frames = null;
+      },
+    );
   }
 }
 
-/**
- * In fan-out the sockets of one channel are queued one after another and
- * hold the same payload Buffers (one per event, made once), so the tick's
- * encoding of the previous socket is reused when the next one's payloads are
- * the same objects in the same order: one copy of the tick's frames per
- * channel rather than per subscriber. Only during a tick's writes, so that
- * nothing outlives it.
- */
-let previous: { payloads: Buffer[]; frames: Buffer } | null = null;
-let sharing = false;
-
-function sharingEncodings(write: () => void): void {
-  sharing = true;
-  try {
-    write();
-  } finally {
-    sharing = false;
-    previous = null;
-  }
-}
-
-function encodeShared(payloads: Buffer[]): Buffer {
-  if (previous && samePayloads(previous.payloads, payloads)) return previous.frames;
-  const frames = encodeTextFrames(payloads);
-  if (sharing) previous = { payloads, frames };
-  return frames;
+function encodeShared(payloads: Buffer[], shared: SharedEncoding): Buffer {
+  if (shared.frames && shared.payloads && samePayloads(shared.payloads, payloads)) return shared.frames;
+  shared.payloads = payloads;
+  shared.frames = encodeTextFrames(payloads);
+  return shared.frames;
 }
 
 function samePayloads(a: Buffer[], b: Buffer[]): boolean {
@@ -117,8 +111,8 @@ function samePayloads(a: Buffer[], b: Buffer[]): boolean {
  */
 export const SHARED_PAYLOAD_BYTES = 64 * 1024;
 
-/** Write `queue`'s pending frames now (before a close frame, say). */
-export function flushQueue(queue: FrameQueue): void {
+/** Write `queue`'s pending frames now (before a close frame, say); within a tick, `shared` reuses an equal encoding. */
+export function flushQueue(queue: FrameQueue, shared?: SharedEncoding): void {
   if (queue.pending.length === 0) return;
   const pending = queue.pending;
   queue.pending = [];
@@ -132,7 +126,7 @@ export function flushQueue(queue: FrameQueue): void {
     queue.writeFrames(p);
     from = i + 1;
   }
-  if (from === 0) queue.writeFrames(encodeShared(pending));
+  if (from === 0) queue.writeFrames(shared ? encodeShared(pending, shared) : encodeTextFrames(pending));
   else if (from < pending.length) queue.writeFrames(encodeTextFrames(pending.slice(from)));
 }
 
