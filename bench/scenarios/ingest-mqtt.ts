@@ -183,7 +183,7 @@ const CONSUMERS: Record<IngestMqttSystem, (db: BenchDatabase, url: string) => Pr
     const ingest = relay.internals.ingest;
     await until(() => ingest.summary().flows.some((f) => f.name === 'bench' && f.state === 'running'), 15_000);
     return {
-      finished: (total) => rowsIn(db, total),
+      finished: (total) => rowsIn(db, total, () => (ingest.counters.get('bench')?.committed ?? 0) >= total),
       stop: async () => {
         await db.pool.query(`SELECT walcast.remove_flow('bench'); SELECT walcast.remove_broker('bench')`);
         await relay.stop();
@@ -196,6 +196,7 @@ const CONSUMERS: Record<IngestMqttSystem, (db: BenchDatabase, url: string) => Pr
     const client = new pg.Client({ connectionString: db.url });
     await client.connect();
     const sub = await mqtt.connectAsync(url, { protocolVersion: 5, clientId: 'naive-gateway' });
+    let inserted = 0;
     // mqtt.js waits for this callback before the PUBACK and before the next message: one at a time.
     sub.handleMessage = (packet, done) => {
       const device = String(packet.topic).split('/')[1];
@@ -203,13 +204,16 @@ const CONSUMERS: Record<IngestMqttSystem, (db: BenchDatabase, url: string) => Pr
       client
         .query('INSERT INTO bench_mqtt (device, seq, sent, v) VALUES ($1, $2, $3, $4)', [device, m.seq, m.sent, m.v])
         .then(
-          () => done(),
+          () => {
+            inserted++;
+            done();
+          },
           (err: Error) => done(err),
         );
     };
     await sub.subscribeAsync('bench/+/t', { qos: 1 });
     return {
-      finished: (total) => rowsIn(db, total),
+      finished: (total) => rowsIn(db, total, () => inserted >= total),
       stop: async () => {
         await sub.endAsync();
         await client.end();
@@ -238,12 +242,15 @@ const CONSUMERS: Record<IngestMqttSystem, (db: BenchDatabase, url: string) => Pr
   },
 };
 
-/** Waits for `total` rows; then the last insert's time and the publish → insert percentiles, from the rows. */
-async function rowsIn(db: BenchDatabase, total: number): Promise<Measured> {
-  await until(async () => {
-    const { rows } = await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM bench_mqtt');
-    return Number(rows[0]!.n) >= total;
-  }, 600_000);
+/**
+ * Waits until the consumer says `total` rows are committed (its own count, in this process: a `count(*)` every
+ * 100 ms would load the database being measured); then checks the table has them, and reads the last insert's
+ * time and the publish → insert percentiles from the rows.
+ */
+async function rowsIn(db: BenchDatabase, total: number, committed: () => boolean): Promise<Measured> {
+  await until(committed, 600_000);
+  const { rows: count } = await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM bench_mqtt');
+  if (Number(count[0]!.n) < total) throw new Error(`ingest-mqtt: ${count[0]!.n} rows in the table, ${total} reported`);
   const { rows } = await db.pool.query<{ end_ms: number; p50: number; p99: number }>(
     `SELECT extract(epoch FROM max(written_at)) * 1000 AS end_ms,
             percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM written_at) * 1000 - sent) AS p50,
