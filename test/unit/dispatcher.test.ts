@@ -9,7 +9,7 @@ import type { SinkEvent, SinkMessage } from '../../relay/hub/sink.ts';
 import { Router, type Frame } from '../../relay/hub/router.ts';
 import { RecoveryBuffer } from '../../relay/hub/recovery.ts';
 import { PRUNE_MESSAGE_PREFIX } from '../../relay/replication/messages.ts';
-import { formatPosition } from '../../relay/replication/position.ts';
+import { formatPosition, streamPoint } from '../../relay/replication/position.ts';
 import { silentLogger } from '../../relay/log.ts';
 import type { EventMessage } from '../../client/protocol.ts';
 import {
@@ -198,4 +198,18 @@ test('a routed logical message goes to the sink in stream order with the events,
   assert.equal(messages.length, 2);
   assert.equal(messages[1]!.position, pos(2));
   assert.equal(h.got.get('a')!.length, 2, 'subscribers got the rows once');
+});
+
+test('the recovery window keeps what a replay needs and nothing else: the event object and its row are not held', () => {
+  const h = harness(['a']);
+  const now = BigInt(Date.now() - Date.UTC(2000, 0, 1)) * 1000n; // a commit time inside the window's age
+  h.feed(beginMsg(0x100n, now, 7), insertMsg(OID, row('1', 'a', 'hello')), commitMsg(0x100n, 0x110n, now));
+  const r = h.recovery.replay('a', streamPoint(0n, 'e1'));
+  assert.ok(r.recovered, r.recovered ? '' : r.reason);
+  assert.deepEqual(
+    r.events.map((e) => (JSON.parse(e.frame) as EventMessage).row.body),
+    ['hello'],
+  );
+  // What the window's byte bound counts (the frame) is all it holds: no `body` object, no second copy in `bytes`.
+  assert.deepEqual(Object.keys(r.events[0]!).sort(), ['channel', 'frame', 'position', 'table', 'timeMs']);
 });
