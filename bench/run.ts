@@ -114,8 +114,8 @@ function mqttPlan(argv: string[], quick: boolean): MqttPlan {
 }
 
 /**
- * The edges plan, narrowed by --subscribers, --rates (the first), --measure-ms
- * and --edges 0,1,2 (0: the single relay); with --edges, the subscription
+ * The edges plan, narrowed by --subscribers, --rates (the first), --measure-ms,
+ * --warmup-ms and --edges 0,1,2 (0: the single relay); with --edges, the subscription
  * measurement (edge-filters.ts) is left out.
  */
 function edgesPlan(argv: string[], quick: boolean): EdgesPlan {
@@ -126,6 +126,8 @@ function edgesPlan(argv: string[], quick: boolean): EdgesPlan {
   if (rates) plan.rate = Number(rates[0]);
   const measure = listFlag(argv, 'measure-ms');
   if (measure) plan.measureMs = Number(measure[0]);
+  const warmup = listFlag(argv, 'warmup-ms');
+  if (warmup) plan.warmupMs = Number(warmup[0]);
   const edges = listFlag(argv, 'edges');
   if (edges) {
     plan.edges = edges.map(Number);

@@ -6,6 +6,18 @@
 // receipt. On one machine this simulates more machines: the per-edge
 // figures are what a real deployment multiplies.
 //
+// With two edges each serves half the fleet, so each pays for reading every
+// message over half the deliveries. Beside the single relay serving the
+// whole fleet, the run therefore also has a single relay serving one edge's
+// share (same channels, half the clients): the edge against it is the cost
+// of reading JetStream instead of the slot; against the whole fleet it adds
+// what splitting the fleet costs any server (docs/scaling.md#sizing).
+//
+// Every cell is measured after a warm-up long enough for V8 to have
+// compiled the hot paths: a fresh relay's first seconds cost about twice
+// its steady state per delivery (bench/README §9), more so for a process
+// with fewer deliveries, so a short warm-up overstated an edge of two.
+//
 // Then the edge's subscription design, measured (edge-filters.ts): one
 // consumer on every subject, filtered locally (what relay/edge/source.ts
 // does), against a consumer filtered to the wanted channels' subjects.
@@ -34,7 +46,7 @@ export interface EdgesPlan {
 export const EDGES_FULL: EdgesPlan = {
   subscribers: [1_000, 4_000],
   rate: 1_000,
-  warmupMs: 1_500,
+  warmupMs: 10_000,
   measureMs: 5_000,
   edges: [0, 1, 2],
   filter: FILTERS_FULL,
@@ -42,7 +54,7 @@ export const EDGES_FULL: EdgesPlan = {
 export const EDGES_QUICK: EdgesPlan = {
   subscribers: [200],
   rate: 500,
-  warmupMs: 500,
+  warmupMs: 3_000,
   measureMs: 2_000,
   edges: [0, 1, 2],
   filter: FILTERS_QUICK,
@@ -55,13 +67,16 @@ interface Proc {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-type Layout = 'single' | '1 edge' | '2 edges';
+/** `single, half`: the single relay serving one edge of two's share of the fleet (every channel, half the clients). */
+type Layout = 'single' | 'single, half' | '1 edge' | '2 edges';
 const LAYOUTS: Layout[] = ['single', '1 edge', '2 edges'];
 
 export async function runEdges(db: BenchDatabase, plan: EdgesPlan): Promise<{ rows: Row[]; notes: string[] }> {
   const rows: Row[] = [];
   for (const subscribers of plan.subscribers) {
-    for (const layout of plan.edges.map((n) => LAYOUTS[n]!)) {
+    const layouts = plan.edges.map((n) => LAYOUTS[n]!);
+    if (layouts.includes('2 edges')) layouts.splice(layouts.indexOf('2 edges'), 0, 'single, half');
+    for (const layout of layouts) {
       progress(`edges: ${layout}, ${subscribers} subscribers, ${plan.rate} rows/s`);
       rows.push(...(await runLayout(db, plan, layout, subscribers)));
     }
@@ -73,15 +88,20 @@ export async function runEdges(db: BenchDatabase, plan: EdgesPlan): Promise<{ ro
 
 async function runLayout(db: BenchDatabase, plan: EdgesPlan, layout: Layout, subscribers: number): Promise<Row[]> {
   const slot = `bench_edges_${randomBytes(3).toString('hex')}`;
-  const nats: NatsServer | undefined = layout === 'single' ? undefined : await startNatsServer();
+  const single = layout.startsWith('single');
+  const nats: NatsServer | undefined = single ? undefined : await startNatsServer();
   const procs: Proc[] = [];
   const fleets: Fleet[] = [];
   const channels = Math.max(1, subscribers / 10);
+  const clients = layout === 'single, half' ? subscribers / 2 : subscribers;
   try {
     const env: Record<string, string> = nats ? { WALCAST_NATS_URL: nats.url } : {};
     const relay = await spawnWalcast(db.url, slot, env);
-    procs.push({ name: layout === 'single' ? 'single relay' : `slot relay (${layout})`, ...relay });
-    const servers = layout === 'single' ? [procs[0]!] : [];
+    procs.push({
+      name: single ? `single relay${layout === 'single' ? '' : ' (half)'}` : `slot relay (${layout})`,
+      ...relay,
+    });
+    const servers = single ? [procs[0]!] : [];
     for (let i = 0; i < (layout === '2 edges' ? 2 : layout === '1 edge' ? 1 : 0); i++) {
       // BENCH_EDGE_ENV_A / _B: more environment (JSON) for edge A or B, to compare two settings side by side in one cell.
       const variant = process.env[`BENCH_EDGE_ENV_${'AB'[i]}`];
@@ -95,14 +115,14 @@ async function runLayout(db: BenchDatabase, plan: EdgesPlan, layout: Layout, sub
       fleets.push(
         await startFleet({
           url: s.url,
-          count: subscribers / servers.length,
+          count: clients / servers.length,
           channels,
           prefix: PREFIX,
           concurrency: 50,
         }),
       );
     }
-    return await measure(db, plan, procs, servers, fleets, { subscribers, channels, layout });
+    return await measure(db, plan, procs, servers, fleets, { subscribers: clients, channels, layout });
   } finally {
     for (const f of fleets) await f.stop();
     for (const p of procs.reverse()) await p.stop('SIGTERM');
@@ -160,28 +180,33 @@ async function edgePauses(p: Proc): Promise<number | null> {
   return m ? Number(m[1]) : null;
 }
 
-/** The issue's targets, from the rows of one run. */
+/**
+ * The issue's targets, from the rows of one run. A cell is one fleet (its
+ * channels say which): each edge against the single relay serving the whole
+ * fleet (the target), and an edge of two against the single relay serving
+ * the same share of it (what reading JetStream instead of the slot costs).
+ */
 function comparison(rows: Row[]): string {
   const out: Row[] = [];
-  for (const subscribers of new Set(rows.map((r) => r.subscribers).filter((s) => Number(s) > 0))) {
-    const cell = rows.filter((r) => r.subscribers === subscribers || (r.subscribers === 0 && r.layout !== 'single'));
-    const single = rows.find((r) => r.layout === 'single' && r.subscribers === subscribers);
+  const ratio = (a: unknown, b: unknown) =>
+    typeof a === 'number' && typeof b === 'number' && b > 0 ? Number((a / b).toFixed(2)) : null;
+  const perDelivery = (r: Row | undefined) => r?.['CPU s per M deliveries'];
+  for (const channels of new Set(rows.map((r) => r.channels))) {
+    const cell = rows.filter((r) => r.channels === channels);
+    const single = cell.find((r) => r.layout === 'single');
     if (!single) continue;
-    const total = Number(subscribers);
-    const edges = rows.filter(
-      (r) => String(r.process).startsWith('edge') && Number(r.subscribers) * (r.layout === '2 edges' ? 2 : 1) === total,
-    );
-    const slots = rows.filter((r) => String(r.process).startsWith('slot relay') && cell.includes(r));
-    const ratio = (a: unknown, b: unknown) =>
-      typeof a === 'number' && typeof b === 'number' && b > 0 ? Number((a / b).toFixed(2)) : null;
-    for (const e of edges) {
+    const half = cell.find((r) => r.layout === 'single, half');
+    for (const e of cell.filter((r) => String(r.process).startsWith('edge'))) {
+      const share = e.layout === '2 edges' ? half : single;
       out.push({
-        subscribers: total,
+        subscribers: single.subscribers ?? null,
         edge: String(e.process),
-        'edge CPU/delivery ÷ single relay (≤1.3)': ratio(e['CPU s per M deliveries'], single['CPU s per M deliveries']),
+        'edge CPU/delivery ÷ single relay (≤1.3)': ratio(perDelivery(e), perDelivery(single)),
+        '÷ single relay serving the same clients as this edge': ratio(perDelivery(e), perDelivery(share)),
         'extra hop p50 ms (≤5)': Number((Number(e['p50 ms']) - Number(single['p50 ms'])).toFixed(2)),
         'extra hop p99 ms': Number((Number(e['p99 ms']) - Number(single['p99 ms'])).toFixed(2)),
-        'slot relay CPU % (no clients)': slots.find((s) => s.layout === e.layout)?.['CPU %'] ?? null,
+        'slot relay CPU % (no clients)':
+          cell.find((s) => s.layout === e.layout && s !== e && String(s.process).startsWith('slot'))?.['CPU %'] ?? null,
         'single relay CPU %': single['CPU %'] ?? null,
       });
     }
